@@ -1,0 +1,233 @@
+//! Bytes to text: BOM sniffing, strict UTF-8 by default, or a configured
+//! legacy encoding. Undecodable bytes are reported by line, never replaced.
+
+use std::borrow::Cow;
+
+use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+
+use super::problem::Problem;
+
+/// How many bad spots are worth listing before the file is plainly in the wrong encoding.
+const MAX_DECODE_PROBLEMS: usize = 20;
+
+/// The configured `encoding` of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodingChoice {
+    /// A BOM decides; without one, strict UTF-8.
+    Auto,
+    /// This encoding, unless a BOM says otherwise.
+    Fixed(&'static Encoding),
+}
+
+impl EncodingChoice {
+    /// `auto` or a WHATWG label (`windows-1252`, `iso-8859-15`, `shift_jis`, `utf-16le`...).
+    pub fn from_label(label: &str) -> Option<EncodingChoice> {
+        if label.eq_ignore_ascii_case("auto") {
+            return Some(EncodingChoice::Auto);
+        }
+        let encoding = Encoding::for_label(label.trim().as_bytes())?;
+        // `replacement` and `x-user-defined` decode anything into nonsense.
+        if encoding == encoding_rs::REPLACEMENT || encoding == encoding_rs::X_USER_DEFINED {
+            return None;
+        }
+        Some(EncodingChoice::Fixed(encoding))
+    }
+}
+
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub text: Cow<'a, str>,
+    pub encoding: &'static Encoding,
+}
+
+pub fn decode(bytes: &[u8], choice: EncodingChoice) -> Result<Decoded<'_>, Vec<Problem>> {
+    let (encoding, body) = match Encoding::for_bom(bytes) {
+        Some((encoding, bom_len)) => (encoding, &bytes[bom_len..]),
+        None => match choice {
+            EncodingChoice::Auto => (UTF_8, bytes),
+            EncodingChoice::Fixed(encoding) => (encoding, bytes),
+        },
+    };
+    let text = if encoding == UTF_8 {
+        decode_utf8(body).map(Cow::Borrowed)?
+    } else {
+        decode_legacy(body, encoding).map(Cow::Owned)?
+    };
+    Ok(Decoded { text, encoding })
+}
+
+fn decode_utf8(bytes: &[u8]) -> Result<&str, Vec<Problem>> {
+    let error = match std::str::from_utf8(bytes) {
+        Ok(text) => return Ok(text),
+        Err(error) => error,
+    };
+    let hint = if WINDOWS_1252
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .is_some()
+    {
+        " (is the file windows-1252? set encoding = \"windows-1252\" for this source)"
+    } else {
+        ""
+    };
+    let mut problems = Vec::new();
+    let mut position = LinePosition::default();
+    let mut offset = 0;
+    let mut next_error = Some(error);
+    while let Some(error) = next_error.take() {
+        let bad_at = offset + error.valid_up_to();
+        // The prefix up to `bad_at` is valid UTF-8, so its newlines and chars count.
+        let valid = std::str::from_utf8(&bytes[offset..bad_at]).unwrap_or_default();
+        position.advance(valid);
+        let bad_len = error.error_len().unwrap_or(bytes.len() - bad_at);
+        let shown: Vec<String> = bytes[bad_at..bad_at + bad_len.min(4)]
+            .iter()
+            .map(|b| format!("0x{b:02X}"))
+            .collect();
+        push_decode_problem(
+            &mut problems,
+            &position,
+            format!("bytes {} are not valid UTF-8{hint}", shown.join(" ")),
+        );
+        offset = bad_at + bad_len;
+        position.column += 1;
+        if problems.len() >= MAX_DECODE_PROBLEMS {
+            break;
+        }
+        next_error = std::str::from_utf8(&bytes[offset..]).err();
+    }
+    Err(problems)
+}
+
+fn decode_legacy(bytes: &[u8], encoding: &'static Encoding) -> Result<String, Vec<Problem>> {
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    let capacity = decoder
+        .max_utf8_buffer_length_without_replacement(bytes.len())
+        .unwrap_or(bytes.len().saturating_mul(3));
+    let mut text = String::with_capacity(capacity);
+    let mut problems = Vec::new();
+    let mut position = LinePosition::default();
+    let mut counted = 0;
+    let mut read_total = 0;
+    loop {
+        let (result, read) =
+            decoder.decode_to_string_without_replacement(&bytes[read_total..], &mut text, true);
+        read_total += read;
+        match result {
+            encoding_rs::DecoderResult::InputEmpty => break,
+            // Capacity was sized for the worst case; grow and go on if it ever is not.
+            encoding_rs::DecoderResult::OutputFull => text.reserve(bytes.len() - read_total + 16),
+            encoding_rs::DecoderResult::Malformed(bad_len, _) => {
+                position.advance(&text[counted..]);
+                counted = text.len();
+                push_decode_problem(
+                    &mut problems,
+                    &position,
+                    format!(
+                        "{bad_len} byte(s) cannot be decoded as {}",
+                        encoding.name()
+                    ),
+                );
+                position.column += 1;
+                if problems.len() >= MAX_DECODE_PROBLEMS {
+                    break;
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(text)
+    } else {
+        Err(problems)
+    }
+}
+
+fn push_decode_problem(problems: &mut Vec<Problem>, at: &LinePosition, message: String) {
+    let mut problem = Problem::file(at.line, at.column, message);
+    if problems.len() + 1 == MAX_DECODE_PROBLEMS {
+        problem.message.push_str(" (further decoding errors not listed)");
+    }
+    problems.push(problem);
+}
+
+/// Line and column (in characters) reached after a run of text.
+struct LinePosition {
+    line: u64,
+    column: u64,
+}
+
+impl Default for LinePosition {
+    fn default() -> Self {
+        LinePosition { line: 1, column: 1 }
+    }
+}
+
+impl LinePosition {
+    fn advance(&mut self, text: &str) {
+        match text.rfind('\n') {
+            Some(last) => {
+                self.line += text.bytes().filter(|&b| b == b'\n').count() as u64;
+                self.column = text[last + 1..].chars().count() as u64 + 1;
+            }
+            None => self.column += text.chars().count() as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_bom_is_stripped() {
+        let decoded = decode(b"\xEF\xBB\xBFa;b\n", EncodingChoice::Auto).unwrap();
+        assert_eq!(decoded.text, "a;b\n");
+        assert_eq!(decoded.encoding, UTF_8);
+    }
+
+    #[test]
+    fn bad_utf8_names_line_and_column_and_hints_windows_1252() {
+        let problems = decode(b"a;b\nc;d\xE9\n", EncodingChoice::Auto).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!((problems[0].line, problems[0].column), (2, 4));
+        assert!(problems[0].message.contains("0xE9"));
+        assert!(problems[0].message.contains("windows-1252"));
+    }
+
+    #[test]
+    fn windows_1252_decodes_accents() {
+        let choice = EncodingChoice::from_label("windows-1252").unwrap();
+        let decoded = decode(b"Herv\xE9;\x80\n", choice).unwrap();
+        assert_eq!(decoded.text, "Hervé;€\n");
+    }
+
+    #[test]
+    fn iso_8859_15_has_the_euro_sign_at_a4() {
+        let choice = EncodingChoice::from_label("iso-8859-15").unwrap();
+        assert_eq!(decode(b"\xA4", choice).unwrap().text, "€");
+    }
+
+    #[test]
+    fn utf16_bom_overrides_the_configured_encoding() {
+        let choice = EncodingChoice::from_label("shift_jis").unwrap();
+        let decoded = decode(b"\xFF\xFEa\x00;\x00b\x00", choice).unwrap();
+        assert_eq!(decoded.text, "a;b");
+    }
+
+    #[test]
+    fn malformed_shift_jis_names_the_line() {
+        let choice = EncodingChoice::from_label("shift_jis").unwrap();
+        // 0x82 0xA0 is "あ"; a lone 0x82 before a newline is malformed.
+        let problems = decode(b"\x82\xA0\n\x82\n", choice).unwrap_err();
+        assert_eq!(problems[0].line, 2);
+    }
+
+    #[test]
+    fn unknown_labels_are_refused() {
+        assert!(EncodingChoice::from_label("klingon").is_none());
+        assert!(EncodingChoice::from_label("replacement").is_none());
+        assert_eq!(
+            EncodingChoice::from_label("AUTO"),
+            Some(EncodingChoice::Auto)
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! rostersync: keeps business applications' user directories in step with HR exports.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)]
+
+pub mod ingest;
