@@ -473,3 +473,20 @@ impl RowBuilder {
         valid.then(|| Record::from_parts(line, layout.schema.clone(), &self.text, &self.ends))
     }
 }
+
+/// Users or organisations, from a file's first line: WBT organisation files
+/// have `org_label`, user files never do. For `validate` without `--source`.
+pub fn guess_kind(bytes: &[u8]) -> RecordKind {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let first_line = head.split(|&b| b == b'\n').find(|line| {
+        !line.iter().all(u8::is_ascii_whitespace) && !line.to_ascii_lowercase().starts_with(b"sep=")
+    });
+    let lower = first_line.unwrap_or_default().to_ascii_lowercase();
+    // UTF-16 text interleaves NULs; drop them so the name still matches.
+    let compact: Vec<u8> = lower.into_iter().filter(|&b| b != 0).collect();
+    if compact.windows(9).any(|w| w == b"org_label") {
+        RecordKind::Orgs
+    } else {
+        RecordKind::Users
+    }
+}

@@ -1,0 +1,43 @@
+//! The command line (DESIGN.md, *Commands*). Kept in the library so that
+//! packaging can generate the man page and completions from it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "rostersync", version, about = "Keeps application user directories in step with HR exports")]
+pub struct Cli {
+    /// The config file [default: $ROSTERSYNC_CONFIG, else /etc/rostersync/config.toml]
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground: watch the inboxes and process each finished file
+    Run,
+    /// Check the config file: prints "ok" or every problem with its line and column (exit 2)
+    Check,
+    /// Parse and check an HR file without the store: the verdict and every problem by line
+    /// (exit 0 valid, 1 not)
+    Validate {
+        /// The CSV file to check
+        file: PathBuf,
+        /// Read the file with this source's settings (format, encoding, key...); without it,
+        /// the file is read as a WBT export, users or organisations by its header
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+    },
+}
+
+/// Exit codes shared by every command (DESIGN.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const HELD: i32 = 3;
+}

@@ -1,0 +1,466 @@
+//! The configuration file: its schema (DESIGN.md, *Config*), parsing with
+//! line and column on every problem, and the semantic checks of [`check`].
+
+mod check;
+mod duration;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use duration::HumanDuration;
+
+use crate::ingest::columns::Format;
+use crate::ingest::decode::EncodingChoice;
+use crate::ingest::record::{Field, RecordKind};
+use crate::ingest::values::DateFormat;
+use crate::ingest::{Mode, SourceSpec};
+use crate::secret::SecretSource;
+
+/// Where the config is looked for when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/etc/rostersync/config.toml";
+pub const PATH_ENV: &str = "ROSTERSYNC_CONFIG";
+
+/// `-c`, else `$ROSTERSYNC_CONFIG`, else `/etc/rostersync/config.toml`.
+pub fn locate(explicit: Option<&Path>) -> PathBuf {
+    explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(PATH_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    #[serde(default)]
+    pub safety: SafetyConfig,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default, rename = "target")]
+    pub targets: Vec<TargetConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Holds the sled database and the control socket.
+    pub state_dir: PathBuf,
+    /// Holds the rolling logs and `status.json`.
+    pub log_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// Log files are rolled daily; how many to keep.
+    pub log_keep: u32,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            state_dir: PathBuf::from("/var/lib/rostersync"),
+            log_dir: PathBuf::from("/var/log/rostersync"),
+            log_format: LogFormat::Text,
+            log_keep: 14,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The rules that hold a plan instead of applying it (DESIGN.md, step 5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SafetyConfig {
+    pub max_block_percent: Spanned<f64>,
+    pub max_block_count: u64,
+    pub max_shrink_percent: Spanned<f64>,
+    pub min_rows: u64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            max_block_percent: Spanned::new(0..0, 10.0),
+            max_block_count: 500,
+            max_shrink_percent: Spanned::new(0..0, 30.0),
+            min_rows: 1,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: Spanned<String>,
+    pub kind: RecordKind,
+    pub inbox: Spanned<PathBuf>,
+    #[serde(default = "default_mode")]
+    pub mode: Mode,
+    #[serde(default = "default_key")]
+    pub key: Spanned<KeyField>,
+    /// Above 0, valid rows go on and up to this many invalid rows are reported.
+    #[serde(default)]
+    pub max_invalid_rows: usize,
+    #[serde(default = "default_format")]
+    pub format: Spanned<FormatKind>,
+    /// `[source.columns]`: canonical field = header (with `format = "custom"`).
+    pub columns: Option<Spanned<BTreeMap<String, String>>>,
+    pub encoding: Option<Spanned<String>>,
+    pub delimiter: Option<Spanned<String>>,
+    pub date_format: Option<Spanned<String>>,
+    /// Create a new record that is already disabled?
+    #[serde(default)]
+    pub create_disabled: bool,
+    #[serde(default)]
+    pub ready: Ready,
+    #[serde(default = "default_settle")]
+    pub settle: HumanDuration,
+    /// Poll instead of inotify (network shares deliver no events).
+    #[serde(default)]
+    pub poll: bool,
+    pub targets: Spanned<Vec<Spanned<String>>>,
+}
+
+fn default_mode() -> Mode {
+    Mode::Full
+}
+
+fn default_format() -> Spanned<FormatKind> {
+    Spanned::new(0..0, FormatKind::Wbt)
+}
+
+fn default_fields() -> Spanned<BTreeMap<String, String>> {
+    Spanned::new(0..0, BTreeMap::new())
+}
+
+fn default_key() -> Spanned<KeyField> {
+    Spanned::new(0..0, KeyField::ExtId)
+}
+
+fn default_settle() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(2))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyField {
+    ExtId,
+    Login,
+}
+
+impl KeyField {
+    pub fn field(self) -> Field {
+        match self {
+            KeyField::ExtId => Field::ExtId,
+            KeyField::Login => Field::Login,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatKind {
+    #[default]
+    Wbt,
+    Collaborator,
+    Custom,
+}
+
+/// When a file in the inbox counts as complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// Size and mtime unchanged for `settle`.
+    #[default]
+    Stable,
+    /// `NAME.done` or `NAME.ok` exists.
+    Marker,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: Spanned<String>,
+    pub kind: TargetKind,
+    pub url: Option<Spanned<String>>,
+    /// `wbt-file`: the folder WBT Manager imports from.
+    pub dir: Option<Spanned<PathBuf>>,
+    /// `wbt-file`, `pleasanter`: the encoding of the files written or sent.
+    pub encoding: Option<Spanned<String>>,
+    pub token_env: Option<Spanned<String>>,
+    pub token_file: Option<Spanned<PathBuf>>,
+    pub token_credential: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub password_credential: Option<Spanned<String>>,
+    /// A private CA to trust, in PEM.
+    pub ca_file: Option<Spanned<PathBuf>>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: Spanned<usize>,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: Spanned<usize>,
+    pub rate_per_sec: Option<Spanned<f64>>,
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Target field = canonical field; overrides the kind's defaults.
+    #[serde(default = "default_fields")]
+    pub fields: Spanned<BTreeMap<String, String>>,
+}
+
+fn default_batch_size() -> Spanned<usize> {
+    Spanned::new(0..0, 500)
+}
+
+fn default_concurrency() -> Spanned<usize> {
+    Spanned::new(0..0, 4)
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetKind {
+    Collaborator,
+    Maarch,
+    Gestimum,
+    Pleasanter,
+    Scim,
+    WbtFile,
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Collaborator => "collaborator",
+            TargetKind::Maarch => "maarch",
+            TargetKind::Gestimum => "gestimum",
+            TargetKind::Pleasanter => "pleasanter",
+            TargetKind::Scim => "scim",
+            TargetKind::WbtFile => "wbt-file",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    pub initial: HumanDuration,
+    pub max_interval: HumanDuration,
+    pub max_elapsed: HumanDuration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        use std::time::Duration;
+        RetryConfig {
+            initial: HumanDuration(Duration::from_secs(1)),
+            max_interval: HumanDuration(Duration::from_secs(5 * 60)),
+            max_elapsed: HumanDuration(Duration::from_secs(60 * 60)),
+        }
+    }
+}
+
+impl TargetConfig {
+    /// The API token, if the config says where to find one.
+    pub fn token_source(&self) -> Option<SecretSource> {
+        secret_source(&self.token_env, &self.token_file, &self.token_credential)
+    }
+
+    /// The password of `user`, if the config says where to find one.
+    pub fn password_source(&self) -> Option<SecretSource> {
+        secret_source(
+            &self.password_env,
+            &self.password_file,
+            &self.password_credential,
+        )
+    }
+}
+
+fn secret_source(
+    env: &Option<Spanned<String>>,
+    file: &Option<Spanned<PathBuf>>,
+    credential: &Option<Spanned<String>>,
+) -> Option<SecretSource> {
+    env.as_ref()
+        .map(|e| SecretSource::Env(e.get_ref().clone()))
+        .or_else(|| file.as_ref().map(|f| SecretSource::File(f.get_ref().clone())))
+        .or_else(|| {
+            credential
+                .as_ref()
+                .map(|c| SecretSource::Credential(c.get_ref().clone()))
+        })
+}
+
+impl SourceConfig {
+    /// How ingest reads this source's files. Fails with a message for a
+    /// setting the config check would also refuse.
+    pub fn spec(&self) -> Result<SourceSpec, String> {
+        let format = match self.format.get_ref() {
+            FormatKind::Wbt => Format::Wbt,
+            FormatKind::Collaborator => Format::Collaborator,
+            FormatKind::Custom => Format::Custom(
+                self.columns
+                    .as_ref()
+                    .map(|c| c.get_ref().clone())
+                    .unwrap_or_default(),
+            ),
+        };
+        let encoding_label = self.encoding.as_ref().map_or("auto", |e| e.get_ref());
+        let encoding = EncodingChoice::from_label(encoding_label)
+            .ok_or_else(|| format!("unknown encoding {encoding_label:?}"))?;
+        let delimiter = match self.delimiter.as_ref().map(|d| d.get_ref().as_str()) {
+            None => None,
+            Some(text) => parse_delimiter(text)?,
+        };
+        let date_text = self
+            .date_format
+            .as_ref()
+            .map_or(format.default_date_format(), |d| d.get_ref());
+        let dates = DateFormat::new(date_text)
+            .ok_or_else(|| format!("date_format {date_text:?} cannot read a date"))?;
+        Ok(SourceSpec {
+            kind: self.kind,
+            mode: self.mode,
+            key: self.key.get_ref().field(),
+            format,
+            encoding,
+            delimiter,
+            dates,
+            max_invalid_rows: self.max_invalid_rows,
+        })
+    }
+}
+
+/// `auto`, one of `;` `,` `|`, or a tab (`"\t"` or `tab`).
+pub fn parse_delimiter(text: &str) -> Result<Option<u8>, String> {
+    match text {
+        "auto" => Ok(None),
+        "tab" | "\t" => Ok(Some(b'\t')),
+        ";" | "," | "|" => Ok(Some(text.as_bytes()[0])),
+        _ => Err(format!(
+            "delimiter {text:?} is not auto, \";\", \",\", \"|\" or \"tab\""
+        )),
+    }
+}
+
+/// A problem in the config file, located in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render(path, problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+fn render(path: &Path, problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{}:{}:{}: {}", path.display(), p.line, p.column, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How far the checks go: `check` and the daemon verify secrets can be read;
+/// `validate` only needs a source's reading settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckLevel {
+    Full,
+    SourcesOnly,
+}
+
+/// Reads, parses and checks a config file. Relative paths in it are taken
+/// from the config file's own folder.
+pub fn load(path: &Path, level: CheckLevel) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, base, level).map_err(|problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    })
+}
+
+/// Parses and checks config text; relative paths are resolved against `base`.
+pub fn parse(text: &str, base: &Path, level: CheckLevel) -> Result<Config, Vec<ConfigProblem>> {
+    let mut config: Config = toml::from_str(text).map_err(|error| {
+        let (line, column) = error
+            .span()
+            .map_or((1, 1), |span| line_col(text, span.start));
+        vec![ConfigProblem {
+            line,
+            column,
+            message: error.message().trim().to_string(),
+        }]
+    })?;
+    config.resolve_paths(base);
+    let problems = check::check(&config, text, level);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
+}
+
+impl Config {
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.daemon.state_dir);
+        resolve(&mut self.daemon.log_dir);
+        for source in &mut self.sources {
+            resolve(source.inbox.get_mut());
+        }
+        for target in &mut self.targets {
+            for path in [&mut target.dir, &mut target.token_file, &mut target.password_file, &mut target.ca_file]
+                .into_iter()
+                .flatten()
+            {
+                resolve(path.get_mut());
+            }
+        }
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name.get_ref() == name)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (u64, u64) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line = before.bytes().filter(|&b| b == b'\n').count() as u64 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() as u64 + 1;
+    (line, column)
+}
