@@ -18,16 +18,23 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             // A config problem is a usage problem (exit 2), anything else a failure.
-            let code = match error.downcast_ref::<ConfigError>() {
-                Some(ConfigError::Invalid { .. }) => exit::USAGE,
-                _ => exit::FAILURE,
-            };
+            let usage = error.is::<Usage>()
+                || matches!(
+                    error.downcast_ref::<ConfigError>(),
+                    Some(ConfigError::Invalid { .. })
+                );
+            let code = if usage { exit::USAGE } else { exit::FAILURE };
             eprintln!("rostersync: {error:#}");
             code
         }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
+
+/// A command asked for something that does not exist (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTERSYNC_LOG")
@@ -70,8 +77,11 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
     let spec = match source {
         Some(name) => {
             let config = config::load(config_path, CheckLevel::SourcesOnly)?;
-            let source = config.source(name).with_context(|| {
-                format!("no source named {name:?} in {}", config_path.display())
+            let source = config.source(name).ok_or_else(|| {
+                Usage(format!(
+                    "no source named {name:?} in {}",
+                    config_path.display()
+                ))
             })?;
             source.spec().map_err(anyhow::Error::msg)?
         }

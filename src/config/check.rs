@@ -219,6 +219,7 @@ fn check_dir(c: &mut Checker<'_>, span: Range<usize>, what: &str, path: &Path) {
     let mut existing = path;
     while !existing.exists() {
         match existing.parent() {
+            Some(parent) if parent.as_os_str().is_empty() => existing = Path::new("."),
             Some(parent) => existing = parent,
             None => break,
         }

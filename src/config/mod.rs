@@ -401,7 +401,10 @@ pub fn load(path: &Path, level: CheckLevel) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     parse(&text, base, level).map_err(|problems| ConfigError::Invalid {
         path: path.to_path_buf(),
         problems,

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
+use encoding_rs::{Encoding, UTF_8};
 
 use super::problem::Problem;
 
@@ -61,14 +61,7 @@ fn decode_utf8(bytes: &[u8]) -> Result<&str, Vec<Problem>> {
         Ok(text) => return Ok(text),
         Err(error) => error,
     };
-    let hint = if WINDOWS_1252
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .is_some()
-    {
-        " (is the file windows-1252? set encoding = \"windows-1252\" for this source)"
-    } else {
-        ""
-    };
+    const HINT: &str = " (the file is not UTF-8: set this source's encoding, e.g. \"windows-1252\" for a Western Excel export)";
     let mut problems = Vec::new();
     let mut position = LinePosition::default();
     let mut offset = 0;
@@ -83,6 +76,7 @@ fn decode_utf8(bytes: &[u8]) -> Result<&str, Vec<Problem>> {
             .iter()
             .map(|b| format!("0x{b:02X}"))
             .collect();
+        let hint = if problems.is_empty() { HINT } else { "" };
         push_decode_problem(
             &mut problems,
             &position,
@@ -141,7 +135,11 @@ fn decode_legacy(bytes: &[u8], encoding: &'static Encoding) -> Result<String, Ve
     }
 }
 
+/// One problem per line: the first bad spot says enough about that line.
 fn push_decode_problem(problems: &mut Vec<Problem>, at: &LinePosition, message: String) {
+    if problems.last().is_some_and(|last| last.line == at.line) {
+        return;
+    }
     let mut problem = Problem::file(at.line, at.column, message);
     if problems.len() + 1 == MAX_DECODE_PROBLEMS {
         problem.message.push_str(" (further decoding errors not listed)");
@@ -190,7 +188,7 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!((problems[0].line, problems[0].column), (2, 4));
         assert!(problems[0].message.contains("0xE9"));
-        assert!(problems[0].message.contains("windows-1252"));
+        assert!(problems[0].message.contains("set this source's encoding"));
     }
 
     #[test]

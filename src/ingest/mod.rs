@@ -152,12 +152,20 @@ pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
         delimiter: None,
     };
     let mut problems = Problems::default();
+    if let Some(what) = binary_format(bytes) {
+        problems.push(Problem::file(
+            1,
+            1,
+            format!("this is {what}, not a CSV export: save it as CSV (semicolon-separated) and drop that"),
+        ));
+        return refuse(outcome, problems);
+    }
     let decoded = match decode(bytes, spec.encoding) {
         Ok(decoded) => decoded,
         Err(found) => {
-            let count = found.len();
             problems.listed = found;
-            return refuse(outcome, problems, format!("{count} undecodable spot(s)"));
+            problems.file_refused = true;
+            return refuse(outcome, problems);
         }
     };
     outcome.encoding = decoded.encoding.name();
@@ -169,43 +177,65 @@ pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
             1,
             "the file holds NUL bytes: it is not a CSV text export",
         ));
-        return refuse(outcome, problems, "not a text file".into());
+        return refuse(outcome, problems);
     }
     if text.trim().is_empty() {
         problems.push(Problem::file(1, 1, "the file is empty"));
-        return refuse(outcome, problems, "empty file".into());
+        return refuse(outcome, problems);
     }
     let dialect = dialect::detect(text, spec.delimiter);
     outcome.delimiter = Some(dialect.delimiter);
     read_rows(&text[dialect.body_start..], &dialect, spec, &mut outcome, &mut problems);
 
-    let reason = if problems.file_refused {
-        Some("the file's structure is wrong".to_string())
-    } else if outcome.rows == 0 {
-        None // reported by read_rows
-    } else if outcome.invalid_rows > spec.max_invalid_rows {
-        Some(format!(
+    if problems.file_refused {
+        return refuse(outcome, problems);
+    }
+    if outcome.invalid_rows > spec.max_invalid_rows {
+        let reason = format!(
             "{} invalid row(s), max_invalid_rows allows {}",
             outcome.invalid_rows, spec.max_invalid_rows
-        ))
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => refuse(outcome, problems, reason),
-        None if problems.file_refused => refuse(outcome, problems, "no rows".into()),
-        None => {
-            finish(&mut outcome, problems);
-            outcome
-        }
+        );
+        return refuse_because(outcome, problems, reason);
     }
+    finish(&mut outcome, problems);
+    outcome
 }
 
-fn refuse(mut outcome: Ingested, problems: Problems, reason: String) -> Ingested {
+/// Refuses for the first file-level error, which says best what is wrong.
+fn refuse(outcome: Ingested, problems: Problems) -> Ingested {
+    let mut errors = problems
+        .listed
+        .iter()
+        .filter(|p| p.is_error() && p.scope == Scope::File);
+    let mut reason = errors
+        .next()
+        .map_or_else(|| "the file is not readable".to_string(), |p| p.message.clone());
+    let more = errors.count() + problems.not_listed;
+    if more > 0 {
+        reason.push_str(&format!(" (and {more} more problem(s))"));
+    }
+    refuse_because(outcome, problems, reason)
+}
+
+fn refuse_because(mut outcome: Ingested, problems: Problems, reason: String) -> Ingested {
     outcome.verdict = Verdict::Refused { reason };
     outcome.records = Vec::new();
     finish(&mut outcome, problems);
     outcome
+}
+
+/// Files people drop by mistake instead of their CSV export.
+fn binary_format(bytes: &[u8]) -> Option<&'static str> {
+    const SIGNATURES: [(&[u8], &str); 4] = [
+        (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)"),
+        (b"\xD0\xCF\x11\xE0", "an Excel 97-2003 .xls workbook"),
+        (b"%PDF-", "a PDF document"),
+        (b"\x1F\x8B", "a gzip archive"),
+    ];
+    SIGNATURES
+        .iter()
+        .find(|(signature, _)| bytes.starts_with(signature))
+        .map(|(_, what)| *what)
 }
 
 fn finish(outcome: &mut Ingested, mut problems: Problems) {
