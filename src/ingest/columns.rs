@@ -82,7 +82,7 @@ const WBT_USERS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
         ("user_email", Field::Email, false, Some(255), ValueType::Email),
         ("user_extid", ExtId, false, Some(255), Text),
         ("user_disable", Disabled, false, None, Flag),
-        ("user_culture", Field::Culture, false, Some(5), ValueType::Culture),
+        ("user_culture", Field::Culture, false, None, ValueType::Culture),
         ("birth_date", BirthDate, false, None, Date),
         ("user_activation_date", ActivationDate, false, None, Date),
         ("user_expiration_date", ExpirationDate, false, None, Date),
@@ -114,7 +114,7 @@ const WBT_ORGS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
         ("org_disable", Disabled, false, None, Flag),
         // nvarchar(max)
         ("org_description", Description, false, None, Text),
-        ("org_culture", Field::Culture, false, Some(5), ValueType::Culture),
+        ("org_culture", Field::Culture, false, None, ValueType::Culture),
         ("org_address1", Address1, false, Some(255), Text),
         ("org_address2", Address2, false, Some(255), Text),
         ("org_zip", Zip, false, Some(255), Text),
