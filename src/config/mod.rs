@@ -424,7 +424,8 @@ pub fn parse(text: &str, base: &Path, level: CheckLevel) -> Result<Config, Vec<C
         }]
     })?;
     config.resolve_paths(base);
-    let problems = check::check(&config, text, level);
+    let mut problems = check::check(&config, text, level);
+    problems.sort_by_key(|p| (p.line, p.column));
     if problems.is_empty() {
         Ok(config)
     } else {

@@ -1,0 +1,186 @@
+//! `rostersync check` on real files: "ok", or every problem located by line and column.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn check(config: &Path) -> (i32, String) {
+    let output = Command::cargo_bin("rostersync")
+        .unwrap()
+        .env_remove("ROSTERSYNC_CONFIG")
+        .args(["check", "-c"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const BASE: &str = r#"
+[daemon]
+state_dir = "state"
+log_dir = "log"
+
+[[source]]
+name = "hr-users"
+kind = "users"
+inbox = "inbox/users"
+targets = ["wbt"]
+
+[[target]]
+name = "wbt"
+kind = "wbt-file"
+dir = "out"
+"#;
+
+#[test]
+fn the_example_config_is_ok() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    assert_eq!(check(&example), (0, "ok\n".to_string()));
+}
+
+#[test]
+fn a_minimal_config_is_ok_and_relative_paths_follow_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), BASE);
+    assert_eq!(check(&path), (0, "ok\n".to_string()));
+    // From another working directory, the inbox is still beside the config.
+    let config = rostersync::config::load(&path, rostersync::config::CheckLevel::Full).unwrap();
+    assert_eq!(config.sources[0].inbox.get_ref(), &dir.path().join("inbox/users"));
+}
+
+#[test]
+fn unknown_keys_are_errors_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = BASE.replace("kind = \"users\"", "kind = \"users\"\nmood = \"full\"");
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 2);
+    let expected_prefix = format!("{}:9:1: unknown field `mood`", path.display());
+    assert!(output.starts_with(&expected_prefix), "{output}");
+}
+
+#[test]
+fn a_secret_written_inline_is_refused_without_being_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{BASE}\n[[target]]\nname = \"lms\"\nkind = \"collaborator\"\nurl = \"https://lms.example.org\"\ntoken = \"s3cr3t-t0ken\"\n"
+    );
+    let (code, output) = check(&write_config(dir.path(), &text));
+    assert_eq!(code, 2);
+    assert!(output.contains("unknown field `token`"), "{output}");
+    assert!(!output.contains("s3cr3t"), "{output}");
+}
+
+#[test]
+fn bad_durations_say_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = BASE.replace("targets = [\"wbt\"]", "targets = [\"wbt\"]\nsettle = \"soon\"");
+    let (code, output) = check(&write_config(dir.path(), &text));
+    assert_eq!(code, 2);
+    assert!(output.contains(":11:10: \"soon\" is not a duration like \"2s\""), "{output}");
+}
+
+#[test]
+fn every_semantic_problem_is_listed_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "abc\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = format!(
+        r##"
+[safety]
+max_block_percent = 150.0
+
+[[source]]
+name = "hr"
+kind = "users"
+inbox = "inbox/a"
+encoding = "klingon"
+delimiter = "#"
+targets = ["wbt", "ghost"]
+
+[[source]]
+name = "hr"
+kind = "orgs"
+inbox = "inbox/a"
+key = "login"
+format = "custom"
+targets = ["wbt"]
+
+[[target]]
+name = "wbt"
+kind = "wbt-file"
+
+[[target]]
+name = "lms"
+kind = "collaborator"
+url = "ftp://lms.example.org"
+token_file = "{}"
+batch_size = 0
+"##,
+        token.display()
+    );
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 2);
+    let p = path.display().to_string();
+    let lines: Vec<String> = output.lines().map(|l| l.replacen(&p, "F", 1)).collect();
+    let expected = [
+        "F:3:21: safety.max_block_percent is 150; it is a percentage, 0 to 100",
+        "F:14:8: source name \"hr\" is used twice",
+        "F:11:19: source \"hr\" names target \"ghost\", which is not defined",
+        "F:9:12: encoding \"klingon\" is not known; use auto, utf-8, windows-1252, iso-8859-15, shift_jis, utf-16le or utf-16be",
+        "F:10:13: delimiter \"#\" is not auto, \";\", \",\", \"|\" or \"tab\"",
+        "F:17:7: organisations are keyed by ext_id; key = \"login\" is for users",
+        "F:18:10: format = \"custom\" needs a [source.columns] table",
+        "F:16:9: inbox is also the inbox of source \"hr\": each source needs its own",
+        "F:22:8: target \"wbt\" (wbt-file) needs dir",
+        "F:28:7: url \"ftp://lms.example.org\" must be http:// or https://",
+    ];
+    for line in expected {
+        assert!(lines.iter().any(|l| l == line), "missing {line:?} in:\n{output}");
+    }
+    // Listed in file order, as an editor would walk them.
+    let numbers: Vec<u64> = lines.iter().map(|l| l.split(':').nth(1).unwrap().parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{output}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("F:29:14: token_file") && l.ends_with("is readable by others (mode 644): chmod o-rwx it")),
+        "{output}"
+    );
+    assert!(lines.iter().any(|l| l == "F:30:14: batch_size must be at least 1"), "{output}");
+}
+
+#[test]
+fn a_missing_config_file_is_a_failure_naming_it() {
+    let output = Command::cargo_bin("rostersync")
+        .unwrap()
+        .args(["check", "-c", "/nonexistent/rostersync.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("cannot read config /nonexistent/rostersync.toml"), "{stderr}");
+}
+
+#[test]
+fn the_config_is_found_through_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), BASE);
+    let output = Command::cargo_bin("rostersync")
+        .unwrap()
+        .env("ROSTERSYNC_CONFIG", &path)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "ok\n");
+}
