@@ -104,8 +104,8 @@ fn sep_line_sets_the_delimiter_and_counts_as_a_line() {
         file: "sep_line.csv",
         source: None,
         exit: 1,
-        output: "sep_line.csv:3:5: user_email \"julie.noir@example\" is not an e-mail address\n\
-                 sep_line.csv:3:10: birth_date \"1987/04/31\" is not a date in the form YYYY/MM/DD\n\
+        output: "sep_line.csv:4:5: user_email \"julie.noir@example\" is not an e-mail address\n\
+                 sep_line.csv:4:10: birth_date \"1987/04/31\" is not a date in the form YYYY/MM/DD\n\
                  sep_line.csv: refused: 1 invalid row(s), max_invalid_rows allows 0\n",
     });
 }

@@ -258,3 +258,20 @@ fn nul_bytes_refuse_the_file() {
     assert!(!outcome.accepted());
     assert_eq!(outcome.problems[0].line, 2);
 }
+
+#[test]
+fn blank_lines_do_not_shift_line_numbers() {
+    let text = "user_extid;user_fname;user_login\r\n\r\n\r\nE1;;x\r\n\nE2;Ben;\n";
+    let outcome = ingest(text.as_bytes(), &users());
+    let places: Vec<_> = outcome.problems.iter().map(|p| (p.line, p.column)).collect();
+    assert_eq!(places, [(4, 2), (6, 3)]);
+}
+
+#[test]
+fn a_second_bom_means_joined_files() {
+    let text = "\u{feff}user_extid;user_fname;user_login\nE1;Ana;ana\n\u{feff}user_extid;user_fname;user_login\n";
+    let outcome = ingest(text.as_bytes(), &users());
+    assert!(!outcome.accepted());
+    assert_eq!(outcome.problems[0].line, 3);
+    assert!(outcome.problems[0].message.contains("two exports joined"));
+}

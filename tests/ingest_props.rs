@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use rostersync::ingest::record::{Field, RecordKind};
-use rostersync::ingest::{Ingested, SourceSpec, Verdict, ingest};
+use rostersync::ingest::{Ingested, Parallelism, SourceSpec, Verdict, ingest, ingest_with};
 
 /// What must hold of any outcome.
 fn consistent(outcome: &Ingested) {
@@ -22,6 +22,20 @@ fn consistent(outcome: &Ingested) {
     for problem in &outcome.problems {
         assert!(problem.line >= 1 && problem.column >= 1, "{problem:?}");
     }
+}
+
+/// The same outcome, whichever way the rows were cut between threads.
+fn same_outcome(a: &Ingested, b: &Ingested) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&a.verdict, &b.verdict);
+    prop_assert_eq!(&a.records, &b.records);
+    prop_assert_eq!(&a.problems, &b.problems);
+    prop_assert_eq!(a.problems_not_listed, b.problems_not_listed);
+    prop_assert_eq!((a.rows, a.invalid_rows), (b.rows, b.invalid_rows));
+    Ok(())
+}
+
+fn chunked(workers: usize) -> Parallelism {
+    Parallelism { workers, min_bytes: 0 }
 }
 
 /// Pieces CSV files are made of, so that random input often looks like one.
@@ -74,6 +88,42 @@ proptest! {
     #[test]
     fn csv_like_bytes_give_a_verdict(bytes in csv_like(), kind in kind()) {
         consistent(&ingest(&bytes, &SourceSpec::wbt(kind)));
+    }
+
+    #[test]
+    fn threads_never_change_the_outcome(
+        body in csv_like(),
+        header in prop::sample::select(vec![
+            "user_extid;user_fname;user_login;user_address1\n",
+            "org_label;org_extid;org_parentextid\n",
+        ]),
+        workers in 2usize..5,
+    ) {
+        let bytes = [header.as_bytes(), &body].concat();
+        let kind = if header.starts_with("org") { RecordKind::Orgs } else { RecordKind::Users };
+        let spec = SourceSpec::wbt(kind);
+        let one = ingest_with(&bytes, &spec, chunked(1));
+        let many = ingest_with(&bytes, &spec, chunked(workers));
+        same_outcome(&one, &many)?;
+    }
+
+    #[test]
+    fn threads_cut_only_between_rows(
+        rows in prop::collection::vec((text_value(), "[a-z \n\r;\"]{0,12}"), 1..40),
+        workers in 2usize..5,
+    ) {
+        let mut writer = csv::WriterBuilder::new().delimiter(b';').from_writer(Vec::new());
+        writer.write_record(["user_extid", "user_login", "user_fname", "user_address1"]).unwrap();
+        for (i, (first, address)) in rows.iter().enumerate() {
+            let first = if first.is_empty() { "X" } else { first.as_str() };
+            writer.write_record([&format!("E{i}"), &format!("l{i}"), first, address.trim()]).unwrap();
+        }
+        let bytes = writer.into_inner().unwrap();
+        let spec = SourceSpec::wbt(RecordKind::Users);
+        let one = ingest_with(&bytes, &spec, chunked(1));
+        let many = ingest_with(&bytes, &spec, chunked(workers));
+        prop_assert_eq!(one.rows, rows.len());
+        same_outcome(&one, &many)?;
     }
 
     #[test]

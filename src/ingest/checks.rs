@@ -1,13 +1,13 @@
 //! Checks across rows: duplicate keys, the organisation tree, manager references.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use super::Layout;
+use super::header::Layout;
 use super::problem::{Problem, quote};
 use super::record::{Field, Record, RecordKind};
 
 /// Rows refused by row validation: their key, so references to them are explained.
-pub type Refused<'a> = HashMap<&'a str, u64>;
+pub type Refused<'a> = std::collections::HashMap<&'a str, u64>;
 
 /// Every check across rows. Returns problems and the indices of records they make invalid.
 pub fn cross_row(
@@ -106,11 +106,8 @@ fn org_tree(
     let Some((column, header)) = layout.column_of(Field::ParentExtId) else {
         return;
     };
-    let index_of: HashMap<&str, usize> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.key(), i))
-        .collect();
+    let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    index_of.extend(records.iter().enumerate().map(|(i, r)| (r.key(), i)));
     let mut chain = vec![Chain::Unvisited; records.len()];
     let mut path: Vec<usize> = Vec::new();
     for start in 0..records.len() {
@@ -209,8 +206,8 @@ fn break_descendants(
 
 /// A manager absent from a full file is only a warning: the target may know them.
 fn managers(records: &[Record], layout: &Layout, problems: &mut Vec<Problem>) {
-    let ext_ids: std::collections::HashSet<&str> =
-        records.iter().filter_map(|r| r.get(Field::ExtId)).collect();
+    let mut ext_ids: HashSet<&str> = HashSet::with_capacity(records.len());
+    ext_ids.extend(records.iter().filter_map(|r| r.get(Field::ExtId)));
     for field in [Field::ManagerExtId, Field::AltManagerExtId] {
         let Some((column, header)) = layout.column_of(field) else {
             continue;

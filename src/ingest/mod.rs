@@ -5,18 +5,20 @@ mod checks;
 pub mod columns;
 pub mod decode;
 pub mod dialect;
+mod header;
 pub mod problem;
 pub mod record;
+mod rows;
 pub mod values;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use columns::{ColumnSpec, Format, column_specs};
+use columns::Format;
 use decode::{EncodingChoice, decode};
-use dialect::{DelimiterOrigin, Dialect};
-use problem::{Problem, Scope, quote};
-use record::{Field, FieldName, Record, RecordKind, Schema};
+use dialect::Dialect;
+use problem::{Problem, Scope};
+use record::{Field, Record, RecordKind};
+pub use rows::Parallelism;
 use values::DateFormat;
 
 /// More problems than this are counted, not listed: a garbage file must not
@@ -99,34 +101,24 @@ impl Ingested {
     }
 }
 
-/// How the file's header maps onto the source's columns.
-pub(crate) struct Layout {
-    specs: Vec<ColumnSpec>,
-    /// Per file column: the spec it matched, if any.
-    slots: Vec<Option<usize>>,
-    schema: Arc<Schema>,
-}
-
-impl Layout {
-    /// The 1-based file column and header of a field, when the file has it.
-    pub(crate) fn column_of(&self, field: Field) -> Option<(u64, &str)> {
-        self.slots.iter().enumerate().find_map(|(column, slot)| {
-            let spec = &self.specs[(*slot)?];
-            (spec.field == FieldName::Known(field))
-                .then(|| (column as u64 + 1, spec.header.as_ref()))
-        })
-    }
-}
-
 /// Collects problems up to [`MAX_PROBLEMS`], counting the rest.
 #[derive(Default)]
-struct Problems {
+pub(crate) struct Problems {
     listed: Vec<Problem>,
     not_listed: usize,
     file_refused: bool,
 }
 
 impl Problems {
+    /// Takes in the problems of one chunk of rows.
+    fn absorb(&mut self, other: Problems) {
+        self.file_refused |= other.file_refused;
+        self.not_listed += other.not_listed;
+        for problem in other.listed {
+            self.push(problem);
+        }
+    }
+
     fn push(&mut self, problem: Problem) {
         if problem.is_error() && problem.scope == Scope::File {
             self.file_refused = true;
@@ -141,6 +133,11 @@ impl Problems {
 
 /// Reads a whole file. Never panics, whatever the bytes.
 pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
+    ingest_with(bytes, spec, Parallelism::default())
+}
+
+/// [`ingest`] with a chosen number of threads; the outcome never depends on it.
+pub fn ingest_with(bytes: &[u8], spec: &SourceSpec, parallelism: Parallelism) -> Ingested {
     let mut outcome = Ingested {
         verdict: Verdict::Accepted,
         records: Vec::new(),
@@ -171,11 +168,19 @@ pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
     outcome.encoding = decoded.encoding.name();
     let text: &str = &decoded.text;
     if let Some(at) = text.find('\0') {
-        let line = text[..at].bytes().filter(|&b| b == b'\n').count() as u64 + 1;
         problems.push(Problem::file(
-            line,
+            line_of(text, at),
             1,
             "the file holds NUL bytes: it is not a CSV text export",
+        ));
+        return refuse(outcome, problems);
+    }
+    // The leading BOM is gone already; another one means files were glued together.
+    if let Some(at) = text.find('\u{feff}') {
+        problems.push(Problem::file(
+            line_of(text, at),
+            1,
+            "a byte order mark (U+FEFF) in the middle of the file: were two exports joined into one?",
         ));
         return refuse(outcome, problems);
     }
@@ -185,7 +190,8 @@ pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
     }
     let dialect = dialect::detect(text, spec.delimiter);
     outcome.delimiter = Some(dialect.delimiter);
-    read_rows(&text[dialect.body_start..], &dialect, spec, &mut outcome, &mut problems);
+    let body = text.get(dialect.body_start..).unwrap_or("");
+    read_file(body, &dialect, spec, parallelism, &mut outcome, &mut problems);
 
     if problems.file_refused {
         return refuse(outcome, problems);
@@ -199,6 +205,14 @@ pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
     }
     finish(&mut outcome, problems);
     outcome
+}
+
+fn line_of(text: &str, byte: usize) -> u64 {
+    text.as_bytes()[..byte.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u64
+        + 1
 }
 
 /// Refuses for the first file-level error, which says best what is wrong.
@@ -246,10 +260,12 @@ fn finish(outcome: &mut Ingested, mut problems: Problems) {
     outcome.problems_not_listed = problems.not_listed;
 }
 
-fn read_rows(
+/// The header, the rows, then the checks across rows.
+fn read_file(
     body: &str,
     dialect: &Dialect,
     spec: &SourceSpec,
+    parallelism: Parallelism,
     outcome: &mut Ingested,
     problems: &mut Problems,
 ) {
@@ -264,57 +280,39 @@ fn read_rows(
     // The header: the first row that is not blank.
     let header_line = loop {
         match reader.read_record(&mut row) {
-            Ok(true) if is_blank(&row) => continue,
-            Ok(true) => break row_line(&row, line_offset),
+            Ok(true) if rows::is_blank(&row) => continue,
+            Ok(true) => break rows::row_line(&row, body.as_bytes(), line_offset),
             Ok(false) => {
                 problems.push(Problem::file(1, 1, "the file is empty"));
                 return;
             }
             Err(error) => {
-                problems.push(csv_problem(&error, line_offset));
+                problems.push(rows::csv_problem(&error, line_offset));
                 return;
             }
         }
     };
-    let Some(layout) = map_header(&row, header_line, dialect, spec, problems) else {
+    let Some(layout) = header::map_header(&row, header_line, dialect, spec, problems) else {
         return;
     };
 
-    let mut builder = RowBuilder::default();
-    let mut refused: HashMap<String, u64> = HashMap::new();
-    let mut records = Vec::new();
-    let header_len = row.len();
-    loop {
-        match reader.read_record(&mut row) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(error) => {
-                problems.push(csv_problem(&error, line_offset));
-                break;
-            }
-        }
-        if is_blank(&row) {
-            continue;
-        }
-        outcome.rows += 1;
-        let line = row_line(&row, line_offset);
-        if row.len() != header_len {
-            problems.push(wrong_length(&row, line, header_len, reader.position().line() + line_offset));
-            continue;
-        }
-        if problems.file_refused {
-            continue; // the file is refused anyway; only its structure is still checked
-        }
-        match builder.build(&row, line, &layout, spec, problems) {
-            Some(record) => records.push(record),
-            None => {
-                outcome.invalid_rows += 1;
-                if let Some(key) = layout.key_in(&row) {
-                    refused.entry(key.to_string()).or_insert(line);
-                }
-            }
-        }
-    }
+    // The rows after the header.
+    let after_header = reader.position();
+    let rows_text = body.get(after_header.byte() as usize..).unwrap_or("");
+    let rows = rows::read_rows(
+        rows_text,
+        after_header.line() + line_offset,
+        dialect.delimiter,
+        row.len(),
+        &layout,
+        spec,
+        parallelism,
+    );
+    let mut records = rows.records;
+    let refused = rows.refused;
+    outcome.rows = rows.rows;
+    outcome.invalid_rows = rows.invalid_rows;
+    problems.absorb(rows.problems);
     if outcome.rows == 0 {
         problems.push(Problem::file(
             header_line,
@@ -344,164 +342,6 @@ fn read_rows(
         });
     }
     outcome.records = records;
-}
-
-fn is_blank(row: &csv::StringRecord) -> bool {
-    row.iter().all(|field| field.trim().is_empty())
-}
-
-fn row_line(row: &csv::StringRecord, line_offset: u64) -> u64 {
-    row.position().map_or(0, |p| p.line()) + line_offset
-}
-
-fn csv_problem(error: &csv::Error, line_offset: u64) -> Problem {
-    let line = error.position().map_or(1, |p| p.line() + line_offset);
-    Problem::file(line, 1, format!("unreadable CSV: {error}"))
-}
-
-fn wrong_length(row: &csv::StringRecord, line: u64, expected: usize, next_line: u64) -> Problem {
-    let found = row.len();
-    let mut message = format!("the row has {found} fields, the header has {expected}");
-    // A row that ran over several lines usually hides a quote that was never closed.
-    if next_line > line + 1 && row.iter().any(|field| field.contains('\n')) {
-        message.push_str(" (it runs over several lines: is a quote left open?)");
-    }
-    Problem::file(line, found.min(expected) as u64 + 1, message)
-}
-
-fn map_header(
-    header: &csv::StringRecord,
-    line: u64,
-    dialect: &Dialect,
-    spec: &SourceSpec,
-    problems: &mut Problems,
-) -> Option<Layout> {
-    let specs = column_specs(&spec.format, spec.kind, spec.key);
-    let mut slots: Vec<Option<usize>> = Vec::with_capacity(header.len());
-    let mut seen_at: HashMap<usize, usize> = HashMap::new();
-    for (index, raw) in header.iter().enumerate() {
-        let column = index as u64 + 1;
-        let name = raw.trim().trim_start_matches('\u{feff}');
-        if name.is_empty() {
-            slots.push(None);
-            continue;
-        }
-        let lowered = name.to_lowercase();
-        let matched = specs
-            .iter()
-            .position(|s| s.header.to_lowercase() == lowered);
-        match matched {
-            Some(spec_index) => {
-                if let Some(first) = seen_at.insert(spec_index, index) {
-                    problems.push(Problem::file(
-                        line,
-                        column,
-                        format!(
-                            "column {} appears twice (columns {} and {column})",
-                            quote(name),
-                            first + 1
-                        ),
-                    ));
-                }
-                slots.push(Some(spec_index));
-            }
-            None => {
-                problems.push(Problem::warning(
-                    line,
-                    column,
-                    format!("column {} is not a known column: ignored", quote(name)),
-                ));
-                slots.push(None);
-            }
-        }
-    }
-    let missing: Vec<&str> = specs
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| s.column_required && !seen_at.contains_key(i))
-        .map(|(_, s)| s.header.as_ref())
-        .collect();
-    for name in &missing {
-        let mut message = format!("required column {name} is missing");
-        if header.len() == 1 {
-            let how = match dialect.origin {
-                DelimiterOrigin::SepLine => "from the sep= line",
-                DelimiterOrigin::Configured => "configured",
-                DelimiterOrigin::Detected => "detected",
-                DelimiterOrigin::Fallback => "none of ; , tab | found",
-            };
-            message.push_str(&format!(
-                " (the header has a single column; delimiter {:?}, {how})",
-                dialect.delimiter as char
-            ));
-        }
-        problems.push(Problem::file(line, 1, message));
-    }
-    if problems.file_refused {
-        return None;
-    }
-    let fields: Vec<FieldName> = slots
-        .iter()
-        .flatten()
-        .map(|&i| specs[i].field.clone())
-        .collect();
-    let schema = Arc::new(Schema::new(spec.kind, spec.key, fields));
-    Some(Layout {
-        specs,
-        slots,
-        schema,
-    })
-}
-
-impl Layout {
-    /// The raw key of a row, to explain later references to a refused row.
-    fn key_in<'r>(&self, row: &'r csv::StringRecord) -> Option<&'r str> {
-        let key = FieldName::Known(self.schema.key());
-        let column = self
-            .slots
-            .iter()
-            .position(|slot| slot.is_some_and(|i| self.specs[i].field == key))?;
-        row.get(column).map(str::trim).filter(|k| !k.is_empty())
-    }
-}
-
-/// Builds records, reusing its buffers from row to row.
-#[derive(Default)]
-struct RowBuilder {
-    text: String,
-    ends: Vec<u32>,
-}
-
-impl RowBuilder {
-    /// The normalised record, or `None` with its problems pushed.
-    fn build(
-        &mut self,
-        row: &csv::StringRecord,
-        line: u64,
-        layout: &Layout,
-        spec: &SourceSpec,
-        problems: &mut Problems,
-    ) -> Option<Record> {
-        self.text.clear();
-        self.ends.clear();
-        let mut valid = true;
-        for (index, (raw, slot)) in row.iter().zip(&layout.slots).enumerate() {
-            let Some(spec_index) = slot else { continue };
-            let column = &layout.specs[*spec_index];
-            match values::normalise(column, raw.trim(), &spec.dates) {
-                Ok(value) => {
-                    self.text.push_str(&value);
-                    let end = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
-                    self.ends.push(end);
-                }
-                Err(message) => {
-                    problems.push(Problem::row(line, index as u64 + 1, message));
-                    valid = false;
-                }
-            }
-        }
-        valid.then(|| Record::from_parts(line, layout.schema.clone(), &self.text, &self.ends))
-    }
 }
 
 /// Users or organisations, from a file's first line: WBT organisation files

@@ -4,7 +4,6 @@
 //! [`Schema`] shared by every record of a file. One million users with ~40
 //! fields each would otherwise cost forty million small allocations.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -159,19 +158,18 @@ pub struct Schema {
     kind: RecordKind,
     key: Field,
     fields: Vec<FieldName>,
-    known: HashMap<Field, usize>,
+    /// Position of each canonical field in `fields`, indexed by `Field as usize`.
+    known: Vec<Option<usize>>,
 }
 
 impl Schema {
     pub fn new(kind: RecordKind, key: Field, fields: Vec<FieldName>) -> Schema {
-        let known = fields
-            .iter()
-            .enumerate()
-            .filter_map(|(i, f)| match f {
-                FieldName::Known(field) => Some((*field, i)),
-                FieldName::Custom(_) => None,
-            })
-            .collect();
+        let mut known = vec![None; Field::ALL.len()];
+        for (i, name) in fields.iter().enumerate() {
+            if let FieldName::Known(field) = name {
+                known[*field as usize] = Some(i);
+            }
+        }
         Schema {
             kind,
             key,
@@ -194,11 +192,11 @@ impl Schema {
     }
 
     pub fn position(&self, field: Field) -> Option<usize> {
-        self.known.get(&field).copied()
+        self.known.get(field as usize).copied().flatten()
     }
 
     pub fn has(&self, field: Field) -> bool {
-        self.known.contains_key(&field)
+        self.position(field).is_some()
     }
 }
 

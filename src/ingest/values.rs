@@ -8,6 +8,32 @@ use super::columns::{ColumnSpec, ValueType};
 use super::problem::quote;
 use super::record::{Field, FieldName};
 
+/// Checks a trimmed cell and appends its normalised form to `out`; on error
+/// `out` is left as it was.
+pub fn normalise_into(
+    spec: &ColumnSpec,
+    raw: &str,
+    dates: &DateFormat,
+    out: &mut String,
+) -> Result<(), String> {
+    if spec.value_type == ValueType::Date && !raw.is_empty() {
+        // The hot path of big files: no allocation for dates.
+        if let Some(date) = dates.parse(raw) {
+            push_iso_date(date, out);
+            return Ok(());
+        }
+    }
+    out.push_str(&normalise(spec, raw, dates)?);
+    Ok(())
+}
+
+fn push_iso_date(date: NaiveDate, out: &mut String) {
+    use chrono::Datelike;
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+}
+
 /// Checks a trimmed cell against its column and returns the normalised value,
 /// or a message saying what was expected. Password values never appear in messages.
 pub fn normalise<'a>(
@@ -41,7 +67,13 @@ pub fn normalise<'a>(
             quote(raw)
         }
     };
-    if let Some(c) = raw.chars().find(|&c| c.is_control() && !allows_line_breaks(spec, c)) {
+    // Control characters are C0 (< 0x20), DEL, or C1 (0xC2 0x80-0x9F in UTF-8):
+    // a byte scan rules most values out before a char-by-char look.
+    let maybe_control = raw.bytes().any(|b| b < 0x20 || b == 0x7F || b == 0xC2);
+    let control = maybe_control
+        .then(|| raw.chars().find(|&c| c.is_control() && !allows_line_breaks(spec, c)))
+        .flatten();
+    if let Some(c) = control {
         return Err(format!(
             "{header} {} contains the control character U+{:04X}",
             shown(),
@@ -53,7 +85,11 @@ pub fn normalise<'a>(
         ValueType::Text => Ok(Cow::Borrowed(raw)),
         ValueType::Date => dates
             .parse(raw)
-            .map(|date| Cow::Owned(date.format("%Y-%m-%d").to_string()))
+            .map(|date| {
+                let mut iso = String::with_capacity(10);
+                push_iso_date(date, &mut iso);
+                Cow::Owned(iso)
+            })
             .ok_or_else(|| invalid(&format!("a date in the form {}", dates.human()))),
         ValueType::Flag => match raw {
             "0" | "1" => Ok(Cow::Borrowed(raw)),
