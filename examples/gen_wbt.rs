@@ -5,11 +5,47 @@
 
 use std::io::{BufWriter, Write};
 
-const FIRST: &[&str] = &["Jean", "Hélène", "François", "Zoé", "Amélie", "Noé", "Chloé", "Léo", "Inès", "Gaël", "Maëlle", "Jérôme"];
-const LAST: &[&str] = &["Lefèvre", "Dupont", "Moreau", "Bœuf", "Çelik", "Nguyễn", "Martin", "Bernard", "Rousseau", "Lambert", "Fontaine", "Mercier"];
-const CITY: &[&str] = &["Lyon", "Paris", "Marseille", "Saint-Étienne", "Besançon", "Orléans", "Nîmes", "Aix-en-Provence"];
-const STREET: &[&str] = &["rue de la République", "avenue Jean Jaurès", "boulevard Gambetta", "place Bellecour", "chemin des Écoliers"];
-const ROLES: &[&str] = &["learner", "learner||tutor", "manager||learner", "hr||learner||reviewer"];
+const FIRST: &[&str] = &[
+    "Jean",
+    "Hélène",
+    "François",
+    "Zoé",
+    "Amélie",
+    "Noé",
+    "Chloé",
+    "Léo",
+    "Inès",
+    "Gaël",
+    "Maëlle",
+    "Jérôme",
+];
+const LAST: &[&str] = &[
+    "Lefèvre", "Dupont", "Moreau", "Bœuf", "Çelik", "Nguyễn", "Martin", "Bernard", "Rousseau",
+    "Lambert", "Fontaine", "Mercier",
+];
+const CITY: &[&str] = &[
+    "Lyon",
+    "Paris",
+    "Marseille",
+    "Saint-Étienne",
+    "Besançon",
+    "Orléans",
+    "Nîmes",
+    "Aix-en-Provence",
+];
+const STREET: &[&str] = &[
+    "rue de la République",
+    "avenue Jean Jaurès",
+    "boulevard Gambetta",
+    "place Bellecour",
+    "chemin des Écoliers",
+];
+const ROLES: &[&str] = &[
+    "learner",
+    "learner||tutor",
+    "manager||learner",
+    "hr||learner||reviewer",
+];
 
 /// xorshift64*: enough randomness for test data, identical on every run.
 struct Rng(u64);
@@ -29,7 +65,10 @@ impl Rng {
 
 fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let count: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let count: u64 = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let path = args.next().unwrap_or_else(|| "users.csv".to_string());
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -42,16 +81,32 @@ fn main() -> std::io::Result<()> {
     for i in 0..count {
         let first = rng.pick(FIRST);
         let last = rng.pick(LAST);
-        let manager = if i < 10 { String::new() } else { format!("E{:07}", rng.next() % i) };
-        let disabled = u8::from(rng.next() % 50 == 0);
-        let expiration = if rng.next() % 20 == 0 { "2027/06/30" } else { "" };
+        let manager = if i < 10 {
+            String::new()
+        } else {
+            format!("E{:07}", rng.next() % i)
+        };
+        let disabled = u8::from(rng.next().is_multiple_of(50));
+        let expiration = if rng.next().is_multiple_of(20) {
+            "2027/06/30"
+        } else {
+            ""
+        };
         writeln!(
             out,
             "E{i:07};{last};{first};{title};{login}{i};ORG{org:04};{login}{i}@exemple-entreprise.fr;{disabled};fr-FR;\
              {year}/{month:02}/{day:02};2020/01/01;{expiration};{manager};{num} {street};{zip:05};{city};France;\
              +33 4 {p1:02} {p2:02} {p3:02} {p4:02};+33 6 {p2:02} {p1:02} {p4:02} {p3:02};CC-{cc:05};{roles};AUD{aud:03}",
-            title = if rng.next() % 2 == 0 { "M." } else { "Mme" },
-            login = first.chars().next().map_or(String::new(), |c| c.to_lowercase().collect()) + &last.to_lowercase(),
+            title = if rng.next().is_multiple_of(2) {
+                "M."
+            } else {
+                "Mme"
+            },
+            login = first
+                .chars()
+                .next()
+                .map_or(String::new(), |c| c.to_lowercase().collect())
+                + &last.to_lowercase(),
             org = rng.next() % 2000,
             year = 1960 + rng.next() % 45,
             month = 1 + rng.next() % 12,

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "rostersync", version, about = "Keeps application user directories in step with HR exports")]
+#[command(
+    name = "rostersync",
+    version,
+    about = "Keeps application user directories in step with HR exports"
+)]
 pub struct Cli {
     /// The config file [default: $ROSTERSYNC_CONFIG, else /etc/rostersync/config.toml]
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]

@@ -93,10 +93,17 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
         println!("{}", problem.located(&shown));
     }
     if outcome.problems_not_listed > 0 {
-        println!("{shown}: … and {} more problems", outcome.problems_not_listed);
+        println!(
+            "{shown}: … and {} more problems",
+            outcome.problems_not_listed
+        );
     }
     println!("{}", summary(&shown, &outcome, &spec));
-    Ok(if outcome.accepted() { exit::OK } else { exit::FAILURE })
+    Ok(if outcome.accepted() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }
 
 fn summary(file: &str, outcome: &Ingested, spec: &SourceSpec) -> String {

@@ -50,7 +50,10 @@ pub fn run(config: &Config) -> Result<(), RunError> {
                 let Ok(metadata) = std::fs::metadata(&file) else {
                     continue;
                 };
-                let stamp = (metadata.len(), metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+                let stamp = (
+                    metadata.len(),
+                    metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                );
                 if checked.get(&file) == Some(&stamp) {
                     continue;
                 }
@@ -63,7 +66,10 @@ pub fn run(config: &Config) -> Result<(), RunError> {
 }
 
 fn prepare_folders(config: &Config) -> Result<(), RunError> {
-    let mut folders = vec![config.daemon.state_dir.clone(), config.daemon.log_dir.clone()];
+    let mut folders = vec![
+        config.daemon.state_dir.clone(),
+        config.daemon.log_dir.clone(),
+    ];
     for source in &config.sources {
         let inbox = source.inbox.get_ref();
         folders.extend(watch::SUBFOLDERS.iter().map(|sub| inbox.join(sub)));
@@ -126,6 +132,8 @@ fn check_file(source: &SourceConfig, spec: &ingest::SourceSpec, file: &Path) {
             invalid = outcome.invalid_rows,
             "file is valid"
         ),
-        Verdict::Refused { reason } => warn!(source = %name, file = %shown, %reason, "file refused"),
+        Verdict::Refused { reason } => {
+            warn!(source = %name, file = %shown, %reason, "file refused")
+        }
     }
 }

@@ -21,8 +21,7 @@ pub fn is_candidate(name: &str) -> bool {
 
 /// `ready = "stable"`: unchanged for `settle`, judged from its last modification.
 pub fn settled(modified: SystemTime, now: SystemTime, settle: Duration) -> bool {
-    now.duration_since(modified)
-        .is_ok_and(|age| age >= settle)
+    now.duration_since(modified).is_ok_and(|age| age >= settle)
 }
 
 /// `ready = "marker"`: `NAME.done` or `NAME.ok` exists beside it.
@@ -40,7 +39,14 @@ mod tests {
 
     #[test]
     fn skips_temporary_hidden_and_marker_files() {
-        for name in [".users.csv", "users.csv.tmp", "users.CSV.PART", "~$users.xlsx", "users.csv.done", "users.csv.ok"] {
+        for name in [
+            ".users.csv",
+            "users.csv.tmp",
+            "users.CSV.PART",
+            "~$users.xlsx",
+            "users.csv.done",
+            "users.csv.ok",
+        ] {
             assert!(!is_candidate(name), "{name}");
         }
         for name in ["users.csv", "orgs_2026-11-21.csv", "export.txt"] {

@@ -55,7 +55,10 @@ fn a_minimal_config_is_ok_and_relative_paths_follow_the_file() {
     assert_eq!(check(&path), (0, "ok\n".to_string()));
     // From another working directory, the inbox is still beside the config.
     let config = rostersync::config::load(&path, rostersync::config::CheckLevel::Full).unwrap();
-    assert_eq!(config.sources[0].inbox.get_ref(), &dir.path().join("inbox/users"));
+    assert_eq!(
+        config.sources[0].inbox.get_ref(),
+        &dir.path().join("inbox/users")
+    );
 }
 
 #[test]
@@ -84,10 +87,16 @@ fn a_secret_written_inline_is_refused_without_being_echoed() {
 #[test]
 fn bad_durations_say_what_is_expected() {
     let dir = tempfile::tempdir().unwrap();
-    let text = BASE.replace("targets = [\"wbt\"]", "targets = [\"wbt\"]\nsettle = \"soon\"");
+    let text = BASE.replace(
+        "targets = [\"wbt\"]",
+        "targets = [\"wbt\"]\nsettle = \"soon\"",
+    );
     let (code, output) = check(&write_config(dir.path(), &text));
     assert_eq!(code, 2);
-    assert!(output.contains(":11:10: \"soon\" is not a duration like \"2s\""), "{output}");
+    assert!(
+        output.contains(":11:10: \"soon\" is not a duration like \"2s\""),
+        "{output}"
+    );
 }
 
 #[test]
@@ -148,16 +157,28 @@ batch_size = 0
         "F:28:7: url \"ftp://lms.example.org\" must be http:// or https://",
     ];
     for line in expected {
-        assert!(lines.iter().any(|l| l == line), "missing {line:?} in:\n{output}");
+        assert!(
+            lines.iter().any(|l| l == line),
+            "missing {line:?} in:\n{output}"
+        );
     }
     // Listed in file order, as an editor would walk them.
-    let numbers: Vec<u64> = lines.iter().map(|l| l.split(':').nth(1).unwrap().parse().unwrap()).collect();
+    let numbers: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split(':').nth(1).unwrap().parse().unwrap())
+        .collect();
     assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{output}");
     assert!(
-        lines.iter().any(|l| l.starts_with("F:29:14: token_file") && l.ends_with("is readable by others (mode 644): chmod o-rwx it")),
+        lines.iter().any(|l| l.starts_with("F:29:14: token_file")
+            && l.ends_with("is readable by others (mode 644): chmod o-rwx it")),
         "{output}"
     );
-    assert!(lines.iter().any(|l| l == "F:30:14: batch_size must be at least 1"), "{output}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "F:30:14: batch_size must be at least 1"),
+        "{output}"
+    );
 }
 
 #[test]
@@ -169,7 +190,10 @@ fn a_missing_config_file_is_a_failure_naming_it() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("cannot read config /nonexistent/rostersync.toml"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read config /nonexistent/rostersync.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -293,7 +293,14 @@ fn unknown_source_is_a_usage_error() {
     let output = Command::cargo_bin("rostersync")
         .unwrap()
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"))
-        .args(["-c", "sources.toml", "validate", "crlf.csv", "--source", "nope"])
+        .args([
+            "-c",
+            "sources.toml",
+            "validate",
+            "crlf.csv",
+            "--source",
+            "nope",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

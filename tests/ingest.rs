@@ -16,7 +16,12 @@ fn users() -> SourceSpec {
 }
 
 fn accepted(outcome: &Ingested) {
-    assert_eq!(outcome.verdict, Verdict::Accepted, "{:#?}", outcome.problems);
+    assert_eq!(
+        outcome.verdict,
+        Verdict::Accepted,
+        "{:#?}",
+        outcome.problems
+    );
 }
 
 #[test]
@@ -49,11 +54,20 @@ fn windows_1252_accents_and_ligatures_arrive_intact() {
     let names: Vec<_> = outcome
         .records
         .iter()
-        .map(|r| (r.get(Field::LastName).unwrap(), r.get(Field::FirstName).unwrap()))
+        .map(|r| {
+            (
+                r.get(Field::LastName).unwrap(),
+                r.get(Field::FirstName).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         names,
-        [("Lefèvre", "Hélène"), ("Bœuf", "François"), ("Çelik", "Zoé")]
+        [
+            ("Lefèvre", "Hélène"),
+            ("Bœuf", "François"),
+            ("Çelik", "Zoé")
+        ]
     );
     assert_eq!(outcome.encoding, "windows-1252");
     // The trailing ";;;;" row Excel leaves is blank, not a row.
@@ -89,7 +103,10 @@ fn values_are_normalised() {
     accepted(&outcome);
     let r = &outcome.records[0];
     assert_eq!(r.get(Field::BirthDate), Some("1990-12-31"));
-    assert_eq!(r.date(Field::BirthDate), chrono::NaiveDate::from_ymd_opt(1990, 12, 31));
+    assert_eq!(
+        r.date(Field::BirthDate),
+        chrono::NaiveDate::from_ymd_opt(1990, 12, 31)
+    );
     assert_eq!(r.get(Field::Culture), Some("fr-FR"));
     assert_eq!(r.list(Field::Roles).collect::<Vec<_>>(), ["a", "b"]);
     assert_eq!(r.get(Field::HourlyCost), Some("12.5"));
@@ -112,7 +129,10 @@ fn unknown_columns_are_warned_about_and_ignored() {
     accepted(&outcome);
     assert_eq!(outcome.problems.len(), 1);
     assert_eq!(outcome.problems[0].severity, Severity::Warning);
-    assert_eq!((outcome.problems[0].line, outcome.problems[0].column), (1, 4));
+    assert_eq!(
+        (outcome.problems[0].line, outcome.problems[0].column),
+        (1, 4)
+    );
     assert_eq!(outcome.records[0].get(Field::Email), None);
 }
 
@@ -172,13 +192,20 @@ fn children_of_a_refused_organisation_are_refused_too() {
     let kept: Vec<_> = outcome.records.iter().map(|r| r.key()).collect();
     assert_eq!(kept, ["R", "S"]);
     assert_eq!(outcome.invalid_rows, 3);
-    let messages: Vec<_> = outcome.problems.iter().map(|p| (p.line, p.message.as_str())).collect();
+    let messages: Vec<_> = outcome
+        .problems
+        .iter()
+        .map(|p| (p.line, p.message.as_str()))
+        .collect();
     assert_eq!(
         messages,
         [
             (3, "org_culture \"french\" is not a culture code like fr-FR"),
             (4, "org_parentextid \"B\" is on line 3, which is refused"),
-            (5, "its chain of parents reaches \"C\" (line 4), which is refused"),
+            (
+                5,
+                "its chain of parents reaches \"C\" (line 4), which is refused"
+            ),
         ]
     );
 }
@@ -245,7 +272,9 @@ fn an_unclosed_quote_is_pointed_at() {
     let outcome = ingest(text.as_bytes(), &users());
     assert!(!outcome.accepted());
     assert!(
-        outcome.problems[0].message.contains("is a quote left open?"),
+        outcome.problems[0]
+            .message
+            .contains("is a quote left open?"),
         "{:?}",
         outcome.problems
     );
@@ -263,7 +292,11 @@ fn nul_bytes_refuse_the_file() {
 fn blank_lines_do_not_shift_line_numbers() {
     let text = "user_extid;user_fname;user_login\r\n\r\n\r\nE1;;x\r\n\nE2;Ben;\n";
     let outcome = ingest(text.as_bytes(), &users());
-    let places: Vec<_> = outcome.problems.iter().map(|p| (p.line, p.column)).collect();
+    let places: Vec<_> = outcome
+        .problems
+        .iter()
+        .map(|p| (p.line, p.column))
+        .collect();
     assert_eq!(places, [(4, 2), (6, 3)]);
 }
 

@@ -11,7 +11,10 @@ fn consistent(outcome: &Ingested) {
     match &outcome.verdict {
         Verdict::Accepted => {
             assert_eq!(outcome.records.len() + outcome.invalid_rows, outcome.rows);
-            assert_eq!(outcome.invalid_rows, 0, "a strict source accepted invalid rows");
+            assert_eq!(
+                outcome.invalid_rows, 0,
+                "a strict source accepted invalid rows"
+            );
         }
         Verdict::Refused { reason } => {
             assert!(outcome.records.is_empty());
@@ -35,7 +38,10 @@ fn same_outcome(a: &Ingested, b: &Ingested) -> Result<(), TestCaseError> {
 }
 
 fn chunked(workers: usize) -> Parallelism {
-    Parallelism { workers, min_bytes: 0 }
+    Parallelism {
+        workers,
+        min_bytes: 0,
+    }
 }
 
 /// Pieces CSV files are made of, so that random input often looks like one.

@@ -38,7 +38,10 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Vec<ConfigProble
     };
     let c = &mut checker;
     if config.sources.is_empty() {
-        c.at(0..0, "no [[source]] is defined: rostersync has nothing to read");
+        c.at(
+            0..0,
+            "no [[source]] is defined: rostersync has nothing to read",
+        );
     }
     check_safety(c, config);
     if level == CheckLevel::Full {
@@ -48,7 +51,10 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Vec<ConfigProble
             c.at(0..0, "daemon.log_keep must be at least 1");
         }
         if config.targets.is_empty() {
-            c.at(0..0, "no [[target]] is defined: rostersync has nowhere to push");
+            c.at(
+                0..0,
+                "no [[target]] is defined: rostersync has nowhere to push",
+            );
         }
     }
     unique_names(c, "source", config.sources.iter().map(|s| &s.name));
@@ -86,7 +92,10 @@ fn check_safety(c: &mut Checker<'_>, config: &Config) {
     ] {
         let v = *value.get_ref();
         if !(0.0..=100.0).contains(&v) {
-            c.at(value.span(), format!("safety.{name} is {v}; it is a percentage, 0 to 100"));
+            c.at(
+                value.span(),
+                format!("safety.{name} is {v}; it is a percentage, 0 to 100"),
+            );
         }
     }
 }
@@ -127,13 +136,19 @@ fn check_source(
 
     if level == CheckLevel::Full {
         if source.targets.get_ref().is_empty() {
-            c.at(source.targets.span(), format!("source {name:?} has no targets"));
+            c.at(
+                source.targets.span(),
+                format!("source {name:?} has no targets"),
+            );
         }
         let mut seen = HashSet::new();
         for target in source.targets.get_ref() {
             let t = target.get_ref().as_str();
             if !targets.contains(t) {
-                c.at(target.span(), format!("source {name:?} names target {t:?}, which is not defined"));
+                c.at(
+                    target.span(),
+                    format!("source {name:?} names target {t:?}, which is not defined"),
+                );
             } else if !seen.insert(t) {
                 c.at(target.span(), format!("target {t:?} is listed twice"));
             }
@@ -141,34 +156,37 @@ fn check_source(
     }
 
     if source.kind == RecordKind::Orgs && *source.key.get_ref() == KeyField::Login {
-        c.at(source.key.span(), "organisations are keyed by ext_id; key = \"login\" is for users");
+        c.at(
+            source.key.span(),
+            "organisations are keyed by ext_id; key = \"login\" is for users",
+        );
     }
-    if let Some(encoding) = &source.encoding {
-        if EncodingChoice::from_label(encoding.get_ref()).is_none() {
-            c.at(
+    if let Some(encoding) = &source.encoding
+        && EncodingChoice::from_label(encoding.get_ref()).is_none()
+    {
+        c.at(
                 encoding.span(),
                 format!(
                     "encoding {:?} is not known; use auto, utf-8, windows-1252, iso-8859-15, shift_jis, utf-16le or utf-16be",
                     encoding.get_ref()
                 ),
             );
-        }
     }
-    if let Some(delimiter) = &source.delimiter {
-        if let Err(message) = parse_delimiter(delimiter.get_ref()) {
-            c.at(delimiter.span(), message);
-        }
+    if let Some(delimiter) = &source.delimiter
+        && let Err(message) = parse_delimiter(delimiter.get_ref())
+    {
+        c.at(delimiter.span(), message);
     }
-    if let Some(date_format) = &source.date_format {
-        if DateFormat::new(date_format.get_ref()).is_none() {
-            c.at(
-                date_format.span(),
-                format!(
-                    "date_format {:?} cannot print and read back a date; use e.g. \"%Y/%m/%d\"",
-                    date_format.get_ref()
-                ),
-            );
-        }
+    if let Some(date_format) = &source.date_format
+        && DateFormat::new(date_format.get_ref()).is_none()
+    {
+        c.at(
+            date_format.span(),
+            format!(
+                "date_format {:?} cannot print and read back a date; use e.g. \"%Y/%m/%d\"",
+                date_format.get_ref()
+            ),
+        );
     }
     check_columns(c, source);
 }
@@ -177,12 +195,18 @@ fn check_columns(c: &mut Checker<'_>, source: &SourceConfig) {
     let custom = *source.format.get_ref() == FormatKind::Custom;
     let Some(columns) = &source.columns else {
         if custom {
-            c.at(source.format.span(), "format = \"custom\" needs a [source.columns] table");
+            c.at(
+                source.format.span(),
+                "format = \"custom\" needs a [source.columns] table",
+            );
         }
         return;
     };
     if !custom {
-        c.at(columns.span(), "[source.columns] is only read with format = \"custom\"");
+        c.at(
+            columns.span(),
+            "[source.columns] is only read with format = \"custom\"",
+        );
         return;
     }
     let mut headers = HashMap::new();
@@ -194,12 +218,18 @@ fn check_columns(c: &mut Checker<'_>, source: &SourceConfig) {
             ),
             Some(FieldName::Known(known)) if !known.applies_to(source.kind) => c.at(
                 columns.span(),
-                format!("[source.columns]: {field} is not a field of {}", source.kind),
+                format!(
+                    "[source.columns]: {field} is not a field of {}",
+                    source.kind
+                ),
             ),
             Some(_) => {}
         }
         if header.trim().is_empty() {
-            c.at(columns.span(), format!("[source.columns]: {field} has an empty header"));
+            c.at(
+                columns.span(),
+                format!("[source.columns]: {field} has an empty header"),
+            );
         }
         if let Some(other) = headers.insert(header.trim().to_lowercase(), field) {
             c.at(
@@ -210,7 +240,10 @@ fn check_columns(c: &mut Checker<'_>, source: &SourceConfig) {
     }
     let key: Field = source.key.get_ref().field();
     if !columns.get_ref().contains_key(key.name()) {
-        c.at(columns.span(), format!("[source.columns] must map the key, {key}"));
+        c.at(
+            columns.span(),
+            format!("[source.columns] must map the key, {key}"),
+        );
     }
 }
 
@@ -226,9 +259,15 @@ fn check_dir(c: &mut Checker<'_>, span: Range<usize>, what: &str, path: &Path) {
     }
     if existing == path {
         if !path.is_dir() {
-            c.at(span, format!("{what} {} exists but is not a folder", path.display()));
+            c.at(
+                span,
+                format!("{what} {} exists but is not a folder", path.display()),
+            );
         } else if rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_err() {
-            c.at(span, format!("{what} {} is not writable by this user", path.display()));
+            c.at(
+                span,
+                format!("{what} {} is not writable by this user", path.display()),
+            );
         }
     } else if !existing.is_dir()
         || rustix::fs::access(existing, rustix::fs::Access::WRITE_OK).is_err()
@@ -251,10 +290,16 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
     if kind == TargetKind::WbtFile {
         match &target.dir {
             Some(dir) => check_dir(c, dir.span(), "dir", dir.get_ref()),
-            None => c.at(here.clone(), format!("target {name:?} (wbt-file) needs dir")),
+            None => c.at(
+                here.clone(),
+                format!("target {name:?} (wbt-file) needs dir"),
+            ),
         }
         if let Some(url) = &target.url {
-            c.at(url.span(), "a wbt-file target writes files: it takes dir, not url");
+            c.at(
+                url.span(),
+                "a wbt-file target writes files: it takes dir, not url",
+            );
         }
     } else {
         match &target.url {
@@ -262,7 +307,10 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
             None => c.at(here.clone(), format!("target {name:?} ({kind}) needs url")),
         }
         if let Some(dir) = &target.dir {
-            c.at(dir.span(), format!("dir is for wbt-file targets; {kind} takes url"));
+            c.at(
+                dir.span(),
+                format!("dir is for wbt-file targets; {kind} takes url"),
+            );
         }
     }
 
@@ -282,28 +330,48 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         TargetKind::WbtFile => (false, false),
     };
     one_secret(c, &here, name, "token", &token_keys, wants_token, kind);
-    one_secret(c, &here, name, "password", &password_keys, wants_password, kind);
+    one_secret(
+        c,
+        &here,
+        name,
+        "password",
+        &password_keys,
+        wants_password,
+        kind,
+    );
     match (&target.user, wants_password) {
         (None, true) => c.at(here.clone(), format!("target {name:?} ({kind}) needs user")),
         (Some(user), false) => c.at(user.span(), format!("{kind} targets take no user")),
         _ => {}
     }
-    for (file, what) in [(&target.token_file, "token_file"), (&target.password_file, "password_file")] {
+    for (file, what) in [
+        (&target.token_file, "token_file"),
+        (&target.password_file, "password_file"),
+    ] {
         if let Some(file) = file {
             check_secret_file(c, file, what);
         }
     }
-    for (env, what) in [(&target.token_env, "token_env"), (&target.password_env, "password_env")] {
-        if let Some(env) = env {
-            if std::env::var_os(env.get_ref()).is_none() {
-                c.at(env.span(), format!("{what}: environment variable {} is not set", env.get_ref()));
-            }
+    for (env, what) in [
+        (&target.token_env, "token_env"),
+        (&target.password_env, "password_env"),
+    ] {
+        if let Some(env) = env
+            && std::env::var_os(env.get_ref()).is_none()
+        {
+            c.at(
+                env.span(),
+                format!("{what}: environment variable {} is not set", env.get_ref()),
+            );
         }
     }
-    if let Some(ca) = &target.ca_file {
-        if let Err(error) = std::fs::metadata(ca.get_ref()) {
-            c.at(ca.span(), format!("ca_file {}: {error}", ca.get_ref().display()));
-        }
+    if let Some(ca) = &target.ca_file
+        && let Err(error) = std::fs::metadata(ca.get_ref())
+    {
+        c.at(
+            ca.span(),
+            format!("ca_file {}: {error}", ca.get_ref().display()),
+        );
     }
     if let Some(encoding) = &target.encoding {
         let allowed = match kind {
@@ -314,11 +382,18 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         if !allowed.contains(&encoding.get_ref().to_lowercase().as_str()) {
             c.at(
                 encoding.span(),
-                format!("encoding {:?} is not one {kind} targets take ({})", encoding.get_ref(), allowed.join(", ")),
+                format!(
+                    "encoding {:?} is not one {kind} targets take ({})",
+                    encoding.get_ref(),
+                    allowed.join(", ")
+                ),
             );
         }
     }
-    for (value, what) in [(&target.batch_size, "batch_size"), (&target.concurrency, "concurrency")] {
+    for (value, what) in [
+        (&target.batch_size, "batch_size"),
+        (&target.concurrency, "concurrency"),
+    ] {
         if *value.get_ref() == 0 {
             c.at(value.span(), format!("{what} must be at least 1"));
         }
@@ -326,14 +401,23 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
     if let Some(rate) = &target.rate_per_sec {
         let r = *rate.get_ref();
         if r.is_nan() || r <= 0.0 {
-            c.at(rate.span(), "rate_per_sec must be above 0 (leave it out for no limit)");
+            c.at(
+                rate.span(),
+                "rate_per_sec must be above 0 (leave it out for no limit)",
+            );
         }
     }
     if target.timeout.0.is_zero() {
-        c.at(here.clone(), format!("target {name:?}: timeout must be above 0"));
+        c.at(
+            here.clone(),
+            format!("target {name:?}: timeout must be above 0"),
+        );
     }
     if target.retry.initial > target.retry.max_interval {
-        c.at(here.clone(), format!("target {name:?}: retry.initial is longer than retry.max_interval"));
+        c.at(
+            here.clone(),
+            format!("target {name:?}: retry.initial is longer than retry.max_interval"),
+        );
     }
     for (target_field, canonical) in target.fields.get_ref() {
         if FieldName::parse(canonical).is_none() {
@@ -387,10 +471,19 @@ fn check_url(c: &mut Checker<'_>, url: &Spanned<String>) {
     match url::Url::parse(url.get_ref()) {
         Ok(parsed) if matches!(parsed.scheme(), "https" | "http") && parsed.has_host() => {
             if !parsed.username().is_empty() || parsed.password().is_some() {
-                c.at(url.span(), "url must not carry credentials; use user and password_* keys");
+                c.at(
+                    url.span(),
+                    "url must not carry credentials; use user and password_* keys",
+                );
             }
         }
-        Ok(_) => c.at(url.span(), format!("url {:?} must be http:// or https://", url.get_ref())),
-        Err(error) => c.at(url.span(), format!("url {:?} is not a URL: {error}", url.get_ref())),
+        Ok(_) => c.at(
+            url.span(),
+            format!("url {:?} must be http:// or https://", url.get_ref()),
+        ),
+        Err(error) => c.at(
+            url.span(),
+            format!("url {:?} is not a URL: {error}", url.get_ref()),
+        ),
     }
 }

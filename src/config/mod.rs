@@ -296,7 +296,10 @@ fn secret_source(
 ) -> Option<SecretSource> {
     env.as_ref()
         .map(|e| SecretSource::Env(e.get_ref().clone()))
-        .or_else(|| file.as_ref().map(|f| SecretSource::File(f.get_ref().clone())))
+        .or_else(|| {
+            file.as_ref()
+                .map(|f| SecretSource::File(f.get_ref().clone()))
+        })
         .or_else(|| {
             credential
                 .as_ref()
@@ -446,9 +449,14 @@ impl Config {
             resolve(source.inbox.get_mut());
         }
         for target in &mut self.targets {
-            for path in [&mut target.dir, &mut target.token_file, &mut target.password_file, &mut target.ca_file]
-                .into_iter()
-                .flatten()
+            for path in [
+                &mut target.dir,
+                &mut target.token_file,
+                &mut target.password_file,
+                &mut target.ca_file,
+            ]
+            .into_iter()
+            .flatten()
             {
                 resolve(path.get_mut());
             }

@@ -54,7 +54,10 @@ fn duplicates(
             continue;
         };
         if let Some(&first) = first_seen.get(value) {
-            repeated.entry(value).or_insert_with(|| vec![first]).push(index);
+            repeated
+                .entry(value)
+                .or_insert_with(|| vec![first])
+                .push(index);
         } else {
             first_seen.insert(value, index);
         }

@@ -79,15 +79,33 @@ const WBT_USERS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
         ("user_password", Password, false, Some(120), Text),
         // May be empty: the user then sits at the top of the hierarchy.
         ("org_extid", OrgExtId, false, Some(255), Text),
-        ("user_email", Field::Email, false, Some(255), ValueType::Email),
+        (
+            "user_email",
+            Field::Email,
+            false,
+            Some(255),
+            ValueType::Email,
+        ),
         ("user_extid", ExtId, false, Some(255), Text),
         ("user_disable", Disabled, false, None, Flag),
-        ("user_culture", Field::Culture, false, None, ValueType::Culture),
+        (
+            "user_culture",
+            Field::Culture,
+            false,
+            None,
+            ValueType::Culture,
+        ),
         ("birth_date", BirthDate, false, None, Date),
         ("user_activation_date", ActivationDate, false, None, Date),
         ("user_expiration_date", ExpirationDate, false, None, Date),
         ("user_manager_extid", ManagerExtId, false, Some(255), Text),
-        ("user_alternate_manager_extid", AltManagerExtId, false, Some(255), Text),
+        (
+            "user_alternate_manager_extid",
+            AltManagerExtId,
+            false,
+            Some(255),
+            Text,
+        ),
         ("user_address1", Address1, false, Some(255), Text),
         ("user_address2", Address2, false, Some(255), Text),
         ("user_zip", Zip, false, Some(255), Text),
@@ -114,13 +132,25 @@ const WBT_ORGS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
         ("org_disable", Disabled, false, None, Flag),
         // nvarchar(max)
         ("org_description", Description, false, None, Text),
-        ("org_culture", Field::Culture, false, None, ValueType::Culture),
+        (
+            "org_culture",
+            Field::Culture,
+            false,
+            None,
+            ValueType::Culture,
+        ),
         ("org_address1", Address1, false, Some(255), Text),
         ("org_address2", Address2, false, Some(255), Text),
         ("org_zip", Zip, false, Some(255), Text),
         ("org_city", City, false, Some(255), Text),
         ("org_country", Country, false, Some(255), Text),
-        ("org_institution_code", InstitutionCode, false, Some(255), Text),
+        (
+            "org_institution_code",
+            InstitutionCode,
+            false,
+            Some(255),
+            Text,
+        ),
         ("org_budget", Budget, false, None, Integer),
     ]
 };
@@ -161,7 +191,13 @@ const COLLABORATOR_FREE_FIELDS: &[&str] = &[
 
 const COLLABORATOR_ORGS: &[(&str, Field, bool, Option<usize>, ValueType)] = &[
     ("uid", Field::ExtId, true, None, ValueType::Text),
-    ("parent_uid", Field::ParentExtId, false, None, ValueType::Text),
+    (
+        "parent_uid",
+        Field::ParentExtId,
+        false,
+        None,
+        ValueType::Text,
+    ),
     ("title", Field::Label, true, None, ValueType::Text),
 ];
 
@@ -170,9 +206,10 @@ pub fn column_specs(format: &Format, kind: RecordKind, key: Field) -> Vec<Column
     let mut specs: Vec<ColumnSpec> = match (format, kind) {
         (Format::Wbt, RecordKind::Users) => {
             let mut specs = preset(WBT_USERS);
-            specs.extend((1..=WBT_USER_FREE_FIELDS).map(|i| {
-                free_field(format!("user_udtf{i}"), format!("udtf{i}"), Some(255))
-            }));
+            specs.extend(
+                (1..=WBT_USER_FREE_FIELDS)
+                    .map(|i| free_field(format!("user_udtf{i}"), format!("udtf{i}"), Some(255))),
+            );
             specs
         }
         (Format::Wbt, RecordKind::Orgs) => preset(WBT_ORGS),
@@ -200,14 +237,16 @@ pub fn column_specs(format: &Format, kind: RecordKind, key: Field) -> Vec<Column
 fn preset(table: &[(&'static str, Field, bool, Option<usize>, ValueType)]) -> Vec<ColumnSpec> {
     table
         .iter()
-        .map(|&(header, field, required, max_chars, value_type)| ColumnSpec {
-            header: Cow::Borrowed(header),
-            field: FieldName::Known(field),
-            column_required: required,
-            value_required: required,
-            max_chars,
-            value_type,
-        })
+        .map(
+            |&(header, field, required, max_chars, value_type)| ColumnSpec {
+                header: Cow::Borrowed(header),
+                field: FieldName::Known(field),
+                column_required: required,
+                value_required: required,
+                max_chars,
+                value_type,
+            },
+        )
         .collect()
 }
 

@@ -116,10 +116,7 @@ fn decode_legacy(bytes: &[u8], encoding: &'static Encoding) -> Result<String, Ve
                 push_decode_problem(
                     &mut problems,
                     &position,
-                    format!(
-                        "{bad_len} byte(s) cannot be decoded as {}",
-                        encoding.name()
-                    ),
+                    format!("{bad_len} byte(s) cannot be decoded as {}", encoding.name()),
                 );
                 position.column += 1;
                 if problems.len() >= MAX_DECODE_PROBLEMS {
@@ -142,7 +139,9 @@ fn push_decode_problem(problems: &mut Vec<Problem>, at: &LinePosition, message: 
     }
     let mut problem = Problem::file(at.line, at.column, message);
     if problems.len() + 1 == MAX_DECODE_PROBLEMS {
-        problem.message.push_str(" (further decoding errors not listed)");
+        problem
+            .message
+            .push_str(" (further decoding errors not listed)");
     }
     problems.push(problem);
 }

@@ -77,10 +77,8 @@ fn most_frequent_outside_quotes(line: &str) -> Option<u8> {
     for byte in line.bytes() {
         if byte == b'"' {
             in_quotes = !in_quotes;
-        } else if !in_quotes {
-            if let Some(i) = CANDIDATES.iter().position(|&c| c == byte) {
-                counts[i] += 1;
-            }
+        } else if !in_quotes && let Some(i) = CANDIDATES.iter().position(|&c| c == byte) {
+            counts[i] += 1;
         }
     }
     // max_by_key keeps the last maximum; iterate in reverse so the first candidate wins ties.

@@ -123,4 +123,3 @@ impl Layout {
         row.get(column).map(str::trim).filter(|k| !k.is_empty())
     }
 }
-

@@ -51,8 +51,7 @@ impl SourceSpec {
     /// A full WBT export with every setting on `auto`: what `validate` uses without `--source`.
     pub fn wbt(kind: RecordKind) -> SourceSpec {
         let format = Format::Wbt;
-        let dates = DateFormat::new(format.default_date_format())
-            .unwrap_or_else(|| unreachable_date_format());
+        let dates = DateFormat::preset(format.default_date_format());
         SourceSpec {
             kind,
             mode: Mode::Full,
@@ -64,12 +63,6 @@ impl SourceSpec {
             max_invalid_rows: 0,
         }
     }
-}
-
-#[cold]
-fn unreachable_date_format() -> DateFormat {
-    // The preset formats are constants known to parse; keep going with ISO if one ever does not.
-    DateFormat::new("%Y-%m-%d").unwrap_or_else(|| panic!("ISO date format rejected"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,7 +184,14 @@ pub fn ingest_with(bytes: &[u8], spec: &SourceSpec, parallelism: Parallelism) ->
     let dialect = dialect::detect(text, spec.delimiter);
     outcome.delimiter = Some(dialect.delimiter);
     let body = text.get(dialect.body_start..).unwrap_or("");
-    read_file(body, &dialect, spec, parallelism, &mut outcome, &mut problems);
+    read_file(
+        body,
+        &dialect,
+        spec,
+        parallelism,
+        &mut outcome,
+        &mut problems,
+    );
 
     if problems.file_refused {
         return refuse(outcome, problems);
@@ -221,9 +221,10 @@ fn refuse(outcome: Ingested, problems: Problems) -> Ingested {
         .listed
         .iter()
         .filter(|p| p.is_error() && p.scope == Scope::File);
-    let mut reason = errors
-        .next()
-        .map_or_else(|| "the file is not readable".to_string(), |p| p.message.clone());
+    let mut reason = errors.next().map_or_else(
+        || "the file is not readable".to_string(),
+        |p| p.message.clone(),
+    );
     let more = errors.count() + problems.not_listed;
     if more > 0 {
         reason.push_str(&format!(" (and {more} more problem(s))"));
@@ -324,8 +325,10 @@ fn read_file(
     if problems.file_refused {
         return;
     }
-    let refused_refs: HashMap<&str, u64> =
-        refused.iter().map(|(key, line)| (key.as_str(), *line)).collect();
+    let refused_refs: HashMap<&str, u64> = refused
+        .iter()
+        .map(|(key, line)| (key.as_str(), *line))
+        .collect();
     let (found, invalid) =
         checks::cross_row(&records, &refused_refs, spec.mode == Mode::Full, &layout);
     for problem in found {

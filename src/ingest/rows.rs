@@ -54,7 +54,7 @@ pub(crate) fn read_rows(
         std::thread::scope(|scope| {
             let handles: Vec<_> = chunks
                 .iter()
-                .map(|chunk| scope.spawn(move || read(&chunk)))
+                .map(|chunk| scope.spawn(move || read(chunk)))
                 .collect();
             handles
                 .into_iter()
@@ -76,10 +76,12 @@ fn merge(outcomes: Vec<ChunkOutcome>, first_line: u64) -> RowsOutcome {
     let mut offset = first_line - 1;
     for chunk in outcomes {
         let rows = chunk.rows;
-        merged.records.extend(rows.records.into_iter().map(|mut record| {
-            record.line += offset;
-            record
-        }));
+        merged
+            .records
+            .extend(rows.records.into_iter().map(|mut record| {
+                record.line += offset;
+                record
+            }));
         merged.rows += rows.rows;
         merged.invalid_rows += rows.invalid_rows;
         let mut problems = rows.problems;
@@ -294,4 +296,3 @@ impl RowBuilder {
         valid.then(|| Record::from_parts(line, layout.schema.clone(), &self.text, &self.ends))
     }
 }
-

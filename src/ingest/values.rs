@@ -31,7 +31,13 @@ fn push_iso_date(date: NaiveDate, out: &mut String) {
     use chrono::Datelike;
     use std::fmt::Write;
     // Writing to a String cannot fail.
-    let _ = write!(out, "{:04}-{:02}-{:02}", date.year(), date.month(), date.day());
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    );
 }
 
 /// Checks a trimmed cell against its column and returns the normalised value,
@@ -71,7 +77,10 @@ pub fn normalise<'a>(
     // a byte scan rules most values out before a char-by-char look.
     let maybe_control = raw.bytes().any(|b| b < 0x20 || b == 0x7F || b == 0xC2);
     let control = maybe_control
-        .then(|| raw.chars().find(|&c| c.is_control() && !allows_line_breaks(spec, c)))
+        .then(|| {
+            raw.chars()
+                .find(|&c| c.is_control() && !allows_line_breaks(spec, c))
+        })
         .flatten();
     if let Some(c) = control {
         return Err(format!(
@@ -174,9 +183,9 @@ pub fn is_email(value: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.chars().count() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit()));
+        && labels.last().is_some_and(|tld| {
+            tld.chars().count() >= 2 && !tld.bytes().all(|b| b.is_ascii_digit())
+        });
     local_ok && domain_ok
 }
 
@@ -258,8 +267,7 @@ impl DateFormat {
     pub fn new(format: &str) -> Option<DateFormat> {
         let sample = NaiveDate::from_ymd_opt(1987, 11, 23)?;
         let mut printed = String::new();
-        std::fmt::Write::write_fmt(&mut printed, format_args!("{}", sample.format(format)))
-            .ok()?;
+        std::fmt::Write::write_fmt(&mut printed, format_args!("{}", sample.format(format))).ok()?;
         if NaiveDate::parse_from_str(&printed, format).ok()? != sample {
             return None;
         }
@@ -267,6 +275,14 @@ impl DateFormat {
             format: format.to_string(),
             simple: simple_parts(format),
         })
+    }
+
+    /// A format rostersync itself defines (a preset's), known to be sound.
+    pub fn preset(format: &'static str) -> DateFormat {
+        DateFormat {
+            format: format.to_string(),
+            simple: simple_parts(format),
+        }
     }
 
     pub fn parse(&self, value: &str) -> Option<NaiveDate> {
@@ -366,7 +382,13 @@ mod tests {
         let mut s = spec("birth_date", ValueType::Date);
         s.max_chars = None;
         assert_eq!(normalise(&s, "1990/12/31", &d).unwrap(), "1990-12-31");
-        for bad in ["31/12/1990", "1990/2/3", "1990/02/30", "1990/12/31x", "1990-12-31"] {
+        for bad in [
+            "31/12/1990",
+            "1990/2/3",
+            "1990/02/30",
+            "1990/12/31x",
+            "1990-12-31",
+        ] {
             let err = normalise(&s, bad, &d).unwrap_err();
             assert!(err.contains("YYYY/MM/DD"), "{bad}: {err}");
         }
@@ -385,6 +407,15 @@ mod tests {
     }
 
     #[test]
+    fn preset_formats_are_sound() {
+        for format in ["%Y/%m/%d", "%d.%m.%Y", "%Y-%m-%d"] {
+            let preset = DateFormat::preset(format);
+            assert!(preset.simple.is_some(), "{format}");
+            assert!(DateFormat::new(format).is_some(), "{format}");
+        }
+    }
+
+    #[test]
     fn collaborator_dates() {
         let d = DateFormat::new("%d.%m.%Y").unwrap();
         assert_eq!(d.parse("16.10.1988"), NaiveDate::from_ymd_opt(1988, 10, 16));
@@ -396,15 +427,31 @@ mod tests {
         let s = spec("user_lname", ValueType::Text);
         assert!(normalise(&s, "ééééééééé", &d).is_ok());
         let err = normalise(&s, "ééééééééééé", &d).unwrap_err();
-        assert_eq!(err, "user_lname is 11 characters long, at most 10 are allowed");
+        assert_eq!(
+            err,
+            "user_lname is 11 characters long, at most 10 are allowed"
+        );
     }
 
     #[test]
     fn emails() {
-        for good in ["a@b.fr", "jean.dupont+rh@mairie-lyon.fr", "élodie@exemple.fr"] {
+        for good in [
+            "a@b.fr",
+            "jean.dupont+rh@mairie-lyon.fr",
+            "élodie@exemple.fr",
+        ] {
             assert!(is_email(good), "{good}");
         }
-        for bad in ["a", "a@b", "@b.fr", "a@@b.fr", "a b@c.fr", "a@-b.fr", "a..b@c.fr", "a@b.1"] {
+        for bad in [
+            "a",
+            "a@b",
+            "@b.fr",
+            "a@@b.fr",
+            "a b@c.fr",
+            "a@-b.fr",
+            "a..b@c.fr",
+            "a@b.1",
+        ] {
             assert!(!is_email(bad), "{bad}");
         }
     }
