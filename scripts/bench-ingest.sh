@@ -14,7 +14,7 @@ if [ ! -s "$file" ]; then
   echo "generating $rows users into $file"
   target/release/examples/gen_wbt "$rows" "$file"
 fi
-target/release/examples/bench_ingest "$file" 3
+target/release/examples/bench_ingest "$file" 5
 
 echo "--- rostersync validate (end to end: read, ingest, report)"
 start=$(date +%s.%N)

@@ -1,6 +1,8 @@
 //! Checks across rows: duplicate keys, the organisation tree, manager references.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::hash_map::Entry;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::header::Layout;
 use super::problem::{Problem, quote};
@@ -23,13 +25,38 @@ pub fn cross_row(
     };
     let kind = first.kind();
     let key = first.schema().key();
-    duplicates(records, key, layout, &mut problems, &mut invalid);
-    if kind == RecordKind::Users && key != Field::Login {
-        duplicates(records, Field::Login, layout, &mut problems, &mut invalid);
+    let check_logins = kind == RecordKind::Users && key != Field::Login;
+    // The two indexes are independent and each costs a pass over a million
+    // rows of a big file: build them side by side.
+    let (by_key, by_login) = std::thread::scope(|scope| {
+        let logins = check_logins.then(|| scope.spawn(|| Index::build(records, Field::Login)));
+        let by_key = Index::build(records, key);
+        let by_login = logins.and_then(|handle| handle.join().ok());
+        (by_key, by_login)
+    });
+    by_key.report_duplicates(records, key, layout, &mut problems, &mut invalid);
+    if let Some(by_login) = &by_login {
+        by_login.report_duplicates(records, Field::Login, layout, &mut problems, &mut invalid);
     }
     match kind {
-        RecordKind::Orgs => org_tree(records, refused, full, layout, &mut problems, &mut invalid),
-        RecordKind::Users if full => managers(records, layout, &mut problems),
+        // Organisations are always keyed by ext_id (the config check says so).
+        RecordKind::Orgs => org_tree(
+            records,
+            &by_key.first,
+            refused,
+            full,
+            layout,
+            &mut problems,
+            &mut invalid,
+        ),
+        RecordKind::Users if full => {
+            let by_ext_id = if key == Field::ExtId {
+                by_key
+            } else {
+                Index::build(records, Field::ExtId)
+            };
+            managers(records, &by_ext_id.first, layout, &mut problems);
+        }
         RecordKind::Users => {}
     }
     invalid.sort_unstable();
@@ -37,51 +64,66 @@ pub fn cross_row(
     (problems, invalid)
 }
 
-fn duplicates(
-    records: &[Record],
-    field: Field,
-    layout: &Layout,
-    problems: &mut Vec<Problem>,
-    invalid: &mut Vec<usize>,
-) {
-    let Some((column, header)) = layout.column_of(field) else {
-        return;
-    };
-    let mut first_seen: HashMap<&str, usize> = HashMap::with_capacity(records.len());
-    let mut repeated: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (index, record) in records.iter().enumerate() {
-        let Some(value) = record.get(field) else {
-            continue;
-        };
-        if let Some(&first) = first_seen.get(value) {
-            repeated
-                .entry(value)
-                .or_insert_with(|| vec![first])
-                .push(index);
-        } else {
-            first_seen.insert(value, index);
+/// Where each value of a field first appears, and the values that repeat.
+struct Index<'a> {
+    first: HashMap<&'a str, usize>,
+    repeated: HashMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Index<'a> {
+    fn build(records: &'a [Record], field: Field) -> Index<'a> {
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+        let mut repeated: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (index, record) in records.iter().enumerate() {
+            let Some(value) = record.get(field) else {
+                continue;
+            };
+            match first.entry(value) {
+                Entry::Vacant(vacant) => {
+                    vacant.insert(index);
+                }
+                Entry::Occupied(seen) => repeated
+                    .entry(value)
+                    .or_insert_with(|| vec![*seen.get()])
+                    .push(index),
+            }
         }
+        Index { first, repeated }
     }
-    let mut groups: Vec<(&str, Vec<usize>)> = repeated.into_iter().collect();
-    groups.sort_by_key(|(_, indices)| indices[0]);
-    for (value, indices) in groups {
-        for &index in &indices {
-            let others: Vec<String> = indices
-                .iter()
-                .filter(|&&other| other != index)
-                .map(|&other| records[other].line.to_string())
-                .collect();
-            let line_word = if others.len() == 1 { "line" } else { "lines" };
-            problems.push(Problem::row(
-                records[index].line,
-                column,
-                format!(
-                    "{header} {} is also on {line_word} {}",
-                    quote(value),
-                    others.join(", ")
-                ),
-            ));
-            invalid.push(index);
+
+    /// Every row of a repeated value is refused, naming the other lines.
+    fn report_duplicates(
+        &self,
+        records: &[Record],
+        field: Field,
+        layout: &Layout,
+        problems: &mut Vec<Problem>,
+        invalid: &mut Vec<usize>,
+    ) {
+        let Some((column, header)) = layout.column_of(field) else {
+            return;
+        };
+        let mut groups: Vec<(&&str, &Vec<usize>)> = self.repeated.iter().collect();
+        groups.sort_by_key(|(_, indices)| indices[0]);
+        for (value, indices) in groups {
+            for &index in indices {
+                let others: Vec<String> = indices
+                    .iter()
+                    .filter(|&&other| other != index)
+                    .map(|&other| records[other].line.to_string())
+                    .collect();
+                let line_word = if others.len() == 1 { "line" } else { "lines" };
+                problems.push(Problem::row(
+                    records[index].line,
+                    column,
+                    format!(
+                        "{header} {} is also on {line_word} {}",
+                        quote(value),
+                        others.join(", ")
+                    ),
+                ));
+                invalid.push(index);
+            }
         }
     }
 }
@@ -100,6 +142,7 @@ enum Chain {
 /// would leave it under a parent the target does not have.
 fn org_tree(
     records: &[Record],
+    index_of: &HashMap<&str, usize>,
     refused: &Refused<'_>,
     full: bool,
     layout: &Layout,
@@ -109,8 +152,6 @@ fn org_tree(
     let Some((column, header)) = layout.column_of(Field::ParentExtId) else {
         return;
     };
-    let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(records.len());
-    index_of.extend(records.iter().enumerate().map(|(i, r)| (r.key(), i)));
     let mut chain = vec![Chain::Unvisited; records.len()];
     let mut path: Vec<usize> = Vec::new();
     for start in 0..records.len() {
@@ -208,33 +249,64 @@ fn break_descendants(
 }
 
 /// A manager absent from a full file is only a warning: the target may know them.
-fn managers(records: &[Record], layout: &Layout, problems: &mut Vec<Problem>) {
-    let mut ext_ids: HashSet<&str> = HashSet::with_capacity(records.len());
-    ext_ids.extend(records.iter().filter_map(|r| r.get(Field::ExtId)));
-    for field in [Field::ManagerExtId, Field::AltManagerExtId] {
-        let Some((column, header)) = layout.column_of(field) else {
-            continue;
-        };
-        for record in records {
-            let Some(manager) = record.get(field) else {
-                continue;
-            };
-            if record.get(Field::ExtId) == Some(manager) {
-                problems.push(Problem::warning(
-                    record.line,
-                    column,
-                    format!("{header} {} is the user themselves", quote(manager)),
-                ));
-            } else if !ext_ids.contains(manager) {
-                problems.push(Problem::warning(
-                    record.line,
-                    column,
+/// Read-only lookups over every user: shared between threads for big files.
+fn managers(
+    records: &[Record],
+    ext_ids: &HashMap<&str, usize>,
+    layout: &Layout,
+    problems: &mut Vec<Problem>,
+) {
+    let columns: Vec<(Field, u64, &str)> = [Field::ManagerExtId, Field::AltManagerExtId]
+        .into_iter()
+        .filter_map(|field| {
+            layout
+                .column_of(field)
+                .map(|(column, header)| (field, column, header))
+        })
+        .collect();
+    if columns.is_empty() {
+        return;
+    }
+    let check = |part: &[Record]| {
+        let mut found = Vec::new();
+        for record in part {
+            for &(field, column, header) in &columns {
+                let Some(manager) = record.get(field) else {
+                    continue;
+                };
+                let message = if record.get(Field::ExtId) == Some(manager) {
+                    format!("{header} {} is the user themselves", quote(manager))
+                } else if !ext_ids.contains_key(manager) {
                     format!(
                         "{header} {} is not in this file; the targets must already have it",
                         quote(manager)
-                    ),
-                ));
+                    )
+                } else {
+                    continue;
+                };
+                found.push(Problem::warning(record.line, column, message));
             }
         }
+        found
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if workers < 2 || records.len() < PARALLEL_MIN_RECORDS {
+        problems.extend(check(records));
+        return;
     }
+    let part_len = records.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = records
+            .chunks(part_len)
+            .map(|part| scope.spawn(move || check(part)))
+            .collect();
+        for handle in handles {
+            // `check` only reads and formats; a failed thread would be a bug, and
+            // losing warnings is better than losing the file.
+            problems.extend(handle.join().unwrap_or_default());
+        }
+    });
 }
+
+/// Below this many records, one thread checks managers faster than several.
+const PARALLEL_MIN_RECORDS: usize = 50_000;

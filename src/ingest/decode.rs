@@ -57,6 +57,10 @@ pub fn decode(bytes: &[u8], choice: EncodingChoice) -> Result<Decoded<'_>, Vec<P
 }
 
 fn decode_utf8(bytes: &[u8]) -> Result<&str, Vec<Problem>> {
+    // SIMD validation for the common case; std's error tells where it went wrong.
+    if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
+        return Ok(text);
+    }
     let error = match std::str::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(error) => error,
