@@ -132,9 +132,8 @@ fn check_source(
     level: CheckLevel,
 ) {
     let name = source.name.get_ref();
-    check_dir(c, source.inbox.span(), "inbox", source.inbox.get_ref());
-
     if level == CheckLevel::Full {
+        check_dir(c, source.inbox.span(), "inbox", source.inbox.get_ref());
         if source.targets.get_ref().is_empty() {
             c.at(
                 source.targets.span(),
