@@ -271,11 +271,7 @@ fn read_file(
     problems: &mut Problems,
 ) {
     let line_offset = dialect.body_line - 1;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(dialect.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(body.as_bytes());
+    let mut reader = rows::csv_reader(body.as_bytes(), dialect.delimiter);
     let mut row = csv::StringRecord::new();
 
     // The header: the first row that is not blank.

@@ -132,11 +132,7 @@ fn split_rows(text: &str, delimiter: u8, parallelism: Parallelism) -> Vec<&str> 
 /// Row starts found by the CSV parser itself, about `step` bytes apart.
 fn row_starts_near(bytes: &[u8], delimiter: u8, step: usize, parts: usize) -> Vec<usize> {
     let mut cuts = vec![0usize];
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
+    let mut reader = csv_reader(bytes, delimiter);
     let mut record = csv::ByteRecord::new();
     let mut next_cut = step;
     while cuts.len() < parts && matches!(reader.read_byte_record(&mut record), Ok(true)) {
@@ -178,11 +174,7 @@ fn read_chunk(
     layout: &Layout,
     spec: &SourceSpec,
 ) -> ChunkOutcome {
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text.as_bytes(), delimiter);
     let mut row = csv::StringRecord::new();
     let mut builder = RowBuilder::default();
     let mut outcome = RowsOutcome::default();
@@ -220,6 +212,16 @@ fn read_chunk(
         rows: outcome,
         newlines: reader.position().line() - 1,
     }
+}
+
+/// The one way rows are read: no header handling (ours names columns), and
+/// rows of any length (ours reports a wrong one with its line).
+pub(crate) fn csv_reader(bytes: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes)
 }
 
 pub(crate) fn is_blank(row: &csv::StringRecord) -> bool {
