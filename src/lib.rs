@@ -10,3 +10,4 @@ pub mod ingest;
 pub mod run;
 pub mod secret;
 pub mod watch;
+pub mod projection;
