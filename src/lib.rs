@@ -11,3 +11,4 @@ pub mod run;
 pub mod secret;
 pub mod watch;
 pub mod projection;
+pub mod store;

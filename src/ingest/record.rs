@@ -10,7 +10,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 /// What a source file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     Users,

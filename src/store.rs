@@ -1,0 +1,544 @@
+//! The state store: one sled database, reached only through this module so
+//! that another engine could replace it here alone.
+//!
+//! Everything lives in one tree, under key prefixes, so that a file's whole
+//! commit is one atomic batch:
+//!
+//! | key | value |
+//! |---|---|
+//! | `e\0TARGET\0KIND\0KEY` | [`Entry`]: source, desired and acknowledged summaries |
+//! | `d\0TARGET\0KIND\0KEY` | desired projection ([`Fields`]) |
+//! | `a\0TARGET\0KIND\0KEY` | acknowledged projection ([`Fields`]) |
+//! | `o\0TARGET\0KIND\0KEY` | [`OutboxItem`]: still to push |
+//! | `f\0SHA256` | [`FileSeen`]: a processed file |
+//! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
+//! | `m\0schema_version` | u32, big-endian |
+//!
+//! Values are postcard-encoded. Names and keys hold no NUL byte (config and
+//! ingest refuse them), so the separators are unambiguous.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+
+use crate::ingest::record::RecordKind;
+use crate::projection::{Fields, ProjectionHash};
+
+/// Bumped with every change of key or value layout; [`migrate`] moves older stores up.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const SCHEMA_KEY: &[u8] = b"m\0schema_version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("state store: value under {key} is unreadable ({reason}); restore the state directory from a backup")]
+    Corrupt { key: String, reason: String },
+    #[error(
+        "state store has schema {found}, this rostersync knows up to {supported}: it was written by a newer release"
+    )]
+    NewerSchema { found: u32, supported: u32 },
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(error: sled::transaction::TransactionError<StoreError>) -> Self {
+        match error {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(inner) => StoreError::Sled(inner),
+        }
+    }
+}
+
+/// Where a record stands for one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The source the record last came from.
+    pub source: String,
+    pub desired: Desired,
+    pub acked: Option<Acked>,
+}
+
+/// What we want the target to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    pub hash: ProjectionHash,
+    /// Active once `disabled`, the dates and the file's presence are taken into account.
+    pub active: bool,
+    pub disabled: bool,
+    /// Days since 0001-01-01 (chrono's `num_days_from_ce`).
+    pub activation: Option<i32>,
+    pub expiration: Option<i32>,
+    /// In the last file of a full source, or in any file of a delta source.
+    pub present: bool,
+}
+
+/// What the target confirmed holding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acked {
+    pub hash: ProjectionHash,
+    pub active: bool,
+    /// The target's own id for the record, when it has one.
+    pub target_id: Option<String>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionKind {
+    Create,
+    Update,
+    Block,
+    Unblock,
+}
+
+/// A record still to push to a target. What to push is read from the desired
+/// state when the push happens, so a newer file supersedes a waiting change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub action: ActionKind,
+    /// Unix seconds when it was queued.
+    pub queued_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSeen {
+    pub source: String,
+    pub name: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    pub last_file: String,
+    pub last_sha256: [u8; 32],
+    pub rows: u64,
+    pub at: i64,
+}
+
+/// Identifies a record at a target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordKey {
+    pub target: String,
+    pub kind: RecordKind,
+    pub key: String,
+}
+
+impl RecordKey {
+    fn encode(&self, prefix: u8) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.target.len() + self.key.len() + 10);
+        bytes.extend_from_slice(&[prefix, 0]);
+        bytes.extend_from_slice(self.target.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(kind_tag(self.kind));
+        bytes.push(0);
+        bytes.extend_from_slice(self.key.as_bytes());
+        bytes
+    }
+}
+
+fn kind_tag(kind: RecordKind) -> &'static [u8] {
+    match kind {
+        RecordKind::Users => b"users",
+        RecordKind::Orgs => b"orgs",
+    }
+}
+
+fn scan_prefix(prefix: u8, target: &str, kind: RecordKind) -> Vec<u8> {
+    let mut bytes = RecordKey {
+        target: target.to_string(),
+        kind,
+        key: String::new(),
+    }
+    .encode(prefix);
+    bytes.shrink_to_fit();
+    bytes
+}
+
+/// One record's change in a commit.
+#[derive(Debug, Clone)]
+pub struct EntryWrite {
+    pub key: RecordKey,
+    pub entry: Entry,
+    /// `None`: the desired projection did not change.
+    pub desired_fields: Option<Fields>,
+    pub outbox: OutboxChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxChange {
+    Put(OutboxItem),
+    Remove,
+    Keep,
+}
+
+/// Everything one accepted file changes, applied at once.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub writes: Vec<EntryWrite>,
+    pub file: Option<([u8; 32], FileSeen)>,
+    pub source: Option<(String, SourceState)>,
+}
+
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, migrating an older schema.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(dir).open()?;
+        Store::init(db)
+    }
+
+    /// A store that lives in memory only and is gone when dropped: `plan`
+    /// uses one when the state directory does not exist, so it creates nothing.
+    pub fn temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Store::init(db)
+    }
+
+    fn init(db: sled::Db) -> Result<Store, StoreError> {
+        let tree = db.open_tree("state")?;
+        let store = Store { db, tree };
+        match store.schema_version()? {
+            None if store.tree.is_empty() => store.set_schema_version(SCHEMA_VERSION)?,
+            None => migrate(&store, 0)?,
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(found) if found < SCHEMA_VERSION => migrate(&store, found)?,
+            Some(_) => {}
+        }
+        Ok(store)
+    }
+
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        let Some(bytes) = self.tree.get(SCHEMA_KEY)? else {
+            return Ok(None);
+        };
+        let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            key: "schema_version".into(),
+            reason: format!("{} bytes, expected 4", bytes.len()),
+        })?;
+        Ok(Some(u32::from_be_bytes(array)))
+    }
+
+    fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
+        self.tree.insert(SCHEMA_KEY, &version.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn entry(&self, key: &RecordKey) -> Result<Option<Entry>, StoreError> {
+        self.get(&key.encode(b'e'))
+    }
+
+    pub fn desired_fields(&self, key: &RecordKey) -> Result<Option<Fields>, StoreError> {
+        self.get(&key.encode(b'd'))
+    }
+
+    pub fn acked_fields(&self, key: &RecordKey) -> Result<Option<Fields>, StoreError> {
+        self.get(&key.encode(b'a'))
+    }
+
+    pub fn outbox_item(&self, key: &RecordKey) -> Result<Option<OutboxItem>, StoreError> {
+        self.get(&key.encode(b'o'))
+    }
+
+    /// Every entry of a kind at a target, in key order.
+    pub fn entries(
+        &self,
+        target: &str,
+        kind: RecordKind,
+    ) -> impl Iterator<Item = Result<(String, Entry), StoreError>> + '_ {
+        self.scan(b'e', target, kind)
+    }
+
+    /// Records still to push to a target, in key order.
+    pub fn outbox(
+        &self,
+        target: &str,
+        kind: RecordKind,
+    ) -> impl Iterator<Item = Result<(String, OutboxItem), StoreError>> + '_ {
+        self.scan(b'o', target, kind)
+    }
+
+    pub fn outbox_len(&self, target: &str) -> usize {
+        [RecordKind::Orgs, RecordKind::Users]
+            .into_iter()
+            .map(|kind| self.tree.scan_prefix(scan_prefix(b'o', target, kind)).count())
+            .sum()
+    }
+
+    fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: u8,
+        target: &str,
+        kind: RecordKind,
+    ) -> impl Iterator<Item = Result<(String, T), StoreError>> + '_ {
+        let prefix = scan_prefix(prefix, target, kind);
+        let skip = prefix.len();
+        self.tree.scan_prefix(prefix).map(move |item| {
+            let (key, value) = item?;
+            let record_key = String::from_utf8_lossy(&key[skip..]).into_owned();
+            let decoded = decode(&key, &value)?;
+            Ok((record_key, decoded))
+        })
+    }
+
+    pub fn file_seen(&self, sha256: &[u8; 32]) -> Result<Option<FileSeen>, StoreError> {
+        self.get(&file_key(sha256))
+    }
+
+    pub fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
+        self.get(&source_key(source))
+    }
+
+    /// Applies a whole commit atomically and flushes it to disk before returning.
+    pub fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for write in &commit.writes {
+            batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
+            if let Some(fields) = &write.desired_fields {
+                batch.insert(write.key.encode(b'd'), encode(fields)?);
+            }
+            match &write.outbox {
+                OutboxChange::Put(item) => batch.insert(write.key.encode(b'o'), encode(item)?),
+                OutboxChange::Remove => batch.remove(write.key.encode(b'o')),
+                OutboxChange::Keep => {}
+            }
+        }
+        if let Some((sha, seen)) = &commit.file {
+            batch.insert(file_key(sha), encode(seen)?);
+        }
+        if let Some((name, state)) = &commit.source {
+            batch.insert(source_key(name), encode(state)?);
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Records that the target holds `pushed` (the desired hash that was sent)
+    /// and drops the outbox entry, in one transaction. If the desired state
+    /// moved on meanwhile, the outbox entry stays for the newer change.
+    pub fn acknowledge(
+        &self,
+        key: &RecordKey,
+        acked: &Acked,
+        fields: &Fields,
+    ) -> Result<(), StoreError> {
+        let entry_key = key.encode(b'e');
+        let acked_key = key.encode(b'a');
+        let outbox_key = key.encode(b'o');
+        let fields_bytes = encode(fields)?;
+        self.tree.transaction(|tx| {
+            let current = tx.get(&entry_key)?;
+            let Some(bytes) = current else {
+                return sled::transaction::abort(StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&entry_key).into_owned(),
+                    reason: "acknowledged a record that has no entry".into(),
+                });
+            };
+            let mut entry: Entry = match decode(&entry_key, &bytes) {
+                Ok(entry) => entry,
+                Err(error) => return sled::transaction::abort(error),
+            };
+            let caught_up = entry.desired.hash == acked.hash && entry.desired.active == acked.active;
+            entry.acked = Some(acked.clone());
+            let entry_bytes = match encode(&entry) {
+                Ok(bytes) => bytes,
+                Err(error) => return sled::transaction::abort(error),
+            };
+            tx.insert(entry_key.as_slice(), entry_bytes)?;
+            tx.insert(acked_key.as_slice(), fields_bytes.clone())?;
+            if caught_up {
+                tx.remove(outbox_key.as_slice())?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Flushes pending writes to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree.get(key)? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+fn file_key(sha256: &[u8; 32]) -> Vec<u8> {
+    let mut key = b"f\0".to_vec();
+    key.extend_from_slice(sha256);
+    key
+}
+
+fn source_key(source: &str) -> Vec<u8> {
+    let mut key = b"s\0".to_vec();
+    key.extend_from_slice(source.as_bytes());
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value).map_err(|error| StoreError::Corrupt {
+        key: "(new value)".into(),
+        reason: error.to_string(),
+    })
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).replace('\0', "/"),
+        reason: error.to_string(),
+    })
+}
+
+/// Brings a store written with an older schema up to [`SCHEMA_VERSION`].
+/// Each step rewrites what changed, then records its version, so an
+/// interrupted migration resumes where it stopped.
+fn migrate(store: &Store, from: u32) -> Result<(), StoreError> {
+    let mut version = from;
+    while version < SCHEMA_VERSION {
+        match version {
+            // 0: a store with data but no version key predates versioning;
+            // version 1 is the first layout, so there is nothing to rewrite.
+            0 => {}
+            _ => {}
+        }
+        version += 1;
+        store.set_schema_version(version)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> RecordKey {
+        RecordKey {
+            target: "lms".into(),
+            kind: RecordKind::Users,
+            key: k.into(),
+        }
+    }
+
+    fn entry(hash: u8, active: bool) -> Entry {
+        Entry {
+            source: "hr".into(),
+            desired: Desired {
+                hash: ProjectionHash([hash; 16]),
+                active,
+                disabled: !active,
+                activation: None,
+                expiration: None,
+                present: true,
+            },
+            acked: None,
+        }
+    }
+
+    fn write(k: &str, hash: u8) -> EntryWrite {
+        EntryWrite {
+            key: key(k),
+            entry: entry(hash, true),
+            desired_fields: Some(Fields::from([("login".into(), k.into())])),
+            outbox: OutboxChange::Put(OutboxItem {
+                action: ActionKind::Create,
+                queued_at: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn commit_then_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let commit = Commit {
+                writes: vec![write("E1", 1), write("E2", 2)],
+                ..Commit::default()
+            };
+            store.commit(&commit).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+        let entries: Vec<_> = store
+            .entries("lms", RecordKind::Users)
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert_eq!(entries, ["E1", "E2"]);
+        assert_eq!(store.outbox_len("lms"), 2);
+        assert_eq!(store.outbox_len("other"), 0);
+        assert_eq!(
+            store.desired_fields(&key("E2")).unwrap().unwrap()["login"],
+            "E2"
+        );
+    }
+
+    #[test]
+    fn acknowledge_removes_the_outbox_entry_unless_superseded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&Commit {
+                writes: vec![write("E1", 1), write("E2", 2)],
+                ..Commit::default()
+            })
+            .unwrap();
+        let acked = |hash: u8| Acked {
+            hash: ProjectionHash([hash; 16]),
+            active: true,
+            target_id: Some("42".into()),
+            at: 1,
+        };
+        store.acknowledge(&key("E1"), &acked(1), &Fields::new()).unwrap();
+        assert!(store.outbox_item(&key("E1")).unwrap().is_none());
+        assert_eq!(
+            store.entry(&key("E1")).unwrap().unwrap().acked,
+            Some(acked(1))
+        );
+        // E2 was pushed with hash 9, but the desired state is hash 2 by now.
+        store.acknowledge(&key("E2"), &acked(9), &Fields::new()).unwrap();
+        assert!(store.outbox_item(&key("E2")).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.set_schema_version(SCHEMA_VERSION + 1).unwrap();
+        }
+        let error = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(error, StoreError::NewerSchema { .. }), "{error}");
+    }
+
+    #[test]
+    fn keys_of_one_target_do_not_leak_into_another_with_a_longer_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut other = write("E1", 1);
+        other.key.target = "lms2".into();
+        store
+            .commit(&Commit {
+                writes: vec![other],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert_eq!(store.entries("lms", RecordKind::Users).count(), 0);
+    }
+}
