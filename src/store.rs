@@ -406,20 +406,23 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError
     })
 }
 
+/// One step per schema version: `MIGRATIONS[n]` takes a store from version
+/// `n` to `n + 1`. Add a step (and bump [`SCHEMA_VERSION`]) with every layout change.
+type Migration = fn(&Store) -> Result<(), StoreError>;
+
+const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
+    // 0 → 1: data without a version key predates versioning; version 1 is
+    // that first layout, so there is nothing to rewrite.
+    |_| Ok(()),
+];
+
 /// Brings a store written with an older schema up to [`SCHEMA_VERSION`].
-/// Each step rewrites what changed, then records its version, so an
-/// interrupted migration resumes where it stopped.
+/// Each step records its version when done, so an interrupted migration
+/// resumes where it stopped.
 fn migrate(store: &Store, from: u32) -> Result<(), StoreError> {
-    let mut version = from;
-    while version < SCHEMA_VERSION {
-        match version {
-            // 0: a store with data but no version key predates versioning;
-            // version 1 is the first layout, so there is nothing to rewrite.
-            0 => {}
-            _ => {}
-        }
-        version += 1;
-        store.set_schema_version(version)?;
+    for version in from..SCHEMA_VERSION {
+        MIGRATIONS[version as usize](store)?;
+        store.set_schema_version(version + 1)?;
     }
     Ok(())
 }
