@@ -6,9 +6,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod ingest;
-pub mod run;
-pub mod secret;
-pub mod watch;
 pub mod projection;
+pub mod run;
+pub mod safety;
+pub mod secret;
 pub mod store;
+pub mod watch;

@@ -124,7 +124,11 @@ fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
                 ("manager_uid", ManagerExtId),
                 ("role_id", Roles),
             ]),
-            known(&[("uid", ExtId), ("parent_uid", ParentExtId), ("title", Label)]),
+            known(&[
+                ("uid", ExtId),
+                ("parent_uid", ParentExtId),
+                ("title", Label),
+            ]),
         ),
         TargetKind::Maarch => (
             known(&[
@@ -227,7 +231,9 @@ fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
 /// field in ascending byte order of its name, the name's UTF-8 bytes, a 0x00
 /// byte, the value's UTF-8 bytes, a 0x00 byte; SHA-256 of that, first 16
 /// bytes. Names and values hold no NUL (ingest refuses them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ProjectionHash(pub [u8; 16]);
 
 pub fn hash(fields: &Fields) -> ProjectionHash {
@@ -295,7 +301,8 @@ mod tests {
 
     #[test]
     fn overrides_replace_add_and_drop_defaults() {
-        let r = record("user_extid;user_fname;user_login;user_city;user_udtf1\nE1;Ana;ana;Lyon;B-7\n");
+        let r =
+            record("user_extid;user_fname;user_login;user_city;user_udtf1\nE1;Ana;ana;Lyon;B-7\n");
         let overrides = BTreeMap::from([
             ("city".to_string(), "".to_string()),
             ("badge".to_string(), "custom.udtf1".to_string()),

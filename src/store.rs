@@ -19,8 +19,8 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::ingest::record::RecordKind;
 use crate::projection::{Fields, ProjectionHash};
@@ -34,7 +34,9 @@ const SCHEMA_KEY: &[u8] = b"m\0schema_version";
 pub enum StoreError {
     #[error("state store: {0}")]
     Sled(#[from] sled::Error),
-    #[error("state store: value under {key} is unreadable ({reason}); restore the state directory from a backup")]
+    #[error(
+        "state store: value under {key} is unreadable ({reason}); restore the state directory from a backup"
+    )]
     Corrupt { key: String, reason: String },
     #[error(
         "state store has schema {found}, this rostersync knows up to {supported}: it was written by a newer release"
@@ -272,7 +274,11 @@ impl Store {
     pub fn outbox_len(&self, target: &str) -> usize {
         [RecordKind::Orgs, RecordKind::Users]
             .into_iter()
-            .map(|kind| self.tree.scan_prefix(scan_prefix(b'o', target, kind)).count())
+            .map(|kind| {
+                self.tree
+                    .scan_prefix(scan_prefix(b'o', target, kind))
+                    .count()
+            })
             .sum()
     }
 
@@ -350,7 +356,8 @@ impl Store {
                 Ok(entry) => entry,
                 Err(error) => return sled::transaction::abort(error),
             };
-            let caught_up = entry.desired.hash == acked.hash && entry.desired.active == acked.active;
+            let caught_up =
+                entry.desired.hash == acked.hash && entry.desired.active == acked.active;
             entry.acked = Some(acked.clone());
             let entry_bytes = match encode(&entry) {
                 Ok(bytes) => bytes,
@@ -508,14 +515,18 @@ mod tests {
             target_id: Some("42".into()),
             at: 1,
         };
-        store.acknowledge(&key("E1"), &acked(1), &Fields::new()).unwrap();
+        store
+            .acknowledge(&key("E1"), &acked(1), &Fields::new())
+            .unwrap();
         assert!(store.outbox_item(&key("E1")).unwrap().is_none());
         assert_eq!(
             store.entry(&key("E1")).unwrap().unwrap().acked,
             Some(acked(1))
         );
         // E2 was pushed with hash 9, but the desired state is hash 2 by now.
-        store.acknowledge(&key("E2"), &acked(9), &Fields::new()).unwrap();
+        store
+            .acknowledge(&key("E2"), &acked(9), &Fields::new())
+            .unwrap();
         assert!(store.outbox_item(&key("E2")).unwrap().is_some());
     }
 

@@ -1,0 +1,209 @@
+//! Diff: from desired and acknowledged state to an action, and the order in
+//! which actions can be sent. Pure functions over plain data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::projection::Fields;
+use crate::store::{Acked, ActionKind, Desired};
+
+/// Whether a record should be active on `today`: in its file, not disabled,
+/// activated already (the activation day counts) and not expired (the
+/// expiration day is its last active day).
+pub fn is_active(desired: &Desired, today: NaiveDate) -> bool {
+    let day = today.num_days_from_ce();
+    desired.present
+        && !desired.disabled
+        && desired
+            .activation
+            .is_none_or(|activation| activation <= day)
+        && desired
+            .expiration
+            .is_none_or(|expiration| day <= expiration)
+}
+
+/// What the target must be told, if anything, for it to hold `desired`.
+/// A new record that is already inactive is only created with `create_disabled`.
+pub fn decide(
+    desired: &Desired,
+    acked: Option<&Acked>,
+    create_disabled: bool,
+) -> Option<ActionKind> {
+    let Some(acked) = acked else {
+        return (desired.active || create_disabled).then_some(ActionKind::Create);
+    };
+    match (acked.active, desired.active) {
+        (true, false) => Some(ActionKind::Block),
+        (false, true) => Some(ActionKind::Unblock),
+        _ if acked.hash != desired.hash => Some(ActionKind::Update),
+        _ => None,
+    }
+}
+
+/// A field's old and new value (`None`: absent).
+pub type Change = (Option<String>, Option<String>);
+
+/// The fields that differ between two projections.
+pub fn changes(old: &Fields, new: &Fields) -> BTreeMap<String, Change> {
+    let mut changed = BTreeMap::new();
+    for (name, value) in new {
+        if old.get(name) != Some(value) {
+            changed.insert(name.clone(), (old.get(name).cloned(), Some(value.clone())));
+        }
+    }
+    for (name, value) in old {
+        if !new.contains_key(name) {
+            changed.insert(name.clone(), (Some(value.clone()), None));
+        }
+    }
+    changed
+}
+
+/// Orders items so that each comes after the item it refers to (a parent
+/// organisation, a manager), when that one is in the list too. Returns the
+/// order, as indices, and the indices whose reference must wait for a second
+/// pass because references loop. Ties keep the given order.
+pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>, Vec<usize>) {
+    let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    // Edges point from the referenced item to the one that refers to it.
+    let mut waiting_on = vec![0usize; keys.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+    for (i, refs) in references.iter().enumerate() {
+        for reference in refs {
+            if let Some(&j) = position.get(reference) {
+                if j != i {
+                    waiting_on[i] += 1;
+                    dependents[j].push(i);
+                }
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(keys.len());
+    let mut deferred = Vec::new();
+    let mut done = vec![false; keys.len()];
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..keys.len()).filter(|&i| waiting_on[i] == 0).collect();
+    let mut next_unsent = 0;
+    while order.len() < keys.len() {
+        let next = match ready.pop_first() {
+            Some(i) => i,
+            None => {
+                // Only loops remain: send the earliest without its references.
+                while done[next_unsent] {
+                    next_unsent += 1;
+                }
+                deferred.push(next_unsent);
+                next_unsent
+            }
+        };
+        if done[next] {
+            continue;
+        }
+        done[next] = true;
+        order.push(next);
+        for &dependent in &dependents[next] {
+            waiting_on[dependent] = waiting_on[dependent].saturating_sub(1);
+            if waiting_on[dependent] == 0 && !done[dependent] {
+                ready.insert(dependent);
+            }
+        }
+    }
+    (order, deferred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::ProjectionHash;
+
+    fn desired(hash: u8, active: bool) -> Desired {
+        Desired {
+            hash: ProjectionHash([hash; 16]),
+            active,
+            disabled: !active,
+            activation: None,
+            expiration: None,
+            present: true,
+        }
+    }
+
+    fn acked(hash: u8, active: bool) -> Acked {
+        Acked {
+            hash: ProjectionHash([hash; 16]),
+            active,
+            target_id: None,
+            at: 0,
+        }
+    }
+
+    #[test]
+    fn every_transition() {
+        use ActionKind::*;
+        assert_eq!(decide(&desired(1, true), None, false), Some(Create));
+        assert_eq!(decide(&desired(1, false), None, false), None);
+        assert_eq!(decide(&desired(1, false), None, true), Some(Create));
+        assert_eq!(
+            decide(&desired(1, true), Some(&acked(1, true)), false),
+            None
+        );
+        assert_eq!(
+            decide(&desired(2, true), Some(&acked(1, true)), false),
+            Some(Update)
+        );
+        assert_eq!(
+            decide(&desired(1, false), Some(&acked(1, true)), false),
+            Some(Block)
+        );
+        assert_eq!(
+            decide(&desired(2, true), Some(&acked(1, false)), false),
+            Some(Unblock)
+        );
+        // A blocked record whose fields change stays blocked and is updated.
+        assert_eq!(
+            decide(&desired(2, false), Some(&acked(1, false)), false),
+            Some(Update)
+        );
+    }
+
+    #[test]
+    fn dates_decide_activity() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let mut d = desired(1, true);
+        d.activation = Some(day(2026, 12, 1).num_days_from_ce());
+        d.expiration = Some(day(2027, 6, 30).num_days_from_ce());
+        assert!(!is_active(&d, day(2026, 11, 30)));
+        assert!(is_active(&d, day(2026, 12, 1)));
+        assert!(is_active(&d, day(2027, 6, 30)));
+        assert!(!is_active(&d, day(2027, 7, 1)));
+        d.present = false;
+        assert!(!is_active(&d, day(2027, 1, 1)));
+    }
+
+    #[test]
+    fn changes_list_old_and_new() {
+        let old = Fields::from([("a".into(), "1".into()), ("b".into(), "2".into())]);
+        let new = Fields::from([("a".into(), "1".into()), ("c".into(), "3".into())]);
+        let changed = changes(&old, &new);
+        assert_eq!(changed.len(), 2);
+        assert_eq!(changed["b"], (Some("2".into()), None));
+        assert_eq!(changed["c"], (None, Some("3".into())));
+    }
+
+    #[test]
+    fn parents_before_children_and_loops_deferred() {
+        // d → c → b → a (child → parent), given children first.
+        let keys = ["d", "c", "b", "a"];
+        let refs = vec![vec!["c"], vec!["b"], vec!["a"], vec![]];
+        let (order, deferred) = dependency_order(&keys, &refs);
+        assert_eq!(order, [3, 2, 1, 0]);
+        assert!(deferred.is_empty());
+
+        // x and y manage each other; z reports to x.
+        let keys = ["x", "y", "z"];
+        let refs = vec![vec!["y"], vec!["x"], vec!["x"]];
+        let (order, deferred) = dependency_order(&keys, &refs);
+        assert_eq!(order, [0, 1, 2]);
+        assert_eq!(deferred, [0]);
+    }
+}

@@ -1,0 +1,161 @@
+//! Safety rules (DESIGN.md step 5): a plan that would block too many people,
+//! or comes from a suspiciously small file, is held instead of applied.
+
+use crate::config::SafetyConfig;
+
+/// Which rule held a plan, and by how much.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Held {
+    pub rule: String,
+    pub value: f64,
+    pub limit: f64,
+    /// The target the figures are about, for the block rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = self
+            .target
+            .as_ref()
+            .map(|t| format!(" on target {t}"))
+            .unwrap_or_default();
+        match self.rule.as_str() {
+            "min_rows" => write!(
+                f,
+                "the file has {} rows, min_rows is {}",
+                self.value, self.limit
+            ),
+            "max_shrink_percent" => write!(
+                f,
+                "the file has {:.1}% fewer rows than the last accepted one, max_shrink_percent is {}",
+                self.value, self.limit
+            ),
+            "max_block_count" => write!(
+                f,
+                "the plan blocks {} records{on}, max_block_count is {}",
+                self.value, self.limit
+            ),
+            "max_block_percent" => write!(
+                f,
+                "the plan blocks {:.1}% of the source's active records{on}, max_block_percent is {}",
+                self.value, self.limit
+            ),
+            other => write!(f, "{other}: {} (limit {})", self.value, self.limit),
+        }
+    }
+}
+
+/// The figures of a plan the rules look at.
+#[derive(Debug, Clone, Default)]
+pub struct PlanFigures {
+    pub rows: u64,
+    /// Rows of the source's last accepted file, if any.
+    pub previous_rows: Option<u64>,
+    /// Per target: blocks planned, and the source's records active there now.
+    pub blocks: Vec<(String, u64, u64)>,
+}
+
+/// The first rule the plan breaks, if any, in this order: min_rows,
+/// max_shrink_percent, then per target max_block_count and max_block_percent.
+pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
+    let held = |rule: &str, value: f64, limit: f64, target: Option<&str>| Held {
+        rule: rule.to_string(),
+        value,
+        limit,
+        target: target.map(str::to_string),
+    };
+    if figures.rows < rules.min_rows {
+        return Some(held(
+            "min_rows",
+            figures.rows as f64,
+            rules.min_rows as f64,
+            None,
+        ));
+    }
+    if let Some(previous) = figures.previous_rows.filter(|&p| p > 0) {
+        let shrink = previous.saturating_sub(figures.rows) as f64 * 100.0 / previous as f64;
+        let limit = *rules.max_shrink_percent.get_ref();
+        if shrink > limit {
+            return Some(held("max_shrink_percent", round1(shrink), limit, None));
+        }
+    }
+    for (target, blocks, active) in &figures.blocks {
+        if *blocks > rules.max_block_count {
+            return Some(held(
+                "max_block_count",
+                *blocks as f64,
+                rules.max_block_count as f64,
+                Some(target),
+            ));
+        }
+        if *blocks > 0 && *active > 0 {
+            let percent = *blocks as f64 * 100.0 / *active as f64;
+            let limit = *rules.max_block_percent.get_ref();
+            if percent > limit {
+                return Some(held(
+                    "max_block_percent",
+                    round1(percent),
+                    limit,
+                    Some(target),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(rows: u64, previous: Option<u64>, blocks: u64, active: u64) -> PlanFigures {
+        PlanFigures {
+            rows,
+            previous_rows: previous,
+            blocks: vec![("lms".into(), blocks, active)],
+        }
+    }
+
+    #[test]
+    fn each_rule_holds_with_its_figures() {
+        let rules = SafetyConfig::default();
+        assert_eq!(check(&rules, &figures(100, Some(100), 0, 100)), None);
+        let held = check(&rules, &figures(0, None, 0, 0)).unwrap();
+        assert_eq!(
+            (held.rule.as_str(), held.value, held.limit),
+            ("min_rows", 0.0, 1.0)
+        );
+        let held = check(&rules, &figures(10, Some(100), 0, 100)).unwrap();
+        assert_eq!(
+            (held.rule.as_str(), held.value),
+            ("max_shrink_percent", 90.0)
+        );
+        let held = check(&rules, &figures(100, Some(100), 11, 100)).unwrap();
+        assert_eq!(
+            (held.rule.as_str(), held.value),
+            ("max_block_percent", 11.0)
+        );
+        assert_eq!(held.target.as_deref(), Some("lms"));
+        let held = check(&rules, &figures(10_000, None, 501, 10_000)).unwrap();
+        assert_eq!((held.rule.as_str(), held.value), ("max_block_count", 501.0));
+        // Exactly at the limit passes.
+        assert_eq!(check(&rules, &figures(100, Some(100), 10, 100)), None);
+        assert_eq!(check(&rules, &figures(70, Some(100), 0, 100)), None);
+    }
+
+    #[test]
+    fn the_summary_says_which_rule_and_by_how_much() {
+        let rules = SafetyConfig::default();
+        let held = check(&rules, &figures(100, Some(100), 40, 100)).unwrap();
+        assert_eq!(
+            held.to_string(),
+            "the plan blocks 40.0% of the source's active records on target lms, max_block_percent is 10"
+        );
+    }
+}
