@@ -71,12 +71,11 @@ pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>,
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
     for (i, refs) in references.iter().enumerate() {
         for reference in refs {
-            if let Some(&j) = position.get(reference) {
-                if j != i {
+            if let Some(&j) = position.get(reference)
+                && j != i {
                     waiting_on[i] += 1;
                     dependents[j].push(i);
                 }
-            }
         }
     }
     let mut order = Vec::with_capacity(keys.len());

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod ingest;
+pub mod plan;
 pub mod projection;
 pub mod run;
 pub mod safety;

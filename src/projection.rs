@@ -51,6 +51,11 @@ impl Projector {
                 }
             }
         }
+        // Sorted by target field name: the order of a `Fields` map, so that
+        // `hash` can read a record directly and agree with `projection::hash`.
+        for list in [&mut projector.users, &mut projector.orgs] {
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+        }
         projector
     }
 
@@ -68,16 +73,27 @@ impl Projector {
 
     /// The fields this target holds for a record.
     pub fn project(&self, record: &Record) -> Fields {
+        self.values(record)
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    /// `hash(&self.project(record))`, without building the map: most records
+    /// of a big file are unchanged and only their hash is needed.
+    pub fn hash(&self, record: &Record) -> ProjectionHash {
+        hash_pairs(self.values(record))
+    }
+
+    fn values<'r>(&'r self, record: &'r Record) -> impl Iterator<Item = (&'r str, &'r str)> {
         self.mapping(record.kind())
             .iter()
-            .filter_map(|(target_field, canonical)| {
+            .filter_map(move |(target_field, canonical)| {
                 let value = match canonical {
                     FieldName::Known(field) => record.get(*field),
                     FieldName::Custom(name) => record.custom(name),
                 }?;
-                Some((target_field.clone(), value.to_string()))
+                Some((target_field.as_str(), value))
             })
-            .collect()
     }
 }
 
@@ -237,8 +253,16 @@ fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
 pub struct ProjectionHash(pub [u8; 16]);
 
 pub fn hash(fields: &Fields) -> ProjectionHash {
+    hash_pairs(
+        fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    )
+}
+
+fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> ProjectionHash {
     let mut hasher = Sha256::new();
-    for (name, value) in fields {
+    for (name, value) in pairs {
         hasher.update(name.as_bytes());
         hasher.update([0]);
         hasher.update(value.as_bytes());
@@ -278,6 +302,22 @@ mod tests {
                 0x6a, 0x23
             ]
         );
+    }
+
+    #[test]
+    fn hashing_a_record_equals_hashing_its_projection() {
+        let r = record(
+            "user_extid;user_fname;user_login;user_email;user_city;user_roles\nE1;Ana;ana;ana@x.fr;Lyon;a||b\n",
+        );
+        for kind in [
+            TargetKind::Collaborator,
+            TargetKind::Maarch,
+            TargetKind::Scim,
+            TargetKind::WbtFile,
+        ] {
+            let projector = Projector::new(kind, &BTreeMap::new());
+            assert_eq!(projector.hash(&r), hash(&projector.project(&r)), "{kind}");
+        }
     }
 
     #[test]

@@ -1,0 +1,496 @@
+//! Planning: one accepted file, the store, and the targets in; per target the
+//! actions to send and the store commit that queues them out. Nothing is
+//! written here: [`Store::commit`] applies a plan that was not held.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use crate::config::SafetyConfig;
+use crate::diff::{self, Change};
+use crate::ingest::Mode;
+use crate::ingest::record::{Field, Record, RecordKind};
+use crate::projection::{Fields, Projector};
+use crate::safety::{self, Held, PlanFigures};
+use crate::store::{
+    ActionKind, Commit, Desired, Entry, EntryWrite, FileSeen, OutboxChange, OutboxItem, RecordKey,
+    SourceState, Store, StoreError,
+};
+
+/// The source a file came from, as far as planning cares.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub name: String,
+    pub kind: RecordKind,
+    pub mode: Mode,
+    pub create_disabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetInfo {
+    pub name: String,
+    pub projector: Projector,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub rows: u64,
+}
+
+/// How much detail the plan keeps: changed fields of the first
+/// `detail_limit` actions of each kind per target (counts are always whole).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    pub today: NaiveDate,
+    /// Unix seconds, stamped on outbox items.
+    pub now: i64,
+    pub detail_limit: usize,
+}
+
+/// The plan, in the shape `plan --json` prints and reports share.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub source: String,
+    pub file: String,
+    pub held: Option<Held>,
+    pub targets: BTreeMap<String, TargetPlan>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetPlan {
+    pub create: u64,
+    pub update: u64,
+    pub block: u64,
+    pub unblock: u64,
+    pub parked: u64,
+    /// In sending order: dependencies first, blocks last.
+    pub actions: Vec<PlannedAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    pub action: ActionName,
+    pub kind: RecordKind,
+    pub ext_id: String,
+    /// Field → [old, new]; empty beyond the plan's detail limit.
+    pub changes: BTreeMap<String, Change>,
+    /// References (parent, manager) sent in a second pass, because they loop.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionName {
+    Create,
+    Update,
+    Block,
+    Unblock,
+}
+
+impl From<ActionKind> for ActionName {
+    fn from(kind: ActionKind) -> Self {
+        match kind {
+            ActionKind::Create => ActionName::Create,
+            ActionKind::Update => ActionName::Update,
+            ActionKind::Block => ActionName::Block,
+            ActionKind::Unblock => ActionName::Unblock,
+        }
+    }
+}
+
+impl std::fmt::Display for ActionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ActionName::Create => "create",
+            ActionName::Update => "update",
+            ActionName::Block => "block",
+            ActionName::Unblock => "unblock",
+        })
+    }
+}
+
+/// A plan and what applying it writes.
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: Plan,
+    pub commit: Commit,
+}
+
+impl Planned {
+    pub fn held(&self) -> bool {
+        self.plan.held.is_some()
+    }
+}
+
+/// Plans one accepted file against the store, for every target of its source.
+pub fn plan_file(
+    store: &Store,
+    source: &SourceInfo,
+    targets: &[TargetInfo],
+    records: &[Record],
+    file: &FileInfo,
+    safety_rules: &SafetyConfig,
+    options: PlanOptions,
+) -> Result<Planned, StoreError> {
+    // Key order is the store's order: the merge with its entries is one pass.
+    let mut by_key: Vec<&Record> = records.iter().collect();
+    by_key.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+    let keeping: Vec<&TargetInfo> = targets
+        .iter()
+        .filter(|t| t.projector.keeps(source.kind))
+        .collect();
+    // Targets are independent: plan them side by side.
+    let outcomes: Vec<Result<TargetOutcome, StoreError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = keeping
+            .iter()
+            .map(|target| {
+                let by_key = &by_key;
+                scope.spawn(move || plan_target(store, source, target, by_key, options))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle.join().unwrap_or_else(|_| {
+                    Err(StoreError::Corrupt {
+                        key: "(plan)".into(),
+                        reason: "a planning thread failed (a bug: please report it)".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+
+    let previous = store.source_state(&source.name)?;
+    let mut figures = PlanFigures {
+        rows: file.rows,
+        // A delta file's size says nothing about the population: no shrink rule.
+        previous_rows: previous
+            .filter(|_| source.mode == Mode::Full)
+            .map(|p| p.rows),
+        blocks: Vec::new(),
+    };
+    let mut plan = Plan {
+        source: source.name.clone(),
+        file: file.name.clone(),
+        held: None,
+        targets: BTreeMap::new(),
+    };
+    let mut commit = Commit::default();
+    for (target, outcome) in keeping.iter().zip(outcomes) {
+        let outcome = outcome?;
+        figures.blocks.push((
+            target.name.clone(),
+            outcome.plan.block,
+            outcome.active_before,
+        ));
+        commit.writes.extend(outcome.writes);
+        plan.targets.insert(target.name.clone(), outcome.plan);
+    }
+    plan.held = safety::check(safety_rules, &figures);
+    commit.file = Some((
+        file.sha256,
+        FileSeen {
+            source: source.name.clone(),
+            name: file.name.clone(),
+            at: options.now,
+        },
+    ));
+    commit.source = Some((
+        source.name.clone(),
+        SourceState {
+            last_file: file.name.clone(),
+            last_sha256: file.sha256,
+            rows: file.rows,
+            at: options.now,
+        },
+    ));
+    Ok(Planned { plan, commit })
+}
+
+/// One target's part of a plan.
+struct TargetOutcome {
+    plan: TargetPlan,
+    writes: Vec<EntryWrite>,
+    /// The source's records active at the target before this file.
+    active_before: u64,
+}
+
+/// An action found, before ordering and detail.
+struct Found<'r> {
+    key: String,
+    action: ActionKind,
+    record: Option<&'r Record>,
+}
+
+fn plan_target<'r>(
+    store: &Store,
+    source: &SourceInfo,
+    target: &TargetInfo,
+    by_key: &[&'r Record],
+    options: PlanOptions,
+) -> Result<TargetOutcome, StoreError> {
+    let mut writes = Vec::new();
+    let mut found = Vec::new();
+    let mut active_before = 0;
+    let mut visit = |record: Option<&'r Record>, key: &str, entry: Option<Entry>| {
+        if let Some(entry) = &entry
+            && entry.source == source.name && entry.acked.as_ref().is_some_and(|a| a.active) {
+                active_before += 1;
+            }
+        if let Some(step) = step(source, target, record, key, entry, options) {
+            if let Some(action) = step.action {
+                found.push(Found {
+                    key: key.to_string(),
+                    action,
+                    record,
+                });
+            }
+            if let Some(write) = step.write {
+                writes.push(write);
+            }
+        }
+    };
+    match source.mode {
+        Mode::Delta => {
+            for record in by_key {
+                let key = record_key(target, source.kind, record.key());
+                visit(Some(record), record.key(), store.entry(&key)?);
+            }
+        }
+        Mode::Full => {
+            let mut entries = store.entries(&target.name, source.kind).peekable();
+            let mut records = by_key.iter().peekable();
+            loop {
+                let next_entry = match entries.peek() {
+                    Some(Ok((key, _))) => Some(key.as_str()),
+                    Some(Err(_)) => {
+                        if let Some(Err(error)) = entries.next() {
+                            return Err(error);
+                        }
+                        continue;
+                    }
+                    None => None,
+                };
+                let next_record = records.peek().map(|r| r.key());
+                match (next_record, next_entry) {
+                    (None, None) => break,
+                    (Some(r), e) if e.is_none_or(|e| r < e) => {
+                        let record = records.next().copied();
+                        visit(record, r, None);
+                    }
+                    (r, Some(e)) if r.is_none_or(|r| e < r) => {
+                        if let Some(Ok((key, entry))) = entries.next() {
+                            // Absent from a full file: blocked, if it is this source's.
+                            if entry.source == source.name {
+                                visit(None, &key, Some(entry));
+                            }
+                        }
+                    }
+                    _ => {
+                        let record = records.next().copied();
+                        if let (Some(record), Some(Ok((_, entry)))) = (record, entries.next()) {
+                            visit(Some(record), record.key(), Some(entry));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let plan = detail(store, source, target, found, options.detail_limit)?;
+    Ok(TargetOutcome {
+        plan,
+        writes,
+        active_before,
+    })
+}
+
+fn record_key(target: &TargetInfo, kind: RecordKind, key: &str) -> RecordKey {
+    RecordKey {
+        target: target.name.clone(),
+        kind,
+        key: key.to_string(),
+    }
+}
+
+/// What one record means for one target: the action to send and the write.
+struct Step {
+    action: Option<ActionKind>,
+    write: Option<EntryWrite>,
+}
+
+fn step(
+    source: &SourceInfo,
+    target: &TargetInfo,
+    record: Option<&Record>,
+    key: &str,
+    entry: Option<Entry>,
+    options: PlanOptions,
+) -> Option<Step> {
+    let mut desired = match (record, &entry) {
+        (Some(record), _) => desired_of(record, &target.projector),
+        (None, Some(entry)) => Desired {
+            present: false,
+            ..entry.desired.clone()
+        },
+        (None, None) => return None,
+    };
+    desired.active = diff::is_active(&desired, options.today);
+    let acked = entry.as_ref().and_then(|e| e.acked.clone());
+    let action = diff::decide(&desired, acked.as_ref(), source.create_disabled);
+    let queued_before = entry
+        .as_ref()
+        .and_then(|e| diff::decide(&e.desired, e.acked.as_ref(), source.create_disabled));
+    let new_entry = Entry {
+        source: source.name.clone(),
+        desired,
+        acked,
+    };
+    let entry_changed = entry.as_ref() != Some(&new_entry);
+    let fields_changed = entry
+        .as_ref()
+        .is_none_or(|e| e.desired.hash != new_entry.desired.hash);
+    let outbox = match action {
+        Some(action) if entry_changed || queued_before != Some(action) => {
+            OutboxChange::Put(OutboxItem {
+                action,
+                queued_at: options.now,
+            })
+        }
+        Some(_) => OutboxChange::Keep,
+        None if queued_before.is_some() => OutboxChange::Remove,
+        None => OutboxChange::Keep,
+    };
+    let write = (entry_changed || outbox != OutboxChange::Keep).then(|| EntryWrite {
+        key: record_key(target, source.kind, key),
+        entry: new_entry,
+        desired_fields: record
+            .filter(|_| fields_changed)
+            .map(|r| target.projector.project(r)),
+        outbox,
+    });
+    Some(Step { action, write })
+}
+
+fn desired_of(record: &Record, projector: &Projector) -> Desired {
+    let day = |field| record.date(field).map(|d: NaiveDate| d.num_days_from_ce());
+    Desired {
+        hash: projector.hash(record),
+        active: true, // decided by the caller, with the dates
+        disabled: record.disabled(),
+        activation: day(Field::ActivationDate),
+        expiration: day(Field::ExpirationDate),
+        present: true,
+    }
+}
+
+/// Orders the actions (dependencies first, blocks last) and fills in the
+/// changed fields of the first `detail_limit` of each kind.
+fn detail(
+    store: &Store,
+    source: &SourceInfo,
+    target: &TargetInfo,
+    mut found: Vec<Found<'_>>,
+    detail_limit: usize,
+) -> Result<TargetPlan, StoreError> {
+    // File order first, so that ties keep it; blocks (no row) after, by key.
+    found.sort_by_key(|f| {
+        (
+            f.action == ActionKind::Block,
+            f.record.map_or(u64::MAX, |r| r.line),
+        )
+    });
+    let sending = found
+        .iter()
+        .filter(|f| f.action != ActionKind::Block)
+        .count();
+    let keys: Vec<&str> = found[..sending].iter().map(|f| f.key.as_str()).collect();
+    let reference_fields: &[Field] = match source.kind {
+        RecordKind::Orgs => &[Field::ParentExtId],
+        RecordKind::Users => &[Field::ManagerExtId, Field::AltManagerExtId],
+    };
+    let references: Vec<Vec<&str>> = found[..sending]
+        .iter()
+        .map(|f| {
+            reference_fields
+                .iter()
+                .filter_map(|&field| f.record.and_then(|r| r.get(field)))
+                .collect()
+        })
+        .collect();
+    let (order, deferred) = diff::dependency_order(&keys, &references);
+    let deferred: std::collections::HashSet<usize> = deferred.into_iter().collect();
+
+    let mut plan = TargetPlan::default();
+    let mut detailed: BTreeMap<ActionName, usize> = BTreeMap::new();
+    let sequence = order.into_iter().chain(sending..found.len());
+    for index in sequence {
+        let f = &found[index];
+        let name = ActionName::from(f.action);
+        match f.action {
+            ActionKind::Create => plan.create += 1,
+            ActionKind::Update => plan.update += 1,
+            ActionKind::Block => plan.block += 1,
+            ActionKind::Unblock => plan.unblock += 1,
+        }
+        let shown = detailed.entry(name).or_default();
+        let changes = if *shown < detail_limit {
+            *shown += 1;
+            changes_of(store, source, target, f)?
+        } else {
+            BTreeMap::new()
+        };
+        let deferred_fields = if deferred.contains(&index) {
+            reference_fields
+                .iter()
+                .filter(|&&field| f.record.and_then(|r| r.get(field)).is_some())
+                .map(|field| field.name().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        plan.actions.push(PlannedAction {
+            action: name,
+            kind: source.kind,
+            ext_id: f.key.clone(),
+            changes,
+            deferred: deferred_fields,
+        });
+    }
+    Ok(plan)
+}
+
+impl PartialOrd for ActionName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ActionName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (*self as u8).cmp(&(*other as u8))
+    }
+}
+
+fn changes_of(
+    store: &Store,
+    source: &SourceInfo,
+    target: &TargetInfo,
+    found: &Found<'_>,
+) -> Result<BTreeMap<String, Change>, StoreError> {
+    let key = record_key(target, source.kind, &found.key);
+    let new = match found.record {
+        Some(record) => target.projector.project(record),
+        None => store.desired_fields(&key)?.unwrap_or_default(),
+    };
+    let old = if found.action == ActionKind::Create {
+        Fields::new()
+    } else {
+        store.acked_fields(&key)?.unwrap_or_default()
+    };
+    Ok(diff::changes(&old, &new))
+}

@@ -1,0 +1,231 @@
+//! Scenarios: sequences of files through plan, commit and acknowledgement,
+//! against a real sled store, with the exact plans expected.
+
+mod support;
+
+use rostersync::ingest::Mode;
+use rostersync::ingest::record::RecordKind;
+use support::{World, counts, day, lines, source};
+
+const HEADER: &str = "user_extid;user_lname;user_fname;user_login;user_email;org_extid;user_manager_extid;user_disable;user_activation_date;user_expiration_date\n";
+
+fn users(rows: &[&str]) -> String {
+    let mut text = HEADER.to_string();
+    for row in rows {
+        text.push_str(row);
+        text.push('\n');
+    }
+    text
+}
+
+const ANA: &str = "E1;Alves;Ana;ana;ana@x.fr;HQ;;0;;";
+const BEN: &str = "E2;Blanc;Ben;ben;ben@x.fr;HQ;E1;0;;";
+const CLE: &str = "E3;Colin;Cléo;cleo;cleo@x.fr;HQ;E1;0;;";
+
+#[test]
+fn first_import_creates_everything_then_the_same_file_does_nothing() {
+    let mut world = World::new();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let file = users(&[BEN, ANA, CLE]);
+    let plan = world.sync(&hr, &file);
+    assert_eq!(
+        lines(&plan),
+        [
+            // The manager (E1) before the people reporting to them.
+            "erp create E1 USR_NAME:∅→ana",
+            "erp create E2 USR_NAME:∅→ben",
+            "erp create E3 USR_NAME:∅→cleo",
+            "lms create E1 email:∅→ana@x.fr firstname:∅→Ana login:∅→ana secondname:∅→Alves structure_uid:∅→HQ uid:∅→E1",
+            "lms create E2 email:∅→ben@x.fr firstname:∅→Ben login:∅→ben manager_uid:∅→E1 secondname:∅→Blanc structure_uid:∅→HQ uid:∅→E2",
+            "lms create E3 email:∅→cleo@x.fr firstname:∅→Cléo login:∅→cleo manager_uid:∅→E1 secondname:∅→Colin structure_uid:∅→HQ uid:∅→E3",
+        ]
+    );
+    assert!(plan.held.is_none());
+    let again = world.sync(&hr, &file);
+    assert!(lines(&again).is_empty(), "{:?}", lines(&again));
+    assert_eq!(counts(&again)["lms"], (0, 0, 0, 0));
+}
+
+#[test]
+fn an_email_change_updates_only_targets_that_map_email() {
+    let mut world = World::new();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    let plan = world.sync(
+        &hr,
+        &users(&[ANA, &BEN.replace("ben@x.fr", "benoit@x.fr"), CLE]),
+    );
+    assert_eq!(lines(&plan), ["lms update E2 email:ben@x.fr→benoit@x.fr"]);
+    assert_eq!(counts(&plan)["erp"], (0, 0, 0, 0));
+}
+
+#[test]
+fn a_leaver_is_blocked_by_a_full_source_and_left_alone_by_a_delta_one() {
+    let mut world = World::new();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    world.relax_safety();
+    let plan = world.sync(&hr, &users(&[ANA, BEN]));
+    assert_eq!(lines(&plan), ["erp block E3", "lms block E3"]);
+
+    let mut world = World::new();
+    let delta = source("changes", RecordKind::Users, Mode::Delta);
+    world.sync(&delta, &users(&[ANA, BEN, CLE]));
+    let plan = world.sync(&delta, &users(&[ANA]));
+    assert!(lines(&plan).is_empty(), "{:?}", lines(&plan));
+}
+
+#[test]
+fn a_rehire_is_unblocked_with_its_updates() {
+    let mut world = World::new();
+    world.relax_safety();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    world.sync(&hr, &users(&[ANA, BEN]));
+    let back = CLE.replace("cleo@x.fr", "cleo.colin@x.fr");
+    let plan = world.sync(&hr, &users(&[ANA, BEN, &back]));
+    assert_eq!(
+        lines(&plan),
+        [
+            "erp unblock E3",
+            "lms unblock E3 email:cleo@x.fr→cleo.colin@x.fr"
+        ]
+    );
+}
+
+#[test]
+fn the_disabled_flag_blocks_and_unblocks() {
+    let mut world = World::new();
+    world.relax_safety();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    let disabled = BEN.replace(";E1;0;;", ";E1;1;;");
+    let plan = world.sync(&hr, &users(&[ANA, &disabled, CLE]));
+    assert_eq!(lines(&plan), ["erp block E2", "lms block E2"]);
+    let plan = world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    assert_eq!(lines(&plan), ["erp unblock E2", "lms unblock E2"]);
+}
+
+#[test]
+fn a_new_record_already_disabled_is_created_only_when_asked() {
+    let mut world = World::new();
+    let disabled = BEN.replace(";E1;0;;", ";E1;1;;");
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let plan = world.sync(&hr, &users(&[ANA, &disabled]));
+    assert_eq!(counts(&plan)["lms"], (1, 0, 0, 0));
+
+    let mut world = World::new();
+    let mut hr = source("hr", RecordKind::Users, Mode::Full);
+    hr.create_disabled = true;
+    let plan = world.sync(&hr, &users(&[ANA, &disabled]));
+    assert_eq!(counts(&plan)["lms"], (2, 0, 0, 0));
+    // Created disabled: no block follows.
+    let plan = world.sync(&hr, &users(&[ANA, &disabled]));
+    assert!(lines(&plan).is_empty(), "{:?}", lines(&plan));
+}
+
+#[test]
+fn a_future_activation_date_waits_and_a_passed_expiration_blocks() {
+    let mut world = World::new();
+    world.relax_safety();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    // Starts on 2026-12-01: not created yet.
+    let starter = "E4;Dias;Dina;dina;dina@x.fr;HQ;E1;0;2026/12/01;";
+    let plan = world.sync(&hr, &users(&[ANA, BEN, starter]));
+    assert_eq!(counts(&plan)["lms"], (2, 0, 0, 0));
+    assert!(!lines(&plan).iter().any(|l| l.contains("E4")));
+
+    // Ben's contract ended yesterday.
+    let ended = BEN.replace(";E1;0;;", ";E1;0;;2026/11/20");
+    let plan = world.sync(&hr, &users(&[ANA, &ended, starter]));
+    assert_eq!(lines(&plan), ["erp block E2", "lms block E2"]);
+
+    // On the first of December the same file creates Dina.
+    world.today = day(2026, 12, 1);
+    let plan = world.sync(&hr, &users(&[ANA, &ended, starter]));
+    assert_eq!(counts(&plan)["lms"], (1, 0, 0, 0));
+    assert_eq!(counts(&plan)["erp"], (1, 0, 0, 0));
+}
+
+#[test]
+fn an_organisation_moved_to_another_parent_is_updated_where_organisations_are_kept() {
+    let mut world = World::new();
+    let orgs = source("orgs", RecordKind::Orgs, Mode::Full);
+    let file = |it_parent: &str| {
+        format!(
+            "org_label;org_extid;org_parentextid\nIT;IT;{it_parent}\nSiège;HQ;\nOps;OPS;HQ\nDev;DEV;IT\n"
+        )
+    };
+    let plan = world.sync(&orgs, &file("HQ"));
+    // Parents before children, whatever the file's order; erp keeps no organisations.
+    assert_eq!(
+        lines(&plan),
+        [
+            "lms create HQ title:∅→Siège uid:∅→HQ",
+            "lms create IT parent_uid:∅→HQ title:∅→IT uid:∅→IT",
+            "lms create OPS parent_uid:∅→HQ title:∅→Ops uid:∅→OPS",
+            "lms create DEV parent_uid:∅→IT title:∅→Dev uid:∅→DEV",
+        ]
+    );
+    let plan = world.sync(&orgs, &file("OPS"));
+    assert_eq!(lines(&plan), ["lms update IT parent_uid:HQ→OPS"]);
+}
+
+#[test]
+fn managers_who_manage_each_other_are_linked_in_a_second_pass() {
+    let mut world = World::new();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let x = "X;Xu;Xi;xi;xi@x.fr;HQ;Y;0;;";
+    let y = "Y;Yo;Yan;yan;yan@x.fr;HQ;X;0;;";
+    let plan = world.sync(&hr, &users(&[x, y]));
+    let lms: Vec<String> = lines(&plan)
+        .into_iter()
+        .filter(|l| l.starts_with("lms"))
+        .collect();
+    assert_eq!(lms.len(), 2);
+    assert!(
+        lms[0].starts_with("lms create X ") && lms[0].ends_with("(deferred: manager_ext_id)"),
+        "{lms:?}"
+    );
+    assert!(lms[1].starts_with("lms create Y "), "{lms:?}");
+}
+
+#[test]
+fn a_file_with_a_tenth_of_the_rows_is_held_and_changes_nothing() {
+    let mut world = World::new();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let rows: Vec<String> = (0..50)
+        .map(|i| format!("U{i:02};Nom{i};Pré{i};login{i};u{i}@x.fr;HQ;;0;;"))
+        .collect();
+    let all: Vec<&str> = rows.iter().map(String::as_str).collect();
+    world.sync(&hr, &users(&all));
+    let planned = world.plan(&hr, &users(&all[..5]));
+    let held = planned.plan.held.clone().unwrap();
+    assert_eq!(
+        (held.rule.as_str(), held.value, held.limit),
+        ("max_shrink_percent", 90.0, 30.0)
+    );
+    assert_eq!(counts(&planned.plan)["lms"], (0, 0, 45, 0));
+    // Held: nothing was written, so the full file again is a no-op.
+    let plan = world.sync(&hr, &users(&all));
+    assert!(lines(&plan).is_empty());
+}
+
+#[test]
+fn mass_blocks_are_held_by_the_block_rules() {
+    let mut world = World::new();
+    world.safety.max_shrink_percent = toml::Spanned::new(0..0, 100.0);
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let rows: Vec<String> = (0..20)
+        .map(|i| format!("U{i:02};Nom{i};Pré{i};login{i};u{i}@x.fr;HQ;;0;;"))
+        .collect();
+    let all: Vec<&str> = rows.iter().map(String::as_str).collect();
+    world.sync(&hr, &users(&all));
+    let planned = world.plan(&hr, &users(&all[..17]));
+    let held = planned.plan.held.unwrap();
+    assert_eq!(
+        (held.rule.as_str(), held.value, held.limit),
+        ("max_block_percent", 15.0, 10.0)
+    );
+    assert_eq!(held.target.as_deref(), Some("lms"));
+}

@@ -1,0 +1,185 @@
+//! Shared test support: a real sled store in a temp dir, sources and targets,
+//! and a "perfect target" that acknowledges everything queued.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use rostersync::config::{SafetyConfig, TargetKind};
+use rostersync::ingest::record::RecordKind;
+use rostersync::ingest::{Mode, SourceSpec, ingest};
+use rostersync::plan::{FileInfo, Plan, PlanOptions, Planned, SourceInfo, TargetInfo, plan_file};
+use rostersync::projection::Projector;
+use rostersync::store::{Acked, Store};
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub targets: Vec<TargetInfo>,
+    pub safety: SafetyConfig,
+    pub today: NaiveDate,
+    files: u64,
+}
+
+pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).unwrap()
+}
+
+pub fn target(name: &str, kind: TargetKind) -> TargetInfo {
+    TargetInfo {
+        name: name.into(),
+        projector: Projector::new(kind, &BTreeMap::new()),
+    }
+}
+
+pub fn source(name: &str, kind: RecordKind, mode: Mode) -> SourceInfo {
+    SourceInfo {
+        name: name.into(),
+        kind,
+        mode,
+        create_disabled: false,
+    }
+}
+
+impl World {
+    /// "lms" (Collaborator: maps e-mail, keeps organisations) and "erp"
+    /// (Gestimum: login and department only, no organisations).
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        World {
+            dir,
+            store,
+            targets: vec![
+                target("lms", TargetKind::Collaborator),
+                target("erp", TargetKind::Gestimum),
+            ],
+            safety: SafetyConfig::default(),
+            today: day(2026, 11, 21),
+            files: 0,
+        }
+    }
+
+    /// Small test files would trip the default block and shrink rules.
+    pub fn relax_safety(&mut self) {
+        self.safety.max_block_percent = toml::Spanned::new(0..0, 100.0);
+        self.safety.max_shrink_percent = toml::Spanned::new(0..0, 100.0);
+    }
+
+    pub fn options(&self) -> PlanOptions {
+        PlanOptions {
+            today: self.today,
+            now: 1_700_000_000,
+            detail_limit: usize::MAX,
+        }
+    }
+
+    /// Plans a WBT file without applying it.
+    pub fn plan(&mut self, source: &SourceInfo, text: &str) -> Planned {
+        let mut spec = SourceSpec::wbt(source.kind);
+        spec.mode = source.mode;
+        let outcome = ingest(text.as_bytes(), &spec);
+        assert!(outcome.accepted(), "{:?}", outcome.problems);
+        self.files += 1;
+        let file = FileInfo {
+            name: format!("file{}.csv", self.files),
+            sha256: [self.files as u8; 32],
+            rows: outcome.rows as u64,
+        };
+        plan_file(
+            &self.store,
+            source,
+            &self.targets,
+            &outcome.records,
+            &file,
+            &self.safety,
+            self.options(),
+        )
+        .unwrap()
+    }
+
+    /// Plans a file (which must not be held), applies it, and has every target acknowledge
+    /// everything queued. Returns the plan.
+    pub fn sync(&mut self, source: &SourceInfo, text: &str) -> Plan {
+        let planned = self.plan(source, text);
+        assert!(planned.plan.held.is_none(), "held: {:?}", planned.plan.held);
+        self.store.commit(&planned.commit).unwrap();
+        self.ack_all();
+        planned.plan
+    }
+
+    /// What a target that accepts everything would do: acknowledge each queued record.
+    pub fn ack_all(&self) {
+        for target in &self.targets {
+            for kind in [RecordKind::Orgs, RecordKind::Users] {
+                let queued: Vec<String> = self
+                    .store
+                    .outbox(&target.name, kind)
+                    .map(|item| item.unwrap().0)
+                    .collect();
+                for key in queued {
+                    let record_key = rostersync::store::RecordKey {
+                        target: target.name.clone(),
+                        kind,
+                        key,
+                    };
+                    let entry = self.store.entry(&record_key).unwrap().unwrap();
+                    let fields = self
+                        .store
+                        .desired_fields(&record_key)
+                        .unwrap()
+                        .unwrap_or_default();
+                    let acked = Acked {
+                        hash: entry.desired.hash,
+                        active: entry.desired.active,
+                        target_id: None,
+                        at: 1_700_000_001,
+                    };
+                    self.store
+                        .acknowledge(&record_key, &acked, &fields)
+                        .unwrap();
+                }
+                assert_eq!(self.store.outbox(&target.name, kind).count(), 0);
+            }
+        }
+    }
+}
+
+/// A plan as `(target, action, ext_id, changes)` lines, easy to compare exactly.
+pub fn lines(plan: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for (target, target_plan) in &plan.targets {
+        for action in &target_plan.actions {
+            let changes: Vec<String> = action
+                .changes
+                .iter()
+                .map(|(field, (old, new))| {
+                    format!(
+                        "{field}:{}→{}",
+                        old.as_deref().unwrap_or("∅"),
+                        new.as_deref().unwrap_or("∅")
+                    )
+                })
+                .collect();
+            let mut line = format!("{target} {} {}", action.action, action.ext_id);
+            if !changes.is_empty() {
+                line.push(' ');
+                line.push_str(&changes.join(" "));
+            }
+            if !action.deferred.is_empty() {
+                line.push_str(&format!(" (deferred: {})", action.deferred.join(",")));
+            }
+            out.push(line);
+        }
+    }
+    out
+}
+
+/// Counts per target: (create, update, block, unblock).
+pub fn counts(plan: &Plan) -> BTreeMap<String, (u64, u64, u64, u64)> {
+    plan.targets
+        .iter()
+        .map(|(name, t)| (name.clone(), (t.create, t.update, t.block, t.unblock)))
+        .collect()
+}
