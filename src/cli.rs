@@ -36,6 +36,19 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         source: Option<String>,
     },
+    /// Dry run: what FILE would do, per target and action, against the current state;
+    /// changes nothing (exit 3 when a safety rule would hold it)
+    Plan {
+        /// The CSV file to plan
+        file: PathBuf,
+        /// The source the file belongs to [default: the source whose inbox holds it,
+        /// or the only source]
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// Print the whole plan as JSON (the shape of the .report.json files)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Exit codes shared by every command (DESIGN.md).

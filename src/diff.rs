@@ -72,10 +72,11 @@ pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>,
     for (i, refs) in references.iter().enumerate() {
         for reference in refs {
             if let Some(&j) = position.get(reference)
-                && j != i {
-                    waiting_on[i] += 1;
-                    dependents[j].push(i);
-                }
+                && j != i
+            {
+                waiting_on[i] += 1;
+                dependents[j].push(i);
+            }
         }
     }
     let mut order = Vec::with_capacity(keys.len());

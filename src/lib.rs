@@ -10,6 +10,7 @@ pub mod diff;
 pub mod ingest;
 pub mod plan;
 pub mod projection;
+pub mod report;
 pub mod run;
 pub mod safety;
 pub mod secret;

@@ -9,7 +9,10 @@ use clap::Parser;
 use rostersync::cli::{Cli, Command, exit};
 use rostersync::config::{self, CheckLevel, ConfigError};
 use rostersync::ingest::{self, Ingested, SourceSpec, Verdict};
-use rostersync::run;
+use rostersync::plan::{FileInfo, PlanOptions, SourceInfo, TargetInfo, plan_file};
+use rostersync::store::Store;
+use rostersync::{report, run};
+use sha2::{Digest, Sha256};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -50,6 +53,7 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Check => check(&config_path),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
+        Command::Plan { file, source, json } => plan(&config_path, file, source.as_deref(), *json),
         Command::Run => {
             let config = config::load(&config_path, CheckLevel::Full)?;
             run::run(&config)?;
@@ -104,6 +108,121 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
     } else {
         exit::FAILURE
     })
+}
+
+fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    let source = resolve_source(&config, config_path, file, source)?;
+    let spec = source.spec().map_err(anyhow::Error::msg)?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let outcome = ingest::ingest(&bytes, &spec);
+    let shown = file.display().to_string();
+    if !outcome.accepted() {
+        for problem in &outcome.problems {
+            println!("{}", problem.located(&shown));
+        }
+        println!("{}", summary(&shown, &outcome, &spec));
+        return Ok(exit::FAILURE);
+    }
+    let mut targets = Vec::new();
+    for name in source.targets.get_ref() {
+        let target = config
+            .targets
+            .iter()
+            .find(|t| t.name.get_ref() == name.get_ref())
+            .ok_or_else(|| {
+                Usage(format!(
+                    "source {} names target {}, which is not defined",
+                    source.name.get_ref(),
+                    name.get_ref()
+                ))
+            })?;
+        targets.push(TargetInfo::from_config(target));
+    }
+    let store = open_store_read(&config.daemon.state_dir)?;
+    let options = PlanOptions {
+        today: chrono::Local::now().date_naive(),
+        now: chrono::Utc::now().timestamp(),
+        detail_limit: if json {
+            usize::MAX
+        } else {
+            report::SHOWN_PER_ACTION
+        },
+    };
+    let file_info = FileInfo {
+        name: file
+            .file_name()
+            .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned()),
+        sha256: Sha256::digest(&bytes).into(),
+        rows: outcome.rows as u64,
+    };
+    let planned = plan_file(
+        &store,
+        &SourceInfo::from_config(source),
+        &targets,
+        &outcome.records,
+        &file_info,
+        &config.safety,
+        options,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&planned.plan)?);
+    } else {
+        print!("{}", report::plan_table(&planned.plan, outcome.rows));
+    }
+    Ok(if planned.held() { exit::HELD } else { exit::OK })
+}
+
+/// The store as it is, for reading; an empty one in memory if there is none
+/// yet, so that a dry run creates nothing.
+fn open_store_read(state_dir: &Path) -> anyhow::Result<Store> {
+    let path = state_dir.join("db");
+    if !path.exists() {
+        return Ok(Store::temporary()?);
+    }
+    Store::open(&path).with_context(|| {
+        format!(
+            "cannot open the state in {} (is the daemon running? it holds the store while it runs)",
+            path.display()
+        )
+    })
+}
+
+/// `--source NAME`, else the source whose inbox holds the file, else the only source.
+fn resolve_source<'c>(
+    config: &'c config::Config,
+    config_path: &Path,
+    file: &Path,
+    name: Option<&str>,
+) -> anyhow::Result<&'c config::SourceConfig> {
+    if let Some(name) = name {
+        return config.source(name).ok_or_else(|| {
+            Usage(format!(
+                "no source named {name:?} in {}",
+                config_path.display()
+            ))
+            .into()
+        });
+    }
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .ok();
+    let by_inbox = config
+        .sources
+        .iter()
+        .find(|s| folder.is_some() && s.inbox.get_ref().canonicalize().ok() == folder);
+    match (by_inbox, config.sources.as_slice()) {
+        (Some(source), _) => Ok(source),
+        (None, [only]) => Ok(only),
+        _ => Err(Usage(format!(
+            "{} is not in a source's inbox: say which source it belongs to with --source",
+            file.display()
+        ))
+        .into()),
+    }
 }
 
 fn summary(file: &str, outcome: &Ingested, spec: &SourceSpec) -> String {

@@ -27,10 +27,30 @@ pub struct SourceInfo {
     pub create_disabled: bool,
 }
 
+impl SourceInfo {
+    pub fn from_config(source: &crate::config::SourceConfig) -> SourceInfo {
+        SourceInfo {
+            name: source.name.get_ref().clone(),
+            kind: source.kind,
+            mode: source.mode,
+            create_disabled: source.create_disabled,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TargetInfo {
     pub name: String,
     pub projector: Projector,
+}
+
+impl TargetInfo {
+    pub fn from_config(target: &crate::config::TargetConfig) -> TargetInfo {
+        TargetInfo {
+            name: target.name.get_ref().clone(),
+            projector: Projector::new(target.kind, target.fields.get_ref()),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -239,9 +259,11 @@ fn plan_target<'r>(
     let mut active_before = 0;
     let mut visit = |record: Option<&'r Record>, key: &str, entry: Option<Entry>| {
         if let Some(entry) = &entry
-            && entry.source == source.name && entry.acked.as_ref().is_some_and(|a| a.active) {
-                active_before += 1;
-            }
+            && entry.source == source.name
+            && entry.acked.as_ref().is_some_and(|a| a.active)
+        {
+            active_before += 1;
+        }
         if let Some(step) = step(source, target, record, key, entry, options) {
             if let Some(action) = step.action {
                 found.push(Found {

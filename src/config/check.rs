@@ -419,11 +419,19 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         );
     }
     for (target_field, canonical) in target.fields.get_ref() {
-        if FieldName::parse(canonical).is_none() {
-            c.at(
+        if canonical.is_empty() {
+            continue; // drops a default mapping
+        }
+        match FieldName::parse(canonical) {
+            None => c.at(
                 target.fields.span(),
-                format!("[target.fields]: {target_field} = {canonical:?} is not a canonical field (or custom.NAME)"),
-            );
+                format!("[target.fields]: {target_field} = {canonical:?} is not a canonical field (or custom.NAME, or \"\" to drop it)"),
+            ),
+            Some(field) if !crate::projection::is_projectable(&field) => c.at(
+                target.fields.span(),
+                format!("[target.fields]: {canonical} cannot be mapped (passwords go on create only; disabled is block/unblock)"),
+            ),
+            Some(_) => {}
         }
     }
 }

@@ -1,0 +1,76 @@
+//! Plans for people: the table `rostersync plan` prints.
+
+use std::fmt::Write;
+
+use crate::plan::{ActionName, Plan};
+
+/// How many actions of each kind the table shows per target.
+pub const SHOWN_PER_ACTION: usize = 10;
+
+pub fn plan_table(plan: &Plan, rows: usize) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "plan for {} (source {}, {rows} rows)",
+        plan.file, plan.source
+    );
+    if let Some(held) = &plan.held {
+        let _ = writeln!(out, "HELD by safety rule {}: {held}", held.rule);
+    }
+    if plan.targets.is_empty() {
+        let _ = writeln!(out, "no target of this source keeps this kind of record");
+    }
+    for (name, target) in &plan.targets {
+        let _ = writeln!(
+            out,
+            "\ntarget {name}: {} create, {} update, {} block, {} unblock",
+            target.create, target.update, target.block, target.unblock
+        );
+        for action_name in [
+            ActionName::Create,
+            ActionName::Update,
+            ActionName::Block,
+            ActionName::Unblock,
+        ] {
+            let of_kind: Vec<_> = target
+                .actions
+                .iter()
+                .filter(|a| a.action == action_name)
+                .collect();
+            for action in of_kind.iter().take(SHOWN_PER_ACTION) {
+                let changes: Vec<String> = action
+                    .changes
+                    .iter()
+                    .map(|(field, (old, new))| {
+                        format!(
+                            "{field}: {} → {}",
+                            old.as_deref().map_or("∅".to_string(), |v| format!("{v:?}")),
+                            new.as_deref().map_or("∅".to_string(), |v| format!("{v:?}"))
+                        )
+                    })
+                    .collect();
+                let _ = write!(out, "  {:<8} {}", action.action.to_string(), action.ext_id);
+                if !changes.is_empty() {
+                    let _ = write!(out, "  {}", changes.join(", "));
+                }
+                if !action.deferred.is_empty() {
+                    let _ = write!(
+                        out,
+                        "  ({} sent in a second pass)",
+                        action.deferred.join(", ")
+                    );
+                }
+                out.push('\n');
+            }
+            if of_kind.len() > SHOWN_PER_ACTION {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more {action_name}",
+                    of_kind.len() - SHOWN_PER_ACTION
+                );
+            }
+        }
+    }
+    out
+}
