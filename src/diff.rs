@@ -60,10 +60,12 @@ pub fn changes(old: &Fields, new: &Fields) -> BTreeMap<String, Change> {
     changed
 }
 
-/// Orders items so that each comes after the item it refers to (a parent
-/// organisation, a manager), when that one is in the list too. Returns the
-/// order, as indices, and the indices whose reference must wait for a second
-/// pass because references loop. Ties keep the given order.
+/// Orders items by depth: first those that refer to nothing in the list,
+/// then those that refer only to them, and so on (parent organisations before
+/// their children, managers before their reports). Within a depth the given
+/// order is kept. Where references loop, the earliest remaining item goes
+/// without its references, to be completed in a second pass. Returns the
+/// order, as indices, and the deferred indices.
 pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>, Vec<usize>) {
     let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     // Edges point from the referenced item to the one that refers to it.
@@ -82,32 +84,34 @@ pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>,
     let mut order = Vec::with_capacity(keys.len());
     let mut deferred = Vec::new();
     let mut done = vec![false; keys.len()];
-    let mut ready: std::collections::BTreeSet<usize> =
-        (0..keys.len()).filter(|&i| waiting_on[i] == 0).collect();
+    let mut level: Vec<usize> = (0..keys.len()).filter(|&i| waiting_on[i] == 0).collect();
     let mut next_unsent = 0;
     while order.len() < keys.len() {
-        let next = match ready.pop_first() {
-            Some(i) => i,
-            None => {
-                // Only loops remain: send the earliest without its references.
-                while done[next_unsent] {
-                    next_unsent += 1;
+        if level.is_empty() {
+            // Only loops remain: the earliest goes first, its references later.
+            while done[next_unsent] {
+                next_unsent += 1;
+            }
+            deferred.push(next_unsent);
+            waiting_on[next_unsent] = 0;
+            level.push(next_unsent);
+        }
+        level.sort_unstable();
+        let mut next_level = Vec::new();
+        for &item in &level {
+            if done[item] {
+                continue;
+            }
+            done[item] = true;
+            order.push(item);
+            for &dependent in &dependents[item] {
+                waiting_on[dependent] = waiting_on[dependent].saturating_sub(1);
+                if waiting_on[dependent] == 0 && !done[dependent] {
+                    next_level.push(dependent);
                 }
-                deferred.push(next_unsent);
-                next_unsent
-            }
-        };
-        if done[next] {
-            continue;
-        }
-        done[next] = true;
-        order.push(next);
-        for &dependent in &dependents[next] {
-            waiting_on[dependent] = waiting_on[dependent].saturating_sub(1);
-            if waiting_on[dependent] == 0 && !done[dependent] {
-                ready.insert(dependent);
             }
         }
+        level = next_level;
     }
     (order, deferred)
 }

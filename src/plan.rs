@@ -419,12 +419,10 @@ fn detail(
     mut found: Vec<Found<'_>>,
     detail_limit: usize,
 ) -> Result<TargetPlan, StoreError> {
-    // File order first, so that ties keep it; blocks (no row) after, by key.
-    found.sort_by_key(|f| {
-        (
-            f.action == ActionKind::Block,
-            f.record.map_or(u64::MAX, |r| r.line),
-        )
+    // Key order, so that the plan never depends on the order of the file's
+    // rows; blocks (which send no references) last.
+    found.sort_by(|a, b| {
+        (a.action == ActionKind::Block, &a.key).cmp(&(b.action == ActionKind::Block, &b.key))
     });
     let sending = found
         .iter()
