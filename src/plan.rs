@@ -514,3 +514,82 @@ fn changes_of(
     };
     Ok(diff::changes(&old, &new))
 }
+
+/// Records of a target whose activation or expiration date took effect in
+/// `(since, today]`: their desired activity changed without a new file.
+pub fn date_changes(
+    store: &Store,
+    target: &str,
+    kind: RecordKind,
+    since: NaiveDate,
+    today: NaiveDate,
+) -> Result<Vec<String>, StoreError> {
+    let mut changed = Vec::new();
+    for item in store.entries(target, kind) {
+        let (key, entry) = item?;
+        let dated = entry.desired.activation.is_some() || entry.desired.expiration.is_some();
+        if dated && diff::is_active(&entry.desired, since) != diff::is_active(&entry.desired, today) {
+            changed.push(key);
+        }
+    }
+    Ok(changed)
+}
+
+/// The daily re-plan: for the records of [`date_changes`], the new desired
+/// activity and the actions it takes, as a commit. `create_disabled` tells,
+/// per source name, whether a new inactive record is created anyway.
+pub fn plan_dates(
+    store: &Store,
+    targets: &[TargetInfo],
+    create_disabled: impl Fn(&str) -> bool,
+    since: NaiveDate,
+    options: PlanOptions,
+) -> Result<(Vec<(String, PlannedAction)>, Commit), StoreError> {
+    let mut actions = Vec::new();
+    let mut commit = Commit::default();
+    for target in targets {
+        for kind in [RecordKind::Orgs, RecordKind::Users] {
+            for key in date_changes(store, &target.name, kind, since, options.today)? {
+                let record_key = record_key(target, kind, &key);
+                let Some(entry) = store.entry(&record_key)? else {
+                    continue;
+                };
+                let create_disabled = create_disabled(&entry.source);
+                let mut desired = entry.desired.clone();
+                desired.active = diff::is_active(&desired, options.today);
+                let action = diff::decide(&desired, entry.acked.as_ref(), create_disabled);
+                let outbox = match action {
+                    Some(action) => OutboxChange::Put(OutboxItem {
+                        action,
+                        queued_at: options.now,
+                    }),
+                    None => OutboxChange::Remove,
+                };
+                if let Some(action) = action {
+                    let fields = store.desired_fields(&record_key)?.unwrap_or_default();
+                    let old = match action {
+                        ActionKind::Create => Fields::new(),
+                        _ => store.acked_fields(&record_key)?.unwrap_or_default(),
+                    };
+                    actions.push((
+                        target.name.clone(),
+                        PlannedAction {
+                            action: action.into(),
+                            kind,
+                            ext_id: key.clone(),
+                            changes: diff::changes(&old, &fields),
+                            deferred: Vec::new(),
+                        },
+                    ));
+                }
+                commit.writes.push(EntryWrite {
+                    key: record_key,
+                    entry: Entry { desired, ..entry },
+                    desired_fields: None,
+                    outbox,
+                });
+            }
+        }
+    }
+    Ok((actions, commit))
+}

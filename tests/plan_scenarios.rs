@@ -229,3 +229,41 @@ fn mass_blocks_are_held_by_the_block_rules() {
     );
     assert_eq!(held.target.as_deref(), Some("lms"));
 }
+
+#[test]
+fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
+    let mut world = World::new();
+    world.relax_safety();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let starter = "E4;Dias;Dina;dina;dina@x.fr;HQ;E1;0;2026/12/01;";
+    let leaving = BEN.replace(";E1;0;;", ";E1;0;;2026/11/30");
+    world.sync(&hr, &users(&[ANA, &leaving, starter]));
+
+    let since = day(2026, 11, 21);
+    let lms = |key: &str| rostersync::plan::date_changes(&world.store, "lms", RecordKind::Users, since, day(2026, 12, 1))
+        .unwrap()
+        .contains(&key.to_string());
+    assert!(lms("E2") && lms("E4") && !lms("E1"));
+
+    let mut options = world.options();
+    options.today = day(2026, 12, 1);
+    let (actions, commit) =
+        rostersync::plan::plan_dates(&world.store, &world.targets, |_| false, since, options).unwrap();
+    let summary: Vec<String> = actions
+        .iter()
+        .map(|(target, a)| format!("{target} {} {}", a.action, a.ext_id))
+        .collect();
+    assert_eq!(summary, ["lms block E2", "lms create E4", "erp block E2", "erp create E4"]);
+    world.store.commit(&commit).unwrap();
+    world.ack_all();
+    // Nothing changes between the 2nd and the 31st of December.
+    let (actions, _) = rostersync::plan::plan_dates(
+        &world.store,
+        &world.targets,
+        |_| false,
+        day(2026, 12, 1),
+        rostersync::plan::PlanOptions { today: day(2026, 12, 31), ..options },
+    )
+    .unwrap();
+    assert!(actions.is_empty());
+}
