@@ -528,7 +528,8 @@ pub fn date_changes(
     for item in store.entries(target, kind) {
         let (key, entry) = item?;
         let dated = entry.desired.activation.is_some() || entry.desired.expiration.is_some();
-        if dated && diff::is_active(&entry.desired, since) != diff::is_active(&entry.desired, today) {
+        if dated && diff::is_active(&entry.desired, since) != diff::is_active(&entry.desired, today)
+        {
             changed.push(key);
         }
     }

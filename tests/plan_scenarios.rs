@@ -240,20 +240,37 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
     world.sync(&hr, &users(&[ANA, &leaving, starter]));
 
     let since = day(2026, 11, 21);
-    let lms = |key: &str| rostersync::plan::date_changes(&world.store, "lms", RecordKind::Users, since, day(2026, 12, 1))
+    let lms = |key: &str| {
+        rostersync::plan::date_changes(
+            &world.store,
+            "lms",
+            RecordKind::Users,
+            since,
+            day(2026, 12, 1),
+        )
         .unwrap()
-        .contains(&key.to_string());
+        .contains(&key.to_string())
+    };
     assert!(lms("E2") && lms("E4") && !lms("E1"));
 
     let mut options = world.options();
     options.today = day(2026, 12, 1);
     let (actions, commit) =
-        rostersync::plan::plan_dates(&world.store, &world.targets, |_| false, since, options).unwrap();
+        rostersync::plan::plan_dates(&world.store, &world.targets, |_| false, since, options)
+            .unwrap();
     let summary: Vec<String> = actions
         .iter()
         .map(|(target, a)| format!("{target} {} {}", a.action, a.ext_id))
         .collect();
-    assert_eq!(summary, ["lms block E2", "lms create E4", "erp block E2", "erp create E4"]);
+    assert_eq!(
+        summary,
+        [
+            "lms block E2",
+            "lms create E4",
+            "erp block E2",
+            "erp create E4"
+        ]
+    );
     world.store.commit(&commit).unwrap();
     world.ack_all();
     // Nothing changes between the 2nd and the 31st of December.
@@ -262,7 +279,10 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
         &world.targets,
         |_| false,
         day(2026, 12, 1),
-        rostersync::plan::PlanOptions { today: day(2026, 12, 31), ..options },
+        rostersync::plan::PlanOptions {
+            today: day(2026, 12, 31),
+            ..options
+        },
     )
     .unwrap();
     assert!(actions.is_empty());
