@@ -14,8 +14,8 @@ use crate::ingest::record::{Field, Record, RecordKind};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
 use crate::store::{
-    ActionKind, Commit, Desired, Entry, EntryWrite, FileSeen, OutboxChange, OutboxItem, RecordKey,
-    SourceState, Store, StoreError,
+    ActionKind, Commit, Desired, EncodedFields, Entry, EntryWrite, FileSeen, OutboxChange,
+    OutboxItem, RecordKey, SourceState, Store, StoreError,
 };
 
 /// The source a file came from, as far as planning cares.
@@ -264,7 +264,7 @@ fn plan_target<'r>(
         {
             active_before += 1;
         }
-        if let Some(step) = step(source, target, record, key, entry, options) {
+        if let Some(step) = step(source, target, record, key, entry, options)? {
             if let Some(action) = step.action {
                 found.push(Found {
                     key: key.to_string(),
@@ -276,12 +276,13 @@ fn plan_target<'r>(
                 writes.push(write);
             }
         }
+        Ok::<(), StoreError>(())
     };
     match source.mode {
         Mode::Delta => {
             for record in by_key {
                 let key = record_key(target, source.kind, record.key());
-                visit(Some(record), record.key(), store.entry(&key)?);
+                visit(Some(record), record.key(), store.entry(&key)?)?;
             }
         }
         Mode::Full => {
@@ -303,20 +304,20 @@ fn plan_target<'r>(
                     (None, None) => break,
                     (Some(r), e) if e.is_none_or(|e| r < e) => {
                         let record = records.next().copied();
-                        visit(record, r, None);
+                        visit(record, r, None)?;
                     }
                     (r, Some(e)) if r.is_none_or(|r| e < r) => {
                         if let Some(Ok((key, entry))) = entries.next() {
                             // Absent from a full file: blocked, if it is this source's.
                             if entry.source == source.name {
-                                visit(None, &key, Some(entry));
+                                visit(None, &key, Some(entry))?;
                             }
                         }
                     }
                     _ => {
                         let record = records.next().copied();
                         if let (Some(record), Some(Ok((_, entry)))) = (record, entries.next()) {
-                            visit(Some(record), record.key(), Some(entry));
+                            visit(Some(record), record.key(), Some(entry))?;
                         }
                     }
                 }
@@ -352,14 +353,14 @@ fn step(
     key: &str,
     entry: Option<Entry>,
     options: PlanOptions,
-) -> Option<Step> {
+) -> Result<Option<Step>, StoreError> {
     let mut desired = match (record, &entry) {
         (Some(record), _) => desired_of(record, &target.projector),
         (None, Some(entry)) => Desired {
             present: false,
             ..entry.desired.clone()
         },
-        (None, None) => return None,
+        (None, None) => return Ok(None),
     };
     desired.active = diff::is_active(&desired, options.today);
     let acked = entry.as_ref().and_then(|e| e.acked.clone());
@@ -387,15 +388,21 @@ fn step(
         None if queued_before.is_some() => OutboxChange::Remove,
         None => OutboxChange::Keep,
     };
-    let write = (entry_changed || outbox != OutboxChange::Keep).then(|| EntryWrite {
-        key: record_key(target, source.kind, key),
-        entry: new_entry,
-        desired_fields: record
-            .filter(|_| fields_changed)
-            .map(|r| target.projector.project(r)),
-        outbox,
-    });
-    Some(Step { action, write })
+    let write = if entry_changed || outbox != OutboxChange::Keep {
+        let desired_fields = match record.filter(|_| fields_changed) {
+            Some(record) => Some(EncodedFields::new(&target.projector.project(record))?),
+            None => None,
+        };
+        Some(EntryWrite {
+            key: record_key(target, source.kind, key),
+            entry: new_entry,
+            desired_fields,
+            outbox,
+        })
+    } else {
+        None
+    };
+    Ok(Some(Step { action, write }))
 }
 
 fn desired_of(record: &Record, projector: &Projector) -> Desired {

@@ -30,6 +30,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const SCHEMA_KEY: &[u8] = b"m\0schema_version";
 
+/// sled's page cache; its default (1 GiB) would dwarf the rest of the daemon.
+const CACHE_BYTES: u64 = 128 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state store: {0}")]
@@ -158,13 +161,24 @@ fn scan_prefix(prefix: u8, target: &str, kind: RecordKind) -> Vec<u8> {
     bytes
 }
 
+/// A projection already encoded for the store: a commit of a million new
+/// records holds these compact bytes, not a million maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFields(Vec<u8>);
+
+impl EncodedFields {
+    pub fn new(fields: &Fields) -> Result<EncodedFields, StoreError> {
+        encode(fields).map(EncodedFields)
+    }
+}
+
 /// One record's change in a commit.
 #[derive(Debug, Clone)]
 pub struct EntryWrite {
     pub key: RecordKey,
     pub entry: Entry,
     /// `None`: the desired projection did not change.
-    pub desired_fields: Option<Fields>,
+    pub desired_fields: Option<EncodedFields>,
     pub outbox: OutboxChange,
 }
 
@@ -191,7 +205,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`, migrating an older schema.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Store::init(db)
     }
 
@@ -312,7 +329,7 @@ impl Store {
         for write in &commit.writes {
             batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
             if let Some(fields) = &write.desired_fields {
-                batch.insert(write.key.encode(b'd'), encode(fields)?);
+                batch.insert(write.key.encode(b'd'), fields.0.as_slice());
             }
             match &write.outbox {
                 OutboxChange::Put(item) => batch.insert(write.key.encode(b'o'), encode(item)?),
@@ -340,33 +357,48 @@ impl Store {
         acked: &Acked,
         fields: &Fields,
     ) -> Result<(), StoreError> {
-        let entry_key = key.encode(b'e');
-        let acked_key = key.encode(b'a');
-        let outbox_key = key.encode(b'o');
-        let fields_bytes = encode(fields)?;
+        self.acknowledge_many(&[(key.clone(), acked.clone(), fields.clone())])
+    }
+
+    /// [`Store::acknowledge`] for several records (a batch the target
+    /// confirmed), in one transaction.
+    pub fn acknowledge_many(&self, acks: &[(RecordKey, Acked, Fields)]) -> Result<(), StoreError> {
+        let prepared = acks
+            .iter()
+            .map(|(key, acked, fields)| {
+                Ok((
+                    key.encode(b'e'),
+                    key.encode(b'a'),
+                    key.encode(b'o'),
+                    acked,
+                    encode(fields)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         self.tree.transaction(|tx| {
-            let current = tx.get(&entry_key)?;
-            let Some(bytes) = current else {
-                return sled::transaction::abort(StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&entry_key).into_owned(),
-                    reason: "acknowledged a record that has no entry".into(),
-                });
-            };
-            let mut entry: Entry = match decode(&entry_key, &bytes) {
-                Ok(entry) => entry,
-                Err(error) => return sled::transaction::abort(error),
-            };
-            let caught_up =
-                entry.desired.hash == acked.hash && entry.desired.active == acked.active;
-            entry.acked = Some(acked.clone());
-            let entry_bytes = match encode(&entry) {
-                Ok(bytes) => bytes,
-                Err(error) => return sled::transaction::abort(error),
-            };
-            tx.insert(entry_key.as_slice(), entry_bytes)?;
-            tx.insert(acked_key.as_slice(), fields_bytes.clone())?;
-            if caught_up {
-                tx.remove(outbox_key.as_slice())?;
+            for (entry_key, acked_key, outbox_key, acked, fields_bytes) in &prepared {
+                let Some(bytes) = tx.get(entry_key)? else {
+                    return sled::transaction::abort(StoreError::Corrupt {
+                        key: String::from_utf8_lossy(entry_key).into_owned(),
+                        reason: "acknowledged a record that has no entry".into(),
+                    });
+                };
+                let mut entry: Entry = match decode(entry_key, &bytes) {
+                    Ok(entry) => entry,
+                    Err(error) => return sled::transaction::abort(error),
+                };
+                let caught_up =
+                    entry.desired.hash == acked.hash && entry.desired.active == acked.active;
+                entry.acked = Some((*acked).clone());
+                let entry_bytes = match encode(&entry) {
+                    Ok(bytes) => bytes,
+                    Err(error) => return sled::transaction::abort(error),
+                };
+                tx.insert(entry_key.as_slice(), entry_bytes)?;
+                tx.insert(acked_key.as_slice(), fields_bytes.as_slice())?;
+                if caught_up {
+                    tx.remove(outbox_key.as_slice())?;
+                }
             }
             Ok(())
         })?;
@@ -465,7 +497,9 @@ mod tests {
         EntryWrite {
             key: key(k),
             entry: entry(hash, true),
-            desired_fields: Some(Fields::from([("login".into(), k.into())])),
+            desired_fields: Some(
+                EncodedFields::new(&Fields::from([("login".into(), k.into())])).unwrap(),
+            ),
             outbox: OutboxChange::Put(OutboxItem {
                 action: ActionKind::Create,
                 queued_at: 0,
