@@ -1,5 +1,7 @@
 //! Writes a WBT users export of N users, deterministic for a given N:
-//! `cargo run --release --example gen_wbt -- 1000000 /tmp/users.csv`.
+//! `cargo run --release --example gen_wbt -- 1000000 /tmp/users.csv [CHANGED_PERCENT]`.
+//! With CHANGED_PERCENT, that share of the users (evenly spread) get a new
+//! e-mail address: the same population, a later export.
 //! Rows look like a real HR export (accents, managers, roles, dates) and
 //! average about 240 bytes.
 
@@ -70,6 +72,9 @@ fn main() -> std::io::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let path = args.next().unwrap_or_else(|| "users.csv".to_string());
+    let changed_percent: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    // Every `every`-th user is changed (4 % → one in 25).
+    let every = if changed_percent == 0 { 0 } else { 100 / changed_percent.min(100) };
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     writeln!(
@@ -94,7 +99,7 @@ fn main() -> std::io::Result<()> {
         };
         writeln!(
             out,
-            "E{i:07};{last};{first};{title};{login}{i};ORG{org:04};{login}{i}@exemple-entreprise.fr;{disabled};fr-FR;\
+            "E{i:07};{last};{first};{title};{login}{i};ORG{org:04};{login}{i}@{domain};{disabled};fr-FR;\
              {year}/{month:02}/{day:02};2020/01/01;{expiration};{manager};{num} {street};{zip:05};{city};France;\
              +33 4 {p1:02} {p2:02} {p3:02} {p4:02};+33 6 {p2:02} {p1:02} {p4:02} {p3:02};CC-{cc:05};{roles};AUD{aud:03}",
             title = if rng.next().is_multiple_of(2) {
@@ -107,6 +112,11 @@ fn main() -> std::io::Result<()> {
                 .next()
                 .map_or(String::new(), |c| c.to_lowercase().collect())
                 + &last.to_lowercase(),
+            domain = if every > 0 && i % every == 0 {
+                "nouveau-domaine.fr"
+            } else {
+                "exemple-entreprise.fr"
+            },
             org = rng.next() % 2000,
             year = 1960 + rng.next() % 45,
             month = 1 + rng.next() % 12,

@@ -13,6 +13,7 @@
 //! | `f\0SHA256` | [`FileSeen`]: a processed file |
 //! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
 //! | `m\0schema_version` | u32, big-endian |
+//! | `m\0pending_commit` | [`PendingCommit`]: a chunked commit under way |
 //!
 //! Values are postcard-encoded. Names and keys hold no NUL byte (config and
 //! ingest refuse them), so the separators are unambiguous.
@@ -45,15 +46,6 @@ pub enum StoreError {
         "state store has schema {found}, this rostersync knows up to {supported}: it was written by a newer release"
     )]
     NewerSchema { found: u32, supported: u32 },
-}
-
-impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
-    fn from(error: sled::transaction::TransactionError<StoreError>) -> Self {
-        match error {
-            sled::transaction::TransactionError::Abort(inner) => inner,
-            sled::transaction::TransactionError::Storage(inner) => StoreError::Sled(inner),
-        }
-    }
 }
 
 /// Where a record stands for one target.
@@ -200,6 +192,24 @@ pub struct Commit {
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
+    /// Serialises commits and acknowledgements: each reads then writes
+    /// entries, and sled allows one process, so a lock here is enough to
+    /// make that read-then-write safe without sled's (slow) transactions.
+    writer: std::sync::Mutex<()>,
+}
+
+/// Commits of more records than this are written in several batches,
+/// bracketed by a marker (see [`Store::commit`]).
+pub const COMMIT_CHUNK: usize = 5_000;
+
+const PENDING_KEY: &[u8] = b"m\0pending_commit";
+
+/// A commit that was cut short, found on open: its file must be planned again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCommit {
+    pub source: String,
+    pub file: String,
+    pub sha256: [u8; 32],
 }
 
 impl Store {
@@ -221,7 +231,11 @@ impl Store {
 
     fn init(db: sled::Db) -> Result<Store, StoreError> {
         let tree = db.open_tree("state")?;
-        let store = Store { db, tree };
+        let store = Store {
+            db,
+            tree,
+            writer: std::sync::Mutex::new(()),
+        };
         match store.schema_version()? {
             None if store.tree.is_empty() => store.set_schema_version(SCHEMA_VERSION)?,
             None => migrate(&store, 0)?,
@@ -323,33 +337,63 @@ impl Store {
         self.get(&source_key(source))
     }
 
-    /// Applies a whole commit atomically and flushes it to disk before returning.
+    /// Applies a commit and flushes it to disk before returning.
+    ///
+    /// Up to [`COMMIT_CHUNK`] records, the commit is one atomic batch: a crash
+    /// leaves the store as before or as after. A bigger commit (a first import)
+    /// would cost sled gigabytes as one batch, so it is written in chunks,
+    /// each record whole (entry, projection and outbox together), between a
+    /// `pending` marker and the batch that records the file. A crash in
+    /// between leaves [`Store::pending_commit`] set: planning the same file
+    /// again completes it, since the records already written plan as unchanged.
     pub fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for write in &commit.writes {
-            batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
-            if let Some(fields) = &write.desired_fields {
-                batch.insert(write.key.encode(b'd'), fields.0.as_slice());
+        let _writer = self.lock();
+        let chunked = commit.writes.len() > COMMIT_CHUNK;
+        if chunked {
+            if let Some((sha256, seen)) = &commit.file {
+                let pending = PendingCommit {
+                    source: seen.source.clone(),
+                    file: seen.name.clone(),
+                    sha256: *sha256,
+                };
+                self.tree.insert(PENDING_KEY, encode(&pending)?)?;
+                self.db.flush()?;
             }
-            match &write.outbox {
-                OutboxChange::Put(item) => batch.insert(write.key.encode(b'o'), encode(item)?),
-                OutboxChange::Remove => batch.remove(write.key.encode(b'o')),
-                OutboxChange::Keep => {}
+            for chunk in commit.writes.chunks(COMMIT_CHUNK) {
+                self.tree.apply_batch(writes_batch(chunk)?)?;
             }
         }
+        let mut last = if chunked {
+            sled::Batch::default()
+        } else {
+            writes_batch(&commit.writes)?
+        };
         if let Some((sha, seen)) = &commit.file {
-            batch.insert(file_key(sha), encode(seen)?);
+            last.insert(file_key(sha), encode(seen)?);
         }
         if let Some((name, state)) = &commit.source {
-            batch.insert(source_key(name), encode(state)?);
+            last.insert(source_key(name), encode(state)?);
         }
-        self.tree.apply_batch(batch)?;
+        last.remove(PENDING_KEY);
+        self.tree.apply_batch(last)?;
         self.db.flush()?;
         Ok(())
     }
 
+    /// A commit that a crash cut short, if any.
+    pub fn pending_commit(&self) -> Result<Option<PendingCommit>, StoreError> {
+        self.get(PENDING_KEY)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Records that the target holds `pushed` (the desired hash that was sent)
-    /// and drops the outbox entry, in one transaction. If the desired state
+    /// and drops the outbox entry, in one atomic batch. If the desired state
     /// moved on meanwhile, the outbox entry stays for the newer change.
     pub fn acknowledge(
         &self,
@@ -361,47 +405,27 @@ impl Store {
     }
 
     /// [`Store::acknowledge`] for several records (a batch the target
-    /// confirmed), in one transaction.
+    /// confirmed), in one atomic batch.
     pub fn acknowledge_many(&self, acks: &[(RecordKey, Acked, Fields)]) -> Result<(), StoreError> {
-        let prepared = acks
-            .iter()
-            .map(|(key, acked, fields)| {
-                Ok((
-                    key.encode(b'e'),
-                    key.encode(b'a'),
-                    key.encode(b'o'),
-                    acked,
-                    encode(fields)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        self.tree.transaction(|tx| {
-            for (entry_key, acked_key, outbox_key, acked, fields_bytes) in &prepared {
-                let Some(bytes) = tx.get(entry_key)? else {
-                    return sled::transaction::abort(StoreError::Corrupt {
-                        key: String::from_utf8_lossy(entry_key).into_owned(),
-                        reason: "acknowledged a record that has no entry".into(),
-                    });
-                };
-                let mut entry: Entry = match decode(entry_key, &bytes) {
-                    Ok(entry) => entry,
-                    Err(error) => return sled::transaction::abort(error),
-                };
-                let caught_up =
-                    entry.desired.hash == acked.hash && entry.desired.active == acked.active;
-                entry.acked = Some((*acked).clone());
-                let entry_bytes = match encode(&entry) {
-                    Ok(bytes) => bytes,
-                    Err(error) => return sled::transaction::abort(error),
-                };
-                tx.insert(entry_key.as_slice(), entry_bytes)?;
-                tx.insert(acked_key.as_slice(), fields_bytes.as_slice())?;
-                if caught_up {
-                    tx.remove(outbox_key.as_slice())?;
-                }
+        let _writer = self.lock();
+        let mut batch = sled::Batch::default();
+        for (key, acked, fields) in acks {
+            let entry_key = key.encode(b'e');
+            let Some(mut entry) = self.get::<Entry>(&entry_key)? else {
+                return Err(StoreError::Corrupt {
+                    key: String::from_utf8_lossy(&entry_key).replace('\0', "/"),
+                    reason: "acknowledged a record that has no entry".into(),
+                });
+            };
+            let caught_up = entry.desired.hash == acked.hash && entry.desired.active == acked.active;
+            entry.acked = Some(acked.clone());
+            batch.insert(entry_key, encode(&entry)?);
+            batch.insert(key.encode(b'a'), encode(fields)?);
+            if caught_up {
+                batch.remove(key.encode(b'o'));
             }
-            Ok(())
-        })?;
+        }
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 
@@ -417,6 +441,23 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// The entries, projections and outbox items of some records, as one batch.
+fn writes_batch(writes: &[EntryWrite]) -> Result<sled::Batch, StoreError> {
+    let mut batch = sled::Batch::default();
+    for write in writes {
+        batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
+        if let Some(fields) = &write.desired_fields {
+            batch.insert(write.key.encode(b'd'), fields.0.as_slice());
+        }
+        match &write.outbox {
+            OutboxChange::Put(item) => batch.insert(write.key.encode(b'o'), encode(item)?),
+            OutboxChange::Remove => batch.remove(write.key.encode(b'o')),
+            OutboxChange::Keep => {}
+        }
+    }
+    Ok(batch)
 }
 
 fn file_key(sha256: &[u8; 32]) -> Vec<u8> {
