@@ -24,20 +24,26 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?.to_string();
+            let line = status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))?
+                .to_string();
             line.split_whitespace().nth(1)?.parse::<f64>().ok()
         })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 fn targets() -> Vec<TargetInfo> {
-    [("lms", TargetKind::Collaborator), ("wbt", TargetKind::WbtFile)]
-        .into_iter()
-        .map(|(name, kind)| TargetInfo {
-            name: name.into(),
-            projector: Projector::new(kind, &BTreeMap::new()),
-        })
-        .collect()
+    [
+        ("lms", TargetKind::Collaborator),
+        ("wbt", TargetKind::WbtFile),
+    ]
+    .into_iter()
+    .map(|(name, kind)| TargetInfo {
+        name: name.into(),
+        projector: Projector::new(kind, &BTreeMap::new()),
+    })
+    .collect()
 }
 
 fn source() -> SourceInfo {
@@ -60,7 +66,11 @@ fn ingest_and_plan(store: &Store, file: &Path) -> Planned {
     };
     let outcome = ingest(&bytes, &SourceSpec::wbt(RecordKind::Users));
     drop(bytes);
-    assert!(outcome.accepted(), "{:?}", &outcome.problems[..outcome.problems.len().min(5)]);
+    assert!(
+        outcome.accepted(),
+        "{:?}",
+        &outcome.problems[..outcome.problems.len().min(5)]
+    );
     let ingested = started.elapsed();
     let info = FileInfo {
         name: file.display().to_string(),
@@ -74,14 +84,27 @@ fn ingest_and_plan(store: &Store, file: &Path) -> Planned {
     };
     let mut safety = SafetyConfig::default();
     safety.max_block_percent = toml::Spanned::new(0..0, 100.0);
-    let planned = plan_file(store, &source(), &targets(), &outcome.records, &info, &safety, options)
-        .unwrap_or_else(|e| panic!("plan: {e}"));
+    let planned = plan_file(
+        store,
+        &source(),
+        &targets(),
+        &outcome.records,
+        &info,
+        &safety,
+        options,
+    )
+    .unwrap_or_else(|e| panic!("plan: {e}"));
     let total = started.elapsed();
     let counts: Vec<String> = planned
         .plan
         .targets
         .iter()
-        .map(|(name, t)| format!("{name}: {} create {} update {} block", t.create, t.update, t.block))
+        .map(|(name, t)| {
+            format!(
+                "{name}: {} create {} update {} block",
+                t.create, t.update, t.block
+            )
+        })
         .collect();
     println!(
         "{} rows: read+ingest {:.2} s, plan {:.2} s, total {:.2} s ({}), {} writes",
@@ -105,7 +128,9 @@ fn main() {
     let planned = ingest_and_plan(&store, Path::new(file));
     if step == "setup" {
         let started = Instant::now();
-        store.commit(&planned.commit).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .commit(&planned.commit)
+            .unwrap_or_else(|e| panic!("{e}"));
         let committed = started.elapsed();
         drop(planned);
         // Every target confirms everything, in batches as a batch API would.
@@ -118,17 +143,38 @@ fn main() {
                 .collect::<Result<_, _>>()
                 .unwrap_or_else(|e| panic!("{e}"));
             for key in keys {
-                let key = RecordKey { target: target.name.clone(), kind: RecordKind::Users, key };
-                let entry = store.entry(&key).ok().flatten().unwrap_or_else(|| panic!("no entry"));
-                let fields = store.desired_fields(&key).ok().flatten().unwrap_or_default();
-                let acked = Acked { hash: entry.desired.hash, active: entry.desired.active, target_id: None, at: 1_790_000_001 };
+                let key = RecordKey {
+                    target: target.name.clone(),
+                    kind: RecordKind::Users,
+                    key,
+                };
+                let entry = store
+                    .entry(&key)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| panic!("no entry"));
+                let fields = store
+                    .desired_fields(&key)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let acked = Acked {
+                    hash: entry.desired.hash,
+                    active: entry.desired.active,
+                    target_id: None,
+                    at: 1_790_000_001,
+                };
                 batch.push((key, acked, fields));
                 if batch.len() == 1000 {
-                    store.acknowledge_many(&batch).unwrap_or_else(|e| panic!("{e}"));
+                    store
+                        .acknowledge_many(&batch)
+                        .unwrap_or_else(|e| panic!("{e}"));
                     batch.clear();
                 }
             }
-            store.acknowledge_many(&batch).unwrap_or_else(|e| panic!("{e}"));
+            store
+                .acknowledge_many(&batch)
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         store.flush().unwrap_or_else(|e| panic!("{e}"));
         println!(

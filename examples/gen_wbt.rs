@@ -74,7 +74,11 @@ fn main() -> std::io::Result<()> {
     let path = args.next().unwrap_or_else(|| "users.csv".to_string());
     let changed_percent: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     // Every `every`-th user is changed (4 % → one in 25).
-    let every = if changed_percent == 0 { 0 } else { 100 / changed_percent.min(100) };
+    let every = if changed_percent == 0 {
+        0
+    } else {
+        100 / changed_percent.min(100)
+    };
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     writeln!(

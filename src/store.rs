@@ -200,7 +200,7 @@ pub struct Store {
 
 /// Commits of more records than this are written in several batches,
 /// bracketed by a marker (see [`Store::commit`]).
-pub const COMMIT_CHUNK: usize = 5_000;
+pub const COMMIT_CHUNK: usize = 1_000;
 
 const PENDING_KEY: &[u8] = b"m\0pending_commit";
 
@@ -276,8 +276,21 @@ impl Store {
         self.get(&key.encode(b'd'))
     }
 
+    /// What the target confirmed holding. Kept under its own key only while
+    /// it differs from the desired projection; otherwise it *is* the desired
+    /// projection (same hash), which halves what acknowledgements write.
     pub fn acked_fields(&self, key: &RecordKey) -> Result<Option<Fields>, StoreError> {
-        self.get(&key.encode(b'a'))
+        if let Some(fields) = self.get(&key.encode(b'a'))? {
+            return Ok(Some(fields));
+        }
+        match self.entry(key)? {
+            Some(Entry {
+                desired,
+                acked: Some(acked),
+                ..
+            }) if acked.hash == desired.hash => self.desired_fields(key),
+            _ => Ok(None),
+        }
     }
 
     pub fn outbox_item(&self, key: &RecordKey) -> Result<Option<OutboxItem>, StoreError> {
@@ -360,13 +373,13 @@ impl Store {
                 self.db.flush()?;
             }
             for chunk in commit.writes.chunks(COMMIT_CHUNK) {
-                self.tree.apply_batch(writes_batch(chunk)?)?;
+                self.tree.apply_batch(writes_batch(&self.tree, chunk)?)?;
             }
         }
         let mut last = if chunked {
             sled::Batch::default()
         } else {
-            writes_batch(&commit.writes)?
+            writes_batch(&self.tree, &commit.writes)?
         };
         if let Some((sha, seen)) = &commit.file {
             last.insert(file_key(sha), encode(seen)?);
@@ -417,10 +430,15 @@ impl Store {
                     reason: "acknowledged a record that has no entry".into(),
                 });
             };
-            let caught_up = entry.desired.hash == acked.hash && entry.desired.active == acked.active;
+            let caught_up =
+                entry.desired.hash == acked.hash && entry.desired.active == acked.active;
             entry.acked = Some(acked.clone());
             batch.insert(entry_key, encode(&entry)?);
-            batch.insert(key.encode(b'a'), encode(fields)?);
+            if entry.desired.hash == acked.hash {
+                batch.remove(key.encode(b'a')); // implicit: the desired projection
+            } else {
+                batch.insert(key.encode(b'a'), encode(fields)?);
+            }
             if caught_up {
                 batch.remove(key.encode(b'o'));
             }
@@ -444,13 +462,30 @@ impl Store {
 }
 
 /// The entries, projections and outbox items of some records, as one batch.
-fn writes_batch(writes: &[EntryWrite]) -> Result<sled::Batch, StoreError> {
+/// Where the acknowledged projection is implicit (equal to the desired one,
+/// see [`Store::acked_fields`]) and the desired one changes, the old desired
+/// bytes are kept as the acknowledged ones first.
+fn writes_batch(tree: &sled::Tree, writes: &[EntryWrite]) -> Result<sled::Batch, StoreError> {
     let mut batch = sled::Batch::default();
     for write in writes {
-        batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
         if let Some(fields) = &write.desired_fields {
-            batch.insert(write.key.encode(b'd'), fields.0.as_slice());
+            let desired_key = write.key.encode(b'd');
+            let acked_key = write.key.encode(b'a');
+            let entry_key = write.key.encode(b'e');
+            let implicit = match tree.get(&entry_key)? {
+                Some(bytes) => {
+                    let old: Entry = decode(&entry_key, &bytes)?;
+                    old.acked.is_some_and(|a| a.hash == old.desired.hash)
+                        && !tree.contains_key(&acked_key)?
+                }
+                None => false,
+            };
+            if implicit && let Some(old_fields) = tree.get(&desired_key)? {
+                batch.insert(acked_key, old_fields);
+            }
+            batch.insert(desired_key, fields.0.as_slice());
         }
+        batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
         match &write.outbox {
             OutboxChange::Put(item) => batch.insert(write.key.encode(b'o'), encode(item)?),
             OutboxChange::Remove => batch.remove(write.key.encode(b'o')),
@@ -603,6 +638,48 @@ mod tests {
             .acknowledge(&key("E2"), &acked(9), &Fields::new())
             .unwrap();
         assert!(store.outbox_item(&key("E2")).unwrap().is_some());
+    }
+
+    #[test]
+    fn acknowledged_fields_survive_a_new_desired_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&Commit {
+                writes: vec![write("E1", 1)],
+                ..Commit::default()
+            })
+            .unwrap();
+        let pushed = Fields::from([("login".into(), "E1".into())]);
+        let acked = Acked {
+            hash: ProjectionHash([1; 16]),
+            active: true,
+            target_id: None,
+            at: 1,
+        };
+        store.acknowledge(&key("E1"), &acked, &pushed).unwrap();
+        // Equal to the desired projection: not stored twice.
+        assert!(!store.tree.contains_key(key("E1").encode(b'a')).unwrap());
+        assert_eq!(
+            store.acked_fields(&key("E1")).unwrap(),
+            Some(pushed.clone())
+        );
+
+        let mut newer = write("E1", 2);
+        newer.entry.acked = Some(acked);
+        newer.desired_fields =
+            Some(EncodedFields::new(&Fields::from([("login".into(), "new".into())])).unwrap());
+        store
+            .commit(&Commit {
+                writes: vec![newer],
+                ..Commit::default()
+            })
+            .unwrap();
+        assert_eq!(store.acked_fields(&key("E1")).unwrap(), Some(pushed));
+        assert_eq!(
+            store.desired_fields(&key("E1")).unwrap().unwrap()["login"],
+            "new"
+        );
     }
 
     #[test]

@@ -1,21 +1,29 @@
 //! Killing the process while it commits a plan leaves the store as it was
-//! before or as it is after, never in between. The test runs itself as the
-//! child process that gets killed.
+//! before or as it is after, never in between; a commit too big for one batch
+//! leaves a pending marker instead, and planning the file again completes it.
+//! The test runs itself as the child process that gets killed.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rostersync::ingest::Mode;
 use rostersync::ingest::record::RecordKind;
-use rostersync::store::Store;
+use rostersync::store::{COMMIT_CHUNK, Store};
 use support::{World, source};
 
 const CHILD_ENV: &str = "ROSTERSYNC_CRASH_CHILD";
-const TEST_NAME: &str = "a_kill_during_commit_leaves_before_or_after";
+const SIZES_ENV: &str = "ROSTERSYNC_CRASH_SIZES";
+
+/// Users before, users after: every one of them updated, the rest new.
+#[derive(Clone, Copy)]
+struct Sizes {
+    before: usize,
+    after: usize,
+}
 
 fn users(count: usize, variant: &str) -> String {
     let mut text = String::from("user_extid;user_lname;user_fname;user_login;user_email\n");
@@ -46,18 +54,16 @@ fn snapshot(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-/// The state before: 3,000 users synced and acknowledged.
-fn prepare(db: &Path) {
+fn prepare(db: &Path, sizes: Sizes) {
     let mut world = world_at(db);
     let hr = source("hr", RecordKind::Users, Mode::Full);
-    world.sync(&hr, &users(3_000, "a"));
+    world.sync(&hr, &users(sizes.before, "a"));
 }
 
-/// The change under test: every user updated, 1,000 new ones.
-fn commit_change(db: &Path, before_commit: impl FnOnce()) {
+fn commit_change(db: &Path, sizes: Sizes, before_commit: impl FnOnce()) {
     let mut world = world_at(db);
     let hr = source("hr", RecordKind::Users, Mode::Full);
-    let planned = world.plan(&hr, &users(4_000, "b"));
+    let planned = world.plan(&hr, &users(sizes.after, "b"));
     before_commit();
     world.store.commit(&planned.commit).unwrap();
 }
@@ -75,63 +81,57 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn a_kill_during_commit_leaves_before_or_after() {
-    if let Some(db) = std::env::var_os(CHILD_ENV) {
-        // The child: say when the commit starts, commit, then wait to be killed.
-        commit_change(Path::new(&db), || {
-            let mut out = std::io::stdout();
-            out.write_all(b"C").unwrap();
-            out.flush().unwrap();
-        });
+/// In the child: say when the commit starts and when it returned, then wait to be killed.
+fn child(db: &Path, sizes: Sizes) {
+    let say = |byte: &[u8]| {
         let mut out = std::io::stdout();
-        out.write_all(b"D").unwrap();
+        out.write_all(byte).unwrap();
         out.flush().unwrap();
-        std::thread::sleep(Duration::from_secs(60));
-        return;
-    }
+    };
+    commit_change(db, sizes, || say(b"C"));
+    say(b"D");
+    std::thread::sleep(Duration::from_secs(60));
+}
 
+/// Kills a child committing `sizes` at 20 moments; returns how many rounds
+/// ended before, after, and pending-then-completed.
+fn kill_rounds(test_name: &str, sizes: Sizes) -> (u32, u32, u32) {
     let reference = tempfile::tempdir().unwrap();
-    let before_db = reference.path().join("before");
+    let prepared = reference.path().join("prepared");
+    prepare(&prepared, sizes);
+    let before = snapshot(&prepared);
     let after_db = reference.path().join("after");
-    prepare(&before_db);
-    prepare(&after_db);
+    copy_dir(&prepared, &after_db);
     let mut started = None;
-    commit_change(&after_db, || started = Some(std::time::Instant::now()));
-    // Kill moments are spread over several commit durations (the child, on a
-    // freshly opened store, commits more slowly than this warm process).
+    commit_change(&after_db, sizes, || started = Some(Instant::now()));
     let commit_time = started.unwrap().elapsed();
-    let before = snapshot(&before_db);
     let after = snapshot(&after_db);
     assert_ne!(before, after);
 
-    let prepared = reference.path().join("prepared");
-    prepare(&prepared);
-    let (mut saw_before, mut saw_after) = (0, 0);
-    for round in 0..20u64 {
+    let (mut saw_before, mut saw_after, mut completed) = (0, 0, 0);
+    for round in 0..20u32 {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("db");
         copy_dir(&prepared, &db);
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+            .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, &db)
+            .env(SIZES_ENV, format!("{},{}", sizes.before, sizes.after))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let mut signal = [0u8; 1];
         let mut stdout = child.stdout.take().unwrap();
+        let mut signal = [0u8; 1];
         // Skip the harness's own output up to the child's "C".
-        loop {
+        while signal[0] != b'C' {
             stdout.read_exact(&mut signal).unwrap();
-            if signal[0] == b'C' {
-                break;
-            }
         }
-        // Kill at a different moment of the commit each round; the last
-        // rounds wait for the commit to have returned.
+        // A different moment of the commit each round (the child, on a freshly
+        // opened store, is slower than this warm process); the last rounds
+        // wait until the commit returned.
         if round < 16 {
-            std::thread::sleep(commit_time * 3 * round as u32 / 16);
+            std::thread::sleep(commit_time * 3 * round / 16);
         } else {
             stdout.read_exact(&mut signal).unwrap();
             assert_eq!(signal[0], b'D');
@@ -145,10 +145,73 @@ fn a_kill_during_commit_leaves_before_or_after() {
         } else if state == after {
             saw_after += 1;
         } else {
-            panic!("round {round}: the store is neither before nor after the commit");
+            let store = Store::open(&db).unwrap();
+            assert!(
+                store.pending_commit().unwrap().is_some(),
+                "round {round}: the store is neither before nor after, and no commit is pending"
+            );
+            drop(store);
+            // What the daemon does on restart: plan the file again and commit.
+            commit_change(&db, sizes, || {});
+            assert!(
+                snapshot(&db) == after,
+                "round {round}: completing the commit did not reach the after state"
+            );
+            completed += 1;
         }
     }
     eprintln!(
-        "killed 20 times over {commit_time:?} commits: {saw_before} before, {saw_after} after"
+        "killed 20 times over {commit_time:?} commits: {saw_before} before, {saw_after} after, {completed} completed"
+    );
+    (saw_before, saw_after, completed)
+}
+
+fn sizes_from_env() -> Option<(std::ffi::OsString, Sizes)> {
+    let db = std::env::var_os(CHILD_ENV)?;
+    let sizes = std::env::var(SIZES_ENV).ok()?;
+    let (before, after) = sizes.split_once(',')?;
+    Some((
+        db,
+        Sizes {
+            before: before.parse().ok()?,
+            after: after.parse().ok()?,
+        },
+    ))
+}
+
+fn run(test_name: &str, sizes: Sizes) -> (u32, u32, u32) {
+    if let Some((db, sizes)) = sizes_from_env() {
+        child(Path::new(&db), sizes);
+        return (0, 0, 0);
+    }
+    kill_rounds(test_name, sizes)
+}
+
+#[test]
+fn a_kill_during_an_atomic_commit_leaves_before_or_after() {
+    // 2 targets × 400 users: below one chunk, so the commit is one batch.
+    let sizes = Sizes {
+        before: 300,
+        after: 400,
+    };
+    assert!(2 * sizes.after <= COMMIT_CHUNK);
+    let (_, _, completed) = run(
+        "a_kill_during_an_atomic_commit_leaves_before_or_after",
+        sizes,
+    );
+    assert_eq!(completed, 0, "an atomic commit was left half-done");
+}
+
+#[test]
+fn a_kill_during_a_chunked_commit_is_completed_by_planning_again() {
+    // 2 targets × 3,000 users: 6,000 records, written in chunks.
+    let sizes = Sizes {
+        before: 200,
+        after: 3_000,
+    };
+    assert!(2 * sizes.after > COMMIT_CHUNK);
+    run(
+        "a_kill_during_a_chunked_commit_is_completed_by_planning_again",
+        sizes,
     );
 }
