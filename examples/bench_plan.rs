@@ -82,8 +82,10 @@ fn ingest_and_plan(store: &Store, file: &Path) -> Planned {
         now: 1_790_000_000,
         detail_limit: 10,
     };
-    let mut safety = SafetyConfig::default();
-    safety.max_block_percent = toml::Spanned::new(0..0, 100.0);
+    let safety = SafetyConfig {
+        max_block_percent: toml::Spanned::new(0..0, 100.0),
+        ..SafetyConfig::default()
+    };
     let planned = plan_file(
         store,
         &source(),
