@@ -363,20 +363,17 @@ fn step(
         (None, None) => return Ok(None),
     };
     desired.active = diff::is_active(&desired, options.today);
-    let acked = entry.as_ref().and_then(|e| e.acked.clone());
-    let action = diff::decide(&desired, acked.as_ref(), source.create_disabled);
     let queued_before = entry
         .as_ref()
         .and_then(|e| diff::decide(&e.desired, e.acked.as_ref(), source.create_disabled));
-    let new_entry = Entry {
-        source: source.name.clone(),
-        desired,
-        acked,
-    };
-    let entry_changed = entry.as_ref() != Some(&new_entry);
+    let entry_changed = entry
+        .as_ref()
+        .is_none_or(|e| e.source != source.name || e.desired != desired);
     let fields_changed = entry
         .as_ref()
-        .is_none_or(|e| e.desired.hash != new_entry.desired.hash);
+        .is_none_or(|e| e.desired.hash != desired.hash);
+    let acked = entry.and_then(|e| e.acked);
+    let action = diff::decide(&desired, acked.as_ref(), source.create_disabled);
     let outbox = match action {
         Some(action) if entry_changed || queued_before != Some(action) => {
             OutboxChange::Put(OutboxItem {
@@ -395,7 +392,11 @@ fn step(
         };
         Some(EntryWrite {
             key: record_key(target, source.kind, key),
-            entry: new_entry,
+            entry: Entry {
+                source: source.name.clone(),
+                desired,
+                acked,
+            },
             desired_fields,
             outbox,
         })

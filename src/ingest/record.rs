@@ -270,7 +270,7 @@ impl Record {
     }
 
     pub fn date(&self, field: Field) -> Option<NaiveDate> {
-        NaiveDate::parse_from_str(self.get(field)?, "%Y-%m-%d").ok()
+        super::values::parse_iso_date(self.get(field)?)
     }
 
     /// The items of a `||` list field.

@@ -304,6 +304,19 @@ impl DateFormat {
     }
 }
 
+/// A normalised (`YYYY-MM-DD`) date, read without chrono's format machinery:
+/// planning reads two dates per record per target.
+pub fn parse_iso_date(value: &str) -> Option<NaiveDate> {
+    const ISO: [DatePart; 5] = [
+        DatePart::Year,
+        DatePart::Literal(b'-'),
+        DatePart::Month,
+        DatePart::Literal(b'-'),
+        DatePart::Day,
+    ];
+    parse_simple(&ISO, value.as_bytes())
+}
+
 fn simple_parts(format: &str) -> Option<Vec<DatePart>> {
     let mut parts = Vec::new();
     let mut bytes = format.bytes();
