@@ -6,7 +6,6 @@ mod support;
 use std::path::Path;
 
 use assert_cmd::Command;
-use rostersync::store::Store;
 
 const CONFIG: &str = r#"
 [daemon]
@@ -128,7 +127,7 @@ fn a_mass_block_is_held_with_exit_3_and_changes_nothing() {
             rostersync::ingest::record::RecordKind::Users,
             rostersync::ingest::Mode::Full,
         );
-        world.store = Store::open(&dir.path().join("state/db")).unwrap();
+        world.store = support::open_store(&dir.path().join("state/db"));
         world.targets = vec![
             support::target("lms", rostersync::config::TargetKind::Collaborator),
             support::target("erp", rostersync::config::TargetKind::Gestimum),
@@ -151,7 +150,7 @@ fn a_mass_block_is_held_with_exit_3_and_changes_nothing() {
 
 /// Every key and value of the store, to compare before and after.
 fn snapshot(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let db = sled::open(db).unwrap();
+    let db = support::open_sled(db);
     let tree = db.open_tree("state").unwrap();
     tree.iter()
         .map(|kv| {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rostersync::ingest::Mode;
 use rostersync::ingest::record::RecordKind;
-use rostersync::store::{COMMIT_CHUNK, Store};
+use rostersync::store::COMMIT_CHUNK;
 use support::{World, source};
 
 const CHILD_ENV: &str = "ROSTERSYNC_CRASH_CHILD";
@@ -38,13 +38,13 @@ fn users(count: usize, variant: &str) -> String {
 fn world_at(db: &Path) -> World {
     let mut world = World::new();
     world.relax_safety();
-    world.store = Store::open(db).unwrap();
+    world.store = support::open_store(db);
     world
 }
 
 /// Every key and value of the store's tree.
 fn snapshot(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let db = sled::open(db).unwrap();
+    let db = support::open_sled(db);
     let tree = db.open_tree("state").unwrap();
     tree.iter()
         .map(|kv| {
@@ -145,7 +145,7 @@ fn kill_rounds(test_name: &str, sizes: Sizes) -> (u32, u32, u32) {
         } else if state == after {
             saw_after += 1;
         } else {
-            let store = Store::open(&db).unwrap();
+            let store = support::open_store(&db);
             assert!(
                 store.pending_commit().unwrap().is_some(),
                 "round {round}: the store is neither before nor after, and no commit is pending"

@@ -183,3 +183,33 @@ pub fn counts(plan: &Plan) -> BTreeMap<String, (u64, u64, u64, u64)> {
         .map(|(name, t)| (name.clone(), (t.create, t.update, t.block, t.unblock)))
         .collect()
 }
+
+/// Opens a store, waiting for one dropped a moment ago to let go of it.
+pub fn open_store(path: &std::path::Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(path) {
+            Ok(store) => return store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot open {}: {error}", path.display()),
+        }
+    }
+}
+
+/// Opens a sled database directly, waiting for a store dropped a moment ago
+/// to let go of it (sled's flusher thread holds the lock a little longer).
+pub fn open_sled(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(error) if std::time::Instant::now() < deadline => {
+                let _ = error;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot open {}: {error}", path.display()),
+        }
+    }
+}
