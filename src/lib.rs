@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod plan;
 pub mod projection;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod safety;
 pub mod secret;
