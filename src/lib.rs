@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod diff;
 pub mod ingest;
 pub mod plan;

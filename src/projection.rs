@@ -198,31 +198,55 @@ fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
             known(&[("externalId", ExtId), ("displayName", Label)]),
         ),
         TargetKind::WbtFile => (
-            known(&[
-                ("user_extid", ExtId),
-                ("user_lname", LastName),
-                ("user_fname", FirstName),
-                ("user_tname", Title),
-                ("user_login", Login),
-                ("org_extid", OrgExtId),
-                ("user_email", Email),
-                ("user_culture", Culture),
-                ("birth_date", BirthDate),
-                ("user_activation_date", ActivationDate),
-                ("user_expiration_date", ExpirationDate),
-                ("user_manager_extid", ManagerExtId),
-                ("user_alternate_manager_extid", AltManagerExtId),
-                ("user_address1", Address1),
-                ("user_address2", Address2),
-                ("user_zip", Zip),
-                ("user_city", City),
-                ("user_country", Country),
-                ("user_phone", Phone),
-                ("user_cellphone", Mobile),
-                ("user_hourly_cost", HourlyCost),
-                ("user_audiences", Audiences),
-                ("user_roles", Roles),
-            ]),
+            {
+                let mut users = known(&[
+                    ("user_extid", ExtId),
+                    ("user_lname", LastName),
+                    ("user_fname", FirstName),
+                    ("user_tname", Title),
+                    ("user_login", Login),
+                    ("org_extid", OrgExtId),
+                    ("user_email", Email),
+                    ("user_culture", Culture),
+                    ("birth_date", BirthDate),
+                    ("user_activation_date", ActivationDate),
+                    ("user_expiration_date", ExpirationDate),
+                    ("user_manager_extid", ManagerExtId),
+                    ("user_alternate_manager_extid", AltManagerExtId),
+                    ("user_address1", Address1),
+                    ("user_address2", Address2),
+                    ("user_zip", Zip),
+                    ("user_city", City),
+                    ("user_country", Country),
+                    ("user_phone", Phone),
+                    ("user_cellphone", Mobile),
+                    ("user_hourly_cost", HourlyCost),
+                    ("user_audiences", Audiences),
+                    ("user_roles", Roles),
+                ]);
+                // WBT's ten free fields come back from `custom.udtf1`..`custom.udtf10`.
+                users.extend(
+                    [
+                        "udtf1", "udtf2", "udtf3", "udtf4", "udtf5", "udtf6", "udtf7", "udtf8",
+                        "udtf9", "udtf10",
+                    ]
+                    .iter()
+                    .zip([
+                        "user_udtf1",
+                        "user_udtf2",
+                        "user_udtf3",
+                        "user_udtf4",
+                        "user_udtf5",
+                        "user_udtf6",
+                        "user_udtf7",
+                        "user_udtf8",
+                        "user_udtf9",
+                        "user_udtf10",
+                    ])
+                    .map(|(custom, column)| (column, FieldName::Custom((*custom).into()))),
+                );
+                users
+            },
             known(&[
                 ("org_label", Label),
                 ("org_extid", ExtId),

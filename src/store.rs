@@ -10,6 +10,7 @@
 //! | `d\0TARGET\0KIND\0KEY` | desired projection ([`Fields`]) |
 //! | `a\0TARGET\0KIND\0KEY` | acknowledged projection ([`Fields`]) |
 //! | `o\0TARGET\0KIND\0KEY` | [`OutboxItem`]: still to push |
+//! | `p\0TARGET\0KIND\0KEY` | [`Parked`]: a record the target refused, with the reason |
 //! | `f\0SHA256` | [`FileSeen`]: a processed file |
 //! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
 //! | `m\0schema_version` | u32, big-endian |
@@ -97,6 +98,18 @@ pub struct OutboxItem {
     pub action: ActionKind,
     /// Unix seconds when it was queued.
     pub queued_at: i64,
+}
+
+/// A record set aside for a target: it stays in the outbox, but is not sent
+/// again until the next file of its source or `rostersync retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub action: ActionKind,
+    pub reason: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Still failing transiently when the retry budget ran out (vs refused).
+    pub transient: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,6 +355,39 @@ impl Store {
         })
     }
 
+    pub fn park(&self, key: &RecordKey, parked: &Parked) -> Result<(), StoreError> {
+        self.tree.insert(key.encode(b'p'), encode(parked)?)?;
+        Ok(())
+    }
+
+    pub fn parked_item(&self, key: &RecordKey) -> Result<Option<Parked>, StoreError> {
+        self.get(&key.encode(b'p'))
+    }
+
+    /// Parked records of a kind at a target, in key order.
+    pub fn parked(
+        &self,
+        target: &str,
+        kind: RecordKind,
+    ) -> impl Iterator<Item = Result<(String, Parked), StoreError>> + '_ {
+        self.scan(b'p', target, kind)
+    }
+
+    /// Releases every parked record of a target for another try; returns how many.
+    pub fn unpark_all(&self, target: &str) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for kind in [RecordKind::Orgs, RecordKind::Users] {
+            for item in self.tree.scan_prefix(scan_prefix(b'p', target, kind)) {
+                let (key, _) = item?;
+                batch.remove(key);
+                count += 1;
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(count)
+    }
+
     pub fn file_seen(&self, sha256: &[u8; 32]) -> Result<Option<FileSeen>, StoreError> {
         self.get(&file_key(sha256))
     }
@@ -442,6 +488,7 @@ impl Store {
             if caught_up {
                 batch.remove(key.encode(b'o'));
             }
+            batch.remove(key.encode(b'p'));
         }
         self.tree.apply_batch(batch)?;
         Ok(())

@@ -1,0 +1,85 @@
+//! Connectors: one per target kind, behind one interface. Each connector file
+//! reads top to bottom as its settings, the pure request building and reply
+//! parsing, then the thin part that sends.
+
+pub mod wbt_file;
+
+use crate::config::{TargetConfig, TargetKind};
+use crate::projection::Fields;
+use crate::retry::Failure;
+use crate::store::{ActionKind, RecordKey};
+
+/// One record to send, as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushItem {
+    pub key: RecordKey,
+    pub action: ActionKind,
+    /// Whether the record must be active at the target once this is applied.
+    pub active: bool,
+    /// The desired projection: what the target must hold.
+    pub fields: Fields,
+    /// What the target last confirmed holding, if anything (for APIs that
+    /// take differences, such as group memberships).
+    pub acked_fields: Option<Fields>,
+    /// The target's own id for the record, when it gave one.
+    pub target_id: Option<String>,
+}
+
+/// What became of one record of a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The target holds it; with the target's own id when it has one.
+    Acked {
+        target_id: Option<String>,
+    },
+    Failed(Failure),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("target {target}: {kind} connector is not available in this release")]
+    NotAvailable { target: String, kind: TargetKind },
+    #[error("target {target}: {message}")]
+    Settings { target: String, message: String },
+}
+
+/// A target's connector.
+pub enum Connector {
+    WbtFile(wbt_file::WbtFile),
+}
+
+impl Connector {
+    pub fn from_config(target: &TargetConfig) -> Result<Connector, ConnectorError> {
+        let name = target.name.get_ref().clone();
+        match target.kind {
+            TargetKind::WbtFile => wbt_file::WbtFile::from_config(target)
+                .map(Connector::WbtFile)
+                .map_err(|message| ConnectorError::Settings {
+                    target: name,
+                    message,
+                }),
+            kind => Err(ConnectorError::NotAvailable { target: name, kind }),
+        }
+    }
+
+    /// How many records one request (or file) carries at most.
+    pub fn batch_size(&self) -> usize {
+        match self {
+            Connector::WbtFile(c) => c.batch_size(),
+        }
+    }
+
+    /// Sends records; one outcome per item, in the same order.
+    pub async fn push(&self, items: &[PushItem]) -> Vec<Outcome> {
+        match self {
+            Connector::WbtFile(c) => c.push(items).await,
+        }
+    }
+
+    /// Reaches the target and tries its credentials (`check --online`).
+    pub async fn check(&self) -> Result<(), String> {
+        match self {
+            Connector::WbtFile(c) => c.check().await,
+        }
+    }
+}

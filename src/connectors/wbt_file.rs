@@ -1,0 +1,353 @@
+//! `wbt-file`: WBT Manager imports files, not API calls. Each push writes one
+//! WBT-format users or organisations CSV into the folder WBT Manager imports
+//! from (seed 003): `;`-separated, a header row, every column of the format in
+//! order, `0`/`1` disable flags, `YYYY/MM/DD` dates, `||` lists; UTF-8 with a
+//! BOM by default. Written atomically (`*.tmp`, fsync, rename, fsync of the
+//! folder): a record is acknowledged once its file is in place.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::config::TargetConfig;
+use crate::ingest::record::RecordKind;
+use crate::retry::Failure;
+
+use super::{Outcome, PushItem};
+
+/// WBT's user import columns, in the format's order.
+pub const USER_COLUMNS: [&str; 35] = [
+    "user_lname",
+    "user_fname",
+    "user_tname",
+    "user_login",
+    "user_password",
+    "org_extid",
+    "user_email",
+    "user_extid",
+    "user_disable",
+    "user_culture",
+    "birth_date",
+    "user_activation_date",
+    "user_expiration_date",
+    "user_manager_extid",
+    "user_alternate_manager_extid",
+    "user_address1",
+    "user_address2",
+    "user_zip",
+    "user_city",
+    "user_country",
+    "user_phone",
+    "user_cellphone",
+    "user_hourly_cost",
+    "user_udtf1",
+    "user_udtf2",
+    "user_udtf3",
+    "user_udtf4",
+    "user_udtf5",
+    "user_udtf6",
+    "user_udtf7",
+    "user_udtf8",
+    "user_udtf9",
+    "user_udtf10",
+    "user_audiences",
+    "user_roles",
+];
+
+/// WBT's organisation import columns, in the format's order.
+pub const ORG_COLUMNS: [&str; 13] = [
+    "org_label",
+    "org_extid",
+    "org_parentextid",
+    "org_disable",
+    "org_description",
+    "org_culture",
+    "org_address1",
+    "org_address2",
+    "org_zip",
+    "org_city",
+    "org_country",
+    "org_institution_code",
+    "org_budget",
+];
+
+const DATE_COLUMNS: [&str; 3] = ["birth_date", "user_activation_date", "user_expiration_date"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileEncoding {
+    Utf8Bom,
+    Utf8,
+    Windows1252,
+}
+
+pub struct WbtFile {
+    dir: PathBuf,
+    encoding: FileEncoding,
+    batch_size: usize,
+    /// Keeps file names unique within a second.
+    sequence: AtomicU64,
+}
+
+impl WbtFile {
+    pub fn from_config(target: &TargetConfig) -> Result<WbtFile, String> {
+        let dir = target
+            .dir
+            .as_ref()
+            .map(|d| d.get_ref().clone())
+            .ok_or("a wbt-file target needs dir")?;
+        let encoding = match target.encoding.as_ref().map(|e| e.get_ref().to_lowercase()) {
+            None => FileEncoding::Utf8Bom,
+            Some(e) if e == "utf-8-bom" => FileEncoding::Utf8Bom,
+            Some(e) if e == "utf-8" => FileEncoding::Utf8,
+            Some(e) if e == "windows-1252" => FileEncoding::Windows1252,
+            Some(other) => {
+                return Err(format!(
+                    "encoding {other:?} is not utf-8-bom, utf-8 or windows-1252"
+                ));
+            }
+        };
+        Ok(WbtFile {
+            dir,
+            encoding,
+            batch_size: *target.batch_size.get_ref(),
+            sequence: AtomicU64::new(0),
+        })
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub async fn push(&self, items: &[PushItem]) -> Vec<Outcome> {
+        let Some(first) = items.first() else {
+            return Vec::new();
+        };
+        let kind = first.key.kind;
+        let (text, unencodable) = match build_file(kind, items, self.encoding) {
+            Ok(built) => built,
+            Err(failure) => return vec![Outcome::Failed(failure); items.len()],
+        };
+        let name = self.file_name(kind);
+        let dir = self.dir.clone();
+        let written = tokio::task::spawn_blocking(move || write_atomically(&dir, &name, &text))
+            .await
+            .unwrap_or_else(|error| Err(std::io::Error::other(error.to_string())));
+        match written {
+            Ok(()) => (0..items.len())
+                .map(|i| match unencodable.get(&i) {
+                    Some(reason) => Outcome::Failed(Failure::Permanent {
+                        reason: reason.clone(),
+                    }),
+                    None => Outcome::Acked { target_id: None },
+                })
+                .collect(),
+            // A full disk or a share gone away: worth another try.
+            Err(error) => vec![
+                Outcome::Failed(Failure::Transient {
+                    reason: format!("cannot write in {}: {error}", self.dir.display()),
+                    retry_after: None,
+                });
+                items.len()
+            ],
+        }
+    }
+
+    pub async fn check(&self) -> Result<(), String> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    let probe = dir.join(".rostersync-check.tmp");
+                    std::fs::write(&probe, b"")?;
+                    std::fs::remove_file(probe)
+                })
+                .map_err(|error| format!("cannot write in {}: {error}", dir.display()))
+        })
+        .await
+        .map_err(|error| error.to_string())?
+    }
+
+    fn file_name(&self, kind: RecordKind) -> String {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+        let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let what = match kind {
+            RecordKind::Users => "users",
+            RecordKind::Orgs => "orgs",
+        };
+        format!("{what}_{stamp}_{sequence:04}.csv")
+    }
+}
+
+/// The bytes of one import file for `items` (all of one kind), and the items
+/// that could not be encoded (index → reason), written without their row.
+pub fn build_file(
+    kind: RecordKind,
+    items: &[PushItem],
+    encoding: FileEncoding,
+) -> Result<(Vec<u8>, std::collections::HashMap<usize, String>), Failure> {
+    let (columns, disable): (&[&str], &str) = match kind {
+        RecordKind::Users => (&USER_COLUMNS, "user_disable"),
+        RecordKind::Orgs => (&ORG_COLUMNS, "org_disable"),
+    };
+    let mut unencodable = std::collections::HashMap::new();
+    let mut out: Vec<u8> = Vec::new();
+    if encoding == FileEncoding::Utf8Bom {
+        out.extend_from_slice(b"\xEF\xBB\xBF");
+    }
+    let mut lines = vec![columns.join(";")];
+    for (index, item) in items.iter().enumerate() {
+        let row: Vec<String> = columns
+            .iter()
+            .map(|&column| {
+                let value = if column == disable {
+                    if item.active { "0" } else { "1" }.to_string()
+                } else {
+                    let raw = item.fields.get(column).map(String::as_str).unwrap_or("");
+                    if DATE_COLUMNS.contains(&column) {
+                        raw.replace('-', "/")
+                    } else {
+                        raw.to_string()
+                    }
+                };
+                quote(&value)
+            })
+            .collect();
+        let line = row.join(";");
+        if encoding == FileEncoding::Windows1252 {
+            let (_, _, lossy) = encoding_rs::WINDOWS_1252.encode(&line);
+            if lossy {
+                unencodable.insert(
+                    index,
+                    "a value has characters windows-1252 cannot hold; set the target's encoding to utf-8-bom".to_string(),
+                );
+                continue;
+            }
+        }
+        lines.push(line);
+    }
+    let mut text = lines.join("\r\n");
+    text.push_str("\r\n");
+    match encoding {
+        FileEncoding::Windows1252 => {
+            let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
+            out.extend_from_slice(&bytes);
+        }
+        FileEncoding::Utf8 | FileEncoding::Utf8Bom => out.extend_from_slice(text.as_bytes()),
+    }
+    Ok((out, unencodable))
+}
+
+/// Quotes a value that holds the delimiter, a quote or a line break.
+fn quote(value: &str) -> String {
+    if value.contains([';', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+/// `*.tmp` (never picked up by an importer), fsync, rename, fsync the folder.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let temporary = dir.join(format!("{name}.tmp"));
+    let result = (|| {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, dir.join(name))?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{SourceSpec, ingest};
+    use crate::projection::Fields;
+    use crate::store::{ActionKind, RecordKey};
+
+    fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
+        PushItem {
+            key: RecordKey {
+                target: "wbt".into(),
+                kind: RecordKind::Users,
+                key: "E1".into(),
+            },
+            action: ActionKind::Create,
+            active,
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Fields>(),
+            acked_fields: None,
+            target_id: None,
+        }
+    }
+
+    #[test]
+    fn a_users_file_follows_the_format_and_reads_back_with_the_wbt_preset() {
+        let items = [
+            item(
+                &[
+                    ("user_extid", "E1"),
+                    ("user_fname", "Hélène"),
+                    ("user_login", "hlefevre"),
+                    ("user_lname", "Lefèvre; née Roux"),
+                    ("birth_date", "1971-04-02"),
+                    ("user_roles", "a||b"),
+                ],
+                true,
+            ),
+            item(
+                &[
+                    ("user_extid", "E2"),
+                    ("user_fname", "Paul"),
+                    ("user_login", "pdurand"),
+                ],
+                false,
+            ),
+        ];
+        let (bytes, unencodable) =
+            build_file(RecordKind::Users, &items, FileEncoding::Utf8Bom).unwrap();
+        assert!(unencodable.is_empty());
+        assert!(bytes.starts_with(b"\xEF\xBB\xBFuser_lname;user_fname;user_tname;user_login;"));
+        let outcome = ingest(&bytes, &SourceSpec::wbt(RecordKind::Users));
+        assert!(outcome.accepted(), "{:?}", outcome.problems);
+        use crate::ingest::record::Field;
+        let [first, second] = &outcome.records[..] else {
+            panic!()
+        };
+        assert_eq!(first.get(Field::LastName), Some("Lefèvre; née Roux"));
+        assert_eq!(first.get(Field::BirthDate), Some("1971-04-02"));
+        assert_eq!(first.list(Field::Roles).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(!first.disabled());
+        assert!(second.disabled());
+    }
+
+    #[test]
+    fn windows_1252_refuses_only_the_records_it_cannot_hold() {
+        let items = [
+            item(&[("user_extid", "E1"), ("user_fname", "Zoé")], true),
+            item(&[("user_extid", "E2"), ("user_fname", "太郎")], true),
+        ];
+        let (bytes, unencodable) =
+            build_file(RecordKind::Users, &items, FileEncoding::Windows1252).unwrap();
+        assert_eq!(unencodable.keys().copied().collect::<Vec<_>>(), [1]);
+        assert!(bytes.windows(3).any(|w| w == b"Zo\xE9"));
+    }
+
+    #[test]
+    fn files_appear_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomically(dir.path(), "users_1.csv", b"data").unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["users_1.csv"]);
+    }
+}
