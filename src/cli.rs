@@ -49,6 +49,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One file through the whole flow (check, plan, safety, commit, push), then a
+    /// report; exit 0 when every record was applied, 1 when some were parked or the
+    /// file was refused, 3 when a safety rule held it
+    Sync {
+        /// The CSV file to apply
+        file: PathBuf,
+        /// The source the file belongs to [default: the source whose inbox holds it,
+        /// or the only source]
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        /// Print the report as JSON (the shape of the .report.json files)
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Exit codes shared by every command (DESIGN.md).

@@ -11,6 +11,7 @@ use rostersync::config::{self, CheckLevel, ConfigError};
 use rostersync::ingest::{self, Ingested, SourceSpec, Verdict};
 use rostersync::plan::{FileInfo, PlanOptions, SourceInfo, TargetInfo, plan_file};
 use rostersync::store::Store;
+use rostersync::sync::{SyncContext, SyncOutcome, sync_file};
 use rostersync::{report, run};
 use sha2::{Digest, Sha256};
 
@@ -54,6 +55,7 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
         Command::Check => check(&config_path),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
         Command::Plan { file, source, json } => plan(&config_path, file, source.as_deref(), *json),
+        Command::Sync { file, source, json } => sync(&config_path, file, source.as_deref(), *json),
         Command::Run => {
             let config = config::load(&config_path, CheckLevel::Full)?;
             run::run(&config)?;
@@ -168,9 +170,69 @@ fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
     if json {
         println!("{}", serde_json::to_string_pretty(&planned.plan)?);
     } else {
-        print!("{}", report::plan_table(&planned.plan, outcome.rows));
+        print!("{}", report::plan_table(&planned.plan));
     }
     Ok(if planned.held() { exit::HELD } else { exit::OK })
+}
+
+fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::Full)?;
+    let source = resolve_source(&config, config_path, file, source)?;
+    std::fs::create_dir_all(&config.daemon.state_dir)
+        .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
+    let db = config.daemon.state_dir.join("db");
+    let store = Store::open(&db).with_context(|| {
+        format!(
+            "cannot open the state in {} (is the daemon running? it holds the store while it runs)",
+            db.display()
+        )
+    })?;
+    let context = SyncContext {
+        config: &config,
+        store: std::sync::Arc::new(store),
+        today: chrono::Local::now().date_naive(),
+        now: rostersync::sync::unix_now,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(sync_file(&context, source, file))?;
+    let shown = file.display().to_string();
+    Ok(match outcome {
+        SyncOutcome::Refused(ingested) => {
+            for problem in &ingested.problems {
+                println!("{}", problem.located(&shown));
+            }
+            let spec = source.spec().map_err(anyhow::Error::msg)?;
+            println!("{}", summary(&shown, &ingested, &spec));
+            exit::FAILURE
+        }
+        SyncOutcome::Duplicate => {
+            println!(
+                "{shown}: the same bytes as the last accepted file of source {}: nothing to do",
+                source.name.get_ref()
+            );
+            exit::OK
+        }
+        SyncOutcome::Held(plan) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", report::plan_table(&plan));
+            }
+            exit::HELD
+        }
+        SyncOutcome::Done(plan) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                print!("{}", report::plan_table(&plan));
+            }
+            let parked: u64 = plan.targets.values().map(|t| t.parked).sum();
+            if parked > 0 { exit::FAILURE } else { exit::OK }
+        }
+    })
 }
 
 /// The store as it is, for reading; an empty one in memory if there is none

@@ -75,6 +75,8 @@ pub struct PlanOptions {
 pub struct Plan {
     pub source: String,
     pub file: String,
+    /// Rows of the file.
+    pub rows: u64,
     pub held: Option<Held>,
     pub targets: BTreeMap<String, TargetPlan>,
 }
@@ -100,6 +102,12 @@ pub struct PlannedAction {
     /// References (parent, manager) sent in a second pass, because they loop.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<String>,
+    /// In reports: `done` or `parked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// In reports: why a record was parked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -197,6 +205,7 @@ pub fn plan_file(
     let mut plan = Plan {
         source: source.name.clone(),
         file: file.name.clone(),
+        rows: file.rows,
         held: None,
         targets: BTreeMap::new(),
     };
@@ -487,6 +496,8 @@ fn detail(
             ext_id: f.key.clone(),
             changes,
             deferred: deferred_fields,
+            status: None,
+            reason: None,
         });
     }
     Ok(plan)
@@ -588,6 +599,8 @@ pub fn plan_dates(
                             ext_id: key.clone(),
                             changes: diff::changes(&old, &fields),
                             deferred: Vec::new(),
+                            status: None,
+                            reason: None,
                         },
                     ));
                 }

@@ -7,13 +7,13 @@ use crate::plan::{ActionName, Plan};
 /// How many actions of each kind the table shows per target.
 pub const SHOWN_PER_ACTION: usize = 10;
 
-pub fn plan_table(plan: &Plan, rows: usize) -> String {
+pub fn plan_table(plan: &Plan) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
-        "plan for {} (source {}, {rows} rows)",
-        plan.file, plan.source
+        "plan for {} (source {}, {} rows)",
+        plan.file, plan.source, plan.rows
     );
     if let Some(held) = &plan.held {
         let _ = writeln!(out, "HELD by safety rule {}: {held}", held.rule);
@@ -22,11 +22,15 @@ pub fn plan_table(plan: &Plan, rows: usize) -> String {
         let _ = writeln!(out, "no target of this source keeps this kind of record");
     }
     for (name, target) in &plan.targets {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\ntarget {name}: {} create, {} update, {} block, {} unblock",
             target.create, target.update, target.block, target.unblock
         );
+        if target.parked > 0 {
+            let _ = write!(out, ", {} parked", target.parked);
+        }
+        out.push('\n');
         for action_name in [
             ActionName::Create,
             ActionName::Update,
@@ -60,6 +64,15 @@ pub fn plan_table(plan: &Plan, rows: usize) -> String {
                         "  ({} sent in a second pass)",
                         action.deferred.join(", ")
                     );
+                }
+                match (&action.status, &action.reason) {
+                    (Some(status), Some(reason)) => {
+                        let _ = write!(out, "  [{status}: {reason}]");
+                    }
+                    (Some(status), None) => {
+                        let _ = write!(out, "  [{status}]");
+                    }
+                    _ => {}
                 }
                 out.push('\n');
             }

@@ -5,7 +5,7 @@
 pub mod wbt_file;
 
 use crate::config::{TargetConfig, TargetKind};
-use crate::projection::Fields;
+use crate::projection::{Fields, ProjectionHash};
 use crate::retry::Failure;
 use crate::store::{ActionKind, RecordKey};
 
@@ -16,8 +16,9 @@ pub struct PushItem {
     pub action: ActionKind,
     /// Whether the record must be active at the target once this is applied.
     pub active: bool,
-    /// The desired projection: what the target must hold.
+    /// The desired projection: what the target must hold, and its hash.
     pub fields: Fields,
+    pub hash: ProjectionHash,
     /// What the target last confirmed holding, if anything (for APIs that
     /// take differences, such as group memberships).
     pub acked_fields: Option<Fields>,

@@ -283,6 +283,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect::<Fields>(),
+            hash: crate::projection::ProjectionHash([0; 16]),
             acked_fields: None,
             target_id: None,
         }

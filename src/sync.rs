@@ -1,0 +1,209 @@
+//! One file through the whole flow: ingest, plan, safety, commit, push,
+//! acknowledgement, report. `rostersync sync` runs it once; the daemon runs
+//! it for each finished file.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, SourceConfig};
+use crate::connectors::{Connector, ConnectorError};
+use crate::ingest::{self, Ingested};
+use crate::plan::{FileInfo, Plan, PlanOptions, SourceInfo, TargetInfo, plan_file};
+use crate::push::{self, PushError, PushResult, PushStatus};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug)]
+pub enum SyncOutcome {
+    /// The file was refused by ingest: nothing changed.
+    Refused(Ingested),
+    /// The same bytes as the source's last accepted file: nothing to do.
+    Duplicate,
+    /// A safety rule holds the plan: nothing changed.
+    Held(Plan),
+    /// Applied: the plan, each action with its status.
+    Done(Plan),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("source {0}: {1}")]
+    Source(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(transparent)]
+    Push(#[from] PushError),
+    #[error("internal error: {0}")]
+    Join(String),
+}
+
+pub struct SyncContext<'a> {
+    pub config: &'a Config,
+    pub store: Arc<Store>,
+    pub today: NaiveDate,
+    pub now: fn() -> i64,
+}
+
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+pub async fn sync_file(
+    context: &SyncContext<'_>,
+    source: &SourceConfig,
+    file: &Path,
+) -> Result<SyncOutcome, SyncError> {
+    let shown = file.display().to_string();
+    let bytes = tokio::fs::read(file)
+        .await
+        .map_err(|error| SyncError::Read {
+            file: shown.clone(),
+            source: error,
+        })?;
+    let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+    let name = source.name.get_ref().clone();
+    let store = Arc::clone(&context.store);
+    let previous = blocking(&store, {
+        let name = name.clone();
+        move |store| store.source_state(&name)
+    })
+    .await?;
+    if previous.is_some_and(|p| p.last_sha256 == sha256) {
+        return Ok(SyncOutcome::Duplicate);
+    }
+    let spec = source
+        .spec()
+        .map_err(|message| SyncError::Source(name.clone(), message))?;
+    let outcome = tokio::task::spawn_blocking(move || ingest::ingest(&bytes, &spec))
+        .await
+        .map_err(|error| SyncError::Join(error.to_string()))?;
+    if !outcome.accepted() {
+        return Ok(SyncOutcome::Refused(outcome));
+    }
+
+    let targets = context
+        .config
+        .targets
+        .iter()
+        .filter(|t| {
+            source
+                .targets
+                .get_ref()
+                .iter()
+                .any(|n| n.get_ref() == t.name.get_ref())
+        })
+        .collect::<Vec<_>>();
+    let infos: Vec<TargetInfo> = targets.iter().map(|t| TargetInfo::from_config(t)).collect();
+    let connectors = targets
+        .iter()
+        .map(|t| Connector::from_config(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let source_info = SourceInfo::from_config(source);
+    let file_info = FileInfo {
+        name: file
+            .file_name()
+            .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned()),
+        sha256,
+        rows: outcome.rows as u64,
+    };
+    let options = PlanOptions {
+        today: context.today,
+        now: (context.now)(),
+        detail_limit: usize::MAX,
+    };
+    let safety = context.config.safety.clone();
+    let planned = blocking(&store, move |store| {
+        plan_file(
+            store,
+            &source_info,
+            &infos,
+            &outcome.records,
+            &file_info,
+            &safety,
+            options,
+        )
+    })
+    .await?;
+    if planned.held() {
+        return Ok(SyncOutcome::Held(planned.plan));
+    }
+    let mut plan = planned.plan;
+    let commit = planned.commit;
+    let target_names: Vec<String> = targets.iter().map(|t| t.name.get_ref().clone()).collect();
+    blocking(&store, move |store| {
+        store.commit(&commit)?;
+        // A new file of the source is the moment to try parked records again.
+        for target in &target_names {
+            store.unpark_all(target)?;
+        }
+        Ok(())
+    })
+    .await?;
+
+    // Targets are independent: a slow or failing one does not hold the others.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (target, connector) in targets.iter().zip(connectors) {
+        let store = Arc::clone(&store);
+        let name = target.name.get_ref().clone();
+        let retry = target.retry.clone();
+        let now = context.now;
+        tasks.spawn(async move {
+            let results = push::drain(&store, &name, &connector, &retry, now).await;
+            (name, results)
+        });
+    }
+    let mut results: HashMap<String, Vec<PushResult>> = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, pushed) = joined.map_err(|error| SyncError::Join(error.to_string()))?;
+        results.insert(name, pushed?);
+    }
+    apply_statuses(&mut plan, &results);
+    Ok(SyncOutcome::Done(plan))
+}
+
+/// Marks each planned action done or parked, from what the pushes reported.
+fn apply_statuses(plan: &mut Plan, results: &HashMap<String, Vec<PushResult>>) {
+    for (name, target) in plan.targets.iter_mut() {
+        let by_key: HashMap<(String, crate::ingest::record::RecordKind), &PushResult> = results
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|r| ((r.key.key.clone(), r.key.kind), r))
+            .collect();
+        for action in &mut target.actions {
+            match by_key
+                .get(&(action.ext_id.clone(), action.kind))
+                .map(|r| &r.status)
+            {
+                Some(PushStatus::Done) => action.status = Some("done".into()),
+                Some(PushStatus::Parked { reason }) => {
+                    action.status = Some("parked".into());
+                    action.reason = Some(reason.clone());
+                    target.parked += 1;
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SyncError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .map_err(|error| SyncError::Join(error.to_string()))?
+        .map_err(SyncError::from)
+}
