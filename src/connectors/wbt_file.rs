@@ -167,8 +167,10 @@ impl WbtFile {
         .map_err(|error| error.to_string())?
     }
 
+    /// `users_20261121T145222123_0000.csv`: names sort in writing order, for
+    /// importers that take files by name.
     fn file_name(&self, kind: RecordKind) -> String {
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3f");
         let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
         let what = match kind {
             RecordKind::Users => "users",
@@ -254,7 +256,15 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&temporary, dir.join(name))?;
+        // Never over an existing file (another process, the same millisecond):
+        // that would lose its records.
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &temporary,
+            rustix::fs::CWD,
+            dir.join(name),
+            rustix::fs::RenameFlags::NOREPLACE,
+        )?;
         std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
@@ -339,6 +349,18 @@ mod tests {
             build_file(RecordKind::Users, &items, FileEncoding::Windows1252).unwrap();
         assert_eq!(unencodable.keys().copied().collect::<Vec<_>>(), [1]);
         assert!(bytes.windows(3).any(|w| w == b"Zo\xE9"));
+    }
+
+    #[test]
+    fn an_existing_file_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomically(dir.path(), "users_1.csv", b"first").unwrap();
+        assert!(write_atomically(dir.path(), "users_1.csv", b"second").is_err());
+        assert_eq!(
+            std::fs::read(dir.path().join("users_1.csv")).unwrap(),
+            b"first"
+        );
+        assert!(!dir.path().join("users_1.csv.tmp").exists());
     }
 
     #[test]

@@ -1,0 +1,292 @@
+//! `rostersync sync` end to end with the wbt-file target, through the real
+//! binary: a fake WBT Manager applies the files written, in order, and its
+//! directory must equal the expected one after every file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use rostersync::ingest::record::{Field, RecordKind};
+use rostersync::ingest::{SourceSpec, ingest};
+
+const CONFIG: &str = r#"
+[daemon]
+state_dir = "state"
+log_dir = "log"
+
+[safety]
+max_block_percent = 50.0
+
+[[source]]
+name = "orgs"
+kind = "orgs"
+inbox = "inbox/orgs"
+targets = ["wbt"]
+
+[[source]]
+name = "users"
+kind = "users"
+inbox = "inbox/users"
+targets = ["wbt"]
+
+[[target]]
+name = "wbt"
+kind = "wbt-file"
+dir = "wbt-import"
+retry = { initial = "5ms", max_interval = "10ms", max_elapsed = "50ms" }
+"#;
+
+struct Setup {
+    dir: tempfile::TempDir,
+    applied: Vec<PathBuf>,
+    /// The fake WBT Manager's directory: ext_id → (login, name, email, org, disabled).
+    users: BTreeMap<String, (String, String, String, String, bool)>,
+    orgs: BTreeMap<String, (String, String, bool)>,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
+        for inbox in ["inbox/orgs", "inbox/users"] {
+            std::fs::create_dir_all(dir.path().join(inbox)).unwrap();
+        }
+        Setup {
+            dir,
+            applied: Vec::new(),
+            users: BTreeMap::new(),
+            orgs: BTreeMap::new(),
+        }
+    }
+
+    fn sync(&mut self, inbox: &str, name: &str, text: &str) -> (i32, String) {
+        let path = self.dir.path().join("inbox").join(inbox).join(name);
+        std::fs::write(&path, text).unwrap();
+        let output = Command::cargo_bin("rostersync")
+            .unwrap()
+            .current_dir(self.dir.path())
+            .args(["sync", "-c", "config.toml"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        self.apply_new_files();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    }
+
+    /// What WBT Manager does: import each new file, upserting by external id.
+    fn apply_new_files(&mut self) {
+        let out = self.dir.path().join("wbt-import");
+        let Ok(entries) = std::fs::read_dir(&out) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for file in files {
+            if self.applied.contains(&file) {
+                continue;
+            }
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "a temporary file was left: {name}");
+            let kind = if name.starts_with("orgs_") {
+                RecordKind::Orgs
+            } else {
+                RecordKind::Users
+            };
+            let bytes = std::fs::read(&file).unwrap();
+            let outcome = ingest(&bytes, &SourceSpec::wbt(kind));
+            assert!(outcome.accepted(), "{name}: {:?}", outcome.problems);
+            for r in &outcome.records {
+                let get = |f| r.get(f).unwrap_or("").to_string();
+                match kind {
+                    RecordKind::Users => {
+                        self.users.insert(
+                            get(Field::ExtId),
+                            (
+                                get(Field::Login),
+                                get(Field::LastName),
+                                get(Field::Email),
+                                get(Field::OrgExtId),
+                                r.disabled(),
+                            ),
+                        );
+                    }
+                    RecordKind::Orgs => {
+                        self.orgs.insert(
+                            get(Field::ExtId),
+                            (get(Field::Label), get(Field::ParentExtId), r.disabled()),
+                        );
+                    }
+                }
+            }
+            self.applied.push(file);
+        }
+    }
+
+    fn files_written(&self) -> usize {
+        std::fs::read_dir(self.dir.path().join("wbt-import")).map_or(0, |d| d.count())
+    }
+}
+
+fn user(
+    id: &str,
+    login: &str,
+    name: &str,
+    email: &str,
+    org: &str,
+    disabled: bool,
+) -> (String, (String, String, String, String, bool)) {
+    (
+        id.into(),
+        (
+            login.into(),
+            name.into(),
+            email.into(),
+            org.into(),
+            disabled,
+        ),
+    )
+}
+
+const USERS: &str =
+    "user_extid;user_lname;user_fname;user_login;user_email;org_extid;user_disable\n";
+
+#[test]
+fn files_drive_the_wbt_directory_to_exactly_what_hr_says() {
+    let mut s = Setup::new();
+    let (code, out) = s.sync(
+        "orgs",
+        "orgs1.csv",
+        "org_label;org_extid;org_parentextid\nSiège;HQ;\nVentes;SALES;HQ\nIT;IT;HQ\n",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.orgs.len(), 3);
+
+    let first = format!(
+        "{USERS}E1;Alves;Ana;ana;ana@x.fr;SALES;0\nE2;Blanc;Ben;ben;ben@x.fr;SALES;0\nE3;Colin;Cléo;cleo;cleo@x.fr;IT;0\nE4;Dias;Dan;dan;dan@x.fr;IT;0\n"
+    );
+    let (code, out) = s.sync("users", "u1.csv", &first);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("target wbt: 4 create, 0 update, 0 block, 0 unblock"),
+        "{out}"
+    );
+    assert_eq!(
+        s.users,
+        BTreeMap::from([
+            user("E1", "ana", "Alves", "ana@x.fr", "SALES", false),
+            user("E2", "ben", "Blanc", "ben@x.fr", "SALES", false),
+            user("E3", "cleo", "Colin", "cleo@x.fr", "IT", false),
+            user("E4", "dan", "Dias", "dan@x.fr", "IT", false),
+        ])
+    );
+
+    // Ben changes e-mail, Cléo moves to Sales, Dan leaves.
+    let second = format!(
+        "{USERS}E1;Alves;Ana;ana;ana@x.fr;SALES;0\nE2;Blanc;Ben;ben;benoit@x.fr;SALES;0\nE3;Colin;Cléo;cleo;cleo@x.fr;SALES;0\n"
+    );
+    let (code, out) = s.sync("users", "u2.csv", &second);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("target wbt: 0 create, 2 update, 1 block, 0 unblock"),
+        "{out}"
+    );
+    assert_eq!(
+        s.users["E2"],
+        (
+            "ben".into(),
+            "Blanc".into(),
+            "benoit@x.fr".into(),
+            "SALES".into(),
+            false
+        )
+    );
+    assert_eq!(s.users["E3"].3, "SALES");
+    assert!(s.users["E4"].4, "Dan is blocked");
+
+    // The same file again: nothing sent, no file written.
+    let before = s.files_written();
+    let (code, out) = s.sync("users", "u2-again.csv", &second);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(s.files_written(), before);
+
+    // Dan is rehired.
+    let third = format!("{second}E4;Dias;Dan;dan;dan@x.fr;IT;0\n");
+    let (code, out) = s.sync("users", "u3.csv", &third);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("0 create, 0 update, 0 block, 1 unblock"),
+        "{out}"
+    );
+    assert!(!s.users["E4"].4, "Dan is back");
+}
+
+#[test]
+fn a_target_that_cannot_be_written_parks_records_and_the_next_file_retries_them() {
+    let mut s = Setup::new();
+    // The import folder is a link to a share that is not mounted.
+    let blocked = s.dir.path().join("wbt-import");
+    std::os::unix::fs::symlink("/nonexistent/share/wbt", &blocked).unwrap();
+    let file = format!("{USERS}E1;Alves;Ana;ana;ana@x.fr;SALES;0\n");
+    let (code, out) = s.sync("users", "u1.csv", &file);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 parked"), "{out}");
+    assert!(
+        out.contains("[parked: still failing when the retry budget ran out: cannot write in"),
+        "{out}"
+    );
+
+    std::fs::remove_file(&blocked).unwrap();
+    let (code, out) = s.sync(
+        "users",
+        "u2.csv",
+        &format!("{file}E2;Blanc;Ben;ben;ben@x.fr;SALES;0\n"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        s.users.len(),
+        2,
+        "the parked record went with the next file"
+    );
+}
+
+#[test]
+fn a_held_file_changes_nothing_and_exits_3() {
+    let mut s = Setup::new();
+    let mut file = USERS.to_string();
+    for i in 0..10 {
+        file.push_str(&format!("E{i};Nom;Pré;login{i};u{i}@x.fr;HQ;0\n"));
+    }
+    s.sync("users", "all.csv", &file);
+    let written = s.files_written();
+    let (code, out) = s.sync(
+        "users",
+        "few.csv",
+        &format!("{USERS}E0;Nom;Pré;login0;u0@x.fr;HQ;0\n"),
+    );
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("HELD by safety rule max_shrink_percent"),
+        "{out}"
+    );
+    assert_eq!(s.files_written(), written);
+}
+
+#[test]
+fn a_refused_file_changes_nothing_and_exits_1() {
+    let mut s = Setup::new();
+    let (code, out) = s.sync(
+        "users",
+        "bad.csv",
+        &format!("{USERS}E1;Alves;Ana;ana;not-an-email;SALES;0\n"),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("bad.csv:2:5: user_email \"not-an-email\" is not an e-mail address"),
+        "{out}"
+    );
+    assert_eq!(s.files_written(), 0);
+    assert!(!Path::new(&s.dir.path().join("wbt-import")).exists());
+}
