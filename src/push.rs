@@ -55,8 +55,11 @@ pub async fn drain(
                 break;
             }
             let mut failing: Vec<(PushItem, Failure)> = Vec::new();
+            let mut halt = None;
             for batch in items.chunks(connector.batch_size().max(1)) {
-                let outcomes = connector.push(batch).await;
+                let reply = connector.push(batch).await;
+                halt = reply.halt;
+                let outcomes = reply.outcomes;
                 let mut acks = Vec::new();
                 for (item, outcome) in batch.iter().zip(outcomes) {
                     match outcome {
@@ -82,6 +85,24 @@ pub async fn drain(
                     }
                 }
                 blocking(store, move |store| store.acknowledge_many(&acks)).await?;
+                if halt.is_some() {
+                    break;
+                }
+            }
+            if let Some(reason) = halt {
+                // The target showed it must not get more: everything still
+                // waiting is parked with the reason, for a person to look at.
+                tracing::error!(target = %target, %reason, "pushing to this target stopped");
+                let left = blocking(store, {
+                    let target = target.to_string();
+                    move |store| pending(store, &target, kind)
+                })
+                .await?;
+                for item in &left {
+                    park(store, item, &reason, false, now()).await?;
+                    results.push(parked(item, &reason));
+                }
+                return Ok(results);
             }
             if failing.is_empty() {
                 continue; // a newer desired state may have been queued meanwhile

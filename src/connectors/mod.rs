@@ -2,6 +2,8 @@
 //! reads top to bottom as its settings, the pure request building and reply
 //! parsing, then the thin part that sends.
 
+pub mod collaborator;
+pub mod http;
 pub mod wbt_file;
 
 use crate::config::{TargetConfig, TargetKind};
@@ -26,6 +28,14 @@ pub struct PushItem {
     pub target_id: Option<String>,
 }
 
+/// What a push returned: one outcome per item, in order, and a reason to stop
+/// pushing to this target at all, if the target showed it must not get more.
+#[derive(Debug, Clone, Default)]
+pub struct PushReply {
+    pub outcomes: Vec<Outcome>,
+    pub halt: Option<String>,
+}
+
 /// What became of one record of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -47,6 +57,7 @@ pub enum ConnectorError {
 /// A target's connector.
 pub enum Connector {
     WbtFile(wbt_file::WbtFile),
+    Collaborator(collaborator::Collaborator),
 }
 
 impl Connector {
@@ -59,6 +70,12 @@ impl Connector {
                     target: name,
                     message,
                 }),
+            TargetKind::Collaborator => collaborator::Collaborator::from_config(target)
+                .map(Connector::Collaborator)
+                .map_err(|message| ConnectorError::Settings {
+                    target: name,
+                    message,
+                }),
             kind => Err(ConnectorError::NotAvailable { target: name, kind }),
         }
     }
@@ -67,13 +84,18 @@ impl Connector {
     pub fn batch_size(&self) -> usize {
         match self {
             Connector::WbtFile(c) => c.batch_size(),
+            Connector::Collaborator(c) => c.batch_size(),
         }
     }
 
     /// Sends records; one outcome per item, in the same order.
-    pub async fn push(&self, items: &[PushItem]) -> Vec<Outcome> {
+    pub async fn push(&self, items: &[PushItem]) -> PushReply {
         match self {
-            Connector::WbtFile(c) => c.push(items).await,
+            Connector::WbtFile(c) => PushReply {
+                outcomes: c.push(items).await,
+                halt: None,
+            },
+            Connector::Collaborator(c) => c.push(items).await,
         }
     }
 
@@ -81,6 +103,7 @@ impl Connector {
     pub async fn check(&self) -> Result<(), String> {
         match self {
             Connector::WbtFile(c) => c.check().await,
+            Connector::Collaborator(c) => c.check().await,
         }
     }
 }

@@ -1,0 +1,429 @@
+//! `collaborator`: Collaborator LMS (seed 004). Users go in batches to
+//! `POST /api/v2/users-import/batch` (an upsert keyed by `uid`), blocked and
+//! unblocked through `status` (`"1"` dismissed, `"0"` working). The reply's
+//! counts are checked against the batch: a mismatch splits it, down to
+//! `POST /api/v2/users-import/single`, to find the culprit; more blocks than
+//! were sent means the portal blocks users missing from a batch (its "don't
+//! block missing users" option is off): pushing to it stops, loudly.
+//! Organisations (inferred from the vendor's other pages) go to
+//! `POST /api/v2/orgstructure/import` as `[{"uid","parent_uid","title"}]`.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::TargetConfig;
+use crate::ingest::record::RecordKind;
+use crate::retry::Failure;
+use crate::store::ActionKind;
+
+use super::http::{Http, secret_header};
+use super::{Outcome, PushItem, PushReply};
+
+const BATCH_PATH: &str = "/api/v2/users-import/batch";
+const SINGLE_PATH: &str = "/api/v2/users-import/single";
+const ORGS_PATH: &str = "/api/v2/orgstructure/import";
+
+pub struct Collaborator {
+    http: Http,
+    batch_size: usize,
+}
+
+impl Collaborator {
+    pub fn from_config(target: &TargetConfig) -> Result<Collaborator, String> {
+        let token = target
+            .token_source()
+            .ok_or("a collaborator target needs a token")?
+            .load()
+            .map_err(|error| error.to_string())?;
+        let headers = secret_header("x-cbr-authorization", "Bearer ", &token)?;
+        Ok(Collaborator {
+            http: Http::new(target, headers)?,
+            batch_size: *target.batch_size.get_ref(),
+        })
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    pub async fn push(&self, items: &[PushItem]) -> PushReply {
+        match items.first().map(|i| i.key.kind) {
+            Some(RecordKind::Orgs) => self.push_orgs(items).await,
+            Some(RecordKind::Users) => self.push_users(items).await,
+            None => PushReply::default(),
+        }
+    }
+
+    /// Tries the token on the batch endpoint with an empty batch.
+    pub async fn check(&self) -> Result<(), String> {
+        let reply = self
+            .http
+            .send(
+                self.http
+                    .client()
+                    .post(self.http.url(BATCH_PATH))
+                    .json(&json!([])),
+            )
+            .await
+            .map_err(|failure| failure.reason().to_string())?;
+        match reply.status {
+            401 | 403 => Err(format!("the token was refused (HTTP {})", reply.status)),
+            _ if reply.is_success() => Ok(()),
+            _ => Err(reply.failure().reason().to_string()),
+        }
+    }
+
+    async fn push_users(&self, items: &[PushItem]) -> PushReply {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
+        let mut halt = None;
+        // Ranges of the batch still to send; a range whose counts do not add
+        // up is split in two, a single record goes to the single endpoint.
+        let mut pending = vec![(0, items.len())];
+        while let Some((start, end)) = pending.pop() {
+            let part = &items[start..end];
+            if part.len() == 1 {
+                outcomes[start] = Some(self.push_single(&part[0]).await);
+                continue;
+            }
+            let body = Value::Array(part.iter().map(user_json).collect());
+            let reply = self
+                .http
+                .send(
+                    self.http
+                        .client()
+                        .post(self.http.url(BATCH_PATH))
+                        .json(&body),
+                )
+                .await;
+            let verdict = match reply {
+                Err(failure) => Verdict::All(Outcome::Failed(failure)),
+                Ok(reply) if reply.is_success() => match parse_counts(&reply.body) {
+                    // A 200 without readable counts: the upsert may have happened;
+                    // sending it again is harmless.
+                    Err(reason) => Verdict::All(Outcome::Failed(Failure::Transient {
+                        reason,
+                        retry_after: None,
+                    })),
+                    Ok(counts) => match check_counts(part, &counts) {
+                        CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
+                        CountCheck::MissingUsersBlocked { blocked, sent } => {
+                            halt = Some(format!(
+                                "the portal blocked {blocked} users for {sent} blocks sent: it blocks users missing from a batch. \
+                                 Turn on its \"don't block missing users\" option; pushing to this target is stopped"
+                            ));
+                            Verdict::All(Outcome::Acked { target_id: None })
+                        }
+                        CountCheck::Mismatch(_) => Verdict::Split,
+                    },
+                },
+                Ok(reply) => match reply.failure() {
+                    // A refused batch: find the record it refuses.
+                    Failure::Permanent { .. } => Verdict::Split,
+                    transient => Verdict::All(Outcome::Failed(transient)),
+                },
+            };
+            match verdict {
+                Verdict::All(outcome) => {
+                    for slot in &mut outcomes[start..end] {
+                        *slot = Some(outcome.clone());
+                    }
+                }
+                Verdict::Split => {
+                    let middle = start + part.len() / 2;
+                    pending.push((middle, end));
+                    pending.push((start, middle));
+                }
+            }
+            if halt.is_some() {
+                break;
+            }
+        }
+        PushReply {
+            outcomes: outcomes
+                .into_iter()
+                .map(|o| {
+                    o.unwrap_or(Outcome::Failed(Failure::Transient {
+                        reason: "not sent: pushing to this target stopped".into(),
+                        retry_after: None,
+                    }))
+                })
+                .collect(),
+            halt,
+        }
+    }
+
+    async fn push_single(&self, item: &PushItem) -> Outcome {
+        let reply = self
+            .http
+            .send(
+                self.http
+                    .client()
+                    .post(self.http.url(SINGLE_PATH))
+                    .json(&user_json(item)),
+            )
+            .await;
+        match reply {
+            Err(failure) => Outcome::Failed(failure),
+            Ok(reply) if !reply.is_success() => Outcome::Failed(reply.failure()),
+            Ok(reply) => match parse_counts(&reply.body) {
+                Ok(counts) if counts.created + counts.updated == 1 => {
+                    Outcome::Acked { target_id: None }
+                }
+                Ok(counts) => Outcome::Failed(Failure::Permanent {
+                    reason: format!(
+                        "the portal did not import the user (created {}, updated {})",
+                        counts.created, counts.updated
+                    ),
+                }),
+                Err(reason) => Outcome::Failed(Failure::Transient {
+                    reason,
+                    retry_after: None,
+                }),
+            },
+        }
+    }
+
+    async fn push_orgs(&self, items: &[PushItem]) -> PushReply {
+        // Collaborator keeps no status for organisations: a block cannot be sent.
+        let (blocks, sendable): (Vec<usize>, Vec<usize>) =
+            (0..items.len()).partition(|&i| items[i].action == ActionKind::Block);
+        let mut outcomes = vec![Outcome::Acked { target_id: None }; items.len()];
+        for i in blocks {
+            outcomes[i] = Outcome::Failed(Failure::Permanent {
+                reason: "Collaborator cannot block an organisation: remove it in the portal".into(),
+            });
+        }
+        if !sendable.is_empty() {
+            let body = Value::Array(sendable.iter().map(|&i| org_json(&items[i])).collect());
+            let reply = self
+                .http
+                .send(
+                    self.http
+                        .client()
+                        .post(self.http.url(ORGS_PATH))
+                        .json(&body),
+                )
+                .await;
+            let outcome = match reply {
+                Err(failure) => Some(Outcome::Failed(failure)),
+                Ok(reply) if reply.is_success() => None,
+                Ok(reply) => Some(Outcome::Failed(reply.failure())),
+            };
+            if let Some(outcome) = outcome {
+                for i in sendable {
+                    outcomes[i] = outcome.clone();
+                }
+            }
+        }
+        PushReply {
+            outcomes,
+            halt: None,
+        }
+    }
+}
+
+enum Verdict {
+    All(Outcome),
+    Split,
+}
+
+/// A user as the batch import takes it: the projection (dates as
+/// `dd.mm.yyyy`, gender `0`/`1`) and `status` from the active flag.
+pub fn user_json(item: &PushItem) -> Value {
+    let mut user = Map::new();
+    for (name, value) in &item.fields {
+        let value = match name.as_str() {
+            "birth_date" => iso_to_dotted(value),
+            "gender" => match value.as_str() {
+                "M" => "0".to_string(),
+                "F" => "1".to_string(),
+                other => other.to_string(),
+            },
+            _ => value.clone(),
+        };
+        user.insert(name.clone(), Value::String(value));
+    }
+    user.entry("uid")
+        .or_insert_with(|| Value::String(item.key.key.clone()));
+    let status = if item.active { "0" } else { "1" };
+    user.insert("status".into(), Value::String(status.into()));
+    Value::Object(user)
+}
+
+pub fn org_json(item: &PushItem) -> Value {
+    let field = |name: &str| item.fields.get(name).cloned().unwrap_or_default();
+    json!({
+        "uid": item.fields.get("uid").cloned().unwrap_or_else(|| item.key.key.clone()),
+        "parent_uid": field("parent_uid"),
+        "title": field("title"),
+    })
+}
+
+fn iso_to_dotted(value: &str) -> String {
+    match value.split('-').collect::<Vec<_>>().as_slice() {
+        [year, month, day] => format!("{day}.{month}.{year}"),
+        _ => value.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub blocked: u64,
+    pub unblocked: u64,
+}
+
+pub fn parse_counts(body: &str) -> Result<Counts, String> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+    let count = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .ok_or_else(|| format!("the reply has no {name}"))
+    };
+    Ok(Counts {
+        created: count("created_count")?,
+        updated: count("updated_count")?,
+        blocked: count("blocked_count")?,
+        unblocked: count("unblocked_count")?,
+    })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CountCheck {
+    Consistent,
+    /// Not every user of the batch was created or updated.
+    Mismatch(String),
+    /// More users blocked than blocks sent.
+    MissingUsersBlocked {
+        blocked: u64,
+        sent: u64,
+    },
+}
+
+/// Every user sent is either created or updated; no more users are blocked
+/// than were sent inactive (fewer is fine: a replayed block changes nothing).
+pub fn check_counts(items: &[PushItem], counts: &Counts) -> CountCheck {
+    let inactive = items.iter().filter(|i| !i.active).count() as u64;
+    if counts.blocked > inactive {
+        return CountCheck::MissingUsersBlocked {
+            blocked: counts.blocked,
+            sent: inactive,
+        };
+    }
+    let sent = items.len() as u64;
+    if counts.created + counts.updated != sent {
+        return CountCheck::Mismatch(format!(
+            "{sent} users sent, {} created and {} updated",
+            counts.created, counts.updated
+        ));
+    }
+    CountCheck::Consistent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::{Fields, ProjectionHash};
+    use crate::store::RecordKey;
+
+    fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
+        PushItem {
+            key: RecordKey {
+                target: "lms".into(),
+                kind: RecordKind::Users,
+                key: "E1".into(),
+            },
+            action: ActionKind::Create,
+            active,
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Fields>(),
+            hash: ProjectionHash([0; 16]),
+            acked_fields: None,
+            target_id: None,
+        }
+    }
+
+    #[test]
+    fn users_are_sent_in_the_portal_s_formats() {
+        let user = user_json(&item(
+            &[
+                ("uid", "E1"),
+                ("birth_date", "1988-10-16"),
+                ("gender", "F"),
+                ("login", "ana"),
+            ],
+            false,
+        ));
+        assert_eq!(
+            user,
+            json!({"uid": "E1", "birth_date": "16.10.1988", "gender": "1", "login": "ana", "status": "1"})
+        );
+    }
+
+    #[test]
+    fn counts_are_read_and_checked() {
+        let counts = parse_counts(
+            r#"{"created_count":1,"updated_count":"2","blocked_count":0,"unblocked_count":0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                created: 1,
+                updated: 2,
+                blocked: 0,
+                unblocked: 0
+            }
+        );
+        assert!(parse_counts("<html>").is_err());
+        assert!(parse_counts("{}").is_err());
+
+        let batch = [item(&[], true), item(&[], true), item(&[], false)];
+        assert_eq!(
+            check_counts(
+                &batch,
+                &Counts {
+                    created: 2,
+                    updated: 1,
+                    blocked: 1,
+                    unblocked: 0
+                }
+            ),
+            CountCheck::Consistent
+        );
+        assert!(matches!(
+            check_counts(
+                &batch,
+                &Counts {
+                    created: 2,
+                    updated: 0,
+                    blocked: 1,
+                    unblocked: 0
+                }
+            ),
+            CountCheck::Mismatch(_)
+        ));
+        assert_eq!(
+            check_counts(
+                &batch,
+                &Counts {
+                    created: 0,
+                    updated: 3,
+                    blocked: 40,
+                    unblocked: 0
+                }
+            ),
+            CountCheck::MissingUsersBlocked {
+                blocked: 40,
+                sent: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The HTTP layer every web connector shares: rustls with the system roots
+//! and an optional private CA, a timeout per request, secrets in headers
+//! marked sensitive (so no debug output shows them), and replies classified
+//! by the retry policy.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::TargetConfig;
+use crate::retry::{self, Failure};
+use crate::secret::Secret;
+
+/// What the server answered, success or not.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<String>,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A non-success reply as a failure (transient or permanent).
+    pub fn failure(&self) -> Failure {
+        retry::classify_status(
+            self.status,
+            self.retry_after.as_deref(),
+            &self.body,
+            SystemTime::now(),
+        )
+    }
+}
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    /// `headers` are sent with every request (authentication, mostly).
+    pub fn new(target: &TargetConfig, headers: HeaderMap) -> Result<Http, String> {
+        let url = target
+            .url
+            .as_ref()
+            .map(|u| u.get_ref().trim_end_matches('/').to_string())
+            .ok_or("the target needs url")?;
+        let mut builder = reqwest::Client::builder()
+            .timeout(target.timeout.0)
+            .connect_timeout(target.timeout.0.min(Duration::from_secs(10)))
+            .default_headers(headers)
+            .user_agent(concat!("rostersync/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &target.ca_file {
+            let pem = std::fs::read(ca.get_ref())
+                .map_err(|error| format!("ca_file {}: {error}", ca.get_ref().display()))?;
+            let certificate = reqwest::Certificate::from_pem(&pem)
+                .map_err(|error| format!("ca_file {}: {error}", ca.get_ref().display()))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder
+            .build()
+            .map_err(|error| format!("cannot set up HTTPS: {error}"))?;
+        Ok(Http { client, base: url })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends a request; `Err` only when no reply came (classified: refused
+    /// connections and timeouts are transient).
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, Failure> {
+        let response = request.send().await.map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response.text().await.map_err(transport_failure)?;
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
+    }
+}
+
+fn transport_failure(error: reqwest::Error) -> Failure {
+    let dropped = error.is_request() || error.is_body() || error.is_decode();
+    let (connect, timeout) = (error.is_connect() || dropped, error.is_timeout());
+    // reqwest's message names the URL, never headers or bodies.
+    let description = error.without_url().to_string();
+    retry::classify_transport(connect, timeout, &description)
+}
+
+/// A header carrying a secret, marked sensitive so that it never shows in debug output.
+pub fn secret_header(
+    name: &'static str,
+    prefix: &str,
+    secret: &Secret,
+) -> Result<HeaderMap, String> {
+    let mut value = HeaderValue::from_str(&format!("{prefix}{}", secret.expose()))
+        .map_err(|_| format!("the secret for {name} holds characters a header cannot carry"))?;
+    value.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(HeaderName::from_static(name), value);
+    Ok(headers)
+}
