@@ -230,7 +230,12 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
                 print!("{}", report::plan_table(&plan));
             }
             let parked: u64 = plan.targets.values().map(|t| t.parked).sum();
-            if parked > 0 { exit::FAILURE } else { exit::OK }
+            let stopped = plan.targets.values().any(|t| t.stopped.is_some());
+            if parked > 0 || stopped {
+                exit::FAILURE
+            } else {
+                exit::OK
+            }
         }
     })
 }

@@ -88,6 +88,9 @@ pub struct TargetPlan {
     pub block: u64,
     pub unblock: u64,
     pub parked: u64,
+    /// In reports: why pushing to this target stopped, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
     /// In sending order: dependencies first, blocks last.
     pub actions: Vec<PlannedAction>,
 }

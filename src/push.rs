@@ -33,15 +33,23 @@ pub enum PushError {
     Join(String),
 }
 
+/// What draining a target did.
+#[derive(Debug, Clone, Default)]
+pub struct Drained {
+    pub results: Vec<PushResult>,
+    /// Why pushing to the target stopped, if the target showed it must not get more.
+    pub stopped: Option<String>,
+}
+
 /// Sends everything waiting for `target`: organisations first, then users.
-/// Returns once the outbox holds only parked records.
+/// Returns once the outbox holds only parked records, or the target was stopped.
 pub async fn drain(
     store: &Arc<Store>,
     target: &str,
     connector: &Connector,
     retry: &RetryConfig,
     now: fn() -> i64,
-) -> Result<Vec<PushResult>, PushError> {
+) -> Result<Drained, PushError> {
     let mut results = Vec::new();
     for kind in [RecordKind::Orgs, RecordKind::Users] {
         let mut backoff = Backoff::new(retry);
@@ -102,7 +110,10 @@ pub async fn drain(
                     park(store, item, &reason, false, now()).await?;
                     results.push(parked(item, &reason));
                 }
-                return Ok(results);
+                return Ok(Drained {
+                    results,
+                    stopped: Some(reason),
+                });
             }
             if failing.is_empty() {
                 continue; // a newer desired state may have been queued meanwhile
@@ -132,7 +143,10 @@ pub async fn drain(
             }
         }
     }
-    Ok(results)
+    Ok(Drained {
+        results,
+        stopped: None,
+    })
 }
 
 fn parked(item: &PushItem, reason: &str) -> PushResult {

@@ -31,6 +31,9 @@ pub fn plan_table(plan: &Plan) -> String {
             let _ = write!(out, ", {} parked", target.parked);
         }
         out.push('\n');
+        if let Some(reason) = &target.stopped {
+            let _ = writeln!(out, "  STOPPED: {reason}");
+        }
         for action_name in [
             ActionName::Create,
             ActionName::Update,

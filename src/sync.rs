@@ -165,7 +165,11 @@ pub async fn sync_file(
     let mut results: HashMap<String, Vec<PushResult>> = HashMap::new();
     while let Some(joined) = tasks.join_next().await {
         let (name, pushed) = joined.map_err(|error| SyncError::Join(error.to_string()))?;
-        results.insert(name, pushed?);
+        let drained = pushed?;
+        if let Some(target) = plan.targets.get_mut(&name) {
+            target.stopped = drained.stopped;
+        }
+        results.insert(name, drained.results);
     }
     apply_statuses(&mut plan, &results);
     Ok(SyncOutcome::Done(plan))
