@@ -59,6 +59,15 @@ impl Projector {
         projector
     }
 
+    /// The target field that holds a canonical field, if the target maps it
+    /// (connectors use it to find, say, the login column under its own name).
+    pub fn target_field(&self, kind: RecordKind, field: Field) -> Option<&str> {
+        self.mapping(kind)
+            .iter()
+            .find(|(_, canonical)| *canonical == FieldName::Known(field))
+            .map(|(name, _)| name.as_str())
+    }
+
     /// Whether the target keeps records of this kind at all.
     pub fn keeps(&self, kind: RecordKind) -> bool {
         !self.mapping(kind).is_empty()

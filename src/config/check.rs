@@ -343,6 +343,17 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         (Some(user), false) => c.at(user.span(), format!("{kind} targets take no user")),
         _ => {}
     }
+    match (&target.company, kind) {
+        (None, TargetKind::Gestimum) => c.at(
+            here.clone(),
+            format!("target {name:?} (gestimum) needs company (the company file users go into)"),
+        ),
+        (Some(company), kind) if kind != TargetKind::Gestimum => c.at(
+            company.span(),
+            format!("company is for gestimum targets; {kind} takes none"),
+        ),
+        _ => {}
+    }
     for (file, what) in [
         (&target.token_file, "token_file"),
         (&target.password_file, "password_file"),

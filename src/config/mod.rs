@@ -199,6 +199,8 @@ pub struct TargetConfig {
     pub token_file: Option<Spanned<PathBuf>>,
     pub token_credential: Option<Spanned<String>>,
     pub user: Option<Spanned<String>>,
+    /// `gestimum`: the company file (`societe.fichier`) users are imported into.
+    pub company: Option<Spanned<String>>,
     pub password_env: Option<Spanned<String>>,
     pub password_file: Option<Spanned<PathBuf>>,
     pub password_credential: Option<Spanned<String>>,

@@ -3,7 +3,11 @@
 //! parsing, then the thin part that sends.
 
 pub mod collaborator;
+pub mod gestimum;
 pub mod http;
+pub mod maarch;
+pub mod pleasanter;
+pub mod scim;
 pub mod wbt_file;
 
 use crate::config::{TargetConfig, TargetKind};
@@ -48,8 +52,6 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("target {target}: {kind} connector is not available in this release")]
-    NotAvailable { target: String, kind: TargetKind },
     #[error("target {target}: {message}")]
     Settings { target: String, message: String },
 }
@@ -58,26 +60,33 @@ pub enum ConnectorError {
 pub enum Connector {
     WbtFile(wbt_file::WbtFile),
     Collaborator(collaborator::Collaborator),
+    Maarch(maarch::Maarch),
+    Gestimum(gestimum::Gestimum),
+    Pleasanter(pleasanter::Pleasanter),
+    Scim(scim::Scim),
 }
 
 impl Connector {
     pub fn from_config(target: &TargetConfig) -> Result<Connector, ConnectorError> {
-        let name = target.name.get_ref().clone();
+        let settings = |message: String| ConnectorError::Settings {
+            target: target.name.get_ref().clone(),
+            message,
+        };
         match target.kind {
-            TargetKind::WbtFile => wbt_file::WbtFile::from_config(target)
-                .map(Connector::WbtFile)
-                .map_err(|message| ConnectorError::Settings {
-                    target: name,
-                    message,
-                }),
-            TargetKind::Collaborator => collaborator::Collaborator::from_config(target)
-                .map(Connector::Collaborator)
-                .map_err(|message| ConnectorError::Settings {
-                    target: name,
-                    message,
-                }),
-            kind => Err(ConnectorError::NotAvailable { target: name, kind }),
+            TargetKind::WbtFile => wbt_file::WbtFile::from_config(target).map(Connector::WbtFile),
+            TargetKind::Collaborator => {
+                collaborator::Collaborator::from_config(target).map(Connector::Collaborator)
+            }
+            TargetKind::Maarch => maarch::Maarch::from_config(target).map(Connector::Maarch),
+            TargetKind::Gestimum => {
+                gestimum::Gestimum::from_config(target).map(Connector::Gestimum)
+            }
+            TargetKind::Pleasanter => {
+                pleasanter::Pleasanter::from_config(target).map(Connector::Pleasanter)
+            }
+            TargetKind::Scim => scim::Scim::from_config(target).map(Connector::Scim),
         }
+        .map_err(settings)
     }
 
     /// How many records one request (or file) carries at most.
@@ -85,6 +94,10 @@ impl Connector {
         match self {
             Connector::WbtFile(c) => c.batch_size(),
             Connector::Collaborator(c) => c.batch_size(),
+            Connector::Maarch(c) => c.batch_size(),
+            Connector::Gestimum(c) => c.batch_size(),
+            Connector::Pleasanter(c) => c.batch_size(),
+            Connector::Scim(c) => c.batch_size(),
         }
     }
 
@@ -96,6 +109,10 @@ impl Connector {
                 halt: None,
             },
             Connector::Collaborator(c) => c.push(items).await,
+            Connector::Maarch(c) => c.push(items).await,
+            Connector::Gestimum(c) => c.push(items).await,
+            Connector::Pleasanter(c) => c.push(items).await,
+            Connector::Scim(c) => c.push(items).await,
         }
     }
 
@@ -104,6 +121,10 @@ impl Connector {
         match self {
             Connector::WbtFile(c) => c.check().await,
             Connector::Collaborator(c) => c.check().await,
+            Connector::Maarch(c) => c.check().await,
+            Connector::Gestimum(c) => c.check().await,
+            Connector::Pleasanter(c) => c.check().await,
+            Connector::Scim(c) => c.check().await,
         }
     }
 }

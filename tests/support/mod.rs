@@ -2,6 +2,8 @@
 //! and a "perfect target" that acknowledges everything queued.
 #![allow(dead_code)]
 
+pub mod fakes;
+
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;

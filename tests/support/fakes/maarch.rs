@@ -1,0 +1,1 @@
+//! A fake of the maarch API: not written yet (issue 4).

@@ -1,0 +1,64 @@
+//! Stateful fakes of the target APIs: real HTTP servers on loopback that keep
+//! users and organisations, enforce each API's rules, and inject faults on
+//! demand. Each runs on its own thread and runtime, so tests that drive the
+//! real binary can use them as they would a vendor's server.
+#![allow(dead_code)]
+
+pub mod collaborator;
+pub mod gestimum;
+pub mod maarch;
+pub mod pleasanter;
+pub mod scim;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Faults a fake injects, each on a share of requests (0–100 %), chosen by
+/// the request number so that runs are repeatable.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Answer 503 (or 429 when `retry_after` is set) without doing anything.
+    pub fail_percent: u64,
+    pub retry_after: Option<String>,
+    /// Do the work, then answer with a body that is not JSON.
+    pub malformed_percent: u64,
+    /// Do the work, then answer with counts that do not add up.
+    pub wrong_counts_percent: u64,
+    /// Sleep this long before answering (past the client's timeout, say).
+    pub slow_ms: u64,
+}
+
+/// Whether request `n` gets a fault of `percent`.
+pub fn roll(n: u64, percent: u64, salt: u64) -> bool {
+    percent > 0 && (n.wrapping_add(salt).wrapping_mul(2_654_435_761) >> 7) % 100 < percent
+}
+
+/// Numbers requests.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Serves `app` on 127.0.0.1 on a thread of its own; returns the base URL.
+pub fn serve(app: axum::Router) -> String {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sender.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    let address = receiver.recv().unwrap();
+    format!("http://{address}")
+}

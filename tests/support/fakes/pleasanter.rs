@@ -1,0 +1,1 @@
+//! A fake of the pleasanter API: not written yet (issue 4).
