@@ -116,6 +116,35 @@ pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>,
     (order, deferred)
 }
 
+/// The same order as [`dependency_order`], cut into levels: every item of a
+/// level refers only to items of earlier levels (or to nothing in the list),
+/// so the items of one level can be sent at the same time. A reference that
+/// loops back (deferred) does not count.
+pub fn dependency_levels(keys: &[&str], references: &[Vec<&str>]) -> Vec<Vec<usize>> {
+    let (order, _) = dependency_order(keys, references);
+    let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    let mut rank = vec![0usize; keys.len()];
+    for (place, &item) in order.iter().enumerate() {
+        rank[item] = place;
+    }
+    let mut depth = vec![0usize; keys.len()];
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    for &item in &order {
+        depth[item] = references[item]
+            .iter()
+            .filter_map(|reference| position.get(reference).copied())
+            .filter(|&j| j != item && rank[j] < rank[item])
+            .map(|j| depth[j] + 1)
+            .max()
+            .unwrap_or(0);
+        if levels.len() <= depth[item] {
+            levels.resize_with(depth[item] + 1, Vec::new);
+        }
+        levels[depth[item]].push(item);
+    }
+    levels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +238,21 @@ mod tests {
         let (order, deferred) = dependency_order(&keys, &refs);
         assert_eq!(order, [0, 1, 2]);
         assert_eq!(deferred, [0]);
+    }
+
+    #[test]
+    fn levels_hold_items_that_can_go_together() {
+        // a ← b ← d, a ← c, e alone; f refers to something not in the list.
+        let keys = ["d", "c", "b", "a", "e", "f"];
+        let refs = vec![vec!["b"], vec!["a"], vec!["a"], vec![], vec![], vec!["zz"]];
+        assert_eq!(
+            dependency_levels(&keys, &refs),
+            vec![vec![3, 4, 5], vec![1, 2], vec![0]]
+        );
+        // A loop: x first, y after it, z (reports to x) beside y.
+        let keys = ["x", "y", "z"];
+        let refs = vec![vec!["y"], vec!["x"], vec!["x"]];
+        assert_eq!(dependency_levels(&keys, &refs), vec![vec![0], vec![1, 2]]);
+        assert!(dependency_levels(&[], &[]).is_empty());
     }
 }

@@ -3,11 +3,16 @@
 //! retrying transient failures with the retry policy, and parking refusals.
 //! Store calls run on the blocking pool, never on the async executor.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::RetryConfig;
-use crate::connectors::{Connector, Outcome, PushItem};
-use crate::ingest::record::RecordKind;
+use futures_util::{StreamExt, stream};
+
+use crate::config::{RetryConfig, TargetConfig};
+use crate::connectors::{Connector, ConnectorError, Outcome, PushItem};
+use crate::diff;
+use crate::ingest::record::{Field, RecordKind};
+use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
 use crate::store::{Acked, ActionKind, Parked, RecordKey, Store, StoreError};
 
@@ -41,69 +46,89 @@ pub struct Drained {
     pub stopped: Option<String>,
 }
 
-/// Sends everything waiting for `target`: organisations first, then users.
+/// What the push engine needs to know of a target.
+pub struct PushTarget {
+    pub name: String,
+    pub connector: Connector,
+    pub retry: RetryConfig,
+    /// How many pushes (batches, or single records) may be under way at once.
+    pub concurrency: usize,
+    users: References,
+    orgs: References,
+}
+
+/// The target fields through which records of one kind refer to each other.
+#[derive(Debug, Clone, Default)]
+struct References {
+    /// The field holding the record's own external id, when the target maps it.
+    own_id: Option<String>,
+    /// Parent organisation; manager and alternate manager.
+    fields: Vec<String>,
+}
+
+impl PushTarget {
+    pub fn from_config(target: &TargetConfig) -> Result<PushTarget, ConnectorError> {
+        let projector = Projector::new(target.kind, target.fields.get_ref());
+        let references = |kind: RecordKind, fields: &[Field]| References {
+            own_id: projector
+                .target_field(kind, Field::ExtId)
+                .map(str::to_string),
+            fields: fields
+                .iter()
+                .filter_map(|field| projector.target_field(kind, *field))
+                .map(str::to_string)
+                .collect(),
+        };
+        Ok(PushTarget {
+            name: target.name.get_ref().clone(),
+            connector: Connector::from_config(target)?,
+            retry: target.retry.clone(),
+            concurrency: (*target.concurrency.get_ref()).max(1),
+            users: references(
+                RecordKind::Users,
+                &[Field::ManagerExtId, Field::AltManagerExtId],
+            ),
+            orgs: references(RecordKind::Orgs, &[Field::ParentExtId]),
+        })
+    }
+
+    fn references(&self, kind: RecordKind) -> &References {
+        match kind {
+            RecordKind::Users => &self.users,
+            RecordKind::Orgs => &self.orgs,
+        }
+    }
+}
+
+/// Sends everything waiting for a target: organisations first, then users;
+/// within a kind, by dependency level (parents before children, managers
+/// before their reports), each level in batches, `concurrency` at a time.
 /// Returns once the outbox holds only parked records, or the target was stopped.
 pub async fn drain(
     store: &Arc<Store>,
-    target: &str,
-    connector: &Connector,
-    retry: &RetryConfig,
+    target: &PushTarget,
     now: fn() -> i64,
 ) -> Result<Drained, PushError> {
     let mut results = Vec::new();
     for kind in [RecordKind::Orgs, RecordKind::Users] {
-        let mut backoff = Backoff::new(retry);
+        let mut backoff = Backoff::new(&target.retry);
         loop {
             let items = blocking(store, {
-                let target = target.to_string();
-                move |store| pending(store, &target, kind)
+                let name = target.name.clone();
+                move |store| pending(store, &name, kind)
             })
             .await?;
             if items.is_empty() {
                 break;
             }
-            let mut failing: Vec<(PushItem, Failure)> = Vec::new();
-            let mut halt = None;
-            for batch in items.chunks(connector.batch_size().max(1)) {
-                let reply = connector.push(batch).await;
-                halt = reply.halt;
-                let outcomes = reply.outcomes;
-                let mut acks = Vec::new();
-                for (item, outcome) in batch.iter().zip(outcomes) {
-                    match outcome {
-                        Outcome::Acked { target_id } => {
-                            let acked = Acked {
-                                hash: item.hash,
-                                active: item.active,
-                                target_id: target_id.or_else(|| item.target_id.clone()),
-                                at: now(),
-                            };
-                            acks.push((item.key.clone(), acked, item.fields.clone()));
-                            results.push(PushResult {
-                                key: item.key.clone(),
-                                action: item.action,
-                                status: PushStatus::Done,
-                            });
-                        }
-                        Outcome::Failed(failure @ Failure::Permanent { .. }) => {
-                            park(store, item, failure.reason(), false, now()).await?;
-                            results.push(parked(item, failure.reason()));
-                        }
-                        Outcome::Failed(failure) => failing.push((item.clone(), failure)),
-                    }
-                }
-                blocking(store, move |store| store.acknowledge_many(&acks)).await?;
-                if halt.is_some() {
-                    break;
-                }
-            }
-            if let Some(reason) = halt {
+            let round = push_round(store, target, &items, &mut results, now).await?;
+            if let Some(reason) = round.halt {
                 // The target showed it must not get more: everything still
                 // waiting is parked with the reason, for a person to look at.
-                tracing::error!(target = %target, %reason, "pushing to this target stopped");
+                tracing::error!(target = %target.name, %reason, "pushing to this target stopped");
                 let left = blocking(store, {
-                    let target = target.to_string();
-                    move |store| pending(store, &target, kind)
+                    let name = target.name.clone();
+                    move |store| pending(store, &name, kind)
                 })
                 .await?;
                 for item in &left {
@@ -115,6 +140,7 @@ pub async fn drain(
                     stopped: Some(reason),
                 });
             }
+            let failing = round.failing;
             if failing.is_empty() {
                 continue; // a newer desired state may have been queued meanwhile
             }
@@ -127,7 +153,7 @@ pub async fn drain(
                 .max();
             match backoff.next_delay(asked) {
                 Some(delay) => {
-                    tracing::info!(target = %target, records = failing.len(), ?delay, reason = %failing[0].1.reason(), "retrying after a transient failure");
+                    tracing::info!(target = %target.name, records = failing.len(), ?delay, reason = %failing[0].1.reason(), "retrying after a transient failure");
                     tokio::time::sleep(delay).await;
                 }
                 None => {
@@ -147,6 +173,155 @@ pub async fn drain(
         results,
         stopped: None,
     })
+}
+
+/// What one pass over the waiting records left to do.
+struct Round {
+    /// Transient failures, to try again after a delay.
+    failing: Vec<(PushItem, Failure)>,
+    halt: Option<String>,
+}
+
+/// One pass over the waiting records of a kind, level by level. A record
+/// whose parent or manager failed in this pass waits for the next one (or is
+/// parked with it, when the parent was refused).
+async fn push_round(
+    store: &Arc<Store>,
+    target: &PushTarget,
+    items: &[PushItem],
+    results: &mut Vec<PushResult>,
+    now: fn() -> i64,
+) -> Result<Round, PushError> {
+    let Some(kind) = items.first().map(|item| item.key.kind) else {
+        return Ok(Round {
+            failing: Vec::new(),
+            halt: None,
+        });
+    };
+    let references = target.references(kind);
+    let ids: Vec<Vec<&str>> = items.iter().map(|item| own_ids(item, references)).collect();
+    let refs: Vec<Vec<&str>> = items
+        .iter()
+        .map(|item| referenced(item, references))
+        .collect();
+    // dependency_levels wants one key per item: the first id stands for it,
+    // and references to its other ids are rewritten to that one.
+    let alias: HashMap<&str, &str> = ids
+        .iter()
+        .flat_map(|ids| ids.iter().map(move |id| (*id, ids[0])))
+        .collect();
+    let keys: Vec<&str> = ids.iter().map(|ids| ids[0]).collect();
+    let refs: Vec<Vec<&str>> = refs
+        .iter()
+        .map(|r| r.iter().map(|id| *alias.get(id).unwrap_or(id)).collect())
+        .collect();
+    let levels = diff::dependency_levels(&keys, &refs);
+
+    let mut failing: Vec<(PushItem, Failure)> = Vec::new();
+    // Ids of records that failed in this pass, with the parking reason when refused.
+    let mut failed: HashMap<String, Option<String>> = HashMap::new();
+    let batch_size = target.connector.batch_size().max(1);
+    for level in levels {
+        let mut sendable: Vec<PushItem> = Vec::with_capacity(level.len());
+        for index in level {
+            let item = &items[index];
+            let blocked_by = refs[index]
+                .iter()
+                .find_map(|id| failed.get(*id).map(|reason| (*id, reason.clone())));
+            match blocked_by {
+                None => sendable.push(item.clone()),
+                Some((id, Some(refused))) => {
+                    let reason = format!("{id}, which it refers to, is parked: {refused}");
+                    park(store, item, &reason, false, now()).await?;
+                    results.push(parked(item, &reason));
+                    failed.insert(keys[index].to_string(), Some(reason));
+                }
+                Some((id, None)) => {
+                    let failure = Failure::Transient {
+                        reason: format!("waiting for {id}, which it refers to"),
+                        retry_after: None,
+                    };
+                    failing.push((item.clone(), failure));
+                    failed.insert(keys[index].to_string(), None);
+                }
+            }
+        }
+        // Futures built up front (they do nothing until polled): a stream
+        // mapped with an async closure trips the compiler's Send inference.
+        let pushes: Vec<_> = sendable
+            .chunks(batch_size)
+            .map(|batch| async move { (batch, target.connector.push(batch).await) })
+            .collect();
+        let mut replies = stream::iter(pushes).buffer_unordered(target.concurrency);
+        while let Some((batch, reply)) = replies.next().await {
+            let mut acks = Vec::new();
+            for (item, outcome) in batch.iter().zip(reply.outcomes) {
+                let id = own_ids(item, references)[0].to_string();
+                match outcome {
+                    Outcome::Acked { target_id } => {
+                        let acked = Acked {
+                            hash: item.hash,
+                            active: item.active,
+                            target_id: target_id.or_else(|| item.target_id.clone()),
+                            at: now(),
+                        };
+                        acks.push((item.key.clone(), acked, item.fields.clone()));
+                        results.push(PushResult {
+                            key: item.key.clone(),
+                            action: item.action,
+                            status: PushStatus::Done,
+                        });
+                    }
+                    Outcome::Failed(failure @ Failure::Permanent { .. }) => {
+                        park(store, item, failure.reason(), false, now()).await?;
+                        results.push(parked(item, failure.reason()));
+                        failed.insert(id, Some(failure.reason().to_string()));
+                    }
+                    Outcome::Failed(failure) => {
+                        failing.push((item.clone(), failure));
+                        failed.insert(id, None);
+                    }
+                }
+            }
+            blocking(store, move |store| store.acknowledge_many(&acks)).await?;
+            if reply.halt.is_some() {
+                return Ok(Round {
+                    failing,
+                    halt: reply.halt,
+                });
+            }
+        }
+    }
+    Ok(Round {
+        failing,
+        halt: None,
+    })
+}
+
+/// The ids others may use for a record: its key, and its external id when
+/// the target maps it (they differ when a source is keyed by login).
+fn own_ids<'a>(item: &'a PushItem, references: &References) -> Vec<&'a str> {
+    let mut ids = vec![item.key.key.as_str()];
+    if let Some(id) = references
+        .own_id
+        .as_ref()
+        .and_then(|field| item.fields.get(field))
+        && id != &item.key.key
+    {
+        ids.push(id);
+    }
+    ids
+}
+
+/// The ids of the records it refers to (parent, managers).
+fn referenced<'a>(item: &'a PushItem, references: &References) -> Vec<&'a str> {
+    references
+        .fields
+        .iter()
+        .filter_map(|field| item.fields.get(field))
+        .map(String::as_str)
+        .filter(|id| !id.is_empty())
+        .collect()
 }
 
 fn parked(item: &PushItem, reason: &str) -> PushResult {

@@ -10,10 +10,10 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, SourceConfig};
-use crate::connectors::{Connector, ConnectorError};
+use crate::connectors::ConnectorError;
 use crate::ingest::{self, Ingested};
 use crate::plan::{FileInfo, Plan, PlanOptions, SourceInfo, TargetInfo, plan_file};
-use crate::push::{self, PushError, PushResult, PushStatus};
+use crate::push::{self, PushError, PushResult, PushStatus, PushTarget};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug)]
@@ -104,9 +104,9 @@ pub async fn sync_file(
         })
         .collect::<Vec<_>>();
     let infos: Vec<TargetInfo> = targets.iter().map(|t| TargetInfo::from_config(t)).collect();
-    let connectors = targets
+    let pushers = targets
         .iter()
-        .map(|t| Connector::from_config(t))
+        .map(|t| PushTarget::from_config(t))
         .collect::<Result<Vec<_>, _>>()?;
     let source_info = SourceInfo::from_config(source);
     let file_info = FileInfo {
@@ -152,14 +152,12 @@ pub async fn sync_file(
 
     // Targets are independent: a slow or failing one does not hold the others.
     let mut tasks = tokio::task::JoinSet::new();
-    for (target, connector) in targets.iter().zip(connectors) {
+    for pusher in pushers {
         let store = Arc::clone(&store);
-        let name = target.name.get_ref().clone();
-        let retry = target.retry.clone();
         let now = context.now;
         tasks.spawn(async move {
-            let results = push::drain(&store, &name, &connector, &retry, now).await;
-            (name, results)
+            let results = push::drain(&store, &pusher, now).await;
+            (pusher.name, results)
         });
     }
     let mut results: HashMap<String, Vec<PushResult>> = HashMap::new();

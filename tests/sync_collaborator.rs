@@ -287,3 +287,31 @@ fn a_wrong_token_is_refused_and_parks_without_showing_the_token() {
     assert!(out.contains("HTTP 401"), "{out}");
     assert!(!out.contains("wrong-token-value") && !err.contains("wrong-token-value"));
 }
+
+#[test]
+fn parents_reach_the_portal_before_their_children_with_requests_in_parallel() {
+    let fake = Fake::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&fake.url)
+        .replace("kind = \"users\"", "kind = \"orgs\"")
+        .replace("batch_size = 3", "batch_size = 1\nconcurrency = 4");
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
+    std::fs::create_dir(dir.path().join("inbox")).unwrap();
+    // Children listed before their parents, and keys that sort the wrong way.
+    let file = dir.path().join("inbox/orgs.csv");
+    std::fs::write(
+        &file,
+        "org_extid;org_label;org_parentextid\n\
+         A3;Team;B2\nA4;Other team;B2\nB2;Division;C1\nC1;Company;\nD0;Lab;C1\n",
+    )
+    .unwrap();
+    let (code, out, err) = sync(dir.path(), &file);
+    assert_eq!(code, 0, "{out}{err}");
+    let orgs = fake.with(|p| p.orgs.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(orgs, ["A3", "A4", "B2", "C1", "D0"]);
+    assert_eq!(
+        fake.with(|p| p.hits.get("orgs").copied()),
+        Some(5),
+        "one request each, none refused"
+    );
+}

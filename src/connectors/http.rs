@@ -1,9 +1,14 @@
 //! The HTTP layer every web connector shares: rustls with the system roots
-//! and an optional private CA, a timeout per request, secrets in headers
-//! marked sensitive (so no debug output shows them), and replies classified
-//! by the retry policy.
+//! and an optional private CA, a timeout per request, the target's
+//! `rate_per_sec` (every request waits its turn, whichever connector task
+//! sends it), secrets in headers marked sensitive (so no debug output shows
+//! them), and replies classified by the retry policy.
 
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -39,6 +44,17 @@ impl Reply {
 pub struct Http {
     client: reqwest::Client,
     base: String,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+}
+
+/// `rate_per_sec` as a quota: requests evenly spaced (no burst), so a
+/// target's limit holds over any window.
+pub fn quota(rate_per_sec: f64) -> Option<Quota> {
+    if !(rate_per_sec.is_finite() && rate_per_sec > 0.0) {
+        return None;
+    }
+    let period = Duration::from_secs_f64(1.0 / rate_per_sec);
+    Quota::with_period(period).map(|q| q.allow_burst(NonZeroU32::MIN))
 }
 
 impl Http {
@@ -64,7 +80,16 @@ impl Http {
         let client = builder
             .build()
             .map_err(|error| format!("cannot set up HTTPS: {error}"))?;
-        Ok(Http { client, base: url })
+        let limiter = target
+            .rate_per_sec
+            .as_ref()
+            .and_then(|rate| quota(*rate.get_ref()))
+            .map(|quota| Arc::new(RateLimiter::direct(quota)));
+        Ok(Http {
+            client,
+            base: url,
+            limiter,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -78,6 +103,9 @@ impl Http {
     /// Sends a request; `Err` only when no reply came (classified: refused
     /// connections and timeouts are transient).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, Failure> {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
         let response = request.send().await.map_err(transport_failure)?;
         let status = response.status().as_u16();
         let retry_after = response
@@ -114,4 +142,38 @@ pub fn secret_header(
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static(name), value);
     Ok(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_become_evenly_spaced_quotas() {
+        let quota = quota(20.0).unwrap();
+        assert_eq!(quota.replenish_interval(), Duration::from_millis(50));
+        assert_eq!(quota.burst_size().get(), 1);
+        assert_eq!(
+            super::quota(0.5).unwrap().replenish_interval(),
+            Duration::from_secs(2)
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(super::quota(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_limiter_spaces_requests() {
+        let limiter = RateLimiter::direct(quota(100.0).unwrap());
+        let start = std::time::Instant::now();
+        for _ in 0..5 {
+            limiter.until_ready().await;
+        }
+        // The first goes at once, the next four 10 ms apart.
+        assert!(
+            start.elapsed() >= Duration::from_millis(38),
+            "{:?}",
+            start.elapsed()
+        );
+    }
 }

@@ -299,6 +299,15 @@ async fn orgs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Strin
         let Some(uid) = org.get("uid").and_then(Value::as_str).map(str::to_string) else {
             return (StatusCode::BAD_REQUEST, "{\"error\":\"uid is required\"}").into_response();
         };
+        // The org structure is a tree: a parent must be there before its children.
+        let parent = org.get("parent_uid").and_then(Value::as_str).unwrap_or("");
+        if !parent.is_empty() && !portal.orgs.contains_key(parent) {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{{\"error\":\"parent {parent} of {uid} does not exist\"}}"),
+            )
+                .into_response();
+        }
         portal.orgs.insert(uid, org);
     }
     (StatusCode::OK, "{}").into_response()
