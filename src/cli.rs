@@ -25,7 +25,11 @@ pub enum Command {
     /// Run the daemon in the foreground: watch the inboxes and process each finished file
     Run,
     /// Check the config file: prints "ok" or every problem with its line and column (exit 2)
-    Check,
+    Check {
+        /// Also reach each target and try its credentials (exit 1 when one fails)
+        #[arg(long)]
+        online: bool,
+    },
     /// Parse and check an HR file without the store: the verdict and every problem by line
     /// (exit 0 valid, 1 not)
     Validate {

@@ -8,6 +8,7 @@ use clap::Parser;
 
 use rostersync::cli::{Cli, Command, exit};
 use rostersync::config::{self, CheckLevel, ConfigError};
+use rostersync::connectors::Connector;
 use rostersync::ingest::{self, Ingested, SourceSpec, Verdict};
 use rostersync::plan::{FileInfo, PlanOptions, SourceInfo, TargetInfo, plan_file};
 use rostersync::store::Store;
@@ -52,7 +53,7 @@ fn init_logging() {
 fn execute(cli: &Cli) -> anyhow::Result<i32> {
     let config_path = config::locate(cli.config.as_deref());
     match &cli.command {
-        Command::Check => check(&config_path),
+        Command::Check { online } => check(&config_path, *online),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
         Command::Plan { file, source, json } => plan(&config_path, file, source.as_deref(), *json),
         Command::Sync { file, source, json } => sync(&config_path, file, source.as_deref(), *json),
@@ -64,8 +65,9 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
-fn check(path: &Path) -> anyhow::Result<i32> {
+fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
     match config::load(path, CheckLevel::Full) {
+        Ok(config) if online => check_online(&config),
         Ok(_) => {
             println!("ok");
             Ok(exit::OK)
@@ -75,6 +77,35 @@ fn check(path: &Path) -> anyhow::Result<i32> {
             Ok(exit::USAGE)
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// `check --online`: each target reached with its credentials, one line each.
+fn check_online(config: &config::Config) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut failed = 0;
+    for target in &config.targets {
+        let name = target.name.get_ref();
+        let verdict = match Connector::from_config(target) {
+            Ok(connector) => runtime.block_on(connector.check()),
+            Err(error) => Err(error.to_string()),
+        };
+        match verdict {
+            Ok(()) => println!("target {name} ({}): ok", target.kind),
+            Err(reason) => {
+                failed += 1;
+                println!("target {name} ({}): {reason}", target.kind);
+            }
+        }
+    }
+    if failed == 0 {
+        println!("ok");
+        Ok(exit::OK)
+    } else {
+        Ok(exit::FAILURE)
     }
 }
 

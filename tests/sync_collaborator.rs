@@ -315,3 +315,43 @@ fn parents_reach_the_portal_before_their_children_with_requests_in_parallel() {
         "one request each, none refused"
     );
 }
+
+#[test]
+fn check_online_tries_the_token_without_showing_it() {
+    let run = Run::new();
+    let check = |token: &str| {
+        let output = Command::cargo_bin("rostersync")
+            .unwrap()
+            .current_dir(run.dir.path())
+            .env("LMS_TOKEN", token)
+            .env("ROSTERSYNC_LOG", "trace")
+            .args(["check", "--online", "-c", "config.toml"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(!text.contains(token), "the token leaked: {text}");
+        (output.status.code().unwrap(), text)
+    };
+    let (code, text) = check(TOKEN);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("target lms (collaborator): ok"), "{text}");
+
+    let (code, text) = check("not-the-right-token");
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("target lms (collaborator): the token was refused (HTTP 401)"),
+        "{text}"
+    );
+    // A config check without --online never reaches the target.
+    let requests = run.fake.requests();
+    Command::cargo_bin("rostersync")
+        .unwrap()
+        .current_dir(run.dir.path())
+        .env("LMS_TOKEN", TOKEN)
+        .args(["check", "-c", "config.toml"])
+        .assert()
+        .success()
+        .stdout("ok\n");
+    assert_eq!(run.fake.requests(), requests);
+}
