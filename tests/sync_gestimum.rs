@@ -425,7 +425,11 @@ fn dormant_column_is_checked() {
         ),
         (
             "dormant_column = \"USR_INACTIF\"\n[target.fields]\nUSR_INACTIF = \"email\"",
-            "dormant_column \"USR_INACTIF\" is also mapped in [target.fields]",
+            "USR_INACTIF is the dormant column (block/unblock): it cannot also be mapped in [target.fields]",
+        ),
+        (
+            "[target.fields]\nUSR_DORT = \"email\"",
+            "USR_DORT is the dormant column (block/unblock): it cannot also be mapped in [target.fields]",
         ),
     ] {
         std::fs::write(

@@ -22,6 +22,9 @@
 //! - The password travels in the body: the body is never logged, and any text
 //!   from a reply that goes into a log or a failure reason has the password
 //!   masked, in case a server echoes its request.
+//! - Gestimum keys users by `USR_NAME` (the login by default): a record whose
+//!   login changes becomes a new Gestimum user, and the old one is left as it
+//!   is there (a warning in the log says so; block it in Gestimum).
 //! - The CSV header is `USR_NAME`, then every field the batch's records hold
 //!   or last held (so that a value HR removed is sent empty, i.e. cleared),
 //!   then the dormant column.
@@ -131,7 +134,7 @@ impl Gestimum {
         match self.import(&[header]).await {
             Attempt::Done(_) => Ok(()),
             Attempt::Refused(reason) => Err(reason),
-            Attempt::Failed(failure) => Err(failure.reason().to_string()),
+            Attempt::Failed(failure, _) => Err(failure.reason().to_string()),
         }
     }
 
@@ -139,6 +142,11 @@ impl Gestimum {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let mut sendable = Vec::new();
         for (i, item) in items.iter().enumerate() {
+            if let Some(old) = renamed(item) {
+                tracing::warn!(target = %self.target, key = %item.key.key, old = %old,
+                    new = %item.fields.get(KEY_COLUMN).map_or("", String::as_str),
+                    "the user's USR_NAME changed: Gestimum gets a new user, and the old one stays as it is there");
+            }
             match check_item(item, &self.dormant_column) {
                 Ok(()) => sendable.push(i),
                 Err(reason) => outcomes[i] = Some(Outcome::Failed(Failure::Permanent { reason })),
@@ -156,12 +164,16 @@ impl Gestimum {
             let lines = csv_lines(&part, &self.dormant_column);
             let sent = part.len() as u64;
             let verdict = match self.import(&lines).await {
-                Attempt::Failed(failure @ Failure::Transient { .. }) => {
+                Attempt::Failed(failure @ Failure::Transient { .. }, _) => {
                     Verdict::All(Outcome::Failed(failure))
                 }
-                // A refused request (a 4xx other than credentials): find the line.
-                Attempt::Failed(_) if part.len() > 1 => Verdict::Split,
-                Attempt::Failed(failure) => Verdict::All(Outcome::Failed(failure)),
+                // A request refused for its content: find the line.
+                Attempt::Failed(Failure::Permanent { .. }, Some(400 | 413 | 422))
+                    if part.len() > 1 =>
+                {
+                    Verdict::Split
+                }
+                Attempt::Failed(failure, _) => Verdict::All(Outcome::Failed(failure)),
                 Attempt::Refused(reason) => {
                     halt = Some(format!("{reason}; pushing to this target is stopped"));
                     Verdict::All(Outcome::Failed(Failure::Permanent { reason }))
@@ -228,7 +240,7 @@ impl Gestimum {
             .await;
         drop(body);
         let reply = match reply {
-            Err(failure) => return Attempt::Failed(failure),
+            Err(failure) => return Attempt::Failed(failure, None),
             Ok(reply) => reply,
         };
         if matches!(reply.status, 401 | 403) {
@@ -238,16 +250,19 @@ impl Gestimum {
             ));
         }
         if !reply.is_success() {
-            return Attempt::Failed(self.mask_failure(reply.failure()));
+            return Attempt::Failed(self.mask_failure(reply.failure()), Some(reply.status));
         }
         let parsed = match parse_reply(&reply.body) {
             // A 200 without a readable reply: the import may have happened;
             // sending it again is harmless (an upsert by USR_NAME).
             Err(reason) => {
-                return Attempt::Failed(Failure::Transient {
-                    reason: self.mask(&reason),
-                    retry_after: None,
-                });
+                return Attempt::Failed(
+                    Failure::Transient {
+                        reason: self.mask(&reason),
+                        retry_after: None,
+                    },
+                    Some(reply.status),
+                );
             }
             Ok(parsed) => parsed,
         };
@@ -295,7 +310,8 @@ enum Attempt {
     Done(ImportReply),
     /// Gestimum refused the import as a whole (credentials, company file).
     Refused(String),
-    Failed(Failure),
+    /// No import: the failure, and the HTTP status when a reply came.
+    Failed(Failure, Option<u16>),
 }
 
 enum Verdict {
@@ -358,6 +374,13 @@ pub fn check_item(item: &PushItem, dormant_column: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The `USR_NAME` Gestimum last confirmed, when the record now has another
+/// (Gestimum keys users by it, so a new name is a new user).
+pub fn renamed(item: &PushItem) -> Option<&str> {
+    let old = item.acked_fields.as_ref()?.get(KEY_COLUMN)?;
+    (item.fields.get(KEY_COLUMN) != Some(old)).then_some(old.as_str())
 }
 
 /// The columns of a batch: `USR_NAME`, every other field its records hold
@@ -640,6 +663,21 @@ mod tests {
             csv_lines(&[&ben], "DORMANT"),
             ["USR_NAME;USR_GROUPE;DORMANT", "BEN;;1"]
         );
+    }
+
+    #[test]
+    fn a_changed_usr_name_is_noticed() {
+        let fields = |name: &str| -> Fields {
+            [("USR_NAME".to_string(), name.to_string())]
+                .into_iter()
+                .collect()
+        };
+        let mut ana = item(&[("USR_NAME", "ANA2")], true);
+        assert_eq!(renamed(&ana), None);
+        ana.acked_fields = Some(fields("ANA2"));
+        assert_eq!(renamed(&ana), None);
+        ana.acked_fields = Some(fields("ANA"));
+        assert_eq!(renamed(&ana), Some("ANA"));
     }
 
     #[test]
