@@ -354,6 +354,37 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         ),
         _ => {}
     }
+    match (&target.dormant_column, kind) {
+        (Some(column), kind) if kind != TargetKind::Gestimum => c.at(
+            column.span(),
+            format!("dormant_column is for gestimum targets; {kind} takes none"),
+        ),
+        (column, TargetKind::Gestimum) => {
+            let (value, span) = match column {
+                Some(column) => (column.get_ref().as_str(), column.span()),
+                None => (
+                    crate::connectors::gestimum::DEFAULT_DORMANT_COLUMN,
+                    target.fields.span(),
+                ),
+            };
+            if value.is_empty()
+                || value
+                    .chars()
+                    .any(|ch| ch == ';' || ch == '"' || ch.is_whitespace() || ch.is_control())
+            {
+                c.at(
+                    span,
+                    format!("dormant_column {value:?} is not a Gestimum column name (no spaces, `;` or quotes)"),
+                );
+            } else if target.fields.get_ref().contains_key(value) {
+                c.at(
+                    span,
+                    format!("{value} is the dormant column (block/unblock): it cannot also be mapped in [target.fields]"),
+                );
+            }
+        }
+        _ => {}
+    }
     for (file, what) in [
         (&target.token_file, "token_file"),
         (&target.password_file, "password_file"),

@@ -218,6 +218,9 @@ pub struct TargetConfig {
     /// Target field = canonical field; overrides the kind's defaults.
     #[serde(default = "default_fields")]
     pub fields: Spanned<BTreeMap<String, String>>,
+    /// `gestimum`: the import column that carries the dormant flag (`1`
+    /// blocked, `0` active); default `USR_DORT`.
+    pub dormant_column: Option<Spanned<String>>,
 }
 
 fn default_batch_size() -> Spanned<usize> {
