@@ -9,6 +9,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use assert_cmd::Command;
@@ -402,7 +403,6 @@ async fn check_tries_the_key() {
         );
         let path = dir.path().join(format!("key{ok}"));
         std::fs::write(&path, key).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
         let config =
