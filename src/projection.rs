@@ -180,12 +180,16 @@ fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
             Vec::new(),
         ),
         TargetKind::Pleasanter => (
+            // The column display names of an English tenant's user import
+            // (a Japanese tenant renames them in [target.fields]). `Name`, the
+            // display name Pleasanter requires, is the last name unless a
+            // full-name column is mapped to it.
             known(&[
-                ("LoginId", Login),
+                ("Login ID", Login),
                 ("Name", LastName),
-                ("FirstName", FirstName),
-                ("MailAddress", Email),
-                ("DeptCode", OrgExtId),
+                ("User code", ExtId),
+                ("Mail address", Email),
+                ("Department code", OrgExtId),
             ]),
             Vec::new(),
         ),
