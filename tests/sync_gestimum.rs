@@ -48,6 +48,7 @@ company = "{COMPANY}"
 user = "{USER}"
 password_env = "GESTIMUM_PASSWORD"
 batch_size = 3
+concurrency = 1
 timeout = "2s"
 retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
 {extra}
