@@ -364,9 +364,16 @@ impl Maarch {
                 format!("updating entity {id}"),
             )
         };
-        self.expect_success(request.json(body), &context)
+        let reply = self
+            .http
+            .send(request.json(body))
             .await
-            .map(|_| ())
+            .map_err(|failure| in_context(&context, failure))?;
+        if reply.is_success() {
+            Ok(())
+        } else {
+            Err(in_context(&context, entity_failure(&reply)))
+        }
     }
 }
 
@@ -597,6 +604,24 @@ pub fn pick_user(users: Vec<ListedUser>, login: &str) -> Option<ListedUser> {
         }
     }
     (folded.len() == 1).then(|| folded.remove(0))
+}
+
+/// A refused entity. Its parent missing is worth another try: the parent may
+/// be on its way (failed transiently just before, in the same push); the
+/// retry budget bounds the wait.
+pub fn entity_failure(reply: &Reply) -> Failure {
+    let body = reply.body.to_lowercase();
+    let parent_missing = reply.status == 400
+        && body.contains("parent")
+        && ["not found", "does not exist", "n'existe pas", "introuvable"]
+            .iter()
+            .any(|words| body.contains(words));
+    match reply.failure() {
+        Failure::Permanent { reason } if parent_missing => {
+            transient(format!("the parent entity is not in Maarch yet ({reason})"))
+        }
+        failure => failure,
+    }
 }
 
 /// A 400 saying a membership is already there (or already gone): the replay of a change that went through.
@@ -889,6 +914,27 @@ mod tests {
             Some("10".into())
         );
         assert_eq!(pick_user(users, "zoe"), None);
+    }
+
+    #[test]
+    fn a_missing_parent_entity_is_worth_another_try() {
+        let reply = |status, body: &str| Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+        };
+        assert!(matches!(
+            entity_failure(&reply(400, r#"{"errors":"Parent entity not found"}"#)),
+            Failure::Transient { .. }
+        ));
+        assert!(matches!(
+            entity_failure(&reply(400, r#"{"errors":"Bad Request"}"#)),
+            Failure::Permanent { .. }
+        ));
+        assert!(matches!(
+            entity_failure(&reply(403, r#"{"errors":"Parent entity not found"}"#)),
+            Failure::Permanent { .. }
+        ));
     }
 
     #[test]
