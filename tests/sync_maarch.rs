@@ -549,3 +549,36 @@ fn check_says_when_the_credentials_are_refused() {
     );
     assert!(!refused.contains("wrong"));
 }
+
+#[test]
+fn a_changed_login_waits_for_the_rename_in_maarch() {
+    let mut run = Run::new();
+    run.orgs(ORGS);
+    let mut rows = staff();
+    let (code, out, err) = run.users(&lines(&rows));
+    assert_eq!(code, 0, "{out}{err}");
+
+    rows[0].login = "ana.alves";
+    let (code, out, _) = run.users(&lines(&rows));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "Maarch cannot change a login through its API: rename ana to ana.alves in Maarch"
+        ),
+        "{out}"
+    );
+    assert!(run.fake.directory().contains_key("ana"), "nothing created");
+    assert_eq!(run.fake.directory().len(), 6);
+
+    // Renamed by hand in Maarch: the next file finds her under the new login.
+    let id = run.fake.with(|c| {
+        let id = c.id_of("ana").unwrap();
+        c.users.get_mut(&id).unwrap().login = "ana.alves".into();
+        id
+    });
+    rows[0].mail = "ana.alves@x.fr".into();
+    let (code, out, err) = run.users(&lines(&rows));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory(), expected(&rows));
+    assert_eq!(run.fake.with(|c| c.id_of("ana.alves")), Some(id));
+}

@@ -2,6 +2,8 @@
 //! replaces the whole record and so erases an omitted `mail`, `initials` or
 //! `phone`), their groups and entities, suspension (refused with 403 for
 //! users holding open mail), entities, HTTP Basic auth, and injected faults.
+// A fake's handlers: an error is the HTTP answer itself.
+#![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -508,8 +510,6 @@ async fn remove_entity(
     link(&shared, &id, List::Entities, &entity, false)
 }
 
-// A fake's handler: the error is the HTTP answer itself.
-#[allow(clippy::result_large_err)]
 fn read_entity(
     courrier: &Courrier,
     id: &str,
