@@ -493,20 +493,20 @@ impl Scim {
                 let reply = self
                     .call(Method::GET, "/ServiceProviderConfig", None)
                     .await?;
-                let transient_reply = !reply.is_success()
-                    && matches!(reply.failure(), Failure::Transient { .. });
-                if matches!(reply.status, 401 | 403) || transient_reply {
-                    return Err(failure(&reply, "GET /ServiceProviderConfig"));
+                if reply.is_success() {
+                    // A garbled reply is read again on the next attempt.
+                    return parse_patch_supported(&reply.body).map_err(|reason| {
+                        transient(format!("GET /ServiceProviderConfig: {reason}"))
+                    });
                 }
-                let supported = if reply.is_success() {
-                    parse_patch_supported(&reply.body)
-                } else {
-                    Err(format!("HTTP {}", reply.status))
-                };
-                Ok(supported.unwrap_or_else(|reason| {
-                    tracing::warn!(%reason, "cannot read /ServiceProviderConfig: updating with PUT");
-                    false
-                }))
+                match failure(&reply, "GET /ServiceProviderConfig") {
+                    refused @ Failure::Permanent { .. } if !matches!(reply.status, 401 | 403) => {
+                        // A provider without the endpoint: PUT works everywhere.
+                        tracing::warn!(reason = %refused.reason(), "cannot read /ServiceProviderConfig: updating with PUT");
+                        Ok(false)
+                    }
+                    failed => Err(failed),
+                }
             })
             .await
             .copied()
@@ -542,8 +542,10 @@ impl Scim {
                 None => break,
             }
         }
-        // A provider that ignores the filter must not make us take another resource.
-        let case_exact = !(endpoint == "/Users" && attribute == "userName");
+        // A provider that ignores the filter must not make us take another
+        // resource. userName and a group's displayName are caseExact false
+        // in RFC 7643's schemas.
+        let case_exact = !matches!(attribute, "userName" | "displayName");
         resources.retain(|r| matches(r, attribute, value, case_exact));
         Ok(resources)
     }
@@ -899,8 +901,8 @@ pub fn next_start(page: &ListPage, seen: u64) -> Option<u64> {
     (got > 0 && seen + got < page.total).then_some(page.start + got)
 }
 
-/// Whether a resource's attribute equals `value` (userName is compared
-/// without case, RFC 7643 §4.1.1).
+/// Whether a resource's attribute equals `value` (`case_exact` false for
+/// userName and displayName, RFC 7643 §4.1.1 and §8.7.1).
 pub fn matches(resource: &Value, attribute: &str, value: &str, case_exact: bool) -> bool {
     let Some(found) = resource
         .as_object()
@@ -1185,7 +1187,7 @@ mod tests {
         assert!(!matches(&ana, "externalId", "e1", true));
         assert!(matches(&ana, "externalid", "E1", true));
         assert_eq!(
-            single(&[ana.clone()], "users", "externalId", "E1").unwrap(),
+            single(std::slice::from_ref(&ana), "users", "externalId", "E1").unwrap(),
             Some("1".into())
         );
         assert_eq!(single(&[], "users", "externalId", "E1").unwrap(), None);
