@@ -441,6 +441,33 @@ fn lookups_page_through_a_provider_that_ignores_filters() {
 }
 
 #[test]
+fn a_user_removed_at_the_provider_is_recreated_on_the_next_change() {
+    for patch in [true, false] {
+        let mut run = Run::new(patch);
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        // An administrator deletes Cléo at the provider.
+        run.fake
+            .with(|p| p.users.retain(|_, u| u["userName"] != "cleo"));
+        let cleo2 = "A3;cleo;Cléo;Colin;cleo@x.fr;Intern;Sales;A2;0";
+        let (code, out, err) = run.users(&[ANA, BEN, cleo2, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        let mut expected = first_directory();
+        let cleo = expected.get_mut("cleo").unwrap();
+        cleo.department = "Sales".into();
+        cleo.manager = "A2".into();
+        assert_eq!(run.fake.directory(), expected);
+        // Her new id is kept: the next change goes to it directly.
+        let posts = run.fake.hits("POST /Users");
+        let cleo3 = "A3;cleo;Cléo;Colin;cleo@y.fr;Intern;Sales;A2;0";
+        let (code, out, err) = run.users(&[ANA, BEN, cleo3, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory()["cleo"].email, "cleo@y.fr");
+        assert_eq!(run.fake.hits("POST /Users"), posts);
+    }
+}
+
+#[test]
 fn a_refused_user_is_parked_alone_and_retried_with_the_next_file() {
     let mut run = Run::new(true);
     run.fake.with(|p| p.refused_user_names = vec!["ben".into()]);

@@ -545,6 +545,24 @@ fn stamp(kind: Kind, resource: &mut Map<String, Value>, id: &str) {
     );
 }
 
+/// Bodies must come as `application/scim+json` (RFC 7644 §3.1; this fake
+/// is stricter than most and refuses plain JSON).
+fn scim_content(headers: &HeaderMap) -> Result<(), Response> {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/scim+json") {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            &format!("expected application/scim+json, got {content_type:?}"),
+        ))
+    }
+}
+
 fn parse_object(body: &str) -> Result<Map<String, Value>, Response> {
     match serde_json::from_str::<Value>(body) {
         Ok(Value::Object(object)) => Ok(object),
@@ -561,7 +579,7 @@ async fn create(kind: Kind, shared: Arc<Shared>, headers: HeaderMap, body: Strin
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let mut resource = match parse_object(&body) {
+    let mut resource = match scim_content(&headers).and_then(|()| parse_object(&body)) {
         Ok(resource) => resource,
         Err(response) => return response,
     };
@@ -607,6 +625,11 @@ async fn one(
         Ok(admitted) => admitted,
         Err(response) => return response,
     };
+    if method != Method::GET
+        && let Err(response) = scim_content(&headers)
+    {
+        return response;
+    }
     let mut provider = shared.provider.lock().unwrap();
     if method == Method::PATCH && !provider.patch_supported {
         return error(
