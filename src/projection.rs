@@ -200,7 +200,10 @@ fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
                 ("name.givenName", FirstName),
                 ("name.familyName", LastName),
                 ("name.middleName", MiddleName),
-                ("title", Title),
+                // SCIM's `title` is the job title; the canonical `title` is
+                // the civility ("Mme", "M."), SCIM's honorific prefix.
+                ("name.honorificPrefix", Title),
+                ("title", Position),
                 ("emails.work", Email),
                 ("phoneNumbers.work", Phone),
                 ("phoneNumbers.mobile", Mobile),

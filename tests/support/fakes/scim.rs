@@ -1,1 +1,856 @@
-//! A fake of the scim API: not written yet (issue 4).
+//! A fake SCIM 2.0 service provider (RFC 7643 / 7644): the bearer token,
+//! `/ServiceProviderConfig` (PATCH announced or not), `/Users` and `/Groups`
+//! with `eq` filters (userName and displayName compared without case, as the
+//! RFC's schemas say), paging (`startIndex`, `count`, capped by
+//! `max_results`), creation with 409 on a taken userName or displayName,
+//! GET/PUT/PATCH by id with 404 for unknown ids, SCIM error bodies, and the
+//! faults of [`Faults`]. It checks what a strict provider would: the schemas
+//! listed for every extension used, a manager that is a user id it holds.
+// The handlers' errors are the HTTP answers themselves.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use super::{Counter, Faults, roll, serve};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+pub struct Provider {
+    /// id → resource, as the provider holds them.
+    pub users: BTreeMap<String, Map<String, Value>>,
+    pub groups: BTreeMap<String, Map<String, Value>>,
+    /// What `/ServiceProviderConfig` announces; PATCH answers 501 without it.
+    pub patch_supported: bool,
+    /// The most resources one page holds.
+    pub max_results: usize,
+    /// Answer every filtered list with all resources (a provider that
+    /// ignores filters: clients must page and check what they get).
+    pub ignore_filter: bool,
+    pub faults: Faults,
+    /// userNames refused with a 400 (a provider's own policy).
+    pub refused_user_names: Vec<String>,
+    /// Requests per "METHOD /Resource".
+    pub hits: BTreeMap<String, u64>,
+    next_id: u64,
+}
+
+impl Provider {
+    fn new_id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}-{:04}", self.next_id)
+    }
+}
+
+/// A user as the tests compare them: the manager by its externalId (from
+/// the id the provider holds), `dangling:ID` when no user has that id.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct User {
+    pub external_id: String,
+    pub given: String,
+    pub family: String,
+    pub email: String,
+    pub title: String,
+    pub department: String,
+    pub manager: String,
+    pub active: bool,
+}
+
+pub struct Fake {
+    pub url: String,
+    pub provider: Arc<Mutex<Provider>>,
+    requests: Arc<Counter>,
+}
+
+struct Shared {
+    provider: Arc<Mutex<Provider>>,
+    requests: Arc<Counter>,
+    token: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Users,
+    Groups,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Users => "Users",
+            Kind::Groups => "Groups",
+        }
+    }
+    fn schema(self) -> &'static str {
+        match self {
+            Kind::Users => USER_SCHEMA,
+            Kind::Groups => GROUP_SCHEMA,
+        }
+    }
+    /// The attribute the provider keeps unique (compared without case).
+    fn unique(self) -> &'static str {
+        match self {
+            Kind::Users => "userName",
+            Kind::Groups => "displayName",
+        }
+    }
+    fn store(self, provider: &mut Provider) -> &mut BTreeMap<String, Map<String, Value>> {
+        match self {
+            Kind::Users => &mut provider.users,
+            Kind::Groups => &mut provider.groups,
+        }
+    }
+}
+
+impl Fake {
+    pub fn start(token: &str, patch_supported: bool) -> Fake {
+        let provider = Arc::new(Mutex::new(Provider {
+            users: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            patch_supported,
+            max_results: 50,
+            ignore_filter: false,
+            faults: Faults::default(),
+            refused_user_names: Vec::new(),
+            hits: BTreeMap::new(),
+            next_id: 0,
+        }));
+        let requests = Arc::new(Counter::default());
+        let shared = Arc::new(Shared {
+            provider: Arc::clone(&provider),
+            requests: Arc::clone(&requests),
+            token: format!("Bearer {token}"),
+        });
+        let app = Router::new()
+            .route("/ServiceProviderConfig", get(config))
+            .route("/Users", get(list_users).post(create_user))
+            .route("/Users/{id}", get(get_user).put(put_user).patch(patch_user))
+            .route("/Groups", get(list_groups).post(create_group))
+            .route(
+                "/Groups/{id}",
+                get(get_group).put(put_group).patch(patch_group),
+            )
+            .with_state(shared);
+        Fake {
+            url: serve(app),
+            provider,
+            requests,
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.get()
+    }
+
+    pub fn hits(&self, what: &str) -> u64 {
+        self.with(|p| p.hits.get(what).copied().unwrap_or(0))
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut Provider) -> T) -> T {
+        f(&mut self.provider.lock().unwrap())
+    }
+
+    /// Puts a user in the provider as an administrator would; returns its id.
+    pub fn add_user(&self, mut resource: Map<String, Value>) -> String {
+        self.with(|p| {
+            let id = p.new_id("u");
+            resource.insert("id".into(), json!(id));
+            p.users.insert(id.clone(), resource);
+            id
+        })
+    }
+
+    /// Every user by userName, with the manager wiring resolved.
+    pub fn directory(&self) -> BTreeMap<String, User> {
+        self.with(|p| {
+            let external_of: HashMap<&str, &str> = p
+                .users
+                .iter()
+                .map(|(id, u)| (id.as_str(), text(u.get("externalId"))))
+                .collect();
+            p.users
+                .values()
+                .map(|u| {
+                    let name = u.get("name");
+                    let enterprise = u.get(ENTERPRISE);
+                    let manager = enterprise
+                        .and_then(|e| e.get("manager"))
+                        .and_then(|m| m.get("value"))
+                        .and_then(Value::as_str)
+                        .map(|id| match external_of.get(id) {
+                            Some(external) => external.to_string(),
+                            None => format!("dangling:{id}"),
+                        })
+                        .unwrap_or_default();
+                    let email = u
+                        .get("emails")
+                        .and_then(Value::as_array)
+                        .and_then(|list| {
+                            list.iter()
+                                .find(|e| e.get("primary") == Some(&json!(true)))
+                                .or(list.first())
+                        })
+                        .and_then(|e| e.get("value"));
+                    (
+                        text(u.get("userName")).to_string(),
+                        User {
+                            external_id: text(u.get("externalId")).into(),
+                            given: text(name.and_then(|n| n.get("givenName"))).into(),
+                            family: text(name.and_then(|n| n.get("familyName"))).into(),
+                            email: text(email).into(),
+                            title: text(u.get("title")).into(),
+                            department: text(enterprise.and_then(|e| e.get("department"))).into(),
+                            manager,
+                            active: u.get("active") == Some(&json!(true)),
+                        },
+                    )
+                })
+                .collect()
+        })
+    }
+
+    /// Groups by externalId: (displayName, number of members).
+    pub fn group_directory(&self) -> BTreeMap<String, (String, usize)> {
+        self.with(|p| {
+            p.groups
+                .values()
+                .map(|g| {
+                    let members = g
+                        .get("members")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    (
+                        text(g.get("externalId")).to_string(),
+                        (text(g.get("displayName")).to_string(), members),
+                    )
+                })
+                .collect()
+        })
+    }
+}
+
+fn text(value: Option<&Value>) -> &str {
+    value.and_then(Value::as_str).unwrap_or("")
+}
+
+fn error(status: StatusCode, scim_type: Option<&str>, detail: &str) -> Response {
+    let mut body = json!({
+        "schemas": [ERROR_SCHEMA],
+        "status": status.as_u16().to_string(),
+        "detail": detail,
+    });
+    if let Some(kind) = scim_type {
+        body["scimType"] = json!(kind);
+    }
+    scim(status, body)
+}
+
+fn scim(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/scim+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The start of every request: numbering, authentication, injected faults.
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    what: String,
+) -> Result<(u64, Faults), Response> {
+    let n = shared.requests.next();
+    let faults = {
+        let mut provider = shared.provider.lock().unwrap();
+        *provider.hits.entry(what).or_default() += 1;
+        provider.faults.clone()
+    };
+    if faults.slow_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
+    }
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == shared.token);
+    if !authorised {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "invalid bearer token",
+        ));
+    }
+    if roll(n, faults.fail_percent, 0) {
+        return Err(match &faults.retry_after {
+            Some(after) => {
+                let mut response = error(StatusCode::TOO_MANY_REQUESTS, None, "slow down");
+                response
+                    .headers_mut()
+                    .insert("retry-after", after.parse().unwrap());
+                response
+            }
+            None => error(StatusCode::SERVICE_UNAVAILABLE, None, "maintenance"),
+        });
+    }
+    Ok((n, faults))
+}
+
+/// The reply, or a body cut short when the malformed fault strikes (the
+/// work is done either way).
+fn reply(n: u64, faults: &Faults, status: StatusCode, body: Value) -> Response {
+    if roll(n, faults.malformed_percent, 17) {
+        return (status, "{\"id\":").into_response();
+    }
+    scim(status, body)
+}
+
+async fn config(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let (n, faults) = match admit(&shared, &headers, "GET /ServiceProviderConfig".into()).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let (patch, max) = shared
+        .provider
+        .lock()
+        .map(|p| (p.patch_supported, p.max_results))
+        .unwrap();
+    reply(
+        n,
+        &faults,
+        StatusCode::OK,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": patch},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": max},
+            "changePassword": {"supported": false},
+            "sort": {"supported": false},
+            "etag": {"supported": false},
+            "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token",
+                "description": "Authentication scheme using the OAuth Bearer Token Standard"}],
+        }),
+    )
+}
+
+/// The value of an attribute, its name compared without case.
+fn attribute<'a>(resource: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    resource
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// `attribute eq "value"`, the only filter this fake reads.
+fn parse_filter(filter: &str) -> Option<(String, String)> {
+    let mut parts = filter.trim().splitn(3, ' ');
+    let name = parts.next()?.to_string();
+    if !parts.next()?.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    let value: String = serde_json::from_str(parts.next()?.trim()).ok()?;
+    Some((name, value))
+}
+
+fn case_exact(kind: Kind, name: &str) -> bool {
+    !name.eq_ignore_ascii_case(kind.unique())
+}
+
+fn equals(kind: Kind, resource: &Map<String, Value>, name: &str, value: &str) -> bool {
+    let Some(found) = attribute(resource, name).and_then(Value::as_str) else {
+        return false;
+    };
+    if case_exact(kind, name) {
+        found == value
+    } else {
+        found.to_lowercase() == value.to_lowercase()
+    }
+}
+
+async fn list(
+    kind: Kind,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+) -> Response {
+    let (n, faults) = match admit(&shared, &headers, format!("GET /{}", kind.name())).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let mut filter = match query.get("filter") {
+        None => None,
+        Some(text) => match parse_filter(text) {
+            Some(filter) => Some(filter),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some("invalidFilter"),
+                    &format!("cannot read the filter {text:?}"),
+                );
+            }
+        },
+    };
+    let number = |name: &str| query.get(name).and_then(|v| v.parse::<i64>().ok());
+    let start = number("startIndex").unwrap_or(1).max(1) as usize;
+    let mut provider = shared.provider.lock().unwrap();
+    let max = provider.max_results;
+    if provider.ignore_filter {
+        filter = None;
+    }
+    let count = number("count").map_or(max, |c| (c.max(0) as usize).min(max));
+    let found: Vec<Value> = kind
+        .store(&mut provider)
+        .values()
+        .filter(|r| match &filter {
+            None => true,
+            Some((name, value)) => equals(kind, r, name, value),
+        })
+        .map(|r| Value::Object(r.clone()))
+        .collect();
+    let page: Vec<Value> = found.iter().skip(start - 1).take(count).cloned().collect();
+    reply(
+        n,
+        &faults,
+        StatusCode::OK,
+        json!({
+            "schemas": [LIST_SCHEMA],
+            "totalResults": found.len(),
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }),
+    )
+}
+
+async fn list_users(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list(Kind::Users, shared, headers, query).await
+}
+
+async fn list_groups(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list(Kind::Groups, shared, headers, query).await
+}
+
+/// What a strict provider checks of a resource about to be stored.
+fn validate(
+    kind: Kind,
+    provider: &Provider,
+    resource: &Map<String, Value>,
+    own_id: Option<&str>,
+) -> Result<(), Response> {
+    let schemas: Vec<&str> = resource
+        .get("schemas")
+        .and_then(Value::as_array)
+        .map(|list| list.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !schemas.contains(&kind.schema()) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            &format!("schemas must list {}", kind.schema()),
+        ));
+    }
+    for key in resource.keys().filter(|k| k.starts_with("urn:")) {
+        if !schemas.contains(&key.as_str()) {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidSyntax"),
+                &format!("the extension {key} is not listed in schemas"),
+            ));
+        }
+    }
+    let unique = kind.unique();
+    let Some(value) = resource
+        .get(unique)
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+    else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+            &format!("{unique} is required"),
+        ));
+    };
+    if kind == Kind::Users
+        && provider
+            .refused_user_names
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(value))
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidValue"),
+            &format!("userName {value} is reserved by policy"),
+        ));
+    }
+    let others = match kind {
+        Kind::Users => &provider.users,
+        Kind::Groups => &provider.groups,
+    };
+    if others
+        .iter()
+        .any(|(id, other)| Some(id.as_str()) != own_id && equals(kind, other, unique, value))
+    {
+        return Err(error(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            &format!("{unique} {value} is already taken"),
+        ));
+    }
+    if kind == Kind::Users
+        && let Some(manager) = resource.get(ENTERPRISE).and_then(|e| e.get("manager"))
+    {
+        let known = manager
+            .get("value")
+            .and_then(Value::as_str)
+            .is_some_and(|id| provider.users.contains_key(id));
+        if !known {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidValue"),
+                &format!("manager {manager} is not a user of this provider"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn stamp(kind: Kind, resource: &mut Map<String, Value>, id: &str) {
+    resource.insert("id".into(), json!(id));
+    resource.insert(
+        "meta".into(),
+        json!({
+            "resourceType": if kind == Kind::Users { "User" } else { "Group" },
+            "location": format!("/{}/{id}", kind.name()),
+        }),
+    );
+}
+
+/// Bodies must come as `application/scim+json` (RFC 7644 §3.1; this fake
+/// is stricter than most and refuses plain JSON).
+fn scim_content(headers: &HeaderMap) -> Result<(), Response> {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/scim+json") {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            &format!("expected application/scim+json, got {content_type:?}"),
+        ))
+    }
+}
+
+fn parse_object(body: &str) -> Result<Map<String, Value>, Response> {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            "the body is not a JSON object",
+        )),
+    }
+}
+
+async fn create(kind: Kind, shared: Arc<Shared>, headers: HeaderMap, body: String) -> Response {
+    let (n, faults) = match admit(&shared, &headers, format!("POST /{}", kind.name())).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let mut resource = match scim_content(&headers).and_then(|()| parse_object(&body)) {
+        Ok(resource) => resource,
+        Err(response) => return response,
+    };
+    resource.remove("id");
+    resource.remove("meta");
+    let mut provider = shared.provider.lock().unwrap();
+    if let Err(response) = validate(kind, &provider, &resource, None) {
+        return response;
+    }
+    let id = provider.new_id(if kind == Kind::Users { "u" } else { "g" });
+    stamp(kind, &mut resource, &id);
+    kind.store(&mut provider).insert(id, resource.clone());
+    reply(n, &faults, StatusCode::CREATED, Value::Object(resource))
+}
+
+async fn create_user(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    create(Kind::Users, shared, headers, body).await
+}
+
+async fn create_group(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    create(Kind::Groups, shared, headers, body).await
+}
+
+/// GET, PUT and PATCH of one resource.
+async fn one(
+    kind: Kind,
+    method: Method,
+    shared: Arc<Shared>,
+    headers: HeaderMap,
+    id: String,
+    body: String,
+) -> Response {
+    let what = format!("{method} /{}", kind.name());
+    let (n, faults) = match admit(&shared, &headers, what).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    if method != Method::GET
+        && let Err(response) = scim_content(&headers)
+    {
+        return response;
+    }
+    let mut provider = shared.provider.lock().unwrap();
+    if method == Method::PATCH && !provider.patch_supported {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            None,
+            "PATCH is not supported by this provider",
+        );
+    }
+    let Some(current) = kind.store(&mut provider).get(&id).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            None,
+            &format!("Resource {id} not found"),
+        );
+    };
+    let mut updated = match method {
+        Method::GET => return reply(n, &faults, StatusCode::OK, Value::Object(current)),
+        Method::PUT => match parse_object(&body) {
+            Ok(resource) => resource,
+            Err(response) => return response,
+        },
+        _ => match patched(current, &body) {
+            Ok(resource) => resource,
+            Err(response) => return response,
+        },
+    };
+    updated.remove("meta");
+    if let Err(response) = validate(kind, &provider, &updated, Some(&id)) {
+        return response;
+    }
+    stamp(kind, &mut updated, &id);
+    kind.store(&mut provider).insert(id, updated.clone());
+    reply(n, &faults, StatusCode::OK, Value::Object(updated))
+}
+
+/// Applies a PatchOp body (RFC 7644 §3.5.2) to a copy of the resource.
+fn patched(mut resource: Map<String, Value>, body: &str) -> Result<Map<String, Value>, Response> {
+    let request = parse_object(body)?;
+    let listed = request
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|v| v == PATCH_SCHEMA));
+    let operations = request.get("Operations").and_then(Value::as_array);
+    let (true, Some(operations)) = (listed, operations) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            "a PatchOp with Operations is expected",
+        ));
+    };
+    for operation in operations {
+        let op = text(operation.get("op")).to_ascii_lowercase();
+        let path = operation.get("path").and_then(Value::as_str);
+        let value = operation.get("value");
+        apply(&mut resource, &op, path, value)?;
+    }
+    Ok(resource)
+}
+
+fn invalid_path(path: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        Some("invalidPath"),
+        &format!("cannot use the path {path:?}"),
+    )
+}
+
+/// The key of an attribute in an object, matched without case.
+fn key_of(object: &Map<String, Value>, name: &str) -> String {
+    object
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn list_schema(resource: &mut Map<String, Value>, urn: &str) {
+    if let Some(Value::Array(schemas)) = resource.get_mut("schemas")
+        && !schemas.iter().any(|s| s == urn)
+    {
+        schemas.push(json!(urn));
+    }
+}
+
+fn unlist_schema(resource: &mut Map<String, Value>, urn: &str) {
+    if let Some(Value::Array(schemas)) = resource.get_mut("schemas") {
+        schemas.retain(|s| s != urn);
+    }
+}
+
+fn apply(
+    resource: &mut Map<String, Value>,
+    op: &str,
+    path: Option<&str>,
+    value: Option<&Value>,
+) -> Result<(), Response> {
+    let Some(path) = path else {
+        // No path: the value is a set of attributes to add or replace.
+        let (Some(Value::Object(attributes)), "add" | "replace") = (value, op) else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                Some("noTarget"),
+                "an operation without path needs add/replace and an object value",
+            ));
+        };
+        for (name, value) in attributes {
+            if name.starts_with("urn:")
+                && let Value::Object(inner) = value
+            {
+                for (sub, v) in inner {
+                    apply(resource, op, Some(&format!("{name}:{sub}")), Some(v))?;
+                }
+            } else {
+                apply(resource, op, Some(name), Some(value))?;
+            }
+        }
+        return Ok(());
+    };
+    if path.contains('[') {
+        return Err(invalid_path(path));
+    }
+    let (extension, rest) = match path.rsplit_once(':') {
+        Some((urn, rest)) if path.starts_with("urn:") => {
+            if urn.eq_ignore_ascii_case(USER_SCHEMA) || urn.eq_ignore_ascii_case(GROUP_SCHEMA) {
+                (None, rest)
+            } else {
+                (Some(urn.to_string()), rest)
+            }
+        }
+        _ => (None, path),
+    };
+    let (name, sub) = match rest.split_once('.') {
+        Some((name, sub)) => (name, Some(sub)),
+        None => (rest, None),
+    };
+    if name.is_empty() || sub.is_some_and(str::is_empty) {
+        return Err(invalid_path(path));
+    }
+    if let Some(urn) = &extension
+        && op != "remove"
+    {
+        list_schema(resource, urn);
+        resource
+            .entry(urn.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    let container = match &extension {
+        None => &mut *resource,
+        Some(urn) => match resource.get_mut(urn) {
+            Some(Value::Object(inner)) => inner,
+            // Removing from an extension the resource does not have.
+            _ => return Ok(()),
+        },
+    };
+    let key = key_of(container, name);
+    match (op, sub, value) {
+        ("add" | "replace", None, Some(value)) => match (op, container.get_mut(&key), value) {
+            ("add", Some(Value::Array(existing)), Value::Array(more)) => {
+                existing.extend(more.iter().cloned())
+            }
+            _ => {
+                container.insert(key, value.clone());
+            }
+        },
+        ("add" | "replace", Some(sub), Some(value)) => {
+            let entry = container
+                .entry(key)
+                .or_insert_with(|| Value::Object(Map::new()));
+            let Value::Object(complex) = entry else {
+                return Err(invalid_path(path));
+            };
+            let sub_key = key_of(complex, sub);
+            complex.insert(sub_key, value.clone());
+        }
+        ("remove", None, _) => {
+            container.remove(&key);
+        }
+        ("remove", Some(sub), _) => {
+            if let Some(Value::Object(complex)) = container.get_mut(&key) {
+                let sub_key = key_of(complex, sub);
+                complex.remove(&sub_key);
+                if complex.is_empty() {
+                    container.remove(&key);
+                }
+            }
+        }
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidSyntax"),
+                &format!("cannot apply op {op:?} to {path:?}"),
+            ));
+        }
+    }
+    if let Some(urn) = &extension
+        && resource
+            .get(urn)
+            .is_some_and(|e| e.as_object().is_some_and(Map::is_empty))
+    {
+        resource.remove(urn);
+        unlist_schema(resource, urn);
+    }
+    Ok(())
+}
+
+macro_rules! one_handler {
+    ($name:ident, $kind:expr, $method:expr) => {
+        async fn $name(
+            State(shared): State<Arc<Shared>>,
+            headers: HeaderMap,
+            Path(id): Path<String>,
+            body: String,
+        ) -> Response {
+            one($kind, $method, shared, headers, id, body).await
+        }
+    };
+}
+
+one_handler!(get_user, Kind::Users, Method::GET);
+one_handler!(put_user, Kind::Users, Method::PUT);
+one_handler!(patch_user, Kind::Users, Method::PATCH);
+one_handler!(get_group, Kind::Groups, Method::GET);
+one_handler!(put_group, Kind::Groups, Method::PUT);
+one_handler!(patch_group, Kind::Groups, Method::PATCH);

@@ -1,0 +1,559 @@
+//! `rostersync sync` end to end against the stateful SCIM 2.0 fake, through
+//! the real binary, with PATCH announced and without: the provider's users
+//! (manager ids wired to the right people) and groups after each file, a
+//! user already at the provider adopted on 409, transient faults, a refused
+//! user parked alone, a manager missing everywhere, and no token in logs.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::json;
+use support::fakes::scim::{Fake, User};
+
+const TOKEN: &str = "scim-s3cr3t-t0ken-77";
+
+fn config(url: &str) -> String {
+    format!(
+        r#"
+[daemon]
+state_dir = "state"
+log_dir = "log"
+
+[safety]
+max_block_percent = 50.0
+max_shrink_percent = 50.0
+
+[[source]]
+name = "users"
+kind = "users"
+inbox = "inbox"
+format = "collaborator"
+targets = ["idp"]
+
+[[source]]
+name = "orgs"
+kind = "orgs"
+inbox = "orgs"
+format = "collaborator"
+targets = ["idp"]
+
+[[target]]
+name = "idp"
+kind = "scim"
+url = "{url}"
+token_env = "IDP_TOKEN"
+timeout = "2s"
+retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
+"#
+    )
+}
+
+const USERS_HEADER: &str =
+    "uid;login;firstname;secondname;email;position;department;manager_uid;status";
+
+struct Run {
+    dir: tempfile::TempDir,
+    fake: Fake,
+    files: u32,
+}
+
+impl Run {
+    fn new(patch: bool) -> Run {
+        let fake = Fake::start(TOKEN, patch);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config(&fake.url)).unwrap();
+        std::fs::create_dir(dir.path().join("inbox")).unwrap();
+        std::fs::create_dir(dir.path().join("orgs")).unwrap();
+        Run {
+            dir,
+            fake,
+            files: 0,
+        }
+    }
+
+    /// Drops a users file and syncs it; returns (exit code, stdout, stderr).
+    fn users(&mut self, rows: &[&str]) -> (i32, String, String) {
+        self.file("inbox", USERS_HEADER, rows)
+    }
+
+    fn orgs(&mut self, rows: &[&str]) -> (i32, String, String) {
+        self.file("orgs", "uid;parent_uid;title", rows)
+    }
+
+    fn file(&mut self, inbox: &str, header: &str, rows: &[&str]) -> (i32, String, String) {
+        self.files += 1;
+        let mut text = format!("{header}\n");
+        for row in rows {
+            text.push_str(row);
+            text.push('\n');
+        }
+        let path = self
+            .dir
+            .path()
+            .join(format!("{inbox}/file{}.csv", self.files));
+        std::fs::write(&path, text).unwrap();
+        sync(self.dir.path(), &path, TOKEN)
+    }
+}
+
+/// Runs the binary at trace level and checks the token never shows.
+fn sync(dir: &Path, file: &Path, token: &str) -> (i32, String, String) {
+    let output = Command::cargo_bin("rostersync")
+        .unwrap()
+        .current_dir(dir)
+        .env("IDP_TOKEN", token)
+        .env("ROSTERSYNC_LOG", "trace")
+        .args(["sync", "-c", "config.toml"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        !out.contains(token) && !err.contains(token),
+        "the token leaked into the output"
+    );
+    (output.status.code().unwrap(), out, err)
+}
+
+/// (userName, externalId, given, family, email, title, department, manager's externalId, active)
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    bool,
+);
+
+fn directory(rows: &[Row]) -> BTreeMap<String, User> {
+    rows.iter()
+        .map(
+            |&(login, external, given, family, email, title, department, manager, active)| {
+                (
+                    login.to_string(),
+                    User {
+                        external_id: external.into(),
+                        given: given.into(),
+                        family: family.into(),
+                        email: email.into(),
+                        title: title.into(),
+                        department: department.into(),
+                        manager: manager.into(),
+                        active,
+                    },
+                )
+            },
+        )
+        .collect()
+}
+
+// Reports sort before their managers: without dependency order in the push
+// engine, they are sent first and must wait for them.
+const MARA: &str = "M1;mara;Mara;Moreau;mara@x.fr;CEO;Direction;;0";
+const ANA: &str = "A1;ana;Ana;Alves;ana@x.fr;Engineer;R&D;M1;0";
+const BEN: &str = "A2;ben;Ben;Blanc;ben@x.fr;Sales rep;Sales;M1;0";
+const CLEO: &str = "A3;cleo;Cléo;Colin;cleo@x.fr;Intern;R&D;A1;0";
+
+fn first_directory() -> BTreeMap<String, User> {
+    directory(&[
+        (
+            "mara",
+            "M1",
+            "Mara",
+            "Moreau",
+            "mara@x.fr",
+            "CEO",
+            "Direction",
+            "",
+            true,
+        ),
+        (
+            "ana", "A1", "Ana", "Alves", "ana@x.fr", "Engineer", "R&D", "M1", true,
+        ),
+        (
+            "ben",
+            "A2",
+            "Ben",
+            "Blanc",
+            "ben@x.fr",
+            "Sales rep",
+            "Sales",
+            "M1",
+            true,
+        ),
+        (
+            "cleo",
+            "A3",
+            "Cléo",
+            "Colin",
+            "cleo@x.fr",
+            "Intern",
+            "R&D",
+            "A1",
+            true,
+        ),
+    ])
+}
+
+/// The whole life of a small directory: import, update, block, move,
+/// nothing new, unblock, a manager removed; and organisations as groups.
+fn lifecycle(patch: bool) {
+    let mut run = Run::new(patch);
+
+    let (code, out, err) = run.orgs(&["O1;;Direction", "O2;O1;R&D", "O3;O1;Sales"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let groups = |list: &[(&str, &str)]| -> BTreeMap<String, (String, usize)> {
+        list.iter()
+            .map(|(e, n)| (e.to_string(), (n.to_string(), 0)))
+            .collect()
+    };
+    assert_eq!(
+        run.fake.group_directory(),
+        groups(&[("O1", "Direction"), ("O2", "R&D"), ("O3", "Sales")])
+    );
+
+    let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory(), first_directory());
+
+    // Ana changes e-mail and title; Cléo moves to Sales under Ben; Ben's
+    // status says dismissed.
+    let ana2 = "A1;ana;Ana;Alves;anna@x.fr;Lead engineer;R&D;M1;0";
+    let ben_gone = "A2;ben;Ben;Blanc;ben@x.fr;Sales rep;Sales;M1;1";
+    let cleo2 = "A3;cleo;Cléo;Colin;cleo@x.fr;Intern;Sales;A2;0";
+    let (code, out, err) = run.users(&[ana2, ben_gone, cleo2, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("target idp: 0 create, 2 update, 1 block, 0 unblock"),
+        "{out}"
+    );
+    let mut expected = first_directory();
+    let ana = expected.get_mut("ana").unwrap();
+    ana.email = "anna@x.fr".into();
+    ana.title = "Lead engineer".into();
+    expected.get_mut("ben").unwrap().active = false;
+    let cleo = expected.get_mut("cleo").unwrap();
+    cleo.department = "Sales".into();
+    cleo.manager = "A2".into();
+    assert_eq!(run.fake.directory(), expected);
+
+    // The same content in another order: not one request.
+    let requests = run.fake.requests();
+    let (code, out, _) = run.users(&[MARA, cleo2, ben_gone, ana2]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(run.fake.requests(), requests, "{out}");
+
+    // Ben comes back; Cléo loses her manager.
+    let cleo3 = "A3;cleo;Cléo;Colin;cleo@x.fr;Intern;Sales;;0";
+    let (code, out, err) = run.users(&[ana2, BEN, cleo3, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("target idp: 0 create, 1 update, 0 block, 1 unblock"),
+        "{out}"
+    );
+    expected.get_mut("ben").unwrap().active = true;
+    expected.get_mut("cleo").unwrap().manager = String::new();
+    assert_eq!(run.fake.directory(), expected);
+
+    // Groups: one renamed, one gone from the file (left in place: SCIM
+    // groups have no active state), and with members that must survive.
+    run.fake.with(|p| {
+        for group in p.groups.values_mut() {
+            group.insert("members".into(), json!([{"value": "u-0001"}]));
+        }
+    });
+    let (code, out, err) = run.orgs(&["O1;;Direction", "O2;O1;Research"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("target idp: 0 create, 1 update, 1 block, 0 unblock"),
+        "{out}"
+    );
+    assert_eq!(
+        run.fake.group_directory(),
+        BTreeMap::from([
+            ("O1".to_string(), ("Direction".to_string(), 1)),
+            ("O2".to_string(), ("Research".to_string(), 1)),
+            ("O3".to_string(), ("Sales".to_string(), 1)),
+        ])
+    );
+
+    // PATCH where the provider announces it, PUT otherwise.
+    let (patches, puts) = (
+        run.fake.hits("PATCH /Users") + run.fake.hits("PATCH /Groups"),
+        run.fake.hits("PUT /Users") + run.fake.hits("PUT /Groups"),
+    );
+    if patch {
+        assert!(patches >= 4 && puts == 0, "{patches} PATCH, {puts} PUT");
+    } else {
+        assert!(patches == 0 && puts >= 4, "{patches} PATCH, {puts} PUT");
+    }
+    // The provider's configuration was read once per run at most.
+    assert!(run.fake.hits("GET /ServiceProviderConfig") <= 4);
+}
+
+#[test]
+fn the_provider_ends_up_holding_exactly_what_hr_says_with_patch() {
+    lifecycle(true);
+}
+
+#[test]
+fn the_provider_ends_up_holding_exactly_what_hr_says_with_put_only() {
+    lifecycle(false);
+}
+
+#[test]
+fn a_user_already_at_the_provider_is_adopted_not_duplicated() {
+    for patch in [true, false] {
+        let mut run = Run::new(patch);
+        // Made by hand at the provider, same login in capitals, no externalId.
+        run.fake.add_user(
+            json!({"schemas": [support::fakes::scim::USER_SCHEMA], "userName": "ANA",
+                   "name": {"givenName": "A."}, "active": false})
+            .as_object()
+            .unwrap()
+            .clone(),
+        );
+        // A group of the same name, too.
+        run.fake.with(|p| {
+            p.groups.insert(
+                "g-manual".into(),
+                json!({"schemas": [support::fakes::scim::GROUP_SCHEMA], "id": "g-manual",
+                       "displayName": "direction", "members": [{"value": "x"}]})
+                .as_object()
+                .unwrap()
+                .clone(),
+            );
+        });
+        let (code, out, err) = run.orgs(&["O1;;Direction"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            run.fake.group_directory(),
+            BTreeMap::from([("O1".to_string(), ("Direction".to_string(), 1))])
+        );
+
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory(), first_directory());
+        assert_eq!(run.fake.hits("POST /Users"), 4, "one 409, three created");
+
+        // The adopted user is then updated like any other.
+        let (code, out, err) = run.users(&[
+            "A1;ana;Ana;Alves;ana@y.fr;Engineer;R&D;M1;0",
+            BEN,
+            CLEO,
+            MARA,
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory()["ana"].email, "ana@y.fr");
+        assert_eq!(run.fake.directory().len(), 4);
+    }
+}
+
+#[test]
+fn a_login_held_by_another_person_is_not_taken_over() {
+    let mut run = Run::new(true);
+    run.fake.add_user(
+        json!({"schemas": [support::fakes::scim::USER_SCHEMA], "userName": "ben",
+               "externalId": "X99", "active": true})
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    let (code, out, _) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "userName \"ben\" is held at the provider by another person (externalId \"X99\")"
+        ),
+        "{out}"
+    );
+    assert_eq!(run.fake.directory()["ben"].external_id, "X99");
+    assert_eq!(run.fake.directory().len(), 4);
+}
+
+#[test]
+fn thirty_percent_of_transient_failures_change_nothing_in_the_end() {
+    for patch in [true, false] {
+        let mut run = Run::new(patch);
+        run.fake.with(|p| {
+            p.faults.fail_percent = 30;
+            p.faults.malformed_percent = 10;
+        });
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory(), first_directory(), "{err}");
+        assert!(
+            err.contains("retrying after a transient failure"),
+            "no failure was injected?"
+        );
+
+        // 429s with Retry-After this time, on a file that moves people.
+        run.fake.with(|p| {
+            p.faults.malformed_percent = 0;
+            p.faults.retry_after = Some("0".into());
+        });
+        let cleo2 = "A3;cleo;Cléo;Colin;cleo@x.fr;Intern;Sales;A2;0";
+        let ben_gone = "A2;ben;Ben;Blanc;ben@x.fr;Sales rep;Sales;M1;1";
+        let (code, out, err) = run.users(&[ANA, ben_gone, cleo2, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        let mut expected = first_directory();
+        expected.get_mut("ben").unwrap().active = false;
+        let cleo = expected.get_mut("cleo").unwrap();
+        cleo.department = "Sales".into();
+        cleo.manager = "A2".into();
+        assert_eq!(run.fake.directory(), expected);
+    }
+}
+
+#[test]
+fn lookups_page_through_a_provider_that_ignores_filters() {
+    let mut run = Run::new(true);
+    let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The store is lost: every user is created again, refused as a
+    // duplicate, and looked up, from a provider that answers filters with
+    // all its users, one per page.
+    run.fake.with(|p| {
+        p.max_results = 1;
+        p.ignore_filter = true;
+    });
+    std::fs::remove_dir_all(run.dir.path().join("state")).unwrap();
+    let gets = run.fake.hits("GET /Users");
+    let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory(), first_directory());
+    assert!(
+        run.fake.hits("GET /Users") - gets >= 4 * 4,
+        "each lookup reads four pages"
+    );
+    // Ben moves: the new manager is found among all users too.
+    let ben2 = "A2;ben;Ben;Blanc;ben@x.fr;Sales rep;Sales;A1;0";
+    let (code, out, err) = run.users(&[ANA, ben2, CLEO, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory()["ben"].manager, "A1");
+}
+
+#[test]
+fn a_user_removed_at_the_provider_is_recreated_on_the_next_change() {
+    for patch in [true, false] {
+        let mut run = Run::new(patch);
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        // An administrator deletes Cléo at the provider.
+        run.fake
+            .with(|p| p.users.retain(|_, u| u["userName"] != "cleo"));
+        let cleo2 = "A3;cleo;Cléo;Colin;cleo@x.fr;Intern;Sales;A2;0";
+        let (code, out, err) = run.users(&[ANA, BEN, cleo2, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        let mut expected = first_directory();
+        let cleo = expected.get_mut("cleo").unwrap();
+        cleo.department = "Sales".into();
+        cleo.manager = "A2".into();
+        assert_eq!(run.fake.directory(), expected);
+        // Her new id is kept: the next change goes to it directly.
+        let posts = run.fake.hits("POST /Users");
+        let cleo3 = "A3;cleo;Cléo;Colin;cleo@y.fr;Intern;Sales;A2;0";
+        let (code, out, err) = run.users(&[ANA, BEN, cleo3, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory()["cleo"].email, "cleo@y.fr");
+        assert_eq!(run.fake.hits("POST /Users"), posts);
+    }
+}
+
+#[test]
+fn a_refused_user_is_parked_alone_and_retried_with_the_next_file() {
+    let mut run = Run::new(true);
+    run.fake.with(|p| p.refused_user_names = vec!["ben".into()]);
+    let (code, out, _) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 parked"), "{out}");
+    assert!(
+        out.contains("POST /Users: HTTP 400: userName ben is reserved by policy (invalidValue)"),
+        "{out}"
+    );
+    let mut expected = first_directory();
+    expected.remove("ben");
+    assert_eq!(run.fake.directory(), expected);
+
+    // The provider's administrator lifts the rule; the next file retries Ben.
+    run.fake.with(|p| p.refused_user_names.clear());
+    let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA, "A4;dan;Dan;Dias;dan@x.fr;;;;0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut expected = first_directory();
+    expected.insert(
+        "dan".into(),
+        User {
+            external_id: "A4".into(),
+            given: "Dan".into(),
+            family: "Dias".into(),
+            email: "dan@x.fr".into(),
+            active: true,
+            ..User::default()
+        },
+    );
+    assert_eq!(run.fake.directory(), expected);
+}
+
+#[test]
+fn a_manager_missing_everywhere_parks_the_report_with_the_reason() {
+    let mut run = Run::new(true);
+    let (code, out, _) = run.users(&[MARA, "A5;eve;Eve;Eyre;eve@x.fr;;;Z9;0"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("manager \"Z9\" is neither at the provider nor among the records sent"),
+        "{out}"
+    );
+    assert_eq!(run.fake.directory().keys().collect::<Vec<_>>(), ["mara"]);
+}
+
+#[test]
+fn a_wrong_token_is_refused_without_showing_the_token() {
+    let run = Run::new(true);
+    let file = run.dir.path().join("inbox/u.csv");
+    std::fs::write(&file, format!("{USERS_HEADER}\n{MARA}\n")).unwrap();
+    let (code, out, err) = sync(run.dir.path(), &file, "wrong-token-value");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("HTTP 401"), "{out}");
+    assert!(run.fake.directory().is_empty());
+}
+
+#[test]
+fn check_reads_the_configuration_and_tries_the_token() {
+    let fake = Fake::start(TOKEN, false);
+    let dir = tempfile::tempdir().unwrap();
+    for inbox in ["inbox", "orgs"] {
+        std::fs::create_dir(dir.path().join(inbox)).unwrap();
+    }
+    let checked = |token: &str| {
+        let path = dir.path().join("token");
+        std::fs::write(&path, token).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let text = config(&fake.url).replace(
+            "token_env = \"IDP_TOKEN\"",
+            &format!("token_file = {:?}", path.display().to_string()),
+        );
+        let config =
+            rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
+                .unwrap();
+        let connector = rostersync::connectors::Connector::from_config(&config.targets[0]).unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(connector.check())
+    };
+    assert_eq!(checked(TOKEN), Ok(()));
+    assert_eq!(fake.hits("GET /ServiceProviderConfig"), 1);
+    assert_eq!(fake.hits("GET /Users"), 1);
+    let refused = checked("nope").unwrap_err();
+    assert!(
+        refused.contains("the token was refused (HTTP 401)"),
+        "{refused}"
+    );
+}
