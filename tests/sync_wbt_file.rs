@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use rostersync::ingest::record::{Field, RecordKind};
-use rostersync::ingest::{SourceSpec, ingest};
+use rostersync::ingest::{Mode, SourceSpec, ingest};
 
 const CONFIG: &str = r#"
 [daemon]
@@ -96,8 +96,25 @@ impl Setup {
                 RecordKind::Users
             };
             let bytes = std::fs::read(&file).unwrap();
-            let outcome = ingest(&bytes, &SourceSpec::wbt(kind));
+            // WBT imports files one after another: a parent may come from an
+            // earlier file, so each is read as a delta and checked against
+            // what was imported before it.
+            let mut spec = SourceSpec::wbt(kind);
+            spec.mode = Mode::Delta;
+            let outcome = ingest(&bytes, &spec);
             assert!(outcome.accepted(), "{name}: {:?}", outcome.problems);
+            if kind == RecordKind::Orgs {
+                for r in &outcome.records {
+                    let parent = r.get(Field::ParentExtId).unwrap_or("");
+                    let known = parent.is_empty()
+                        || self.orgs.contains_key(parent)
+                        || outcome
+                            .records
+                            .iter()
+                            .any(|o| o.get(Field::ExtId) == Some(parent));
+                    assert!(known, "{name}: parent {parent} not imported yet");
+                }
+            }
             for r in &outcome.records {
                 let get = |f| r.get(f).unwrap_or("").to_string();
                 match kind {

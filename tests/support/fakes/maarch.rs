@@ -195,17 +195,6 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "errors": message }))).into_response()
 }
 
-/// Request numbers mixed (splitmix64's finaliser) before `roll`: `roll` on
-/// consecutive numbers is nearly periodic (about every 5th request), and a
-/// user takes about 5 requests here, so the same step of the same user
-/// would fail on every retry.
-fn mixed(n: u64) -> u64 {
-    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) >> 16
-}
-
 /// The start of every request: numbering, the route's count, slowness,
 /// Basic authentication and injected failures.
 async fn admit(
@@ -213,7 +202,7 @@ async fn admit(
     headers: &HeaderMap,
     route: &str,
 ) -> Result<(u64, Faults), Response> {
-    let n = mixed(shared.requests.next());
+    let n = shared.requests.next();
     let faults = {
         let mut courrier = shared.courrier.lock().unwrap();
         *courrier.hits.entry(route.to_string()).or_default() += 1;

@@ -27,9 +27,18 @@ pub struct Faults {
     pub slow_ms: u64,
 }
 
-/// Whether request `n` gets a fault of `percent`.
+/// Whether request `n` gets a fault of `percent`: splitmix64's finaliser, so
+/// that consecutive requests are independent draws (a plain multiplicative
+/// hash repeats about every 5th request, and a record that takes 5 requests
+/// would then fail at the same step on every retry).
 pub fn roll(n: u64, percent: u64, salt: u64) -> bool {
-    percent > 0 && (n.wrapping_add(salt).wrapping_mul(2_654_435_761) >> 7) % 100 < percent
+    let mut z = n
+        .wrapping_add(salt.wrapping_mul(0x2545_F491_4F6C_DD1D))
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    percent > 0 && z % 100 < percent
 }
 
 /// Numbers requests.

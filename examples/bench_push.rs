@@ -1,0 +1,159 @@
+//! The push benchmark (issue 4): N changes queued in a real sled store, then
+//! drained to a stateful fake that adds a fixed latency to every request.
+//! The measured step is `push::drain` alone (requests, replies, store
+//! acknowledgements); the bound it is compared with counts only the latency:
+//! batches × latency for a batch API, N × latency / concurrency for an API
+//! that takes one record per request.
+//!
+//! ```text
+//! bench_push KIND [CHANGES] [LATENCY_MS]
+//!   KIND: collaborator (batches of 500) | collaborator-single (one per request,
+//!         concurrency 16) | maarch | scim (one per request, concurrency 16)
+//! ```
+//!
+//! `scripts/bench-push.sh` runs every kind.
+
+#[path = "../tests/support/fakes/mod.rs"]
+#[allow(dead_code, clippy::all)]
+mod fakes;
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rostersync::config::{self, CheckLevel};
+use rostersync::ingest::{self, SourceSpec};
+use rostersync::plan::{FileInfo, PlanOptions, SourceInfo, TargetInfo, plan_file};
+use rostersync::push::{self, PushTarget};
+use rostersync::store::Store;
+
+const TOKEN: &str = "bench-token";
+
+/// A running fake and the target section that points at it.
+struct Setup {
+    target: String,
+    /// Requests the fake has answered so far.
+    requests: Box<dyn Fn() -> u64>,
+    /// Records per request, and requests in flight at once.
+    batch: usize,
+    concurrency: usize,
+    _keep: Box<dyn std::any::Any>,
+}
+
+fn setup(kind: &str, latency_ms: u64) -> Setup {
+    match kind {
+        "collaborator" | "collaborator-single" => {
+            let fake = fakes::collaborator::Fake::start(TOKEN);
+            fake.with(|p| p.faults.slow_ms = latency_ms);
+            let (batch, concurrency) = if kind == "collaborator" {
+                (500, 1)
+            } else {
+                (1, 16)
+            };
+            let target = format!(
+                "kind = \"collaborator\"\nurl = \"{}\"\ntoken_file = \"token\"\nbatch_size = {batch}\nconcurrency = {concurrency}\n",
+                fake.url
+            );
+            let fake = Arc::new(fake);
+            let counter = Arc::clone(&fake);
+            Setup {
+                target,
+                requests: Box::new(move || counter.requests()),
+                batch,
+                concurrency,
+                _keep: Box::new(fake),
+            }
+        }
+        other => panic!("unknown kind {other:?}"),
+    }
+}
+
+fn users_file(count: usize) -> String {
+    let mut text = String::from("user_extid;user_lname;user_fname;user_login;user_email\n");
+    for i in 0..count {
+        text.push_str(&format!(
+            "E{i:06};Nom{i};Prénom{i};login{i};u{i}@example.org\n"
+        ));
+    }
+    text
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = args.get(1).map_or("collaborator", String::as_str);
+    let changes: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let latency_ms: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
+
+    let fake = setup(kind, latency_ms);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).expect("token file");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::create_dir(dir.path().join("inbox")).expect("inbox");
+    let text = format!(
+        "[daemon]\nstate_dir = \"state\"\nlog_dir = \"log\"\n\n\
+         [[source]]\nname = \"hr\"\nkind = \"users\"\ninbox = \"inbox\"\ntargets = [\"bench\"]\n\n\
+         [[target]]\nname = \"bench\"\n{}timeout = \"10s\"\n",
+        fake.target
+    );
+    let config = config::parse(&text, dir.path(), CheckLevel::Full)
+        .unwrap_or_else(|problems| panic!("{problems:?}"));
+    let store = Arc::new(Store::open(&dir.path().join("db")).expect("store"));
+
+    // Queue the changes: ingest, plan and commit, as `rostersync sync` does.
+    let bytes = users_file(changes).into_bytes();
+    let outcome = ingest::ingest(&bytes, &SourceSpec::wbt(ingest::record::RecordKind::Users));
+    assert!(outcome.accepted(), "{:?}", outcome.problems.first());
+    let source = SourceInfo::from_config(&config.sources[0]);
+    let targets = vec![TargetInfo::from_config(&config.targets[0])];
+    let file = FileInfo {
+        name: "bench.csv".into(),
+        sha256: [7; 32],
+        rows: outcome.rows as u64,
+    };
+    let options = PlanOptions {
+        today: chrono::Utc::now().date_naive(),
+        now: 0,
+        detail_limit: 0,
+    };
+    let planned = plan_file(
+        &store,
+        &source,
+        &targets,
+        &outcome.records,
+        &file,
+        &config.safety,
+        options,
+    )
+    .expect("plan");
+    store.commit(&planned.commit).expect("commit");
+    assert_eq!(store.outbox_len("bench"), changes);
+
+    let pusher = PushTarget::from_config(&config.targets[0]).expect("connector");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let before = (fake.requests)();
+    let started = Instant::now();
+    let drained = runtime
+        .block_on(push::drain(&store, &pusher, || 0))
+        .expect("drain");
+    let elapsed = started.elapsed();
+    let requests = (fake.requests)() - before;
+    assert_eq!(drained.results.len(), changes);
+    assert_eq!(store.outbox_len("bench"), 0, "every change acknowledged");
+
+    let rounds = changes.div_ceil(fake.batch) as f64 / fake.concurrency as f64;
+    let bound = rounds.ceil() * latency_ms as f64 / 1000.0;
+    println!(
+        "{kind}: {changes} changes, {requests} requests ({} per request, {} at once), {latency_ms} ms latency: \
+         {:.3} s, {:.0} changes/s; latency bound {:.3} s, ratio {:.2}",
+        fake.batch,
+        fake.concurrency,
+        elapsed.as_secs_f64(),
+        changes as f64 / elapsed.as_secs_f64(),
+        bound,
+        elapsed.as_secs_f64() / bound,
+    );
+}
