@@ -64,6 +64,38 @@ fn setup(kind: &str, latency_ms: u64) -> Setup {
                 _keep: Box::new(fake),
             }
         }
+        "maarch" => {
+            let fake = Arc::new(fakes::maarch::Fake::start("bench", TOKEN));
+            fake.with(|c| c.faults.slow_ms = latency_ms);
+            let target = format!(
+                "kind = \"maarch\"\nurl = \"{}\"\nuser = \"bench\"\npassword_file = \"token\"\nconcurrency = 16\n",
+                fake.url
+            );
+            let counter = Arc::clone(&fake);
+            Setup {
+                target,
+                requests: Box::new(move || counter.requests()),
+                batch: 1,
+                concurrency: 16,
+                _keep: Box::new(fake),
+            }
+        }
+        "scim" => {
+            let fake = Arc::new(fakes::scim::Fake::start(TOKEN, true));
+            fake.with(|p| p.faults.slow_ms = latency_ms);
+            let target = format!(
+                "kind = \"scim\"\nurl = \"{}\"\ntoken_file = \"token\"\nconcurrency = 16\n",
+                fake.url
+            );
+            let counter = Arc::clone(&fake);
+            Setup {
+                target,
+                requests: Box::new(move || counter.requests()),
+                batch: 1,
+                concurrency: 16,
+                _keep: Box::new(fake),
+            }
+        }
         other => panic!("unknown kind {other:?}"),
     }
 }

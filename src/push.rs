@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, stream};
+use tokio::task::JoinSet;
 
 use crate::config::{RetryConfig, TargetConfig};
-use crate::connectors::{Connector, ConnectorError, Outcome, PushItem};
+use crate::connectors::{Connector, ConnectorError, Outcome, PushItem, PushReply};
 use crate::diff;
 use crate::ingest::record::{Field, RecordKind};
+use crate::projection::Fields;
 use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
 use crate::store::{Acked, ActionKind, Parked, RecordKey, Store, StoreError};
@@ -49,7 +51,8 @@ pub struct Drained {
 /// What the push engine needs to know of a target.
 pub struct PushTarget {
     pub name: String,
-    pub connector: Connector,
+    /// Shared with the tasks that send, one per batch under way.
+    pub connector: Arc<Connector>,
     pub retry: RetryConfig,
     /// How many pushes (batches, or single records) may be under way at once.
     pub concurrency: usize,
@@ -81,7 +84,7 @@ impl PushTarget {
         };
         Ok(PushTarget {
             name: target.name.get_ref().clone(),
-            connector: Connector::from_config(target)?,
+            connector: Arc::new(Connector::from_config(target)?),
             retry: target.retry.clone(),
             concurrency: (*target.concurrency.get_ref()).max(1),
             users: references(
@@ -217,9 +220,13 @@ async fn push_round(
         .collect();
     let levels = diff::dependency_levels(&keys, &refs);
 
-    let mut failing: Vec<(PushItem, Failure)> = Vec::new();
-    // Ids of records that failed in this pass, with the parking reason when refused.
-    let mut failed: HashMap<String, Option<String>> = HashMap::new();
+    let mut pass = Pass {
+        failing: Vec::new(),
+        failed: HashMap::new(),
+        results,
+        acks: Vec::new(),
+        acks_since: None,
+    };
     let batch_size = target.connector.batch_size().max(1);
     for level in levels {
         let mut sendable: Vec<PushItem> = Vec::with_capacity(level.len());
@@ -227,75 +234,141 @@ async fn push_round(
             let item = &items[index];
             let blocked_by = refs[index]
                 .iter()
-                .find_map(|id| failed.get(*id).map(|reason| (*id, reason.clone())));
+                .find_map(|id| pass.failed.get(*id).map(|reason| (*id, reason.clone())));
             match blocked_by {
                 None => sendable.push(item.clone()),
                 Some((id, Some(refused))) => {
                     let reason = format!("{id}, which it refers to, is parked: {refused}");
                     park(store, item, &reason, false, now()).await?;
-                    results.push(parked(item, &reason));
-                    failed.insert(keys[index].to_string(), Some(reason));
+                    pass.results.push(parked(item, &reason));
+                    pass.failed.insert(keys[index].to_string(), Some(reason));
                 }
                 Some((id, None)) => {
                     let failure = Failure::Transient {
                         reason: format!("waiting for {id}, which it refers to"),
                         retry_after: None,
                     };
-                    failing.push((item.clone(), failure));
-                    failed.insert(keys[index].to_string(), None);
+                    pass.failing.push((item.clone(), failure));
+                    pass.failed.insert(keys[index].to_string(), None);
                 }
             }
         }
-        // Futures built up front (they do nothing until polled): a stream
-        // mapped with an async closure trips the compiler's Send inference.
-        let pushes: Vec<_> = sendable
-            .chunks(batch_size)
-            .map(|batch| async move { (batch, target.connector.push(batch).await) })
-            .collect();
-        let mut replies = stream::iter(pushes).buffer_unordered(target.concurrency);
-        while let Some((batch, reply)) = replies.next().await {
-            let mut acks = Vec::new();
-            for (item, outcome) in batch.iter().zip(reply.outcomes) {
-                let id = own_ids(item, references)[0].to_string();
-                match outcome {
-                    Outcome::Acked { target_id } => {
-                        let acked = Acked {
-                            hash: item.hash,
-                            active: item.active,
-                            target_id: target_id.or_else(|| item.target_id.clone()),
-                            at: now(),
-                        };
-                        acks.push((item.key.clone(), acked, item.fields.clone()));
-                        results.push(PushResult {
-                            key: item.key.clone(),
-                            action: item.action,
-                            status: PushStatus::Done,
-                        });
-                    }
-                    Outcome::Failed(failure @ Failure::Permanent { .. }) => {
-                        park(store, item, failure.reason(), false, now()).await?;
-                        results.push(parked(item, failure.reason()));
-                        failed.insert(id, Some(failure.reason().to_string()));
-                    }
-                    Outcome::Failed(failure) => {
-                        failing.push((item.clone(), failure));
-                        failed.insert(id, None);
-                    }
-                }
+        // Each batch is sent by a task of its own, `concurrency` at a time,
+        // so requests go on while earlier replies are acknowledged.
+        let mut batches = sendable.chunks(batch_size);
+        let mut replies = JoinSet::new();
+        loop {
+            if replies.len() < target.concurrency
+                && let Some(batch) = batches.next()
+            {
+                let batch = batch.to_vec();
+                let connector = Arc::clone(&target.connector);
+                replies.spawn(async move {
+                    let reply = connector.push(&batch).await;
+                    (batch, reply)
+                });
+                continue;
             }
-            blocking(store, move |store| store.acknowledge_many(&acks)).await?;
-            if reply.halt.is_some() {
+            let Some(joined) = replies.join_next().await else {
+                // The level is done: its records are acknowledged before
+                // the next level, which may refer to them, is sent.
+                pass.write_acks(store).await?;
+                break;
+            };
+            let (batch, reply) = joined.map_err(|error| PushError::Join(error.to_string()))?;
+            if let Some(halt) = pass.settle(store, references, &batch, reply, now).await? {
+                replies.abort_all();
                 return Ok(Round {
-                    failing,
-                    halt: reply.halt,
+                    failing: pass.failing,
+                    halt: Some(halt),
                 });
             }
         }
     }
     Ok(Round {
-        failing,
+        failing: pass.failing,
         halt: None,
     })
+}
+
+/// What one pass has seen so far.
+struct Pass<'r> {
+    /// Transient failures, to try again after a delay.
+    failing: Vec<(PushItem, Failure)>,
+    /// Ids of records that failed, with the parking reason when refused.
+    failed: HashMap<String, Option<String>>,
+    results: &'r mut Vec<PushResult>,
+    /// Confirmed records not yet written to the store, and since when.
+    acks: Vec<(RecordKey, Acked, Fields)>,
+    acks_since: Option<Instant>,
+}
+
+/// Acknowledgements are written in groups: one store batch per record would
+/// cost more than the requests. Holding them a moment risks nothing: an
+/// acknowledgement lost in a crash only means the record is sent again, and
+/// every connector makes that harmless.
+const ACK_GROUP: usize = 256;
+const ACK_DELAY: Duration = Duration::from_millis(20);
+
+impl Pass<'_> {
+    /// Takes in the reply to one batch: acknowledges what the target
+    /// confirmed, parks what it refused, keeps transient failures for the
+    /// next round. Returns the target's reason to stop, if it gave one.
+    async fn settle(
+        &mut self,
+        store: &Arc<Store>,
+        references: &References,
+        batch: &[PushItem],
+        reply: PushReply,
+        now: fn() -> i64,
+    ) -> Result<Option<String>, PushError> {
+        for (item, outcome) in batch.iter().zip(reply.outcomes) {
+            let id = own_ids(item, references)[0].to_string();
+            match outcome {
+                Outcome::Acked { target_id } => {
+                    let acked = Acked {
+                        hash: item.hash,
+                        active: item.active,
+                        target_id: target_id.or_else(|| item.target_id.clone()),
+                        at: now(),
+                    };
+                    self.acks
+                        .push((item.key.clone(), acked, item.fields.clone()));
+                    self.acks_since.get_or_insert_with(Instant::now);
+                    self.results.push(PushResult {
+                        key: item.key.clone(),
+                        action: item.action,
+                        status: PushStatus::Done,
+                    });
+                }
+                Outcome::Failed(failure @ Failure::Permanent { .. }) => {
+                    park(store, item, failure.reason(), false, now()).await?;
+                    self.results.push(parked(item, failure.reason()));
+                    self.failed.insert(id, Some(failure.reason().to_string()));
+                }
+                Outcome::Failed(failure) => {
+                    self.failing.push((item.clone(), failure));
+                    self.failed.insert(id, None);
+                }
+            }
+        }
+        let due = self
+            .acks_since
+            .is_some_and(|since| since.elapsed() >= ACK_DELAY);
+        if self.acks.len() >= ACK_GROUP || due || reply.halt.is_some() {
+            self.write_acks(store).await?;
+        }
+        Ok(reply.halt)
+    }
+
+    async fn write_acks(&mut self, store: &Arc<Store>) -> Result<(), PushError> {
+        self.acks_since = None;
+        if self.acks.is_empty() {
+            return Ok(());
+        }
+        let acks = std::mem::take(&mut self.acks);
+        blocking(store, move |store| store.acknowledge_many(&acks)).await
+    }
 }
 
 /// The ids others may use for a record: its key, and its external id when
