@@ -8,6 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use daemon_support::*;
@@ -403,6 +404,71 @@ targets = ["lms"]
         || daemon.log(),
     );
     assert_eq!(files(&setup.path("inbox2/archive")).len(), 2);
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn poll_mode_takes_files_too() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config.replace("settle = \"300ms\"", "settle = \"300ms\"\npoll = true"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(setup.dir.path());
+    setup.drop_file("users.csv", &users_file(&[user(1, false)]));
+    setup.wait_archived(&daemon, 1);
+    assert_eq!(setup.portal(), expected(&[(1, "0")]));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// README: `cargo run -- run -c config.example.toml` runs the demo on the
+/// example inboxes with the wbt-file target, no server needed.
+#[test]
+fn the_readme_demo_archives_the_example_files_with_their_reports() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo.join("config.example.toml"),
+        dir.path().join("config.toml"),
+    )
+    .unwrap();
+    for inbox in ["orgs", "users"] {
+        let from = repo.join("example/inbox").join(inbox);
+        let to = dir.path().join("example/inbox").join(inbox);
+        std::fs::create_dir_all(&to).unwrap();
+        for name in files(&from) {
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+    }
+    let daemon = Daemon::start(dir.path());
+    let archive =
+        |inbox: &str| files(&dir.path().join("example/inbox").join(inbox).join("archive"));
+    wait_until(
+        Duration::from_secs(20),
+        || archive("orgs").len() == 2 && archive("users").len() == 2,
+        || daemon.log(),
+    );
+    let reports: Vec<String> = archive("users")
+        .into_iter()
+        .filter(|n| n.ends_with(".report.json"))
+        .collect();
+    assert_eq!(reports.len(), 1);
+    wait_until(
+        Duration::from_secs(10),
+        || files(&dir.path().join("example/wbt-out")).len() == 2,
+        || daemon.log(),
+    );
+    assert!(dir.path().join("example/log/status.json").exists());
+    let logs = files(&dir.path().join("example/log"));
+    assert!(
+        logs.iter()
+            .any(|n| n.starts_with("rostersync.") && n.ends_with(".log")),
+        "{logs:?}"
+    );
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }

@@ -1070,7 +1070,7 @@ async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
         started,
     )
     .await;
-    remove_plan_files(&held.path);
+    remove_plan_files(&held.path).await;
     match disposed {
         Ok(disposed) if disposed.outcome == "archived" => Answer::new(
             exit::OK,
@@ -1093,10 +1093,14 @@ async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
     }
 }
 
-fn remove_plan_files(held: &Path) {
-    for suffix in [lifecycle::PLAN_TEXT_SUFFIX, lifecycle::PLAN_JSON_SUFFIX] {
-        let _ = std::fs::remove_file(lifecycle::beside(held, suffix));
-    }
+async fn remove_plan_files(held: &Path) {
+    let held = held.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || {
+        for suffix in [lifecycle::PLAN_TEXT_SUFFIX, lifecycle::PLAN_JSON_SUFFIX] {
+            let _ = std::fs::remove_file(lifecycle::beside(&held, suffix));
+        }
+    })
+    .await;
 }
 
 /// The new plan blocks more than the approved one: it stays held, with the
@@ -1182,7 +1186,7 @@ pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
             other => other,
         };
         let filed = file_away(held.source, &held.path, &held.name, &accepted).await?;
-        remove_plan_files(&held.path);
+        remove_plan_files(&held.path).await;
         let mut output = format!(
             "{}: approved → {}\n",
             held.name,
@@ -1213,9 +1217,14 @@ pub fn dates_due(last: Option<NaiveDate>, today: NaiveDate) -> Option<NaiveDate>
 async fn replan_dates(shared: &Arc<Shared>, config: &Config) {
     let today = today();
     let path = config.daemon.state_dir.join(DATES_FILE);
-    let last = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok());
+    let read = path.clone();
+    let last = tokio::task::spawn_blocking(move || {
+        std::fs::read_to_string(read)
+            .ok()
+            .and_then(|text| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok())
+    })
+    .await
+    .unwrap_or(None);
     if last.is_some_and(|last| last >= today) {
         return;
     }
@@ -1256,8 +1265,13 @@ async fn replan_dates(shared: &Arc<Shared>, config: &Config) {
             }
         }
     }
-    if let Err(error) = lifecycle::write_atomic(&path, format!("{today}\n").as_bytes()) {
-        warn!(file = %path.display(), %error, "cannot record the day of the date re-plan");
+    let shown = path.display().to_string();
+    let written = tokio::task::spawn_blocking(move || {
+        lifecycle::write_atomic(&path, format!("{today}\n").as_bytes())
+    })
+    .await;
+    if let Ok(Err(error)) = written {
+        warn!(file = %shown, %error, "cannot record the day of the date re-plan");
     }
 }
 
