@@ -750,6 +750,23 @@ mod tests {
     }
 
     #[test]
+    fn only_records_parked_after_transient_failures_are_released_on_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let parked = |transient| Parked {
+            action: ActionKind::Create,
+            reason: "r".into(),
+            at: 1,
+            transient,
+        };
+        store.park(&key("E1"), &parked(true)).unwrap();
+        store.park(&key("E2"), &parked(false)).unwrap();
+        assert_eq!(store.unpark_transient("lms").unwrap(), 1);
+        assert!(store.parked_item(&key("E1")).unwrap().is_none());
+        assert!(store.parked_item(&key("E2")).unwrap().is_some());
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         {

@@ -203,7 +203,11 @@ batch_size = 500
         if fake.with(|p| p.users.len()) == users {
             break;
         }
-        assert!(done.elapsed() < Duration::from_secs(600), "{}", daemon.log());
+        assert!(
+            done.elapsed() < Duration::from_secs(600),
+            "{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let all = done.elapsed();
