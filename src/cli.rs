@@ -67,6 +67,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What the daemon is doing: last file per source, outbox, parked records and last
+    /// error per target (asks the running daemon, else reads status.json)
+    Status {
+        /// Print status.json as it is
+        #[arg(long)]
+        json: bool,
+    },
+    /// What each target has acknowledged for a person or organisation, and when
+    Show {
+        /// The record's key (its external id, or its login for a source keyed by login)
+        external_id: String,
+    },
+    /// Release a held file: plan it again against the current state and apply it, unless it
+    /// now blocks more than the held plan did (exit 3, held again with the new figures)
+    Approve {
+        /// The file in a source's held/ folder
+        held_file: PathBuf,
+    },
+    /// Push parked records again
+    Retry {
+        /// Only this target's
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
+    },
 }
 
 /// Exit codes shared by every command (DESIGN.md).

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod daemon;
 pub mod diff;
 pub mod ingest;
 pub mod plan;
@@ -14,7 +15,6 @@ pub mod projection;
 pub mod push;
 pub mod report;
 pub mod retry;
-pub mod run;
 pub mod safety;
 pub mod secret;
 pub mod store;

@@ -7,18 +7,18 @@ use anyhow::Context;
 use clap::Parser;
 
 use rostersync::cli::{Cli, Command, exit};
-use rostersync::config::{self, CheckLevel, ConfigError};
+use rostersync::config::{self, CheckLevel, ConfigError, LogFormat};
 use rostersync::connectors::Connector;
-use rostersync::ingest::{self, Ingested, SourceSpec, Verdict};
-use rostersync::plan::{FileInfo, PlanOptions, SourceInfo, TargetInfo, plan_file};
+use rostersync::daemon::{self, control, control::Request, ops};
+use rostersync::ingest::{self, SourceSpec};
+use rostersync::report;
 use rostersync::store::Store;
 use rostersync::sync::{SyncContext, SyncOutcome, sync_file};
-use rostersync::{report, run};
-use sha2::{Digest, Sha256};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let code = match execute(&cli) {
         Ok(code) => code,
         Err(error) => {
@@ -41,28 +41,188 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct Usage(String);
 
-fn init_logging() {
+/// Logs go to stderr; the daemon's also to daily files in `log_dir` (text
+/// or JSON, `log_keep` kept). The guard flushes the files when dropped.
+fn init_logging(files: Option<&config::DaemonConfig>) -> Option<WorkerGuard> {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTERSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let appender = files.map(|daemon| {
+        std::fs::create_dir_all(&daemon.log_dir)
+            .map_err(|error| error.to_string())
+            .and_then(|()| {
+                RollingFileAppender::builder()
+                    .rotation(Rotation::DAILY)
+                    .filename_prefix("rostersync")
+                    .filename_suffix("log")
+                    .max_log_files(daemon.log_keep.max(1) as usize)
+                    .build(&daemon.log_dir)
+                    .map_err(|error| error.to_string())
+            })
+            .map(|appender| (appender, daemon.log_format))
+            .map_err(|error| (daemon.log_dir.clone(), error))
+    });
+    match appender {
+        Some(Ok((appender, format))) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let file = match format {
+                LogFormat::Text => tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(writer)
+                    .boxed(),
+                LogFormat::Json => tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(writer)
+                    .boxed(),
+            };
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(stderr)
+                .with(file)
+                .init();
+            Some(guard)
+        }
+        Some(Err((dir, error))) => {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(stderr)
+                .init();
+            tracing::warn!(log_dir = %dir.display(), %error, "cannot write log files; logging to stderr only");
+            None
+        }
+        None => {
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(stderr)
+                .init();
+            None
+        }
+    }
 }
 
 fn execute(cli: &Cli) -> anyhow::Result<i32> {
     let config_path = config::locate(cli.config.as_deref());
+    if let Command::Run = &cli.command {
+        let config = match config::load(&config_path, CheckLevel::Full) {
+            Ok(config) => config,
+            Err(error) => {
+                init_logging(None);
+                return Err(error.into());
+            }
+        };
+        let _guard = init_logging(Some(&config.daemon));
+        daemon::run(&config_path, config)?;
+        return Ok(exit::OK);
+    }
+    init_logging(None);
     match &cli.command {
         Command::Check { online } => check(&config_path, *online),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
         Command::Plan { file, source, json } => plan(&config_path, file, source.as_deref(), *json),
         Command::Sync { file, source, json } => sync(&config_path, file, source.as_deref(), *json),
-        Command::Run => {
-            let config = config::load(&config_path, CheckLevel::Full)?;
-            run::run(&config)?;
-            Ok(exit::OK)
-        }
+        Command::Status { json } => status(&config_path, *json),
+        Command::Show { external_id } => show(&config_path, external_id),
+        Command::Approve { held_file } => approve(&config_path, held_file),
+        Command::Retry { target } => retry(&config_path, target.as_deref()),
+        Command::Run => Ok(exit::OK),
     }
+}
+
+/// Asks the running daemon, if one listens on the state folder's socket.
+fn ask_daemon(config: &config::Config, request: &Request) -> anyhow::Result<Option<i32>> {
+    let socket = control::socket_path(&config.daemon.state_dir);
+    match control::ask(&socket, request)? {
+        Some(answer) => {
+            print!("{}", answer.output);
+            Ok(Some(answer.code))
+        }
+        None => Ok(None),
+    }
+}
+
+fn print_answer(answer: ops::Answer) -> i32 {
+    print!("{}", answer.output);
+    answer.code
+}
+
+fn status(config_path: &Path, json: bool) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    if let Some(code) = ask_daemon(&config, &Request::Status { json })? {
+        return Ok(code);
+    }
+    let path = config.daemon.log_dir.join(daemon::status::FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            println!(
+                "no daemon runs, and none has written {} yet",
+                path.display()
+            );
+            return Ok(exit::FAILURE);
+        }
+        Err(error) => return Err(anyhow::anyhow!("cannot read {}: {error}", path.display())),
+    };
+    let mut status: daemon::status::Status =
+        serde_json::from_str(&text).with_context(|| format!("{} is unreadable", path.display()))?;
+    // It says `running` if the daemon was killed: no one answers on the socket.
+    status.running = false;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", daemon::status::render(&status));
+    }
+    Ok(exit::OK)
+}
+
+fn show(config_path: &Path, id: &str) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    if let Some(code) = ask_daemon(&config, &Request::Show { id: id.into() })? {
+        return Ok(code);
+    }
+    let store = open_store_read(&config.daemon.state_dir)?;
+    Ok(print_answer(ops::show(&config, &store, id)?))
+}
+
+fn retry(config_path: &Path, target: Option<&str>) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    let request = Request::Retry {
+        target: target.map(str::to_string),
+    };
+    if let Some(code) = ask_daemon(&config, &request)? {
+        return Ok(code);
+    }
+    let store = open_store_write(&config.daemon.state_dir)?;
+    let code = print_answer(ops::retry(&config, &store, target)?);
+    if code == exit::OK {
+        println!("(no daemon runs: they are pushed when it starts)");
+    }
+    Ok(code)
+}
+
+fn approve(config_path: &Path, file: &Path) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::Full)?;
+    let absolute = file
+        .canonicalize()
+        .with_context(|| format!("cannot find {}", file.display()))?;
+    if let Some(code) = ask_daemon(&config, &Request::Approve { file: absolute })? {
+        return Ok(code);
+    }
+    Ok(print_answer(
+        daemon::approve_direct(&config, file).map_err(anyhow::Error::msg)?,
+    ))
+}
+
+fn open_store_write(state_dir: &Path) -> anyhow::Result<Store> {
+    let db = state_dir.join("db");
+    Store::open(&db).with_context(|| {
+        format!(
+            "cannot open the state in {} (is the daemon running? it holds the store while it runs)",
+            db.display()
+        )
+    })
 }
 
 fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
@@ -135,7 +295,7 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
             outcome.problems_not_listed
         );
     }
-    println!("{}", summary(&shown, &outcome, &spec));
+    println!("{}", report::verdict_line(&shown, &outcome, &spec));
     Ok(if outcome.accepted() {
         exit::OK
     } else {
@@ -145,70 +305,27 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
 
 fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let config = config::load(config_path, CheckLevel::SourcesOnly)?;
-    let source = resolve_source(&config, config_path, file, source)?;
-    let spec = source.spec().map_err(anyhow::Error::msg)?;
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let outcome = ingest::ingest(&bytes, &spec);
-    let shown = file.display().to_string();
-    if !outcome.accepted() {
-        for problem in &outcome.problems {
-            println!("{}", problem.located(&shown));
+    if let Ok(absolute) = file.canonicalize() {
+        let request = Request::Plan {
+            file: absolute,
+            source: source.map(str::to_string),
+            json,
+        };
+        if let Some(code) = ask_daemon(&config, &request)? {
+            return Ok(code);
         }
-        println!("{}", summary(&shown, &outcome, &spec));
-        return Ok(exit::FAILURE);
     }
-    let mut targets = Vec::new();
-    for name in source.targets.get_ref() {
-        let target = config
-            .targets
-            .iter()
-            .find(|t| t.name.get_ref() == name.get_ref())
-            .ok_or_else(|| {
-                Usage(format!(
-                    "source {} names target {}, which is not defined",
-                    source.name.get_ref(),
-                    name.get_ref()
-                ))
-            })?;
-        targets.push(TargetInfo::from_config(target));
-    }
+    // Usage problems (no such source, a target that is not defined) are exit 2.
+    ops::resolve_source(&config, file, source).map_err(Usage)?;
     let store = open_store_read(&config.daemon.state_dir)?;
-    let options = PlanOptions {
-        today: chrono::Local::now().date_naive(),
-        now: chrono::Utc::now().timestamp(),
-        detail_limit: if json {
-            usize::MAX
-        } else {
-            report::SHOWN_PER_ACTION
-        },
-    };
-    let file_info = FileInfo {
-        name: file
-            .file_name()
-            .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned()),
-        sha256: Sha256::digest(&bytes).into(),
-        rows: outcome.rows as u64,
-    };
-    let planned = plan_file(
-        &store,
-        &SourceInfo::from_config(source),
-        &targets,
-        &outcome.records,
-        &file_info,
-        &config.safety,
-        options,
-    )?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&planned.plan)?);
-    } else {
-        print!("{}", report::plan_table(&planned.plan));
-    }
-    Ok(if planned.held() { exit::HELD } else { exit::OK })
+    Ok(print_answer(
+        ops::plan(&config, &store, file, source, json).map_err(anyhow::Error::msg)?,
+    ))
 }
 
 fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let config = config::load(config_path, CheckLevel::Full)?;
-    let source = resolve_source(&config, config_path, file, source)?;
+    let source = ops::resolve_source(&config, file, source).map_err(Usage)?;
     std::fs::create_dir_all(&config.daemon.state_dir)
         .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
     let db = config.daemon.state_dir.join("db");
@@ -223,6 +340,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
         store: std::sync::Arc::new(store),
         today: chrono::Local::now().date_naive(),
         now: rostersync::sync::unix_now,
+        file_name: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -236,7 +354,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
                 println!("{}", problem.located(&shown));
             }
             let spec = source.spec().map_err(anyhow::Error::msg)?;
-            println!("{}", summary(&shown, &ingested, &spec));
+            println!("{}", report::verdict_line(&shown, &ingested, &spec));
             exit::FAILURE
         }
         SyncOutcome::Duplicate => {
@@ -284,60 +402,4 @@ fn open_store_read(state_dir: &Path) -> anyhow::Result<Store> {
             path.display()
         )
     })
-}
-
-/// `--source NAME`, else the source whose inbox holds the file, else the only source.
-fn resolve_source<'c>(
-    config: &'c config::Config,
-    config_path: &Path,
-    file: &Path,
-    name: Option<&str>,
-) -> anyhow::Result<&'c config::SourceConfig> {
-    if let Some(name) = name {
-        return config.source(name).ok_or_else(|| {
-            Usage(format!(
-                "no source named {name:?} in {}",
-                config_path.display()
-            ))
-            .into()
-        });
-    }
-    let folder = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .canonicalize()
-        .ok();
-    let by_inbox = config
-        .sources
-        .iter()
-        .find(|s| folder.is_some() && s.inbox.get_ref().canonicalize().ok() == folder);
-    match (by_inbox, config.sources.as_slice()) {
-        (Some(source), _) => Ok(source),
-        (None, [only]) => Ok(only),
-        _ => Err(Usage(format!(
-            "{} is not in a source's inbox: say which source it belongs to with --source",
-            file.display()
-        ))
-        .into()),
-    }
-}
-
-fn summary(file: &str, outcome: &Ingested, spec: &SourceSpec) -> String {
-    let warnings = outcome.problems.iter().filter(|p| !p.is_error()).count();
-    match &outcome.verdict {
-        Verdict::Accepted if outcome.invalid_rows > 0 => format!(
-            "{file}: accepted: {} of {} {} rows go on, {} invalid (max_invalid_rows = {}), {warnings} warning(s)",
-            outcome.records.len(),
-            outcome.rows,
-            spec.kind,
-            outcome.invalid_rows,
-            spec.max_invalid_rows
-        ),
-        Verdict::Accepted => format!(
-            "{file}: valid: {} {} rows, {warnings} warning(s)",
-            outcome.rows, spec.kind
-        ),
-        Verdict::Refused { reason } => format!("{file}: refused: {reason}"),
-    }
 }

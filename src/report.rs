@@ -90,3 +90,27 @@ pub fn plan_table(plan: &Plan) -> String {
     }
     out
 }
+
+/// The one-line verdict on a file: valid, accepted with invalid rows, or refused.
+pub fn verdict_line(
+    file: &str,
+    outcome: &crate::ingest::Ingested,
+    spec: &crate::ingest::SourceSpec,
+) -> String {
+    let warnings = outcome.problems.iter().filter(|p| !p.is_error()).count();
+    match &outcome.verdict {
+        crate::ingest::Verdict::Accepted if outcome.invalid_rows > 0 => format!(
+            "{file}: accepted: {} of {} {} rows go on, {} invalid (max_invalid_rows = {}), {warnings} warning(s)",
+            outcome.records.len(),
+            outcome.rows,
+            spec.kind,
+            outcome.invalid_rows,
+            spec.max_invalid_rows
+        ),
+        crate::ingest::Verdict::Accepted => format!(
+            "{file}: valid: {} {} rows, {warnings} warning(s)",
+            outcome.rows, spec.kind
+        ),
+        crate::ingest::Verdict::Refused { reason } => format!("{file}: refused: {reason}"),
+    }
+}

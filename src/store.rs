@@ -388,6 +388,26 @@ impl Store {
         Ok(count)
     }
 
+    /// Releases a target's records parked after transient failures (the
+    /// retry budget ran out while the target was down); returns how many.
+    /// Records the target refused stay parked.
+    pub fn unpark_transient(&self, target: &str) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for kind in [RecordKind::Orgs, RecordKind::Users] {
+            for item in self.tree.scan_prefix(scan_prefix(b'p', target, kind)) {
+                let (key, value) = item?;
+                let parked: Parked = decode(&key, &value)?;
+                if parked.transient {
+                    batch.remove(key);
+                    count += 1;
+                }
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(count)
+    }
+
     pub fn file_seen(&self, sha256: &[u8; 32]) -> Result<Option<FileSeen>, StoreError> {
         self.get(&file_key(sha256))
     }
@@ -727,6 +747,23 @@ mod tests {
             store.desired_fields(&key("E1")).unwrap().unwrap()["login"],
             "new"
         );
+    }
+
+    #[test]
+    fn only_records_parked_after_transient_failures_are_released_on_the_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let parked = |transient| Parked {
+            action: ActionKind::Create,
+            reason: "r".into(),
+            at: 1,
+            transient,
+        };
+        store.park(&key("E1"), &parked(true)).unwrap();
+        store.park(&key("E2"), &parked(false)).unwrap();
+        assert_eq!(store.unpark_transient("lms").unwrap(), 1);
+        assert!(store.parked_item(&key("E1")).unwrap().is_none());
+        assert!(store.parked_item(&key("E2")).unwrap().is_some());
     }
 
     #[test]

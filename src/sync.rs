@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, SourceConfig};
+use crate::config::{Config, SourceConfig, TargetConfig};
 use crate::connectors::ConnectorError;
 use crate::ingest::{self, Ingested};
 use crate::plan::{FileInfo, Plan, PlanOptions, SourceInfo, TargetInfo, plan_file};
@@ -52,17 +52,84 @@ pub struct SyncContext<'a> {
     pub store: Arc<Store>,
     pub today: NaiveDate,
     pub now: fn() -> i64,
+    /// The file's name in plans and the store, when it is not the path's
+    /// own (an approved held file keeps the name it arrived with).
+    pub file_name: Option<String>,
 }
 
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// What accepting a file did (ingest, plan, safety, commit), before any push.
+#[derive(Debug)]
+pub enum Accepted {
+    /// The file was refused by ingest: nothing changed.
+    Refused(Ingested),
+    /// The same bytes as the source's last accepted file: nothing to do.
+    Duplicate,
+    /// A safety rule holds the plan: nothing changed.
+    Held(Plan),
+    /// The plan is committed: its changes wait in the outbox of each target.
+    Committed(Plan),
+}
+
+/// How a held plan may be released (`rostersync approve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// The safety rules apply.
+    None,
+    /// A person approved a plan that blocked this many records in all; a new
+    /// plan that blocks no more is applied despite the safety rules, one that
+    /// blocks more stays held with the new figures.
+    UpTo { blocks: u64 },
+}
+
+/// The targets a source feeds, in config order.
+pub fn source_targets<'c>(config: &'c Config, source: &SourceConfig) -> Vec<&'c TargetConfig> {
+    config
+        .targets
+        .iter()
+        .filter(|t| {
+            source
+                .targets
+                .get_ref()
+                .iter()
+                .any(|n| n.get_ref() == t.name.get_ref())
+        })
+        .collect()
+}
+
+/// One file through the whole flow: accept, then push to every target.
 pub async fn sync_file(
     context: &SyncContext<'_>,
     source: &SourceConfig,
     file: &Path,
 ) -> Result<SyncOutcome, SyncError> {
+    // Connector settings are checked before anything is committed.
+    let connectors = source_targets(context.config, source)
+        .into_iter()
+        .map(PushTarget::from_config)
+        .collect::<Result<Vec<_>, _>>()?;
+    match accept(context, source, file, Approval::None).await? {
+        Accepted::Refused(ingested) => Ok(SyncOutcome::Refused(ingested)),
+        Accepted::Duplicate => Ok(SyncOutcome::Duplicate),
+        Accepted::Held(plan) => Ok(SyncOutcome::Held(plan)),
+        Accepted::Committed(mut plan) => {
+            push_all(context, connectors, &mut plan).await?;
+            Ok(SyncOutcome::Done(plan))
+        }
+    }
+}
+
+/// Ingest, plan, safety and commit: after `Committed`, the file's changes are
+/// safe in the store and the file itself may be archived.
+pub async fn accept(
+    context: &SyncContext<'_>,
+    source: &SourceConfig,
+    file: &Path,
+    approval: Approval,
+) -> Result<Accepted, SyncError> {
     let shown = file.display().to_string();
     let bytes = tokio::fs::read(file)
         .await
@@ -78,8 +145,8 @@ pub async fn sync_file(
         move |store| store.source_state(&name)
     })
     .await?;
-    if previous.is_some_and(|p| p.last_sha256 == sha256) {
-        return Ok(SyncOutcome::Duplicate);
+    if approval == Approval::None && previous.is_some_and(|p| p.last_sha256 == sha256) {
+        return Ok(Accepted::Duplicate);
     }
     let spec = source
         .spec()
@@ -88,31 +155,17 @@ pub async fn sync_file(
         .await
         .map_err(|error| SyncError::Join(error.to_string()))?;
     if !outcome.accepted() {
-        return Ok(SyncOutcome::Refused(outcome));
+        return Ok(Accepted::Refused(outcome));
     }
 
-    let targets = context
-        .config
-        .targets
-        .iter()
-        .filter(|t| {
-            source
-                .targets
-                .get_ref()
-                .iter()
-                .any(|n| n.get_ref() == t.name.get_ref())
-        })
-        .collect::<Vec<_>>();
+    let targets = source_targets(context.config, source);
     let infos: Vec<TargetInfo> = targets.iter().map(|t| TargetInfo::from_config(t)).collect();
-    let pushers = targets
-        .iter()
-        .map(|t| PushTarget::from_config(t))
-        .collect::<Result<Vec<_>, _>>()?;
     let source_info = SourceInfo::from_config(source);
     let file_info = FileInfo {
-        name: file
-            .file_name()
-            .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned()),
+        name: context.file_name.clone().unwrap_or_else(|| {
+            file.file_name()
+                .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned())
+        }),
         sha256,
         rows: outcome.rows as u64,
     };
@@ -135,9 +188,16 @@ pub async fn sync_file(
     })
     .await?;
     if planned.held() {
-        return Ok(SyncOutcome::Held(planned.plan));
+        let approved = match approval {
+            Approval::None => false,
+            Approval::UpTo { blocks } => total_blocks(&planned.plan) <= blocks,
+        };
+        if !approved {
+            return Ok(Accepted::Held(planned.plan));
+        }
     }
     let mut plan = planned.plan;
+    plan.held = None;
     let commit = planned.commit;
     let target_names: Vec<String> = targets.iter().map(|t| t.name.get_ref().clone()).collect();
     blocking(&store, move |store| {
@@ -149,10 +209,24 @@ pub async fn sync_file(
         Ok(())
     })
     .await?;
+    Ok(Accepted::Committed(plan))
+}
 
-    // Targets are independent: a slow or failing one does not hold the others.
+/// Blocks of a plan, all targets together.
+pub fn total_blocks(plan: &Plan) -> u64 {
+    plan.targets.values().map(|t| t.block).sum()
+}
+
+/// Drains each target's outbox (side by side: a slow or failing target does
+/// not hold the others) and marks the plan's actions done or parked.
+pub async fn push_all(
+    context: &SyncContext<'_>,
+    connectors: Vec<PushTarget>,
+    plan: &mut Plan,
+) -> Result<(), SyncError> {
+    let store = Arc::clone(&context.store);
     let mut tasks = tokio::task::JoinSet::new();
-    for pusher in pushers {
+    for pusher in connectors {
         let store = Arc::clone(&store);
         let now = context.now;
         tasks.spawn(async move {
@@ -169,8 +243,8 @@ pub async fn sync_file(
         }
         results.insert(name, drained.results);
     }
-    apply_statuses(&mut plan, &results);
-    Ok(SyncOutcome::Done(plan))
+    apply_statuses(plan, &results);
+    Ok(())
 }
 
 /// Marks each planned action done or parked, from what the pushes reported.

@@ -26,6 +26,9 @@ pub struct Portal {
     pub refused_logins: Vec<String>,
     /// Requests per path.
     pub hits: BTreeMap<String, u64>,
+    /// Users the portal created (a uid it did not hold), and users it received in all.
+    pub creates: u64,
+    pub received: u64,
 }
 
 pub struct Fake {
@@ -181,9 +184,11 @@ fn import(portal: &mut Portal, users: &[Value]) -> Result<Counts, Response> {
             .and_then(Value::as_str)
             .unwrap_or("0")
             .to_string();
+        portal.received += 1;
         match portal.users.get_mut(&uid) {
             None => {
                 counts.created += 1;
+                portal.creates += 1;
                 portal.users.insert(uid, object);
             }
             Some(existing) => {

@@ -1,0 +1,307 @@
+//! What `show`, `retry`, `plan` and `approve` do with the store. The daemon
+//! runs them for the control socket; without a daemon the commands run
+//! them on the store directly. Each returns the exit code and the text to print.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cli::exit;
+use crate::config::{Config, SourceConfig};
+use crate::ingest::{self, record::RecordKind};
+use crate::plan::{FileInfo, PlanOptions, SourceInfo, TargetInfo, plan_file};
+use crate::report;
+use crate::store::{RecordKey, Store, StoreError};
+
+use super::lifecycle;
+
+/// What a command prints and its exit code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub code: i32,
+    pub output: String,
+}
+
+impl Answer {
+    pub fn new(code: i32, output: impl Into<String>) -> Answer {
+        Answer {
+            code,
+            output: output.into(),
+        }
+    }
+}
+
+fn when(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// `rostersync show EXTERNAL_ID`: per target, what it acknowledged for that
+/// record and when, what is still to push, and why a record is parked.
+pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreError> {
+    let mut out = String::new();
+    let mut found = false;
+    for target in &config.targets {
+        for kind in [RecordKind::Users, RecordKind::Orgs] {
+            let key = RecordKey {
+                target: target.name.get_ref().clone(),
+                kind,
+                key: id.to_string(),
+            };
+            let Some(entry) = store.entry(&key)? else {
+                continue;
+            };
+            found = true;
+            let _ = writeln!(out, "{} {kind} {id} (source {}):", key.target, entry.source);
+            let desired = if entry.desired.active {
+                "active"
+            } else {
+                "blocked"
+            };
+            let _ = writeln!(out, "  desired: {desired}");
+            match &entry.acked {
+                Some(acked) => {
+                    let _ = write!(
+                        out,
+                        "  acknowledged: {} at {}",
+                        if acked.active { "active" } else { "blocked" },
+                        when(acked.at)
+                    );
+                    if let Some(id) = &acked.target_id {
+                        let _ = write!(out, ", target id {id}");
+                    }
+                    if acked.hash != entry.desired.hash {
+                        let _ = write!(out, " (fields differ from the desired ones)");
+                    }
+                    out.push('\n');
+                    for (field, value) in store.acked_fields(&key)?.unwrap_or_default() {
+                        let _ = writeln!(out, "    {field} = {value:?}");
+                    }
+                }
+                None => {
+                    let _ = writeln!(out, "  acknowledged: nothing yet");
+                }
+            }
+            if let Some(item) = store.outbox_item(&key)? {
+                let _ = writeln!(
+                    out,
+                    "  to push: {} (queued {})",
+                    crate::plan::ActionName::from(item.action),
+                    when(item.queued_at)
+                );
+            }
+            if let Some(parked) = store.parked_item(&key)? {
+                let _ = writeln!(out, "  parked at {}: {}", when(parked.at), parked.reason);
+            }
+        }
+    }
+    if !found {
+        return Ok(Answer::new(
+            exit::FAILURE,
+            format!("no target knows a record {id:?}\n"),
+        ));
+    }
+    Ok(Answer::new(exit::OK, out))
+}
+
+/// `rostersync retry [--target NAME]`: releases parked records for another try.
+pub fn retry(config: &Config, store: &Store, target: Option<&str>) -> Result<Answer, StoreError> {
+    if let Some(name) = target
+        && !config.targets.iter().any(|t| t.name.get_ref() == name)
+    {
+        return Ok(Answer::new(
+            exit::USAGE,
+            format!("no target named {name:?} in the config\n"),
+        ));
+    }
+    let mut out = String::new();
+    for t in &config.targets {
+        let name = t.name.get_ref();
+        if target.is_some_and(|wanted| wanted != name) {
+            continue;
+        }
+        let released = store.unpark_all(name)?;
+        let _ = writeln!(out, "{name}: {released} parked record(s) released");
+    }
+    store.flush()?;
+    Ok(Answer::new(exit::OK, out))
+}
+
+/// `--source NAME`, else the source whose inbox holds the file (or whose
+/// `held/` does), else the only source.
+pub fn resolve_source<'c>(
+    config: &'c Config,
+    file: &Path,
+    name: Option<&str>,
+) -> Result<&'c SourceConfig, String> {
+    if let Some(name) = name {
+        return config
+            .source(name)
+            .ok_or_else(|| format!("no source named {name:?} in the config"));
+    }
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .ok();
+    let by_inbox = config.sources.iter().find(|s| {
+        let inbox = s.inbox.get_ref();
+        folder.is_some()
+            && (inbox.canonicalize().ok() == folder
+                || inbox.join(lifecycle::HELD).canonicalize().ok() == folder)
+    });
+    match (by_inbox, config.sources.as_slice()) {
+        (Some(source), _) => Ok(source),
+        (None, [only]) => Ok(only),
+        _ => Err(format!(
+            "{} is not in a source's inbox: say which source it belongs to with --source",
+            file.display()
+        )),
+    }
+}
+
+/// `rostersync plan FILE`: the dry run, as a table or JSON.
+pub fn plan(
+    config: &Config,
+    store: &Store,
+    file: &Path,
+    source: Option<&str>,
+    json: bool,
+) -> Result<Answer, String> {
+    let source = resolve_source(config, file, source)?;
+    let spec = source.spec()?;
+    let bytes =
+        std::fs::read(file).map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+    let outcome = ingest::ingest(&bytes, &spec);
+    let shown = file.display().to_string();
+    if !outcome.accepted() {
+        let mut out = String::new();
+        for problem in &outcome.problems {
+            let _ = writeln!(out, "{}", problem.located(&shown));
+        }
+        let _ = writeln!(out, "{}", report::verdict_line(&shown, &outcome, &spec));
+        return Ok(Answer::new(exit::FAILURE, out));
+    }
+    let mut targets = Vec::new();
+    for name in source.targets.get_ref() {
+        let target = config
+            .targets
+            .iter()
+            .find(|t| t.name.get_ref() == name.get_ref())
+            .ok_or_else(|| {
+                format!(
+                    "source {} names target {}, which is not defined",
+                    source.name.get_ref(),
+                    name.get_ref()
+                )
+            })?;
+        targets.push(TargetInfo::from_config(target));
+    }
+    let options = PlanOptions {
+        today: chrono::Local::now().date_naive(),
+        now: chrono::Utc::now().timestamp(),
+        detail_limit: if json {
+            usize::MAX
+        } else {
+            report::SHOWN_PER_ACTION
+        },
+    };
+    let file_info = FileInfo {
+        name: file
+            .file_name()
+            .map_or_else(|| shown.clone(), |n| n.to_string_lossy().into_owned()),
+        sha256: Sha256::digest(&bytes).into(),
+        rows: outcome.rows as u64,
+    };
+    let planned = plan_file(
+        store,
+        &SourceInfo::from_config(source),
+        &targets,
+        &outcome.records,
+        &file_info,
+        &config.safety,
+        options,
+    )
+    .map_err(|error| error.to_string())?;
+    let output = if json {
+        let mut text =
+            serde_json::to_string_pretty(&planned.plan).map_err(|error| error.to_string())?;
+        text.push('\n');
+        text
+    } else {
+        report::plan_table(&planned.plan)
+    };
+    Ok(Answer::new(
+        if planned.held() { exit::HELD } else { exit::OK },
+        output,
+    ))
+}
+
+/// A held file to approve: its source, and the blocks its held plan showed.
+pub struct HeldFile<'c> {
+    pub path: PathBuf,
+    pub source: &'c SourceConfig,
+    /// The name it arrived with.
+    pub name: String,
+    pub blocks: u64,
+}
+
+/// Finds the source of a file in a `held/` folder and what its plan blocked.
+pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, String> {
+    let path = file
+        .canonicalize()
+        .map_err(|error| format!("cannot find {}: {error}", file.display()))?;
+    let folder = path.parent().map(Path::to_path_buf);
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.inbox.get_ref().join(lifecycle::HELD).canonicalize().ok() == folder)
+        .ok_or_else(|| {
+            format!(
+                "{} is not in the held/ folder of a source's inbox",
+                file.display()
+            )
+        })?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let blocks = std::fs::read(lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .map(|plan| {
+            plan.get("targets")
+                .and_then(serde_json::Value::as_object)
+                .map(|targets| {
+                    targets
+                        .values()
+                        .filter_map(|t| t.get("block").and_then(serde_json::Value::as_u64))
+                        .sum()
+                })
+                .unwrap_or(0)
+        })
+        .unwrap_or(0);
+    Ok(HeldFile {
+        name: lifecycle::original_name(&file_name).to_string(),
+        path,
+        source,
+        blocks,
+    })
+}
+
+/// Runs blocking store work off the async executor.
+pub async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .map_err(|error| format!("internal error: {error}"))?
+        .map_err(|error| error.to_string())
+}

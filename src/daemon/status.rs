@@ -1,0 +1,213 @@
+//! `status.json` (DESIGN.md, *Folders*): what the daemon is doing, written
+//! atomically to the log folder, read back by `rostersync status` and
+//! summed up in one line for systemd's `STATUS=`. Rendering is pure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+pub const FILE_NAME: &str = "status.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub updated_at: String,
+    /// `false` once the daemon stopped cleanly.
+    pub running: bool,
+    /// The local day `files_today` counts.
+    pub day: String,
+    pub files_today: u64,
+    pub sources: BTreeMap<String, SourceStatus>,
+    pub targets: BTreeMap<String, TargetStatus>,
+}
+
+/// The last file of a source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceStatus {
+    pub last_file: Option<String>,
+    /// `archived`, `duplicate`, `rejected`, `held`, or `failed`.
+    pub outcome: Option<String>,
+    /// Where the file went.
+    pub moved_to: Option<String>,
+    pub at: Option<String>,
+    /// Why the last file failed (an IO or store error), if it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    /// Records still to push, parked ones included.
+    pub outbox: u64,
+    pub parked: u64,
+    pub last_error: Option<String>,
+    /// When the target last confirmed a record (UTC, RFC 3339).
+    pub last_push_at: Option<String>,
+}
+
+impl Status {
+    /// Counts a processed file, starting a new count on a new day.
+    pub fn count_file(&mut self, day: &str) {
+        if self.day != day {
+            self.day = day.to_string();
+            self.files_today = 0;
+        }
+        self.files_today += 1;
+    }
+}
+
+/// The one line systemd shows (`STATUS=`).
+pub fn status_line(status: &Status) -> String {
+    let outbox: u64 = status.targets.values().map(|t| t.outbox).sum();
+    let parked: u64 = status.targets.values().map(|t| t.parked).sum();
+    format!(
+        "{} file(s) today, outbox {outbox}, parked {parked}",
+        status.files_today
+    )
+}
+
+/// `rostersync status`, for a person.
+pub fn render(status: &Status) -> String {
+    let mut out = String::new();
+    let state = if status.running {
+        format!("running (pid {})", status.pid)
+    } else {
+        "stopped".to_string()
+    };
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "rostersync {state}, since {}; updated {}",
+        status.started_at, status.updated_at
+    );
+    let _ = writeln!(out, "files today ({}): {}", status.day, status.files_today);
+    let _ = writeln!(out, "\nsources:");
+    for (name, source) in &status.sources {
+        match (&source.last_file, &source.outcome) {
+            (Some(file), Some(outcome)) => {
+                let _ = write!(out, "  {name}: last file {file}: {outcome}");
+                if let Some(at) = &source.at {
+                    let _ = write!(out, " at {at}");
+                }
+                if let Some(moved) = &source.moved_to {
+                    let _ = write!(out, " → {moved}");
+                }
+                if let Some(error) = &source.error {
+                    let _ = write!(out, " ({error})");
+                }
+                out.push('\n');
+            }
+            _ => {
+                let _ = writeln!(out, "  {name}: no file yet");
+            }
+        }
+    }
+    let _ = writeln!(out, "\ntargets:");
+    for (name, target) in &status.targets {
+        let _ = write!(
+            out,
+            "  {name}: outbox {}, parked {}",
+            target.outbox, target.parked
+        );
+        match &target.last_push_at {
+            Some(at) => {
+                let _ = write!(out, ", last push {at}");
+            }
+            None => {
+                let _ = write!(out, ", nothing pushed yet");
+            }
+        }
+        out.push('\n');
+        if let Some(error) = &target.last_error {
+            let _ = writeln!(out, "    last error: {error}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> Status {
+        let mut status = Status {
+            pid: 42,
+            started_at: "2026-11-21T08:00:00Z".into(),
+            updated_at: "2026-11-21T09:00:00Z".into(),
+            running: true,
+            day: "2026-11-21".into(),
+            files_today: 3,
+            ..Status::default()
+        };
+        status.sources.insert(
+            "hr-users".into(),
+            SourceStatus {
+                last_file: Some("users.csv".into()),
+                outcome: Some("archived".into()),
+                moved_to: Some("archive/20261121T085959.000Z_users.csv".into()),
+                at: Some("2026-11-21T08:59:59Z".into()),
+                error: None,
+            },
+        );
+        status
+            .sources
+            .insert("hr-orgs".into(), SourceStatus::default());
+        status.targets.insert(
+            "lms".into(),
+            TargetStatus {
+                outbox: 12,
+                parked: 1,
+                last_error: Some("login ana is reserved".into()),
+                last_push_at: Some("2026-11-21T09:00:00Z".into()),
+            },
+        );
+        status.targets.insert(
+            "erp".into(),
+            TargetStatus {
+                outbox: 3,
+                ..TargetStatus::default()
+            },
+        );
+        status
+    }
+
+    #[test]
+    fn one_line_for_systemd() {
+        assert_eq!(
+            status_line(&status()),
+            "3 file(s) today, outbox 15, parked 1"
+        );
+    }
+
+    #[test]
+    fn a_page_for_a_person() {
+        assert_eq!(
+            render(&status()),
+            "rostersync running (pid 42), since 2026-11-21T08:00:00Z; updated 2026-11-21T09:00:00Z
+files today (2026-11-21): 3
+
+sources:
+  hr-orgs: no file yet
+  hr-users: last file users.csv: archived at 2026-11-21T08:59:59Z → archive/20261121T085959.000Z_users.csv
+
+targets:
+  erp: outbox 3, parked 0, nothing pushed yet
+  lms: outbox 12, parked 1, last push 2026-11-21T09:00:00Z
+    last error: login ana is reserved
+"
+        );
+    }
+
+    #[test]
+    fn the_count_restarts_each_day_and_json_round_trips() {
+        let mut status = status();
+        status.count_file("2026-11-21");
+        assert_eq!(status.files_today, 4);
+        status.count_file("2026-11-22");
+        assert_eq!((status.day.as_str(), status.files_today), ("2026-11-22", 1));
+        let json = serde_json::to_string(&status).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+    }
+}

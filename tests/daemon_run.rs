@@ -1,0 +1,479 @@
+//! `rostersync run` end to end: the real binary on temp inboxes, pushing to
+//! the stateful Collaborator fake. Files written slowly, marker files, bad
+//! files, held files and their approval, duplicates, `status` and `show`
+//! while the daemon runs, SIGTERM and SIGHUP.
+
+mod daemon_support;
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use daemon_support::*;
+use support::fakes::collaborator::Fake;
+
+fn config(url: &str, ready: &str) -> String {
+    format!(
+        r#"
+[daemon]
+state_dir = "state"
+log_dir = "log"
+
+[safety]
+max_block_percent = 50.0
+max_shrink_percent = 100.0
+
+[[source]]
+name = "users"
+kind = "users"
+inbox = "inbox"
+settle = "300ms"
+ready = "{ready}"
+targets = ["lms"]
+
+[[target]]
+name = "lms"
+kind = "collaborator"
+url = "{url}"
+token_env = "LMS_TOKEN"
+batch_size = 50
+timeout = "2s"
+retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
+"#
+    )
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    fake: Fake,
+}
+
+impl Setup {
+    fn new(ready: &str) -> Setup {
+        let fake = Fake::start(TOKEN);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), config(&fake.url, ready)).unwrap();
+        std::fs::create_dir(dir.path().join("inbox")).unwrap();
+        Setup { dir, fake }
+    }
+
+    fn path(&self, relative: &str) -> std::path::PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Drops a file into the inbox the way a careful exporter does: written
+    /// under a temporary name, then renamed.
+    fn drop_file(&self, name: &str, text: &str) {
+        let temporary = self.path(&format!("inbox/{name}.part"));
+        std::fs::write(&temporary, text).unwrap();
+        std::fs::rename(temporary, self.path(&format!("inbox/{name}"))).unwrap();
+    }
+
+    fn archived(&self) -> Vec<String> {
+        files(&self.path("inbox/archive"))
+            .into_iter()
+            .filter(|n| !n.ends_with(".report.json"))
+            .collect()
+    }
+
+    /// Waits until `n` files are archived and their reports complete.
+    fn wait_archived(&self, daemon: &Daemon, n: usize) -> Vec<String> {
+        wait_until(
+            Duration::from_secs(20),
+            || {
+                let archived = self.archived();
+                archived.len() >= n
+                    && archived.iter().all(|name| {
+                        std::fs::read(self.path(&format!("inbox/archive/{name}.report.json")))
+                            .ok()
+                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                            .is_some_and(|r| r["complete"] == true)
+                    })
+            },
+            || {
+                format!(
+                    "{n} complete archived files expected, got {:?}\n{}",
+                    self.archived(),
+                    daemon.log()
+                )
+            },
+        );
+        self.archived()
+    }
+
+    /// uid → (login, status) at the fake portal.
+    fn portal(&self) -> BTreeMap<String, (String, String)> {
+        self.fake
+            .directory()
+            .into_iter()
+            .map(|(uid, (login, _, _, status))| (uid, (login, status)))
+            .collect()
+    }
+}
+
+fn expected(users: &[(usize, &str)]) -> BTreeMap<String, (String, String)> {
+    users
+        .iter()
+        .map(|(n, status)| (format!("E{n}"), (format!("login{n}"), status.to_string())))
+        .collect()
+}
+
+#[test]
+fn a_file_written_slowly_in_pieces_is_taken_once_complete() {
+    let setup = Setup::new("stable");
+    let daemon = Daemon::start(setup.dir.path());
+    let text = users_file(&(1..=6).map(|n| user(n, false)).collect::<Vec<_>>());
+    let mut file = std::fs::File::create(setup.path("inbox/users.csv")).unwrap();
+    // Pieces every 150 ms (less than `settle`), cutting lines in the middle.
+    for piece in text.as_bytes().chunks(text.len() / 5 + 1) {
+        file.write_all(piece).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(setup.fake.requests(), 0, "a partial file was taken");
+        assert!(setup.archived().is_empty(), "a partial file was taken");
+    }
+    drop(file);
+    let archived = setup.wait_archived(&daemon, 1);
+    assert_eq!(archived.len(), 1, "{archived:?}");
+    assert!(archived[0].ends_with("Z_users.csv"), "{archived:?}");
+    assert_eq!(
+        setup.portal(),
+        expected(&[(1, "0"), (2, "0"), (3, "0"), (4, "0"), (5, "0"), (6, "0")])
+    );
+    let report = report(&setup.path(&format!("inbox/archive/{}", archived[0])));
+    assert_eq!(report["targets"]["lms"]["create"], 6);
+    assert_eq!(report["targets"]["lms"]["actions"][0]["status"], "done");
+    assert!(files(&setup.path("inbox")).is_empty(), "the inbox is empty");
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        log.matches("file processed").count(),
+        1,
+        "one summary line per file:\n{log}"
+    );
+    assert!(!log.contains(TOKEN), "the token leaked into the log");
+}
+
+#[test]
+fn marker_mode_waits_for_the_marker() {
+    let setup = Setup::new("marker");
+    let daemon = Daemon::start(setup.dir.path());
+    std::fs::write(
+        setup.path("inbox/users.csv"),
+        users_file(&[user(1, false), user(2, false)]),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(setup.archived().is_empty(), "taken without its marker");
+    assert_eq!(setup.fake.requests(), 0);
+    std::fs::write(setup.path("inbox/users.csv.done"), "").unwrap();
+    setup.wait_archived(&daemon, 1);
+    assert_eq!(setup.portal(), expected(&[(1, "0"), (2, "0")]));
+    assert!(
+        files(&setup.path("inbox")).is_empty(),
+        "the marker goes with the file"
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_bad_file_is_rejected_with_its_errors_and_nothing_is_pushed() {
+    let setup = Setup::new("stable");
+    // Present before the daemon starts: taken on start.
+    setup.drop_file(
+        "bad.csv",
+        &users_file(&[user(1, false), "E2;;First2;login2;not-an-email;0".into()]),
+    );
+    setup.drop_file("~$lock.csv", "not a drop");
+    setup.drop_file(".hidden.csv", "not a drop");
+    let daemon = Daemon::start(setup.dir.path());
+    wait_until(
+        Duration::from_secs(20),
+        || files(&setup.path("inbox/rejected")).len() == 2,
+        || daemon.log(),
+    );
+    let rejected = files(&setup.path("inbox/rejected"));
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    let errors =
+        std::fs::read_to_string(setup.path(&format!("inbox/rejected/{}", rejected[1]))).unwrap();
+    assert!(rejected[1].ends_with("_bad.csv.errors.txt"), "{rejected:?}");
+    assert!(errors.contains("bad.csv:3:"), "{errors}");
+    assert!(errors.contains("refused"), "{errors}");
+    assert_eq!(setup.fake.requests(), 0);
+    // Hidden and lock files are never taken.
+    assert_eq!(files(&setup.path("inbox")), [".hidden.csv", "~$lock.csv"]);
+    let (code, out, _) = command(setup.dir.path(), &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("users: last file bad.csv: rejected"), "{out}");
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_mass_block_is_held_until_approved_then_applied() {
+    let setup = Setup::new("stable");
+    let daemon = Daemon::start(setup.dir.path());
+    let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
+    setup.drop_file("users1.csv", &users_file(&all));
+    setup.wait_archived(&daemon, 1);
+    let requests = setup.fake.requests();
+
+    // Only E1 left: 3 of 4 blocked, above max_block_percent = 50.
+    setup.drop_file("users2.csv", &users_file(&all[..1]));
+    wait_until(
+        Duration::from_secs(20),
+        || files(&setup.path("inbox/held")).len() == 3,
+        || daemon.log(),
+    );
+    let held = files(&setup.path("inbox/held"));
+    assert!(held[0].ends_with("_users2.csv"), "{held:?}");
+    assert!(held[1].ends_with(".plan.json") && held[2].ends_with(".plan.txt"));
+    let plan = std::fs::read_to_string(setup.path(&format!("inbox/held/{}", held[2]))).unwrap();
+    assert!(
+        plan.contains("HELD by safety rule max_block_percent"),
+        "{plan}"
+    );
+    assert!(plan.contains("0 create, 0 update, 3 block"), "{plan}");
+    assert_eq!(
+        setup.fake.requests(),
+        requests,
+        "nothing reached the target"
+    );
+
+    let (code, out, err) = command(
+        setup.dir.path(),
+        &["approve", &format!("inbox/held/{}", held[0])],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("approved"), "{out}");
+    setup.wait_archived(&daemon, 2);
+    assert_eq!(
+        setup.portal(),
+        expected(&[(1, "0"), (2, "1"), (3, "1"), (4, "1")])
+    );
+    assert!(files(&setup.path("inbox/held")).is_empty());
+    let archived = setup.archived();
+    assert!(archived[1].ends_with("_users2.csv"), "{archived:?}");
+    let report = report(&setup.path(&format!("inbox/archive/{}", archived[1])));
+    assert_eq!(report["file"], "users2.csv");
+    assert_eq!(report["targets"]["lms"]["block"], 3);
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn status_show_and_duplicates_while_the_daemon_runs() {
+    let setup = Setup::new("stable");
+    let daemon = Daemon::start(setup.dir.path());
+    let text = users_file(&[user(1, false), user(2, false)]);
+    setup.drop_file("users.csv", &text);
+    setup.wait_archived(&daemon, 1);
+    let requests = setup.fake.requests();
+
+    // The same bytes again: archived as a duplicate, nothing pushed.
+    setup.drop_file("users-again.csv", &text);
+    setup.wait_archived(&daemon, 2);
+    let archived = setup.archived();
+    let duplicate = report(&setup.path(&format!("inbox/archive/{}", archived[1])));
+    assert_eq!(duplicate["duplicate"], true, "{duplicate}");
+    assert_eq!(setup.fake.requests(), requests);
+
+    // The daemon holds the store: these go through its socket.
+    let (code, out, err) = command(setup.dir.path(), &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("running (pid"), "{out}");
+    assert!(out.contains("files today"), "{out}");
+    assert!(
+        out.contains("users: last file users-again.csv: duplicate"),
+        "{out}"
+    );
+    assert!(out.contains("lms: outbox 0, parked 0, last push"), "{out}");
+    let (code, out, _) = command(setup.dir.path(), &["status", "--json"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["files_today"], 2);
+    assert_eq!(status["targets"]["lms"]["outbox"], 0);
+
+    let (code, out, err) = command(setup.dir.path(), &["show", "E1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("lms users E1 (source users):"), "{out}");
+    assert!(out.contains("acknowledged: active at"), "{out}");
+    assert!(out.contains("login = \"login1\""), "{out}");
+    let (code, out, _) = command(setup.dir.path(), &["show", "E99"]);
+    assert_eq!(code, 1, "{out}");
+
+    // `plan` and `retry` while it runs.
+    std::fs::write(
+        setup.path("next.csv"),
+        users_file(&[user(1, false), user(2, false), user(3, false)]),
+    )
+    .unwrap();
+    let (code, out, err) = command(setup.dir.path(), &["plan", "next.csv", "--source", "users"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("target lms: 1 create, 0 update"), "{out}");
+    let (code, out, _) = command(setup.dir.path(), &["retry"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("lms: 0 parked record(s) released"), "{out}");
+
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    // Without a daemon, the commands read the state themselves.
+    let (code, out, _) = command(setup.dir.path(), &["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("rostersync stopped"), "{out}");
+    let (code, out, _) = command(setup.dir.path(), &["show", "E2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("acknowledged: active"), "{out}");
+    let socket = setup.path("state/control.sock");
+    assert!(!socket.exists(), "the socket is removed on exit");
+}
+
+#[test]
+fn sigterm_lets_pushes_finish_and_a_restart_completes_the_rest() {
+    let setup = Setup::new("stable");
+    // Slow answers: the push is under way when SIGTERM arrives.
+    setup.fake.with(|p| p.faults.slow_ms = 150);
+    let daemon = Daemon::start(setup.dir.path());
+    let all: Vec<String> = (1..=400).map(|n| user(n, false)).collect();
+    setup.drop_file("users.csv", &users_file(&all));
+    wait_until(
+        Duration::from_secs(20),
+        || setup.fake.requests() >= 2,
+        || daemon.log(),
+    );
+    let (status, log) = daemon.stop();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("SIGTERM: stopping"), "{log}");
+    assert!(setup.path("log/status.json").exists());
+    // The file was committed before the push: it is archived, not re-read.
+    assert_eq!(setup.archived().len(), 1);
+
+    setup.fake.with(|p| p.faults.slow_ms = 0);
+    let daemon = Daemon::start(setup.dir.path());
+    setup.wait_archived(&daemon, 1);
+    let want: Vec<(usize, &str)> = (1..=400).map(|n| (n, "0")).collect();
+    assert_eq!(setup.portal(), expected(&want));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
+    let setup = Setup::new("stable");
+    let daemon = Daemon::start(setup.dir.path());
+    let good = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+
+    // A bad config: refused, the running one stays.
+    std::fs::write(
+        setup.path("config.toml"),
+        good.replace("settle = \"300ms\"", "settle = \"300ms\"\nsetle = 1"),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    daemon.wait_log("config reload refused", Duration::from_secs(10));
+    assert!(daemon.log().contains("setle"), "{}", daemon.log());
+    setup.drop_file("users1.csv", &users_file(&[user(1, false)]));
+    setup.wait_archived(&daemon, 1);
+
+    // A good one with a second source: its inbox is watched from then on.
+    let second = good.clone()
+        + r#"
+[[source]]
+name = "more"
+kind = "users"
+inbox = "inbox2"
+mode = "delta"
+settle = "300ms"
+targets = ["lms"]
+"#;
+    std::fs::write(setup.path("config.toml"), second).unwrap();
+    std::fs::create_dir(setup.path("inbox2")).unwrap();
+    daemon.signal("HUP");
+    daemon.wait_log("config reloaded", Duration::from_secs(10));
+    std::fs::write(
+        setup.path("inbox2/delta.csv"),
+        users_file(&[user(2, false)]),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || setup.portal().len() == 2,
+        || daemon.log(),
+    );
+    assert_eq!(files(&setup.path("inbox2/archive")).len(), 2);
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn poll_mode_takes_files_too() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config.replace("settle = \"300ms\"", "settle = \"300ms\"\npoll = true"),
+    )
+    .unwrap();
+    let daemon = Daemon::start(setup.dir.path());
+    setup.drop_file("users.csv", &users_file(&[user(1, false)]));
+    setup.wait_archived(&daemon, 1);
+    assert_eq!(setup.portal(), expected(&[(1, "0")]));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// README: `cargo run -- run -c config.example.toml` runs the demo on the
+/// example inboxes with the wbt-file target, no server needed.
+#[test]
+fn the_readme_demo_archives_the_example_files_with_their_reports() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        repo.join("config.example.toml"),
+        dir.path().join("config.toml"),
+    )
+    .unwrap();
+    for inbox in ["orgs", "users"] {
+        let from = repo.join("example/inbox").join(inbox);
+        let to = dir.path().join("example/inbox").join(inbox);
+        std::fs::create_dir_all(&to).unwrap();
+        for name in files(&from) {
+            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
+        }
+    }
+    let daemon = Daemon::start(dir.path());
+    let archive =
+        |inbox: &str| files(&dir.path().join("example/inbox").join(inbox).join("archive"));
+    wait_until(
+        Duration::from_secs(20),
+        || archive("orgs").len() == 2 && archive("users").len() == 2,
+        || daemon.log(),
+    );
+    let reports: Vec<String> = archive("users")
+        .into_iter()
+        .filter(|n| n.ends_with(".report.json"))
+        .collect();
+    assert_eq!(reports.len(), 1);
+    wait_until(
+        Duration::from_secs(10),
+        // Organisations go level by level (parents first), one file each.
+        || {
+            let out = files(&dir.path().join("example/wbt-out"));
+            out.iter().any(|n| n.starts_with("orgs_"))
+                && out.iter().any(|n| n.starts_with("users_"))
+        },
+        || daemon.log(),
+    );
+    assert!(dir.path().join("example/log/status.json").exists());
+    let logs = files(&dir.path().join("example/log"));
+    assert!(
+        logs.iter()
+            .any(|n| n.starts_with("rostersync.") && n.ends_with(".log")),
+        "{logs:?}"
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
