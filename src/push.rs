@@ -226,6 +226,7 @@ async fn push_round(
         results,
         acks: Vec::new(),
         acks_since: None,
+        writing: None,
     };
     let batch_size = target.connector.batch_size().max(1);
     for level in levels {
@@ -301,6 +302,8 @@ struct Pass<'r> {
     /// Confirmed records not yet written to the store, and since when.
     acks: Vec<(RecordKey, Acked, Fields)>,
     acks_since: Option<Instant>,
+    /// The group being written meanwhile, if any: sending goes on during it.
+    writing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 /// Acknowledgements are written in groups: one store batch per record would
@@ -355,13 +358,44 @@ impl Pass<'_> {
         let due = self
             .acks_since
             .is_some_and(|since| since.elapsed() >= ACK_DELAY);
-        if self.acks.len() >= ACK_GROUP || due || reply.halt.is_some() {
+        if reply.halt.is_some() {
             self.write_acks(store).await?;
+        } else if self.acks.len() >= ACK_GROUP || due {
+            self.start_writing_acks(store).await?;
         }
         Ok(reply.halt)
     }
 
+    /// Starts writing the waiting acknowledgements in the background, unless
+    /// a group is still being written (they then go with the next one).
+    async fn start_writing_acks(&mut self, store: &Arc<Store>) -> Result<(), PushError> {
+        if let Some(writing) = &self.writing {
+            if !writing.is_finished() {
+                return Ok(());
+            }
+            self.finish_writing().await?;
+        }
+        self.acks_since = None;
+        let acks = std::mem::take(&mut self.acks);
+        let store = Arc::clone(store);
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            store.acknowledge_many(&acks)
+        }));
+        Ok(())
+    }
+
+    async fn finish_writing(&mut self) -> Result<(), PushError> {
+        if let Some(writing) = self.writing.take() {
+            writing
+                .await
+                .map_err(|error| PushError::Join(error.to_string()))??;
+        }
+        Ok(())
+    }
+
+    /// Writes every acknowledgement still held, and waits for it.
     async fn write_acks(&mut self, store: &Arc<Store>) -> Result<(), PushError> {
+        self.finish_writing().await?;
         self.acks_since = None;
         if self.acks.is_empty() {
             return Ok(());

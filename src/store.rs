@@ -500,15 +500,23 @@ impl Store {
                 entry.desired.hash == acked.hash && entry.desired.active == acked.active;
             entry.acked = Some(acked.clone());
             batch.insert(entry_key, encode(&entry)?);
+            // Removes only what is there: a read costs far less than a
+            // write in sled, and most records have neither key.
+            let acked_key = key.encode(b'a');
             if entry.desired.hash == acked.hash {
-                batch.remove(key.encode(b'a')); // implicit: the desired projection
+                if self.tree.contains_key(&acked_key)? {
+                    batch.remove(acked_key); // implicit: the desired projection
+                }
             } else {
-                batch.insert(key.encode(b'a'), encode(fields)?);
+                batch.insert(acked_key, encode(fields)?);
             }
             if caught_up {
                 batch.remove(key.encode(b'o'));
             }
-            batch.remove(key.encode(b'p'));
+            let parked_key = key.encode(b'p');
+            if self.tree.contains_key(&parked_key)? {
+                batch.remove(parked_key);
+            }
         }
         self.tree.apply_batch(batch)?;
         Ok(())
