@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{NaiveDate, Utc};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -864,12 +865,89 @@ async fn take(
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     let name = file_name(path);
-    let accepted = sync::accept(&context(shared, config, None), source, path, Approval::None)
-        .await
-        .map_err(|error| error.to_string())?;
-    settle_file(shared, source, path, &name, accepted, started)
+    let accepted = sync::accept_with(
+        &context(shared, config, None),
+        source,
+        path,
+        Approval::None,
+        Some(note_before_commit(config)),
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    let mut resumed = false;
+    let accepted = match accepted {
+        Accepted::Committed(plan) => {
+            exit_after_commit_for_tests();
+            Accepted::Committed(plan)
+        }
+        // Its bytes are those of the source's last accepted file: perhaps
+        // because it is that very file, committed before a restart.
+        Accepted::Duplicate => match landed_commit(shared, config, source, &name, None).await {
+            Some(plan) => {
+                resumed = true;
+                Accepted::Committed(plan)
+            }
+            None => Accepted::Duplicate,
+        },
+        other => other,
+    };
+    settle_file(shared, source, path, &name, accepted, resumed, started)
         .await
         .map(|_| ())
+}
+
+/// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
+fn note_before_commit(config: &Config) -> sync::BeforeCommit {
+    let state_dir = config.daemon.state_dir.clone();
+    Box::new(move |plan, sha256| lifecycle::write_commit_note(&state_dir, plan, sha256))
+}
+
+/// The plan of `name` if the source's last commit was of this file (of
+/// these bytes: `sha256`, or already known to be the last accepted file's
+/// when `None`) and the file was not archived since (the daemon stopped
+/// between the commit and the archive).
+async fn landed_commit(
+    shared: &Arc<Shared>,
+    config: &Config,
+    source: &SourceConfig,
+    name: &str,
+    sha256: Option<[u8; 32]>,
+) -> Option<Plan> {
+    let source_name = source.name.get_ref().clone();
+    let state = {
+        let source_name = source_name.clone();
+        blocking(&shared.store, move |store| store.source_state(&source_name))
+            .await
+            .ok()??
+    };
+    if sha256.is_some_and(|sha| sha != state.last_sha256) {
+        return None;
+    }
+    let inbox = source.inbox.get_ref().clone();
+    let state_dir = config.daemon.state_dir.clone();
+    let name = name.to_string();
+    let plan = tokio::task::spawn_blocking(move || {
+        let archived = lifecycle::archived_since(&inbox, &name, state.at);
+        let note = lifecycle::read_commit_note(&state_dir, &source_name);
+        lifecycle::landed_commit(&source_name, &state, &name, archived, note)
+    })
+    .await
+    .ok()??;
+    info!(source = %source.name.get_ref(), file = %plan.file, actions = plan.targets.values().map(|t| t.actions.len()).sum::<usize>(),
+        "this file's plan was committed before a restart, the file not archived: archived now with that plan as its report");
+    Some(plan)
+}
+
+/// Test only: with `ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1` the daemon exits
+/// (code 86) right after a file's commit, before the file is archived: the
+/// crash window `tests/daemon_recovery.rs` reproduces. Never set in service.
+fn exit_after_commit_for_tests() {
+    if std::env::var_os("ROSTERSYNC_TEST_EXIT_AFTER_COMMIT").is_some_and(|v| v == "1") {
+        error!(
+            "ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1: exiting right after the commit, before the archive (a crash-recovery test)"
+        );
+        std::process::exit(86);
+    }
 }
 
 /// Where a file went.
@@ -887,9 +965,21 @@ async fn settle_file(
     path: &Path,
     name: &str,
     accepted: Accepted,
+    resumed: bool,
     started: std::time::Instant,
 ) -> Result<Disposed, String> {
-    let filed = file_away(source, path, name, &accepted).await?;
+    let filed = file_away(source, path, name, &accepted, resumed).await?;
+    if let Accepted::Committed(_) = &accepted {
+        let state_dir = shared.config().daemon.state_dir.clone();
+        let source_name = source.name.get_ref().clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            lifecycle::remove_commit_note(&state_dir, &source_name)
+        })
+        .await;
+        if let Ok(Err(error)) = removed {
+            warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
+        }
+    }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
     let moved = filed.disposed.moved_to.display().to_string();
@@ -913,12 +1003,17 @@ async fn settle_file(
             let count = |f: fn(&crate::plan::TargetPlan) -> u64| -> u64 {
                 plan.targets.values().map(f).sum()
             };
+            let message = if resumed {
+                "file processed: committed before a restart, archived now; pushing what is left to the targets"
+            } else {
+                "file processed: committed, pushing to the targets"
+            };
             info!(
                 source = %source_name, file = %name, outcome = "archived", rows = plan.rows,
                 create = count(|t| t.create), update = count(|t| t.update),
                 block = count(|t| t.block), unblock = count(|t| t.unblock),
                 moved_to = %moved, ms = millis,
-                "file processed: committed, pushing to the targets"
+                "{message}"
             );
         }
     }
@@ -957,6 +1052,7 @@ async fn file_away(
     path: &Path,
     name: &str,
     accepted: &Accepted,
+    resumed: bool,
 ) -> Result<Filed, String> {
     let at = Utc::now();
     let inbox = source.inbox.get_ref().clone();
@@ -980,7 +1076,7 @@ async fn file_away(
                     held: None,
                     targets: BTreeMap::new(),
                 };
-                let report = lifecycle::report_value(&plan, true, at);
+                let report = lifecycle::report_value(&plan, lifecycle::Archived::Duplicate, at);
                 (
                     "duplicate",
                     lifecycle::ARCHIVE,
@@ -1001,7 +1097,12 @@ async fn file_away(
                 None,
             ),
             Accepted::Committed(plan) => {
-                let report = lifecycle::report_value(plan, false, at);
+                let how = if resumed {
+                    lifecycle::Archived::CommittedBeforeRestart
+                } else {
+                    lifecycle::Archived::Committed
+                };
+                let report = lifecycle::report_value(plan, how, at);
                 let bytes = pretty(&report);
                 (
                     "archived",
@@ -1043,19 +1144,31 @@ async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
         Ok(held) => held,
         Err(message) => return Answer::new(exit::USAGE, format!("{message}\n")),
     };
-    let context = context(shared, config, Some(held.name.clone()));
-    let accepted = match sync::accept(
-        &context,
-        held.source,
-        &held.path,
-        Approval::UpTo {
-            blocks: held.blocks,
-        },
-    )
-    .await
-    {
-        Ok(accepted) => accepted,
-        Err(error) => return Answer::new(exit::FAILURE, format!("{error}\n")),
+    // Approved before a restart that came between its commit and its archive?
+    let sha256 = match tokio::fs::read(&held.path).await {
+        Ok(bytes) => <[u8; 32]>::from(Sha256::digest(&bytes)),
+        Err(error) => {
+            return Answer::new(
+                exit::FAILURE,
+                format!("cannot read {}: {error}\n", held.path.display()),
+            );
+        }
+    };
+    let landed = landed_commit(shared, config, held.source, &held.name, Some(sha256)).await;
+    let resumed = landed.is_some();
+    let accepted = match landed {
+        Some(plan) => Accepted::Committed(plan),
+        None => {
+            let context = context(shared, config, Some(held.name.clone()));
+            let approval = Approval::UpTo {
+                blocks: held.blocks,
+            };
+            let before = Some(note_before_commit(config));
+            match sync::accept_with(&context, held.source, &held.path, approval, before).await {
+                Ok(accepted) => accepted,
+                Err(error) => return Answer::new(exit::FAILURE, format!("{error}\n")),
+            }
+        }
     };
     if let Accepted::Held(plan) = &accepted {
         return still_held(&held, plan).await;
@@ -1066,6 +1179,7 @@ async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
         &held.path,
         &held.name,
         accepted,
+        resumed,
         started,
     )
     .await;
@@ -1178,7 +1292,7 @@ pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
             }
             other => other,
         };
-        let filed = file_away(held.source, &held.path, &held.name, &accepted).await?;
+        let filed = file_away(held.source, &held.path, &held.name, &accepted, false).await?;
         remove_plan_files(&held.path).await;
         let mut output = format!(
             "{}: approved → {}\n",
