@@ -103,8 +103,14 @@ fn utc_now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn today() -> NaiveDate {
-    chrono::Local::now().date_naive()
+/// The local day. Test only: `ROSTERSYNC_TEST_TODAY=YYYY-MM-DD` stands in
+/// for it, so that the daily date re-plan is tested without waiting for a
+/// day (`tests/daemon_run.rs`). Never set in service.
+pub(crate) fn today() -> NaiveDate {
+    std::env::var("ROSTERSYNC_TEST_TODAY")
+        .ok()
+        .and_then(|day| NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
 }
 
 impl Shared {
