@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use support::fakes::collaborator::Fake;
@@ -20,6 +20,7 @@ fn config(url: &str, ready: &str) -> String {
 [daemon]
 state_dir = "state"
 log_dir = "log"
+grace = "1s"
 
 [safety]
 max_block_percent = 50.0
@@ -638,4 +639,78 @@ fn the_daily_date_re_plan_activates_and_expires_records() {
         "2030-01-11\n"
     );
     assert_eq!(setup.archived().len(), 1, "no file was needed");
+}
+
+#[test]
+fn a_stop_cuts_requests_still_in_flight_after_the_grace_period() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config
+            .replace("grace = \"1s\"", "grace = \"300ms\"")
+            .replace("timeout = \"2s\"", "timeout = \"30s\""),
+    )
+    .unwrap();
+    // The portal answers after 4 s: the first request is in flight at the stop.
+    setup.fake.with(|p| p.faults.slow_ms = 4_000);
+    let daemon = Daemon::start(setup.dir.path());
+    setup.drop_file(
+        "users.csv",
+        &users_file(&[user(1, false), user(2, false), user(3, false)]),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        || setup.fake.requests() >= 1,
+        || daemon.log(),
+    );
+    let asked = Instant::now();
+    let (status, log) = daemon.stop();
+    let took = asked.elapsed();
+    assert!(status.success(), "{log}");
+    assert!(
+        took < Duration::from_millis(2_500),
+        "stopping took {took:?}, more than grace = 300ms allows\n{log}"
+    );
+    assert!(log.contains("cut after the grace period"), "{log}");
+    // Committed before the push: archived, its records kept for the next start.
+    assert_eq!(setup.archived().len(), 1);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.path("log/status.json")).unwrap()).unwrap();
+    assert_eq!(status["running"], false, "{status}");
+    assert_eq!(status["targets"]["lms"]["outbox"], 3, "{status}");
+}
+
+#[test]
+fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config.replace("grace = \"1s\"", "grace = \"1s\"\nrescan = \"200ms\""),
+    )
+    .unwrap();
+    // The inbox is a link, as a mount point would be: once it points
+    // elsewhere, the watch on the old folder sees nothing of the new one.
+    std::fs::remove_dir(setup.path("inbox")).unwrap();
+    for folder in ["share1", "share2"] {
+        std::fs::create_dir(setup.path(folder)).unwrap();
+    }
+    std::os::unix::fs::symlink("share1", setup.path("inbox")).unwrap();
+    let daemon = Daemon::start(setup.dir.path());
+    std::os::unix::fs::symlink("share2", setup.path("inbox.new")).unwrap();
+    std::fs::rename(setup.path("inbox.new"), setup.path("inbox")).unwrap();
+    let dropped = Instant::now();
+    setup.drop_file("users.csv", &users_file(&[user(1, false)]));
+    // Well before the default 10 s rescan.
+    wait_until(
+        Duration::from_secs(5),
+        || setup.archived().len() == 1,
+        || format!("not taken after {:?}\n{}", dropped.elapsed(), daemon.log()),
+    );
+    assert_eq!(files(&setup.path("share2/archive")).len(), 2);
+    setup.wait_archived(&daemon, 1);
+    assert_eq!(setup.portal(), expected(&[(1, "0")]));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
 }

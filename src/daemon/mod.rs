@@ -34,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::cli::exit;
-use crate::config::{self, CheckLevel, Config, DaemonConfig, Ready, SourceConfig};
+use crate::config::{self, CheckLevel, Config, Ready, SourceConfig};
 
 use crate::ingest::record::RecordKind;
 use crate::plan::{Plan, PlanOptions, TargetInfo};
@@ -47,10 +47,6 @@ use lifecycle::RecordStatus;
 use ops::{Answer, blocking};
 use status::Status;
 
-/// How long in-flight requests may take to finish once asked to stop.
-pub const GRACE: Duration = Duration::from_secs(5);
-/// Inboxes are looked at this often even without an event.
-const RESCAN: Duration = Duration::from_secs(10);
 /// How often the day is checked for the date re-plan.
 const DATE_CHECK: Duration = Duration::from_secs(60);
 /// `status.json` is rewritten at most this often when something changed…
@@ -279,14 +275,15 @@ async fn daemon(config_path: PathBuf, config: Config) -> Result<(), DaemonError>
         }
     }
 
-    // Stop taking files; in-flight requests get GRACE to finish.
+    // Stop taking files; in-flight requests get `grace` to finish.
     notify_systemd(&[
         sd_notify::NotifyState::Stopping,
         sd_notify::NotifyState::Status("stopping"),
     ]);
     shared.cancel.cancel();
     shared.tasks.close();
-    if tokio::time::timeout(GRACE + Duration::from_secs(2), shared.tasks.wait())
+    let grace = shared.config().daemon.grace.0;
+    if tokio::time::timeout(grace + Duration::from_secs(2), shared.tasks.wait())
         .await
         .is_err()
     {
@@ -330,21 +327,11 @@ async fn reload(shared: &Arc<Shared>) {
         }
     };
     let old = shared.config();
-    let (o, n) = (&old.daemon, &new.daemon);
-    if o.state_dir != n.state_dir
-        || o.log_dir != n.log_dir
-        || o.log_format != n.log_format
-        || o.log_keep != n.log_keep
-    {
+    if old.daemon != new.daemon {
         warn!(
-            "the [daemon] settings (state_dir, log_dir, log_format, log_keep) change only with a restart; the running ones stay"
+            "the [daemon] settings (state_dir, log_dir, log_format, log_keep, grace, rescan) change only with a restart; the running ones stay"
         );
-        new.daemon = DaemonConfig {
-            state_dir: o.state_dir.clone(),
-            log_dir: o.log_dir.clone(),
-            log_format: o.log_format,
-            log_keep: o.log_keep,
-        };
+        new.daemon = old.daemon.clone();
     }
     let prepared =
         tokio::task::spawn_blocking(move || lifecycle::prepare_folders(&new).map(|()| new)).await;
@@ -533,7 +520,7 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
 }
 
 /// Drains a target; when the daemon stops meanwhile, the drain gets
-/// [`GRACE`] to finish, then is cut (what it sent unacknowledged is sent
+/// `[daemon] grace` to finish, then is cut (what it sent unacknowledged is sent
 /// again on the next start: connectors make a replay harmless).
 async fn drain_with_grace(
     shared: &Shared,
@@ -545,7 +532,8 @@ async fn drain_with_grace(
     tokio::select! {
         result = &mut drain => Some(result),
         _ = shared.cancel.cancelled() => {
-            match tokio::time::timeout(GRACE, &mut drain).await {
+            let grace = shared.config().daemon.grace.0;
+            match tokio::time::timeout(grace, &mut drain).await {
                 Ok(result) => Some(result),
                 Err(_) => {
                     warn!(target = %name, "requests still in flight were cut after the grace period; they are sent again on the next start");
@@ -707,7 +695,8 @@ async fn processor_task(
     let mut tracker = Tracker::default();
     // Files that could not be processed, until they change.
     let mut failed: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
-    let mut rescan = tokio::time::interval(RESCAN);
+    // `[daemon]` settings change only with a restart: this one stays.
+    let mut rescan = tokio::time::interval(config.daemon.rescan.get_ref().0);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut date_tick = tokio::time::interval(DATE_CHECK);
     date_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -794,7 +783,8 @@ fn start_watchers(config: &Config, wake: &Arc<Notify>) -> Option<Watchers> {
     match Watchers::start(&inboxes, Arc::clone(wake)) {
         Ok(watchers) => Some(watchers),
         Err(error) => {
-            warn!(%error, "cannot watch the inboxes for events; they are scanned every {RESCAN:?} instead");
+            let every = config.daemon.rescan.get_ref().0;
+            warn!(%error, "cannot watch the inboxes for events; they are scanned every {every:?} (daemon.rescan) instead");
             None
         }
     }
