@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::SafetyConfig;
 use crate::diff::{self, Change};
@@ -70,8 +70,9 @@ pub struct PlanOptions {
     pub detail_limit: usize,
 }
 
-/// The plan, in the shape `plan --json` prints and reports share.
-#[derive(Debug, Clone, Serialize)]
+/// The plan, in the shape `plan --json` prints and reports share (read
+/// back by the daemon from the copy it writes down before a commit).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub source: String,
     pub file: String,
@@ -81,7 +82,7 @@ pub struct Plan {
     pub targets: BTreeMap<String, TargetPlan>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TargetPlan {
     pub create: u64,
     pub update: u64,
@@ -95,7 +96,7 @@ pub struct TargetPlan {
     pub actions: Vec<PlannedAction>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedAction {
     pub action: ActionName,
     pub kind: RecordKind,
@@ -103,7 +104,7 @@ pub struct PlannedAction {
     /// Field → [old, new]; empty beyond the plan's detail limit.
     pub changes: BTreeMap<String, Change>,
     /// References (parent, manager) sent in a second pass, because they loop.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<String>,
     /// In reports: `done` or `parked`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,7 +114,7 @@ pub struct PlannedAction {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionName {
     Create,

@@ -43,6 +43,8 @@ pub enum SyncError {
     Connector(#[from] ConnectorError),
     #[error(transparent)]
     Push(#[from] PushError),
+    #[error("cannot write down the plan before committing it: {0}")]
+    BeforeCommit(std::io::Error),
     #[error("internal error: {0}")]
     Join(String),
 }
@@ -122,6 +124,12 @@ pub async fn sync_file(
     }
 }
 
+/// Run off the executor with the plan about to be committed and the file's
+/// SHA-256, just before the commit; an error stops the commit. The daemon
+/// writes the plan down, so that a crash between the commit and the file's
+/// archive loses no report.
+pub type BeforeCommit = Box<dyn FnOnce(&Plan, &[u8; 32]) -> std::io::Result<()> + Send>;
+
 /// Ingest, plan, safety and commit: after `Committed`, the file's changes are
 /// safe in the store and the file itself may be archived.
 pub async fn accept(
@@ -129,6 +137,17 @@ pub async fn accept(
     source: &SourceConfig,
     file: &Path,
     approval: Approval,
+) -> Result<Accepted, SyncError> {
+    accept_with(context, source, file, approval, None).await
+}
+
+/// [`accept`], running `before_commit` just before the commit.
+pub async fn accept_with(
+    context: &SyncContext<'_>,
+    source: &SourceConfig,
+    file: &Path,
+    approval: Approval,
+    before_commit: Option<BeforeCommit>,
 ) -> Result<Accepted, SyncError> {
     let shown = file.display().to_string();
     let bytes = tokio::fs::read(file)
@@ -198,6 +217,12 @@ pub async fn accept(
     }
     let mut plan = planned.plan;
     plan.held = None;
+    if let Some(before_commit) = before_commit {
+        plan = tokio::task::spawn_blocking(move || before_commit(&plan, &sha256).map(|()| plan))
+            .await
+            .map_err(|error| SyncError::Join(error.to_string()))?
+            .map_err(SyncError::BeforeCommit)?;
+    }
     let commit = planned.commit;
     let target_names: Vec<String> = targets.iter().map(|t| t.name.get_ref().clone()).collect();
     blocking(&store, move |store| {

@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use assert_cmd::Command;
 
@@ -207,4 +208,46 @@ fn the_config_is_found_through_the_environment() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8(output.stdout).unwrap(), "ok\n");
+}
+
+#[test]
+fn daemon_grace_and_rescan_are_durations_with_defaults_and_rescan_is_above_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |text: &str| {
+        let path = write_config(dir.path(), text);
+        rostersync::config::load(&path, rostersync::config::CheckLevel::Full)
+    };
+    let defaults = load(BASE).unwrap();
+    assert_eq!(defaults.daemon.grace.0, Duration::from_secs(5));
+    assert_eq!(defaults.daemon.rescan.get_ref().0, Duration::from_secs(10));
+    let set = BASE.replace(
+        "log_dir = \"log\"",
+        "log_dir = \"log\"\ngrace = \"1s\"\nrescan = \"250ms\"",
+    );
+    let config = load(&set).unwrap();
+    assert_eq!(config.daemon.grace.0, Duration::from_secs(1));
+    assert_eq!(config.daemon.rescan.get_ref().0, Duration::from_millis(250));
+    assert_eq!(
+        check(&write_config(dir.path(), &set)),
+        (0, "ok\n".to_string())
+    );
+
+    let zero = BASE.replace("log_dir = \"log\"", "log_dir = \"log\"\nrescan = \"0s\"");
+    let (code, output) = check(&write_config(dir.path(), &zero));
+    assert_eq!(code, 2);
+    assert!(
+        output.contains(":5:10: daemon.rescan must be above 0"),
+        "{output}"
+    );
+    let bad = BASE.replace("log_dir = \"log\"", "log_dir = \"log\"\ngrace = \"soon\"");
+    let (code, output) = check(&write_config(dir.path(), &bad));
+    assert_eq!(code, 2);
+    assert!(
+        output.contains(":5:9: \"soon\" is not a duration"),
+        "{output}"
+    );
+    let unknown = BASE.replace("log_dir = \"log\"", "log_dir = \"log\"\nrescn = \"1s\"");
+    let (code, output) = check(&write_config(dir.path(), &unknown));
+    assert_eq!(code, 2);
+    assert!(output.contains(":5:1: unknown field `rescn`"), "{output}");
 }

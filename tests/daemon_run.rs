@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use daemon_support::*;
 use support::fakes::collaborator::Fake;
@@ -20,6 +20,7 @@ fn config(url: &str, ready: &str) -> String {
 [daemon]
 state_dir = "state"
 log_dir = "log"
+grace = "1s"
 
 [safety]
 max_block_percent = 50.0
@@ -474,6 +475,242 @@ fn the_readme_demo_archives_the_example_files_with_their_reports() {
             .any(|n| n.starts_with("rostersync.") && n.ends_with(".log")),
         "{logs:?}"
     );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn approve_without_a_daemon_applies_and_pushes_like_sync() {
+    let setup = Setup::new("stable");
+    let daemon = Daemon::start(setup.dir.path());
+    let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
+    setup.drop_file("users1.csv", &users_file(&all));
+    setup.wait_archived(&daemon, 1);
+    setup.drop_file("users2.csv", &users_file(&all[..1]));
+    wait_until(
+        Duration::from_secs(20),
+        || files(&setup.path("inbox/held")).len() == 3,
+        || daemon.log(),
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let held = files(&setup.path("inbox/held"))[0].clone();
+    let requests = setup.fake.requests();
+
+    // No daemon: `approve` opens the store itself, commits, pushes, files away.
+    let (code, out, err) = command(
+        setup.dir.path(),
+        &["approve", &format!("inbox/held/{held}")],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("users2.csv: approved → "), "{out}");
+    assert!(out.contains("0 create, 0 update, 3 block"), "{out}");
+    assert!(setup.fake.requests() > requests, "nothing was pushed");
+    assert_eq!(
+        setup.portal(),
+        expected(&[(1, "0"), (2, "1"), (3, "1"), (4, "1")])
+    );
+    assert!(files(&setup.path("inbox/held")).is_empty());
+    let archived = setup.archived();
+    assert_eq!(archived.len(), 2, "{archived:?}");
+    assert!(archived[1].ends_with("Z_users2.csv"), "{archived:?}");
+    let report = report(&setup.path(&format!("inbox/archive/{}", archived[1])));
+    assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(report["targets"]["lms"]["block"], 3);
+    let actions = report["targets"]["lms"]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 3);
+    assert!(actions.iter().all(|a| a["status"] == "done"), "{report}");
+    let (code, out, _) = command(setup.dir.path(), &["show", "E2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("acknowledged: blocked"), "{out}");
+    // The store was released: the daemon starts on it again.
+    let daemon = Daemon::start(setup.dir.path());
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_fields() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config.replace(
+            "log_dir = \"log\"",
+            "log_dir = \"log\"\nlog_format = \"json\"",
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(setup.dir.path());
+    setup.drop_file("users.csv", &users_file(&[user(1, false), user(2, false)]));
+    setup.wait_archived(&daemon, 1);
+    let (status, stderr) = daemon.stop();
+    assert!(status.success(), "{stderr}");
+
+    let logs: Vec<String> = files(&setup.path("log"))
+        .into_iter()
+        .filter(|n| n.starts_with("rostersync.") && n.ends_with(".log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let text = std::fs::read_to_string(setup.path("log").join(&logs[0])).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    assert!(lines.len() >= 4, "{text}");
+    for line in &lines {
+        assert!(line["timestamp"].is_string(), "{line}");
+        assert!(line["level"].is_string(), "{line}");
+        assert!(line["fields"]["message"].is_string(), "{line}");
+    }
+    let processed: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("file processed"))
+        })
+        .collect();
+    assert_eq!(processed.len(), 1, "{text}");
+    let fields = &processed[0]["fields"];
+    assert_eq!(processed[0]["level"], "INFO");
+    assert_eq!(fields["source"], "users", "{fields}");
+    assert_eq!(fields["file"], "users.csv", "{fields}");
+    assert_eq!(fields["outcome"], "archived", "{fields}");
+    assert_eq!(fields["rows"], 2, "{fields}");
+    assert_eq!(fields["create"], 2, "{fields}");
+    assert_eq!(fields["block"], 0, "{fields}");
+    assert!(
+        fields["moved_to"]
+            .as_str()
+            .is_some_and(|m| m.contains("archive") && m.ends_with("Z_users.csv")),
+        "{fields}"
+    );
+    assert!(fields["ms"].is_u64(), "{fields}");
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    assert!(messages.contains(&"watching the inboxes"), "{messages:?}");
+    assert!(messages.contains(&"stopped"), "{messages:?}");
+    assert!(!text.contains(TOKEN), "the token leaked into the log");
+    // stderr stays text for a person.
+    assert!(stderr.contains("file processed"), "{stderr}");
+    assert!(!stderr.trim_start().starts_with('{'), "{stderr}");
+}
+
+#[test]
+fn the_daily_date_re_plan_activates_and_expires_records() {
+    let setup = Setup::new("stable");
+    let day = [("ROSTERSYNC_TEST_TODAY", "2030-01-10")];
+    let daemon = Daemon::spawn_with(setup.dir.path(), &day);
+    daemon.wait_log("watching the inboxes", Duration::from_secs(20));
+    // E2 starts on the 11th; the 10th is E3's last day.
+    setup.drop_file(
+        "users.csv",
+        "user_extid;user_lname;user_fname;user_login;user_email;user_activation_date;user_expiration_date\n\
+         E1;Name1;First1;login1;login1@x.fr;;\n\
+         E2;Name2;First2;login2;login2@x.fr;2030/01/11;\n\
+         E3;Name3;First3;login3;login3@x.fr;;2030/01/10\n",
+    );
+    setup.wait_archived(&daemon, 1);
+    // A new record not active yet is not created.
+    assert_eq!(setup.portal(), expected(&[(1, "0"), (3, "0")]));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(setup.path("state/dates.last")).unwrap(),
+        "2030-01-10\n"
+    );
+
+    // The next day: E2 is created, E3 blocked, without any new file.
+    let day = [("ROSTERSYNC_TEST_TODAY", "2030-01-11")];
+    let daemon = Daemon::spawn_with(setup.dir.path(), &day);
+    daemon.wait_log("dates re-planned", Duration::from_secs(20));
+    wait_until(
+        Duration::from_secs(20),
+        || setup.portal() == expected(&[(1, "0"), (2, "0"), (3, "1")]),
+        || format!("{:?}\n{}", setup.portal(), daemon.log()),
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(setup.path("state/dates.last")).unwrap(),
+        "2030-01-11\n"
+    );
+    assert_eq!(setup.archived().len(), 1, "no file was needed");
+}
+
+#[test]
+fn a_stop_cuts_requests_still_in_flight_after_the_grace_period() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config
+            .replace("grace = \"1s\"", "grace = \"300ms\"")
+            .replace("timeout = \"2s\"", "timeout = \"30s\""),
+    )
+    .unwrap();
+    // The portal answers after 4 s: the first request is in flight at the stop.
+    setup.fake.with(|p| p.faults.slow_ms = 4_000);
+    let daemon = Daemon::start(setup.dir.path());
+    setup.drop_file(
+        "users.csv",
+        &users_file(&[user(1, false), user(2, false), user(3, false)]),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        || setup.fake.requests() >= 1,
+        || daemon.log(),
+    );
+    let asked = Instant::now();
+    let (status, log) = daemon.stop();
+    let took = asked.elapsed();
+    assert!(status.success(), "{log}");
+    assert!(
+        took < Duration::from_millis(2_500),
+        "stopping took {took:?}, more than grace = 300ms allows\n{log}"
+    );
+    assert!(log.contains("cut after the grace period"), "{log}");
+    // Committed before the push: archived, its records kept for the next start.
+    assert_eq!(setup.archived().len(), 1);
+    let status: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.path("log/status.json")).unwrap()).unwrap();
+    assert_eq!(status["running"], false, "{status}");
+    assert_eq!(status["targets"]["lms"]["outbox"], 3, "{status}");
+}
+
+#[test]
+fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
+    let setup = Setup::new("stable");
+    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    std::fs::write(
+        setup.path("config.toml"),
+        config.replace("grace = \"1s\"", "grace = \"1s\"\nrescan = \"200ms\""),
+    )
+    .unwrap();
+    // The inbox is a link, as a mount point would be: once it points
+    // elsewhere, the watch on the old folder sees nothing of the new one.
+    std::fs::remove_dir(setup.path("inbox")).unwrap();
+    for folder in ["share1", "share2"] {
+        std::fs::create_dir(setup.path(folder)).unwrap();
+    }
+    std::os::unix::fs::symlink("share1", setup.path("inbox")).unwrap();
+    let daemon = Daemon::start(setup.dir.path());
+    std::os::unix::fs::symlink("share2", setup.path("inbox.new")).unwrap();
+    std::fs::rename(setup.path("inbox.new"), setup.path("inbox")).unwrap();
+    let dropped = Instant::now();
+    setup.drop_file("users.csv", &users_file(&[user(1, false)]));
+    // Well before the default 10 s rescan.
+    wait_until(
+        Duration::from_secs(5),
+        || setup.archived().len() == 1,
+        || format!("not taken after {:?}\n{}", dropped.elapsed(), daemon.log()),
+    );
+    assert_eq!(files(&setup.path("share2/archive")).len(), 2);
+    setup.wait_archived(&daemon, 1);
+    assert_eq!(setup.portal(), expected(&[(1, "0")]));
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }

@@ -50,6 +50,13 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Vec<ConfigProble
         if config.daemon.log_keep == 0 {
             c.at(0..0, "daemon.log_keep must be at least 1");
         }
+        let rescan = &config.daemon.rescan;
+        if rescan.get_ref().0.is_zero() {
+            c.at(
+                rescan.span(),
+                "daemon.rescan must be above 0 (how often the inboxes are scanned without an event)",
+            );
+        }
         if config.targets.is_empty() {
             c.at(
                 0..0,

@@ -45,7 +45,7 @@ pub struct Config {
     pub targets: Vec<TargetConfig>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
     /// Holds the sled database and the control socket.
@@ -55,6 +55,12 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Log files are rolled daily; how many to keep.
     pub log_keep: u32,
+    /// Once asked to stop (SIGTERM, SIGINT), how long requests in flight
+    /// may take to finish before they are cut (sent again on the next start).
+    pub grace: HumanDuration,
+    /// The inboxes are scanned this often even without an event (events
+    /// can be missed: a share remounted, a watch limit reached). Above 0.
+    pub rescan: Spanned<HumanDuration>,
 }
 
 impl Default for DaemonConfig {
@@ -64,6 +70,8 @@ impl Default for DaemonConfig {
             log_dir: PathBuf::from("/var/log/rostersync"),
             log_format: LogFormat::Text,
             log_keep: 14,
+            grace: HumanDuration(std::time::Duration::from_secs(5)),
+            rescan: Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(10))),
         }
     }
 }

@@ -7,13 +7,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
 use crate::ingest::Ingested;
 use crate::plan::Plan;
+use crate::store::SourceState;
 use crate::watch;
 
 pub const ARCHIVE: &str = "archive";
@@ -29,6 +30,14 @@ pub const PLAN_JSON_SUFFIX: &str = ".plan.json";
 /// characters that network shares refuse: `20261121T093012.345Z_users.csv`.
 pub fn timestamped(at: DateTime<Utc>, name: &str) -> String {
     format!("{}_{name}", at.format("%Y%m%dT%H%M%S%.3fZ"))
+}
+
+/// The time in a timestamped name, if it has one.
+pub fn stamp_of(timestamped: &str) -> Option<DateTime<Utc>> {
+    let stamp = timestamped.get(..20)?;
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%S%.3fZ")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 /// The name a file arrived with, from a timestamped name (a held file's).
@@ -59,17 +68,33 @@ pub struct FileReport<'a> {
     pub complete: bool,
     /// Same bytes as the source's last accepted file: nothing was done.
     pub duplicate: bool,
+    /// The plan was committed before a restart, the file archived after it
+    /// (the daemon stopped in between); the actions are those committed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub committed_before_restart: bool,
     /// UTC, RFC 3339.
     pub processed_at: String,
     #[serde(flatten)]
     pub plan: &'a Plan,
 }
 
+/// How a file came to be archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archived {
+    /// Its plan was committed just before.
+    Committed,
+    /// The same bytes as the source's last accepted file.
+    Duplicate,
+    /// Its plan was committed before a restart.
+    CommittedBeforeRestart,
+}
+
 /// A report as JSON, with every action `pending` until its target took it.
-pub fn report_value(plan: &Plan, duplicate: bool, at: DateTime<Utc>) -> Value {
+pub fn report_value(plan: &Plan, how: Archived, at: DateTime<Utc>) -> Value {
     let report = FileReport {
         complete: false,
-        duplicate,
+        duplicate: how == Archived::Duplicate,
+        committed_before_restart: how == Archived::CommittedBeforeRestart,
         processed_at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         plan,
     };
@@ -256,6 +281,115 @@ pub fn file_away(
     Ok(destination)
 }
 
+/// Where the daemon writes down, just before a commit, the plan it commits
+/// for a source (`state_dir/commits/<source>.json`): if it dies after the
+/// commit but before the file is archived, the restart finds the file in the
+/// inbox with the bytes of the source's last accepted file, and archives it
+/// with this plan as its report instead of as a duplicate. Removed once the
+/// file is archived.
+pub const COMMITS: &str = "commits";
+
+/// A plan written down before its commit.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CommitNote {
+    /// The SHA-256 of the file, in hex.
+    pub sha256: String,
+    pub plan: Plan,
+}
+
+pub fn commit_note_path(state_dir: &Path, source: &str) -> PathBuf {
+    state_dir.join(COMMITS).join(format!("{source}.json"))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes the plan down (atomically) before its commit.
+pub fn write_commit_note(state_dir: &Path, plan: &Plan, sha256: &[u8; 32]) -> std::io::Result<()> {
+    let path = commit_note_path(state_dir, &plan.source);
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    let note = CommitNote {
+        sha256: hex(sha256),
+        plan: plan.clone(),
+    };
+    let bytes = serde_json::to_vec(&note).map_err(std::io::Error::other)?;
+    write_atomic(&path, &bytes)
+}
+
+/// The plan written down before the source's last commit, if its file is not
+/// archived yet (an unreadable note is none: the file is then archived
+/// without its actions).
+pub fn read_commit_note(state_dir: &Path, source: &str) -> Option<CommitNote> {
+    let bytes = std::fs::read(commit_note_path(state_dir, source)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The file of the source's last commit is archived: its note goes.
+pub fn remove_commit_note(state_dir: &Path, source: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(commit_note_path(state_dir, source)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `inbox/archive/` holds a file named `name` archived at or after
+/// `since` (Unix seconds): the file committed then was archived.
+pub fn archived_since(inbox: &Path, name: &str, since: i64) -> bool {
+    let Ok(entries) = std::fs::read_dir(inbox.join(ARCHIVE)) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        archive_entry_of(&file_name, name).is_some_and(|at| at.timestamp() >= since)
+    })
+}
+
+/// When an archive entry (not a side file) of a file named `name` was archived.
+fn archive_entry_of(entry: &str, name: &str) -> Option<DateTime<Utc>> {
+    let at = stamp_of(entry)?;
+    let rest = entry.get(21..)?;
+    // A second file archived in the same millisecond gets `-N` after its name.
+    let same = rest == name
+        || rest.strip_prefix(name).is_some_and(|tail| {
+            tail.strip_prefix('-')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    same.then_some(at)
+}
+
+/// A file the store takes for a duplicate (the same bytes as its source's
+/// last accepted file) is in fact that very file, committed before a
+/// restart but not archived, when that last accepted file has its name and
+/// no file of that name was archived since the commit. Its report is then
+/// the plan written down before the commit, if that note is the one of
+/// these bytes; else (a commit by `rostersync sync`, or by a version that
+/// wrote no notes) a plan without actions.
+pub fn landed_commit(
+    source: &str,
+    state: &SourceState,
+    name: &str,
+    archived_since_commit: bool,
+    note: Option<CommitNote>,
+) -> Option<Plan> {
+    if state.last_file != name || archived_since_commit {
+        return None;
+    }
+    Some(match note {
+        Some(note) if note.sha256 == hex(&state.last_sha256) && note.plan.file == name => note.plan,
+        _ => Plan {
+            source: source.to_string(),
+            file: name.to_string(),
+            rows: state.rows,
+            held: None,
+            targets: Default::default(),
+        },
+    })
+}
+
 /// Reports under `inbox/archive/` that still have pending actions (after a
 /// restart): only their first bytes are read to tell.
 pub fn open_reports(inbox: &Path) -> Vec<PathBuf> {
@@ -336,7 +470,7 @@ mod tests {
 
     #[test]
     fn a_report_completes_as_each_target_takes_or_parks_its_records() {
-        let mut report = report_value(&plan(), false, Utc::now());
+        let mut report = report_value(&plan(), Archived::Committed, Utc::now());
         let text = serde_json::to_string_pretty(&report).unwrap();
         assert!(text.starts_with("{\n  \"complete\": false"), "{text}");
         assert_eq!(report["targets"]["a"]["actions"][0]["status"], "pending");
@@ -368,7 +502,9 @@ mod tests {
         let file = inbox.join("u.csv");
         std::fs::write(&file, "x").unwrap();
         std::fs::write(beside(&file, ".done"), "").unwrap();
-        let report = serde_json::to_vec_pretty(&report_value(&plan(), false, Utc::now())).unwrap();
+        let report =
+            serde_json::to_vec_pretty(&report_value(&plan(), Archived::Committed, Utc::now()))
+                .unwrap();
         let moved = file_away(
             &file,
             inbox,
@@ -388,5 +524,69 @@ mod tests {
             .filter(|n| n.ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn a_file_committed_before_a_restart_is_told_from_a_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state_dir, inbox) = (dir.path().join("state"), dir.path().join("inbox"));
+        let sha = [7u8; 32];
+        let state = SourceState {
+            last_file: "u.csv".into(),
+            last_sha256: sha,
+            rows: 2,
+            at: 1_800_000_000,
+        };
+        let mut committed = plan();
+        committed.file = "u.csv".into();
+        write_commit_note(&state_dir, &committed, &sha).unwrap();
+        let note = || read_commit_note(&state_dir, "hr");
+        assert_eq!(note().unwrap().sha256, hex(&sha));
+
+        // Not archived since the commit: the plan written down is its report.
+        let archived = archived_since(&inbox, "u.csv", state.at);
+        assert!(!archived);
+        let landed = landed_commit("hr", &state, "u.csv", archived, note()).unwrap();
+        assert_eq!(landed.targets["a"].actions.len(), 2);
+        assert_eq!(landed.targets["a"].actions[0].ext_id, "E1");
+
+        // Another name, or a note of other bytes: not this file's plan.
+        assert!(landed_commit("hr", &state, "v.csv", false, note()).is_none());
+        let other = CommitNote {
+            sha256: hex(&[8u8; 32]),
+            plan: committed.clone(),
+        };
+        let bare = landed_commit("hr", &state, "u.csv", false, Some(other)).unwrap();
+        assert!(bare.targets.is_empty(), "{bare:?}");
+        assert_eq!((bare.source.as_str(), bare.rows), ("hr", 2));
+
+        // Archived at or after the commit: a real duplicate. Before it: not.
+        let at = |secs| DateTime::from_timestamp(secs, 0).unwrap();
+        std::fs::create_dir_all(inbox.join(ARCHIVE)).unwrap();
+        let earlier = inbox
+            .join(ARCHIVE)
+            .join(timestamped(at(state.at - 1), "u.csv"));
+        std::fs::write(&earlier, "x").unwrap();
+        std::fs::write(beside(&earlier, REPORT_SUFFIX), "{}").unwrap();
+        assert!(!archived_since(&inbox, "u.csv", state.at));
+        let later = format!("{}-1", timestamped(at(state.at), "u.csv"));
+        std::fs::write(inbox.join(ARCHIVE).join(&later), "x").unwrap();
+        assert!(archived_since(&inbox, "u.csv", state.at));
+        assert!(!archived_since(&inbox, "u.cs", state.at));
+        assert!(landed_commit("hr", &state, "u.csv", true, note()).is_none());
+
+        remove_commit_note(&state_dir, "hr").unwrap();
+        assert!(note().is_none());
+        remove_commit_note(&state_dir, "hr").unwrap();
+    }
+
+    #[test]
+    fn a_report_says_when_its_plan_was_committed_before_a_restart() {
+        let report = report_value(&plan(), Archived::CommittedBeforeRestart, Utc::now());
+        assert_eq!(report["committed_before_restart"], true);
+        assert_eq!(report["duplicate"], false);
+        assert_eq!(report["targets"]["a"]["actions"][0]["status"], "pending");
+        let report = report_value(&plan(), Archived::Committed, Utc::now());
+        assert!(report.get("committed_before_restart").is_none());
     }
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{NaiveDate, Utc};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +34,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::cli::exit;
-use crate::config::{self, CheckLevel, Config, DaemonConfig, Ready, SourceConfig};
+use crate::config::{self, CheckLevel, Config, Ready, SourceConfig};
 
 use crate::ingest::record::RecordKind;
 use crate::plan::{Plan, PlanOptions, TargetInfo};
@@ -46,10 +47,6 @@ use lifecycle::RecordStatus;
 use ops::{Answer, blocking};
 use status::Status;
 
-/// How long in-flight requests may take to finish once asked to stop.
-pub const GRACE: Duration = Duration::from_secs(5);
-/// Inboxes are looked at this often even without an event.
-const RESCAN: Duration = Duration::from_secs(10);
 /// How often the day is checked for the date re-plan.
 const DATE_CHECK: Duration = Duration::from_secs(60);
 /// `status.json` is rewritten at most this often when something changed…
@@ -102,8 +99,14 @@ fn utc_now() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn today() -> NaiveDate {
-    chrono::Local::now().date_naive()
+/// The local day. Test only: `ROSTERSYNC_TEST_TODAY=YYYY-MM-DD` stands in
+/// for it, so that the daily date re-plan is tested without waiting for a
+/// day (`tests/daemon_run.rs`). Never set in service.
+pub(crate) fn today() -> NaiveDate {
+    std::env::var("ROSTERSYNC_TEST_TODAY")
+        .ok()
+        .and_then(|day| NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
 }
 
 impl Shared {
@@ -272,14 +275,15 @@ async fn daemon(config_path: PathBuf, config: Config) -> Result<(), DaemonError>
         }
     }
 
-    // Stop taking files; in-flight requests get GRACE to finish.
+    // Stop taking files; in-flight requests get `grace` to finish.
     notify_systemd(&[
         sd_notify::NotifyState::Stopping,
         sd_notify::NotifyState::Status("stopping"),
     ]);
     shared.cancel.cancel();
     shared.tasks.close();
-    if tokio::time::timeout(GRACE + Duration::from_secs(2), shared.tasks.wait())
+    let grace = shared.config().daemon.grace.0;
+    if tokio::time::timeout(grace + Duration::from_secs(2), shared.tasks.wait())
         .await
         .is_err()
     {
@@ -323,21 +327,11 @@ async fn reload(shared: &Arc<Shared>) {
         }
     };
     let old = shared.config();
-    let (o, n) = (&old.daemon, &new.daemon);
-    if o.state_dir != n.state_dir
-        || o.log_dir != n.log_dir
-        || o.log_format != n.log_format
-        || o.log_keep != n.log_keep
-    {
+    if old.daemon != new.daemon {
         warn!(
-            "the [daemon] settings (state_dir, log_dir, log_format, log_keep) change only with a restart; the running ones stay"
+            "the [daemon] settings (state_dir, log_dir, log_format, log_keep, grace, rescan) change only with a restart; the running ones stay"
         );
-        new.daemon = DaemonConfig {
-            state_dir: o.state_dir.clone(),
-            log_dir: o.log_dir.clone(),
-            log_format: o.log_format,
-            log_keep: o.log_keep,
-        };
+        new.daemon = old.daemon.clone();
     }
     let prepared =
         tokio::task::spawn_blocking(move || lifecycle::prepare_folders(&new).map(|()| new)).await;
@@ -526,7 +520,7 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) {
 }
 
 /// Drains a target; when the daemon stops meanwhile, the drain gets
-/// [`GRACE`] to finish, then is cut (what it sent unacknowledged is sent
+/// `[daemon] grace` to finish, then is cut (what it sent unacknowledged is sent
 /// again on the next start: connectors make a replay harmless).
 async fn drain_with_grace(
     shared: &Shared,
@@ -538,7 +532,8 @@ async fn drain_with_grace(
     tokio::select! {
         result = &mut drain => Some(result),
         _ = shared.cancel.cancelled() => {
-            match tokio::time::timeout(GRACE, &mut drain).await {
+            let grace = shared.config().daemon.grace.0;
+            match tokio::time::timeout(grace, &mut drain).await {
                 Ok(result) => Some(result),
                 Err(_) => {
                     warn!(target = %name, "requests still in flight were cut after the grace period; they are sent again on the next start");
@@ -700,7 +695,8 @@ async fn processor_task(
     let mut tracker = Tracker::default();
     // Files that could not be processed, until they change.
     let mut failed: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
-    let mut rescan = tokio::time::interval(RESCAN);
+    // `[daemon]` settings change only with a restart: this one stays.
+    let mut rescan = tokio::time::interval(config.daemon.rescan.get_ref().0);
     rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut date_tick = tokio::time::interval(DATE_CHECK);
     date_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -787,7 +783,8 @@ fn start_watchers(config: &Config, wake: &Arc<Notify>) -> Option<Watchers> {
     match Watchers::start(&inboxes, Arc::clone(wake)) {
         Ok(watchers) => Some(watchers),
         Err(error) => {
-            warn!(%error, "cannot watch the inboxes for events; they are scanned every {RESCAN:?} instead");
+            let every = config.daemon.rescan.get_ref().0;
+            warn!(%error, "cannot watch the inboxes for events; they are scanned every {every:?} (daemon.rescan) instead");
             None
         }
     }
@@ -864,12 +861,89 @@ async fn take(
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
     let name = file_name(path);
-    let accepted = sync::accept(&context(shared, config, None), source, path, Approval::None)
-        .await
-        .map_err(|error| error.to_string())?;
-    settle_file(shared, source, path, &name, accepted, started)
+    let accepted = sync::accept_with(
+        &context(shared, config, None),
+        source,
+        path,
+        Approval::None,
+        Some(note_before_commit(config)),
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    let mut resumed = false;
+    let accepted = match accepted {
+        Accepted::Committed(plan) => {
+            exit_after_commit_for_tests();
+            Accepted::Committed(plan)
+        }
+        // Its bytes are those of the source's last accepted file: perhaps
+        // because it is that very file, committed before a restart.
+        Accepted::Duplicate => match landed_commit(shared, config, source, &name, None).await {
+            Some(plan) => {
+                resumed = true;
+                Accepted::Committed(plan)
+            }
+            None => Accepted::Duplicate,
+        },
+        other => other,
+    };
+    settle_file(shared, source, path, &name, accepted, resumed, started)
         .await
         .map(|_| ())
+}
+
+/// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
+fn note_before_commit(config: &Config) -> sync::BeforeCommit {
+    let state_dir = config.daemon.state_dir.clone();
+    Box::new(move |plan, sha256| lifecycle::write_commit_note(&state_dir, plan, sha256))
+}
+
+/// The plan of `name` if the source's last commit was of this file (of
+/// these bytes: `sha256`, or already known to be the last accepted file's
+/// when `None`) and the file was not archived since (the daemon stopped
+/// between the commit and the archive).
+async fn landed_commit(
+    shared: &Arc<Shared>,
+    config: &Config,
+    source: &SourceConfig,
+    name: &str,
+    sha256: Option<[u8; 32]>,
+) -> Option<Plan> {
+    let source_name = source.name.get_ref().clone();
+    let state = {
+        let source_name = source_name.clone();
+        blocking(&shared.store, move |store| store.source_state(&source_name))
+            .await
+            .ok()??
+    };
+    if sha256.is_some_and(|sha| sha != state.last_sha256) {
+        return None;
+    }
+    let inbox = source.inbox.get_ref().clone();
+    let state_dir = config.daemon.state_dir.clone();
+    let name = name.to_string();
+    let plan = tokio::task::spawn_blocking(move || {
+        let archived = lifecycle::archived_since(&inbox, &name, state.at);
+        let note = lifecycle::read_commit_note(&state_dir, &source_name);
+        lifecycle::landed_commit(&source_name, &state, &name, archived, note)
+    })
+    .await
+    .ok()??;
+    info!(source = %source.name.get_ref(), file = %plan.file, actions = plan.targets.values().map(|t| t.actions.len()).sum::<usize>(),
+        "this file's plan was committed before a restart, the file not archived: archived now with that plan as its report");
+    Some(plan)
+}
+
+/// Test only: with `ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1` the daemon exits
+/// (code 86) right after a file's commit, before the file is archived: the
+/// crash window `tests/daemon_recovery.rs` reproduces. Never set in service.
+fn exit_after_commit_for_tests() {
+    if std::env::var_os("ROSTERSYNC_TEST_EXIT_AFTER_COMMIT").is_some_and(|v| v == "1") {
+        error!(
+            "ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1: exiting right after the commit, before the archive (a crash-recovery test)"
+        );
+        std::process::exit(86);
+    }
 }
 
 /// Where a file went.
@@ -887,9 +961,21 @@ async fn settle_file(
     path: &Path,
     name: &str,
     accepted: Accepted,
+    resumed: bool,
     started: std::time::Instant,
 ) -> Result<Disposed, String> {
-    let filed = file_away(source, path, name, &accepted).await?;
+    let filed = file_away(source, path, name, &accepted, resumed).await?;
+    if let Accepted::Committed(_) = &accepted {
+        let state_dir = shared.config().daemon.state_dir.clone();
+        let source_name = source.name.get_ref().clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            lifecycle::remove_commit_note(&state_dir, &source_name)
+        })
+        .await;
+        if let Ok(Err(error)) = removed {
+            warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
+        }
+    }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
     let moved = filed.disposed.moved_to.display().to_string();
@@ -913,12 +999,17 @@ async fn settle_file(
             let count = |f: fn(&crate::plan::TargetPlan) -> u64| -> u64 {
                 plan.targets.values().map(f).sum()
             };
+            let message = if resumed {
+                "file processed: committed before a restart, archived now; pushing what is left to the targets"
+            } else {
+                "file processed: committed, pushing to the targets"
+            };
             info!(
                 source = %source_name, file = %name, outcome = "archived", rows = plan.rows,
                 create = count(|t| t.create), update = count(|t| t.update),
                 block = count(|t| t.block), unblock = count(|t| t.unblock),
                 moved_to = %moved, ms = millis,
-                "file processed: committed, pushing to the targets"
+                "{message}"
             );
         }
     }
@@ -957,6 +1048,7 @@ async fn file_away(
     path: &Path,
     name: &str,
     accepted: &Accepted,
+    resumed: bool,
 ) -> Result<Filed, String> {
     let at = Utc::now();
     let inbox = source.inbox.get_ref().clone();
@@ -980,7 +1072,7 @@ async fn file_away(
                     held: None,
                     targets: BTreeMap::new(),
                 };
-                let report = lifecycle::report_value(&plan, true, at);
+                let report = lifecycle::report_value(&plan, lifecycle::Archived::Duplicate, at);
                 (
                     "duplicate",
                     lifecycle::ARCHIVE,
@@ -1001,7 +1093,12 @@ async fn file_away(
                 None,
             ),
             Accepted::Committed(plan) => {
-                let report = lifecycle::report_value(plan, false, at);
+                let how = if resumed {
+                    lifecycle::Archived::CommittedBeforeRestart
+                } else {
+                    lifecycle::Archived::Committed
+                };
+                let report = lifecycle::report_value(plan, how, at);
                 let bytes = pretty(&report);
                 (
                     "archived",
@@ -1043,19 +1140,31 @@ async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
         Ok(held) => held,
         Err(message) => return Answer::new(exit::USAGE, format!("{message}\n")),
     };
-    let context = context(shared, config, Some(held.name.clone()));
-    let accepted = match sync::accept(
-        &context,
-        held.source,
-        &held.path,
-        Approval::UpTo {
-            blocks: held.blocks,
-        },
-    )
-    .await
-    {
-        Ok(accepted) => accepted,
-        Err(error) => return Answer::new(exit::FAILURE, format!("{error}\n")),
+    // Approved before a restart that came between its commit and its archive?
+    let sha256 = match tokio::fs::read(&held.path).await {
+        Ok(bytes) => <[u8; 32]>::from(Sha256::digest(&bytes)),
+        Err(error) => {
+            return Answer::new(
+                exit::FAILURE,
+                format!("cannot read {}: {error}\n", held.path.display()),
+            );
+        }
+    };
+    let landed = landed_commit(shared, config, held.source, &held.name, Some(sha256)).await;
+    let resumed = landed.is_some();
+    let accepted = match landed {
+        Some(plan) => Accepted::Committed(plan),
+        None => {
+            let context = context(shared, config, Some(held.name.clone()));
+            let approval = Approval::UpTo {
+                blocks: held.blocks,
+            };
+            let before = Some(note_before_commit(config));
+            match sync::accept_with(&context, held.source, &held.path, approval, before).await {
+                Ok(accepted) => accepted,
+                Err(error) => return Answer::new(exit::FAILURE, format!("{error}\n")),
+            }
+        }
     };
     if let Accepted::Held(plan) = &accepted {
         return still_held(&held, plan).await;
@@ -1066,6 +1175,7 @@ async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
         &held.path,
         &held.name,
         accepted,
+        resumed,
         started,
     )
     .await;
@@ -1178,7 +1288,7 @@ pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
             }
             other => other,
         };
-        let filed = file_away(held.source, &held.path, &held.name, &accepted).await?;
+        let filed = file_away(held.source, &held.path, &held.name, &accepted, false).await?;
         remove_plan_files(&held.path).await;
         let mut output = format!(
             "{}: approved → {}\n",

@@ -203,7 +203,7 @@ pub fn plan(
         targets.push(TargetInfo::from_config(target));
     }
     let options = PlanOptions {
-        today: chrono::Local::now().date_naive(),
+        today: super::today(),
         now: chrono::Utc::now().timestamp(),
         detail_limit: if json {
             usize::MAX

@@ -33,6 +33,11 @@ impl Daemon {
 
     /// Starts it without waiting.
     pub fn spawn(dir: &Path) -> Daemon {
+        Daemon::spawn_with(dir, &[])
+    }
+
+    /// Starts it without waiting, with more environment variables.
+    pub fn spawn_with(dir: &Path, env: &[(&str, &str)]) -> Daemon {
         let runs = std::fs::read_dir(dir)
             .unwrap()
             .filter(|e| {
@@ -50,6 +55,7 @@ impl Daemon {
             .env("LMS_TOKEN", TOKEN)
             .env("ROSTERSYNC_LOG", "debug")
             .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).unwrap())
