@@ -190,7 +190,28 @@ fn sigkill_at_20_moments_then_a_restart_ends_as_a_clean_run() {
                 })
             })
         },
-        || "reports still pending".to_string(),
+        || {
+            let mut pending = Vec::new();
+            for inbox in ["inbox/orgs", "inbox/users"] {
+                for name in archived(inbox) {
+                    let report = report(&root.join(inbox).join("archive").join(&name));
+                    if report["complete"] != true {
+                        let actions = report["targets"]["lms"]["actions"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter(|x| x["status"] == "pending")
+                                    .take(3)
+                                    .map(|x| format!("{} {}", x["action"], x["ext_id"]))
+                                    .collect::<Vec<_>>()
+                            })
+                            .unwrap_or_default();
+                        pending.push(format!("{name}: {actions:?}"));
+                    }
+                }
+            }
+            format!("reports still pending: {pending:?}\n{}", daemon.log())
+        },
     );
     let (code, out, _) = command(root, &["status", "--json"]);
     assert_eq!(code, 0);

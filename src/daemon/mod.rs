@@ -606,7 +606,16 @@ async fn reporter(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Repor
         let mut next = Some(first);
         while let Some(event) = next {
             match event {
-                ReportEvent::Open(path, report) => open.push((path, report)),
+                ReportEvent::Open(path, report) => {
+                    // Resolved at once too: its target may have drained
+                    // already (a report found at restart, a quick push) and
+                    // send no further event. The store says where each
+                    // record stands at any moment.
+                    if let Some(targets) = report.get("targets").and_then(Value::as_object) {
+                        drained.extend(targets.keys().cloned());
+                    }
+                    open.push((path, report));
+                }
                 ReportEvent::Drained(target) => {
                     drained.insert(target);
                 }
