@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Checks a built .deb without installing it on this machine:
+#   scripts/check-deb.sh [PATH.deb]   (default: the newest target/debian/rostersync_*.deb)
+# - extracts it (dpkg -x) into a throwaway root and checks every file the unit,
+#   the man page and README.md name is there, with its mode;
+# - applies its sysusers and tmpfiles files to that root (as root) and checks
+#   the account, the drop group and /srv/rostersync;
+# - runs the packaged binary: --version, and `check` on the packaged config
+#   (its paths moved into the throwaway root), and checks that every folder
+#   the config writes to is writable under the unit's sandbox;
+# - `systemd-analyze verify` on the unit, and `systemd-analyze security
+#   --offline=yes`, failing above an exposure of 2.0.
+# Exit 0 when all hold; every failure is listed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+max_exposure=2.0
+
+deb=${1:-}
+if [ -z "$deb" ]; then
+    deb=$(ls -t "${CARGO_TARGET_DIR:-target}"/debian/rostersync_*.deb 2>/dev/null | head -n 1 || true)
+fi
+[ -f "$deb" ] || { echo "check-deb.sh: no .deb given or found (run scripts/build-deb.sh)" >&2; exit 2; }
+for tool in dpkg systemd-analyze; do
+    command -v "$tool" >/dev/null || { echo "check-deb.sh: $tool is required" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root" "$work/control"
+dpkg -x "$deb" "$root"
+dpkg -e "$deb" "$work/control"
+echo "checking $deb in $root"
+
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok:   $*"; }
+
+# path, then the mode it must have (octal, as stat prints it)
+expect_file() {
+    local path=$1 mode=$2
+    if [ ! -f "$root$path" ]; then
+        fail "$path is not in the package"
+    elif [ "$(stat -c %a "$root$path")" != "$mode" ]; then
+        fail "$path has mode $(stat -c %a "$root$path"), expected $mode"
+    else
+        ok "$path ($mode)"
+    fi
+}
+
+unit=/usr/lib/systemd/system/rostersync.service
+bin=/usr/bin/rostersync
+expect_file "$bin" 755
+expect_file "$unit" 644
+expect_file /usr/lib/sysusers.d/rostersync.conf 644
+expect_file /usr/lib/tmpfiles.d/rostersync.conf 644
+expect_file /etc/rostersync/config.toml 644
+expect_file /usr/share/doc/rostersync/README.md 644
+expect_file /usr/share/doc/rostersync/config.example.toml 644
+expect_file /usr/share/doc/rostersync/copyright 644
+expect_file /usr/share/bash-completion/completions/rostersync 644
+expect_file /usr/share/zsh/vendor-completions/_rostersync 644
+expect_file /usr/share/fish/vendor_completions.d/rostersync.fish 644
+expect_file /usr/share/man/man1/rostersync.1.gz 644
+
+if grep -qx /etc/rostersync/config.toml "$work/control/conffiles" 2>/dev/null; then
+    ok "/etc/rostersync/config.toml is a conffile"
+else
+    fail "/etc/rostersync/config.toml is not listed in conffiles"
+fi
+
+# The binary runs, and every subcommand has its man page and completions.
+if version=$("$root$bin" --version); then
+    ok "rostersync --version: $version"
+else
+    fail "$bin --version failed"
+fi
+commands=$("$root$bin" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" && NF { print $1 }')
+[ -n "$commands" ] || fail "no subcommands found in rostersync --help"
+for command in $commands; do
+    expect_file "/usr/share/man/man1/rostersync-$command.1.gz" 644
+    for completion in /usr/share/bash-completion/completions/rostersync \
+        /usr/share/zsh/vendor-completions/_rostersync \
+        /usr/share/fish/vendor_completions.d/rostersync.fish; do
+        grep -q -- "$command" "$root$completion" || fail "$completion does not know '$command'"
+    done
+done
+if zcat "$root/usr/share/man/man1/rostersync.1.gz" | grep -q '^\.TH rostersync 1'; then
+    ok "rostersync.1 is a man page (.TH)"
+else
+    fail "rostersync.1.gz does not start a man page"
+fi
+bash -n "$root/usr/share/bash-completion/completions/rostersync" || fail "the bash completion does not parse"
+
+# What the unit names: ExecStart's binary and config, the directories.
+unit_value() { sed -n "s/^$1=//p" "$root$unit"; }
+read -r exec_bin exec_rest <<<"$(unit_value ExecStart)"
+if [ -x "$root$exec_bin" ]; then ok "ExecStart's $exec_bin is in the package"; else fail "ExecStart names $exec_bin, not in the package"; fi
+exec_config=$(sed -n 's/.*-c \([^ ]*\).*/\1/p' <<<"$exec_rest")
+if [ -f "$root$exec_config" ]; then ok "ExecStart's config $exec_config is in the package"; else fail "ExecStart's config $exec_config is not in the package"; fi
+[ "$(unit_value ConfigurationDirectory)" = rostersync ] || fail "ConfigurationDirectory= is not rostersync (/etc/rostersync)"
+[ "$(unit_value StateDirectory)" = rostersync ] || fail "StateDirectory= is not rostersync (/var/lib/rostersync)"
+[ "$(unit_value LogsDirectory)" = rostersync ] || fail "LogsDirectory= is not rostersync (/var/log/rostersync)"
+rw_paths=$(unit_value ReadWritePaths | tr ' ' '\n' | sed 's/^-//')
+
+# The account and the drop folders, applied to the throwaway root.
+if [ "$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
+    systemd-sysusers --root="$root" >/dev/null
+    systemd-tmpfiles --root="$root" --create rostersync.conf
+    user=$(unit_value User)
+    uid=$(awk -F: -v u="$user" '$1 == u { print $3 }' "$root/etc/passwd")
+    drop_group=$(unit_value SupplementaryGroups)
+    drop_gid=$(awk -F: -v g="$drop_group" '$1 == g { print $3 }' "$root/etc/group")
+    [ -n "$uid" ] && ok "sysusers creates User=$user (uid $uid)" || fail "sysusers does not create User=$user"
+    [ -n "$drop_gid" ] && ok "sysusers creates SupplementaryGroups=$drop_group (gid $drop_gid)" || fail "sysusers does not create $drop_group"
+    awk -F: -v g="$drop_group" -v u="$user" '$1 == g && ("," $4 ",") ~ ("," u ",") { found = 1 } END { exit !found }' "$root/etc/group" \
+        || fail "$user is not a member of $drop_group (sudo -u $user would lack the drop folders)"
+    for dir in /srv/rostersync /srv/rostersync/inbox/orgs /srv/rostersync/inbox/users /srv/rostersync/wbt-out; do
+        got=$(stat -c '%a %u %g' "$root$dir" 2>/dev/null || echo missing)
+        if [ "$got" = "2770 $uid $drop_gid" ]; then ok "$dir (2770 $user:$drop_group)"; else fail "$dir is '$got', expected '2770 $uid $drop_gid'"; fi
+    done
+    got=$(stat -c '%a %u' "$root/etc/rostersync/credentials" 2>/dev/null || echo missing)
+    [ "$got" = "700 0" ] && ok "/etc/rostersync/credentials (700 root)" || fail "/etc/rostersync/credentials is '$got', expected '700 0'"
+else
+    echo "skip: sysusers/tmpfiles need root and systemd's tools"
+fi
+
+# The packaged config: valid, and everything it writes is writable in the sandbox.
+config=$root/etc/rostersync/config.toml
+writable() { # a path the service may write: its state and logs, or under ReadWritePaths
+    case $1 in /var/lib/rostersync | /var/lib/rostersync/* | /var/log/rostersync | /var/log/rostersync/*) return 0 ;; esac
+    local allowed
+    for allowed in $rw_paths; do
+        case $1 in "$allowed" | "$allowed"/*) return 0 ;; esac
+    done
+    return 1
+}
+paths=$(sed -n 's/^\(state_dir\|log_dir\|inbox\|dir\) *= *"\([^"]*\)".*/\2/p' "$config")
+[ -n "$paths" ] || fail "no paths found in the packaged config"
+for path in $paths; do
+    case $path in
+        /*) writable "$path" && ok "config path $path is writable under the sandbox" \
+                || fail "config path $path is outside StateDirectory, LogsDirectory and ReadWritePaths" ;;
+        *) fail "config path $path is relative (the packaged config must name system paths)" ;;
+    esac
+done
+sed -e "s|\"/var/|\"$root/var/|" -e "s|\"/srv/|\"$root/srv/|" "$config" >"$work/config.toml"
+if out=$("$root$bin" check -c "$work/config.toml" 2>&1) && [ "$out" = ok ]; then
+    ok "rostersync check accepts the packaged config"
+else
+    fail "rostersync check refuses the packaged config: $out"
+fi
+
+# README.md names these paths: each must be in the package (or made by tmpfiles).
+for path in $(grep -o '/\(usr\|etc/rostersync\|srv/rostersync\)/[A-Za-z0-9._/-]*[A-Za-z0-9_]' README.md | sort -u); do
+    case $path in
+        */credentials/?*) continue ;; # files the admin writes
+        /srv/rostersync/inbox/?*/?* | /srv/rostersync/inbox/payroll*) continue ;; # examples under the drop root
+    esac
+    if [ -e "$root$path" ]; then ok "README's $path"; else fail "README.md names $path, which the package does not provide"; fi
+done
+
+# systemd: the unit verifies, with ExecStart pointing at the extracted binary.
+mkdir -p "$work/units"
+sed "s|$bin|$root$bin|" "$root$unit" >"$work/units/rostersync.service"
+if out=$(systemd-analyze verify --man=no "$work/units/rostersync.service" 2>&1); then
+    ok "systemd-analyze verify"
+else
+    fail "systemd-analyze verify: $out"
+fi
+exposure=$(systemd-analyze security --offline=yes "$work/units/rostersync.service" | sed -n 's/.*Overall exposure level for rostersync.service: \([0-9.]*\).*/\1/p')
+if [ -z "$exposure" ]; then
+    fail "systemd-analyze security printed no exposure level"
+elif awk -v e="$exposure" -v m="$max_exposure" 'BEGIN { exit !(e <= m) }'; then
+    ok "systemd-analyze security: exposure $exposure (at most $max_exposure)"
+else
+    fail "systemd-analyze security: exposure $exposure, above $max_exposure"
+fi
+
+if [ "$failures" -gt 0 ]; then
+    echo "check-deb.sh: $failures check(s) failed"
+    exit 1
+fi
+echo "check-deb.sh: all checks passed"
