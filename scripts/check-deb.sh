@@ -27,6 +27,7 @@ done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+chmod 755 "$work" # the service user runs `check` in there below
 root=$work/root
 mkdir -p "$root" "$work/control"
 dpkg -x "$deb" "$root"
@@ -105,6 +106,8 @@ if [ -f "$root$exec_config" ]; then ok "ExecStart's config $exec_config is in th
 rw_paths=$(unit_value ReadWritePaths | tr ' ' '\n' | sed 's/^-//')
 
 # The account and the drop folders, applied to the throwaway root.
+applied=
+as_service=()
 if [ "$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null && command -v systemd-tmpfiles >/dev/null; then
     systemd-sysusers --root="$root" >/dev/null
     systemd-tmpfiles --root="$root" --create rostersync.conf
@@ -122,6 +125,16 @@ if [ "$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null && command -v sy
     done
     got=$(stat -c '%a %u' "$root/etc/rostersync/credentials" 2>/dev/null || echo missing)
     [ "$got" = "700 0" ] && ok "/etc/rostersync/credentials (700 root)" || fail "/etc/rostersync/credentials is '$got', expected '700 0'"
+    for dir in /var/lib/rostersync /var/log/rostersync; do
+        got=$(stat -c '%a %u' "$root$dir" 2>/dev/null || echo missing)
+        [ "$got" = "750 $uid" ] && ok "$dir (750 $user)" || fail "$dir is '$got', expected '750 $uid'"
+    done
+    applied=yes
+    # `sudo -u rostersync rostersync check`, as README.md says, right after install.
+    if [ -n "$uid" ] && [ -n "$drop_gid" ] && command -v setpriv >/dev/null; then
+        gid=$(awk -F: -v u="$user" '$1 == u { print $4 }' "$root/etc/passwd")
+        as_service=(setpriv --reuid="$uid" --regid="$gid" --groups="$drop_gid" --)
+    fi
 else
     echo "skip: sysusers/tmpfiles need root and systemd's tools"
 fi
@@ -146,8 +159,8 @@ for path in $paths; do
     esac
 done
 sed -e "s|\"/var/|\"$root/var/|" -e "s|\"/srv/|\"$root/srv/|" "$config" >"$work/config.toml"
-if out=$("$root$bin" check -c "$work/config.toml" 2>&1) && [ "$out" = ok ]; then
-    ok "rostersync check accepts the packaged config"
+if out=$("${as_service[@]}" "$root$bin" check -c "$work/config.toml" 2>&1) && [ "$out" = ok ]; then
+    ok "rostersync check accepts the packaged config${as_service:+ (as the service user)}"
 else
     fail "rostersync check refuses the packaged config: $out"
 fi
@@ -157,6 +170,7 @@ for path in $(grep -o '/\(usr\|etc/rostersync\|srv/rostersync\)/[A-Za-z0-9._/-]*
     case $path in
         */credentials/?*) continue ;; # files the admin writes
         /srv/rostersync/inbox/?*/?* | /srv/rostersync/inbox/payroll*) continue ;; # examples under the drop root
+        /srv/* | /etc/rostersync/credentials*) [ -n "$applied" ] || continue ;; # made by tmpfiles
     esac
     if [ -e "$root$path" ]; then ok "README's $path"; else fail "README.md names $path, which the package does not provide"; fi
 done
