@@ -8,6 +8,8 @@
 # - runs the packaged binary: --version, and `check` on the packaged config
 #   (its paths moved into the throwaway root), and checks that every folder
 #   the config writes to is writable under the unit's sandbox;
+# - runs the README demo and two HTTP targets under strace (when installed)
+#   and checks every system call made is allowed by SystemCallFilter=;
 # - `systemd-analyze verify` on the unit, and `systemd-analyze security
 #   --offline=yes`, failing above an exposure of 2.0.
 # Exit 0 when all hold; every failure is listed.
@@ -190,6 +192,83 @@ elif awk -v e="$exposure" -v m="$max_exposure" 'BEGIN { exit !(e <= m) }'; then
     ok "systemd-analyze security: exposure $exposure (at most $max_exposure)"
 else
     fail "systemd-analyze security: exposure $exposure, above $max_exposure"
+fi
+
+# The unit's SystemCallFilter= allows every system call the daemon makes: the
+# packaged binary runs the demo (files in, archive, report, SIGHUP, status
+# over the socket, SIGTERM) and reaches two HTTP targets, under strace.
+if command -v strace >/dev/null; then
+    expand_group() { # @group -> its system calls, nested groups expanded
+        local entry
+        for entry in $(systemd-analyze syscall-filter "$1" | awk 'NR > 1 && NF && $1 !~ /^#/ { print $1 }'); do
+            case $entry in @*) expand_group "$entry" ;; *) echo "$entry" ;; esac
+        done
+    }
+    expand_list() { local item; for item in "$@"; do case $item in @*) expand_group "$item" ;; *) echo "$item" ;; esac; done; }
+    allowed=$(unit_value SystemCallFilter | grep -v '^~' | tr ' ' '\n' | grep . || true)
+    denied=$(unit_value SystemCallFilter | sed -n 's/^~//p' | tr ' ' '\n' | grep . || true)
+    # shellcheck disable=SC2086
+    expand_list $allowed | sort -u >"$work/allowed"
+    # shellcheck disable=SC2086
+    expand_list $denied | sort -u >"$work/denied"
+    comm -23 "$work/allowed" "$work/denied" >"$work/filter"
+
+    demo=$work/demo
+    mkdir -p "$demo"
+    cp -r example "$demo/"
+    rm -rf "$demo"/example/state "$demo"/example/log "$demo"/example/wbt-out "$demo"/example/inbox/*/archive
+    cp config.example.toml "$demo/config.toml"
+    strace -f -qq -o "$work/trace-run" "$root$bin" run -c "$demo/config.toml" >"$work/run.log" 2>&1 &
+    tracer=$!
+    for _ in $(seq 100); do
+        [ "$(ls "$demo"/example/inbox/users/archive/*.report.json 2>/dev/null | wc -l)" -ge 1 ] && break
+        sleep 0.2
+    done
+    daemon=$(pgrep -P "$tracer" || true)
+    "$root$bin" status -c "$demo/config.toml" >/dev/null 2>&1 || fail "status over the socket failed while the demo ran"
+    if [ -n "$daemon" ]; then
+        kill -HUP "$daemon"
+        sleep 1
+        kill -TERM "$daemon"
+        wait "$tracer" || fail "the demo daemon did not stop cleanly on SIGTERM: $(tail -n 3 "$work/run.log")"
+    else
+        kill "$tracer" 2>/dev/null || true
+        wait "$tracer" || true
+        fail "the demo daemon did not start under strace: $(tail -n 3 "$work/run.log")"
+    fi
+    [ -n "$(ls "$demo"/example/wbt-out 2>/dev/null)" ] || fail "the demo wrote no WBT file (see $work/run.log)"
+    cat >"$demo/http.toml" <<EOF
+[daemon]
+state_dir = "hstate"
+log_dir = "hlog"
+[[source]]
+name = "u"
+kind = "users"
+inbox = "hin"
+targets = ["plain", "tls"]
+[[target]]
+name = "plain"
+kind = "collaborator"
+url = "http://127.0.0.1:9"
+token_env = "ROSTERSYNC_CHECK_TOKEN"
+[[target]]
+name = "tls"
+kind = "scim"
+url = "https://localhost:9/scim/v2"
+token_env = "ROSTERSYNC_CHECK_TOKEN"
+EOF
+    ROSTERSYNC_CHECK_TOKEN=x strace -f -qq -o "$work/trace-http" "$root$bin" check --online -c "$demo/http.toml" >/dev/null 2>&1 || true
+    cat "$work/trace-run" "$work/trace-http" | sed -n 's/^[0-9]* *\([a-z_0-9]*\)(.*/\1/p' | sort -u >"$work/used"
+    outside=$(comm -23 "$work/used" "$work/filter" | tr '\n' ' ')
+    if [ "$(wc -l <"$work/used")" -lt 20 ]; then
+        fail "strace saw only $(wc -l <"$work/used") system calls: the trace did not work"
+    elif [ -n "$outside" ]; then
+        fail "the daemon makes system calls SystemCallFilter= refuses: $outside"
+    else
+        ok "SystemCallFilter= allows all $(wc -l <"$work/used") system calls the daemon made"
+    fi
+else
+    echo "skip: strace is not installed (system calls not checked against SystemCallFilter=)"
 fi
 
 if [ "$failures" -gt 0 ]; then
