@@ -3,7 +3,7 @@
 //! retrying transient failures with the retry policy, and parking refusals.
 //! Store calls run on the blocking pool, never on the async executor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,8 @@ impl PushTarget {
 /// Sends everything waiting for a target: organisations first, then users;
 /// within a kind, by dependency level (parents before children, managers
 /// before their reports), each level in batches, `concurrency` at a time.
+/// Only keys and references of the waiting records are held in memory at
+/// once; their projections are read page by page as they are sent.
 /// Returns once the outbox holds only parked records, or the target was stopped.
 pub async fn drain(
     store: &Arc<Store>,
@@ -116,27 +118,26 @@ pub async fn drain(
     for kind in [RecordKind::Orgs, RecordKind::Users] {
         let mut backoff = Backoff::new(&target.retry);
         loop {
-            let items = blocking(store, {
-                let name = target.name.clone();
-                move |store| pending(store, &name, kind)
-            })
-            .await?;
-            if items.is_empty() {
+            let references = target.references(kind).clone();
+            let name = target.name.clone();
+            let records =
+                blocking(store, move |store| waiting(store, &name, kind, &references)).await?;
+            if records.is_empty() {
                 break;
             }
-            let round = push_round(store, target, &items, &mut results, now).await?;
+            let round = push_round(store, target, kind, &records, &mut results, now).await?;
             if let Some(reason) = round.halt {
                 // The target showed it must not get more: everything still
                 // waiting is parked with the reason, for a person to look at.
                 tracing::error!(target = %target.name, %reason, "pushing to this target stopped");
-                let left = blocking(store, {
-                    let name = target.name.clone();
-                    move |store| pending(store, &name, kind)
-                })
-                .await?;
-                for item in &left {
-                    park(store, item, &reason, false, now()).await?;
-                    results.push(parked(item, &reason));
+                let references = target.references(kind).clone();
+                let name = target.name.clone();
+                let left =
+                    blocking(store, move |store| waiting(store, &name, kind, &references)).await?;
+                for record in &left {
+                    let key = record.record_key(target, kind);
+                    park(store, &key, record.action, &reason, false, now()).await?;
+                    results.push(parked(&key, record.action, &reason));
                 }
                 return Ok(Drained {
                     results,
@@ -149,24 +150,24 @@ pub async fn drain(
             }
             let asked = failing
                 .iter()
-                .filter_map(|(_, failure)| match failure {
+                .filter_map(|failed| match &failed.failure {
                     Failure::Transient { retry_after, .. } => *retry_after,
                     Failure::Permanent { .. } => None,
                 })
                 .max();
             match backoff.next_delay(asked) {
                 Some(delay) => {
-                    tracing::info!(target = %target.name, records = failing.len(), ?delay, reason = %failing[0].1.reason(), "retrying after a transient failure");
+                    tracing::info!(target = %target.name, records = failing.len(), ?delay, reason = %failing[0].failure.reason(), "retrying after a transient failure");
                     tokio::time::sleep(delay).await;
                 }
                 None => {
-                    for (item, failure) in &failing {
+                    for failed in &failing {
                         let reason = format!(
                             "still failing when the retry budget ran out: {}",
-                            failure.reason()
+                            failed.failure.reason()
                         );
-                        park(store, item, &reason, true, now()).await?;
-                        results.push(parked(item, &reason));
+                        park(store, &failed.key, failed.action, &reason, true, now()).await?;
+                        results.push(parked(&failed.key, failed.action, &reason));
                     }
                 }
             }
@@ -178,11 +179,43 @@ pub async fn drain(
     })
 }
 
+/// A record waiting to be pushed, with what ordering needs and no more.
+struct Waiting {
+    key: String,
+    action: ActionKind,
+    /// Its external id, when the target maps it and it differs from the key.
+    other_id: Option<String>,
+    /// The records it refers to (parent, managers).
+    refs: Vec<String>,
+}
+
+impl Waiting {
+    fn record_key(&self, target: &PushTarget, kind: RecordKind) -> RecordKey {
+        RecordKey {
+            target: target.name.clone(),
+            kind,
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// A record that failed transiently in a pass.
+struct Failed {
+    key: RecordKey,
+    action: ActionKind,
+    failure: Failure,
+}
+
 /// What one pass over the waiting records left to do.
 struct Round {
     /// Transient failures, to try again after a delay.
-    failing: Vec<(PushItem, Failure)>,
+    failing: Vec<Failed>,
     halt: Option<String>,
+}
+
+/// How many records' projections are read from the store at a time.
+fn page_size(target: &PushTarget) -> usize {
+    (target.connector.batch_size().max(1) * target.concurrency * 4).clamp(1_024, 20_000)
 }
 
 /// One pass over the waiting records of a kind, level by level. A record
@@ -191,32 +224,26 @@ struct Round {
 async fn push_round(
     store: &Arc<Store>,
     target: &PushTarget,
-    items: &[PushItem],
+    kind: RecordKind,
+    records: &[Waiting],
     results: &mut Vec<PushResult>,
     now: fn() -> i64,
 ) -> Result<Round, PushError> {
-    let Some(kind) = items.first().map(|item| item.key.kind) else {
-        return Ok(Round {
-            failing: Vec::new(),
-            halt: None,
-        });
-    };
-    let references = target.references(kind);
-    let ids: Vec<Vec<&str>> = items.iter().map(|item| own_ids(item, references)).collect();
-    let refs: Vec<Vec<&str>> = items
+    // dependency_levels wants one key per record: its key stands for it, and
+    // references to its external id are rewritten to that key.
+    let alias: HashMap<&str, &str> = records
         .iter()
-        .map(|item| referenced(item, references))
+        .filter_map(|r| r.other_id.as_deref().map(|id| (id, r.key.as_str())))
         .collect();
-    // dependency_levels wants one key per item: the first id stands for it,
-    // and references to its other ids are rewritten to that one.
-    let alias: HashMap<&str, &str> = ids
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let refs: Vec<Vec<&str>> = records
         .iter()
-        .flat_map(|ids| ids.iter().map(move |id| (*id, ids[0])))
-        .collect();
-    let keys: Vec<&str> = ids.iter().map(|ids| ids[0]).collect();
-    let refs: Vec<Vec<&str>> = refs
-        .iter()
-        .map(|r| r.iter().map(|id| *alias.get(id).unwrap_or(id)).collect())
+        .map(|r| {
+            r.refs
+                .iter()
+                .map(|id| *alias.get(id.as_str()).unwrap_or(&id.as_str()))
+                .collect()
+        })
         .collect();
     let levels = diff::dependency_levels(&keys, &refs);
 
@@ -230,45 +257,64 @@ async fn push_round(
     };
     let batch_size = target.connector.batch_size().max(1);
     for level in levels {
-        let mut sendable: Vec<PushItem> = Vec::with_capacity(level.len());
+        let mut sendable: Vec<usize> = Vec::with_capacity(level.len());
         for index in level {
-            let item = &items[index];
+            let record = &records[index];
             let blocked_by = refs[index]
                 .iter()
                 .find_map(|id| pass.failed.get(*id).map(|reason| (*id, reason.clone())));
+            let key = || record.record_key(target, kind);
             match blocked_by {
-                None => sendable.push(item.clone()),
+                None => sendable.push(index),
                 Some((id, Some(refused))) => {
                     let reason = format!("{id}, which it refers to, is parked: {refused}");
-                    park(store, item, &reason, false, now()).await?;
-                    pass.results.push(parked(item, &reason));
+                    park(store, &key(), record.action, &reason, false, now()).await?;
+                    pass.results.push(parked(&key(), record.action, &reason));
                     pass.failed.insert(keys[index].to_string(), Some(reason));
                 }
                 Some((id, None)) => {
-                    let failure = Failure::Transient {
-                        reason: format!("waiting for {id}, which it refers to"),
-                        retry_after: None,
-                    };
-                    pass.failing.push((item.clone(), failure));
+                    pass.failing.push(Failed {
+                        key: key(),
+                        action: record.action,
+                        failure: Failure::Transient {
+                            reason: format!("waiting for {id}, which it refers to"),
+                            retry_after: None,
+                        },
+                    });
                     pass.failed.insert(keys[index].to_string(), None);
                 }
             }
         }
         // Each batch is sent by a task of its own, `concurrency` at a time,
-        // so requests go on while earlier replies are acknowledged.
-        let mut batches = sendable.chunks(batch_size);
+        // so requests go on while earlier replies are acknowledged and the
+        // next page of projections is read.
+        let mut pages = sendable.chunks(page_size(target));
+        let mut batches: VecDeque<Vec<PushItem>> = VecDeque::new();
         let mut replies = JoinSet::new();
         loop {
-            if replies.len() < target.concurrency
-                && let Some(batch) = batches.next()
-            {
-                let batch = batch.to_vec();
-                let connector = Arc::clone(&target.connector);
-                replies.spawn(async move {
-                    let reply = connector.push(&batch).await;
-                    (batch, reply)
-                });
-                continue;
+            if replies.len() < target.concurrency {
+                if let Some(batch) = batches.pop_front() {
+                    let connector = Arc::clone(&target.connector);
+                    replies.spawn(async move {
+                        let reply = connector.push(&batch).await;
+                        (batch, reply)
+                    });
+                    continue;
+                }
+                if let Some(page) = pages.next() {
+                    let page: Vec<(String, ActionKind)> = page
+                        .iter()
+                        .map(|&i| (records[i].key.clone(), records[i].action))
+                        .collect();
+                    let name = target.name.clone();
+                    let items =
+                        blocking(store, move |store| load(store, &name, kind, &page)).await?;
+                    let mut items = items.into_iter().peekable();
+                    while items.peek().is_some() {
+                        batches.push_back(items.by_ref().take(batch_size).collect());
+                    }
+                    continue;
+                }
             }
             let Some(joined) = replies.join_next().await else {
                 // The level is done: its records are acknowledged before
@@ -277,7 +323,7 @@ async fn push_round(
                 break;
             };
             let (batch, reply) = joined.map_err(|error| PushError::Join(error.to_string()))?;
-            if let Some(halt) = pass.settle(store, references, &batch, reply, now).await? {
+            if let Some(halt) = pass.settle(store, &batch, reply, now).await? {
                 replies.abort_all();
                 return Ok(Round {
                     failing: pass.failing,
@@ -295,8 +341,8 @@ async fn push_round(
 /// What one pass has seen so far.
 struct Pass<'r> {
     /// Transient failures, to try again after a delay.
-    failing: Vec<(PushItem, Failure)>,
-    /// Ids of records that failed, with the parking reason when refused.
+    failing: Vec<Failed>,
+    /// Keys of records that failed, with the parking reason when refused.
     failed: HashMap<String, Option<String>>,
     results: &'r mut Vec<PushResult>,
     /// Confirmed records not yet written to the store, and since when.
@@ -320,13 +366,11 @@ impl Pass<'_> {
     async fn settle(
         &mut self,
         store: &Arc<Store>,
-        references: &References,
         batch: &[PushItem],
         reply: PushReply,
         now: fn() -> i64,
     ) -> Result<Option<String>, PushError> {
         for (item, outcome) in batch.iter().zip(reply.outcomes) {
-            let id = own_ids(item, references)[0].to_string();
             match outcome {
                 Outcome::Acked { target_id } => {
                     let acked = Acked {
@@ -345,13 +389,27 @@ impl Pass<'_> {
                     });
                 }
                 Outcome::Failed(failure @ Failure::Permanent { .. }) => {
-                    park(store, item, failure.reason(), false, now()).await?;
-                    self.results.push(parked(item, failure.reason()));
-                    self.failed.insert(id, Some(failure.reason().to_string()));
+                    park(
+                        store,
+                        &item.key,
+                        item.action,
+                        failure.reason(),
+                        false,
+                        now(),
+                    )
+                    .await?;
+                    self.results
+                        .push(parked(&item.key, item.action, failure.reason()));
+                    self.failed
+                        .insert(item.key.key.clone(), Some(failure.reason().to_string()));
                 }
                 Outcome::Failed(failure) => {
-                    self.failing.push((item.clone(), failure));
-                    self.failed.insert(id, None);
+                    self.failed.insert(item.key.key.clone(), None);
+                    self.failing.push(Failed {
+                        key: item.key.clone(),
+                        action: item.action,
+                        failure,
+                    });
                 }
             }
         }
@@ -405,36 +463,33 @@ impl Pass<'_> {
     }
 }
 
-/// The ids others may use for a record: its key, and its external id when
-/// the target maps it (they differ when a source is keyed by login).
-fn own_ids<'a>(item: &'a PushItem, references: &References) -> Vec<&'a str> {
-    let mut ids = vec![item.key.key.as_str()];
-    if let Some(id) = references
+/// The external id of a waiting record, when it differs from its key (a
+/// source keyed by login), and the ids it refers to.
+fn ids_and_refs(
+    key: &str,
+    fields: &Fields,
+    references: &References,
+) -> (Option<String>, Vec<String>) {
+    let other_id = references
         .own_id
         .as_ref()
-        .and_then(|field| item.fields.get(field))
-        && id != &item.key.key
-    {
-        ids.push(id);
-    }
-    ids
-}
-
-/// The ids of the records it refers to (parent, managers).
-fn referenced<'a>(item: &'a PushItem, references: &References) -> Vec<&'a str> {
-    references
+        .and_then(|field| fields.get(field))
+        .filter(|id| id.as_str() != key)
+        .cloned();
+    let refs = references
         .fields
         .iter()
-        .filter_map(|field| item.fields.get(field))
-        .map(String::as_str)
+        .filter_map(|field| fields.get(field))
         .filter(|id| !id.is_empty())
-        .collect()
+        .cloned()
+        .collect();
+    (other_id, refs)
 }
 
-fn parked(item: &PushItem, reason: &str) -> PushResult {
+fn parked(key: &RecordKey, action: ActionKind, reason: &str) -> PushResult {
     PushResult {
-        key: item.key.clone(),
-        action: item.action,
+        key: key.clone(),
+        action,
         status: PushStatus::Parked {
             reason: reason.to_string(),
         },
@@ -443,15 +498,16 @@ fn parked(item: &PushItem, reason: &str) -> PushResult {
 
 async fn park(
     store: &Arc<Store>,
-    item: &PushItem,
+    key: &RecordKey,
+    action: ActionKind,
     reason: &str,
     transient: bool,
     at: i64,
 ) -> Result<(), PushError> {
-    tracing::warn!(target = %item.key.target, kind = %item.key.kind, key = %item.key.key, %reason, "record parked");
-    let key = item.key.clone();
+    tracing::warn!(target = %key.target, kind = %key.kind, key = %key.key, %reason, "record parked");
+    let key = key.clone();
     let parked = Parked {
-        action: item.action,
+        action,
         reason: reason.to_string(),
         at,
         transient,
@@ -459,24 +515,60 @@ async fn park(
     blocking(store, move |store| store.park(&key, &parked)).await
 }
 
-/// The records of a kind waiting for a target, parked ones aside.
-fn pending(store: &Store, target: &str, kind: RecordKind) -> Result<Vec<PushItem>, StoreError> {
-    let mut items = Vec::new();
+/// The records of a kind waiting for a target, parked ones aside: keys and
+/// references only (the projection is read only where references are mapped).
+fn waiting(
+    store: &Store,
+    target: &str,
+    kind: RecordKind,
+    references: &References,
+) -> Result<Vec<Waiting>, StoreError> {
     let keys: Vec<(String, ActionKind)> = store
         .outbox(target, kind)
         .map(|item| item.map(|(key, outbox)| (key, outbox.action)))
         .collect::<Result<_, _>>()?;
+    let mut records = Vec::with_capacity(keys.len());
     for (key, action) in keys {
-        let key = RecordKey {
+        let record_key = RecordKey {
             target: target.to_string(),
             kind,
             key,
         };
-        if store.parked_item(&key)?.is_some() {
+        if store.parked_item(&record_key)?.is_some() {
             continue;
         }
+        let (other_id, refs) = if references.fields.is_empty() {
+            (None, Vec::new())
+        } else {
+            let fields = store.desired_fields(&record_key)?.unwrap_or_default();
+            ids_and_refs(&record_key.key, &fields, references)
+        };
+        records.push(Waiting {
+            key: record_key.key,
+            action,
+            other_id,
+            refs,
+        });
+    }
+    Ok(records)
+}
+
+/// The push items of some waiting records, read from the store.
+fn load(
+    store: &Store,
+    target: &str,
+    kind: RecordKind,
+    page: &[(String, ActionKind)],
+) -> Result<Vec<PushItem>, StoreError> {
+    let mut items = Vec::with_capacity(page.len());
+    for (key, action) in page {
+        let key = RecordKey {
+            target: target.to_string(),
+            kind,
+            key: key.clone(),
+        };
         let Some(entry) = store.entry(&key)? else {
-            continue;
+            continue; // gone since it was listed
         };
         items.push(PushItem {
             fields: store.desired_fields(&key)?.unwrap_or_default(),
@@ -484,7 +576,7 @@ fn pending(store: &Store, target: &str, kind: RecordKind) -> Result<Vec<PushItem
             hash: entry.desired.hash,
             active: entry.desired.active,
             target_id: entry.acked.and_then(|a| a.target_id),
-            action,
+            action: *action,
             key,
         });
     }
