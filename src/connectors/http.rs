@@ -125,9 +125,25 @@ impl Http {
 fn transport_failure(error: reqwest::Error) -> Failure {
     let dropped = error.is_request() || error.is_body() || error.is_decode();
     let (connect, timeout) = (error.is_connect() || dropped, error.is_timeout());
-    // reqwest's message names the URL, never headers or bodies.
-    let description = error.without_url().to_string();
+    // reqwest's message names the URL (left out), never headers or bodies;
+    // its causes say what actually happened ("Connection refused").
+    let description = describe(&error.without_url());
     retry::classify_transport(connect, timeout, &description)
+}
+
+/// An error and its causes, one after the other, without repeats.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// A header carrying a secret, marked sensitive so that it never shows in debug output.
@@ -160,6 +176,38 @@ mod tests {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
             assert!(super::quota(bad).is_none(), "{bad}");
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_unreachable_server_is_transient_and_says_why() {
+        // A port nothing listens on: bind one, then free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = reqwest::Client::new();
+        let error = client
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let failure = transport_failure(error);
+        assert!(matches!(failure, Failure::Transient { .. }), "{failure:?}");
+        assert!(
+            failure.reason().contains("error sending request")
+                && failure
+                    .reason()
+                    .to_lowercase()
+                    .contains("connection refused"),
+            "{}",
+            failure.reason()
+        );
+        assert!(
+            !failure.reason().contains("127.0.0.1"),
+            "{}",
+            failure.reason()
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
