@@ -375,7 +375,11 @@ fn equals(kind: Kind, resource: &Map<String, Value>, name: &str, value: &str) ->
     if case_exact(kind, name) {
         found == value
     } else {
-        found.to_lowercase() == value.to_lowercase()
+        // Without allocating: uniqueness checks compare with every resource.
+        found
+            .chars()
+            .flat_map(char::to_lowercase)
+            .eq(value.chars().flat_map(char::to_lowercase))
     }
 }
 
