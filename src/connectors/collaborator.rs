@@ -16,7 +16,7 @@ use crate::retry::Failure;
 use crate::store::ActionKind;
 
 use super::http::{Http, secret_header};
-use super::{Outcome, PushItem, PushReply};
+use super::{Outcome, PushItem, PushReply, Verdict, bisect};
 
 const BATCH_PATH: &str = "/api/v2/users-import/batch";
 const SINGLE_PATH: &str = "/api/v2/users-import/single";
@@ -72,17 +72,13 @@ impl Collaborator {
         }
     }
 
+    /// A batch; one whose counts do not add up is split in two, and a
+    /// single record goes to the single endpoint.
     async fn push_users(&self, items: &[PushItem]) -> PushReply {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
-        let mut halt = None;
-        // Ranges of the batch still to send; a range whose counts do not add
-        // up is split in two, a single record goes to the single endpoint.
-        let mut pending = vec![(0, items.len())];
-        while let Some((start, end)) = pending.pop() {
-            let part = &items[start..end];
-            if part.len() == 1 {
-                outcomes[start] = Some(self.push_single(&part[0]).await);
-                continue;
+        let (outcomes, halt) = bisect(items.len(), move |range| async move {
+            let part = &items[range];
+            if let [single] = part {
+                return Verdict::All(self.push_single(single).await);
             }
             let body = Value::Array(part.iter().map(user_json).collect());
             let reply = self
@@ -94,7 +90,7 @@ impl Collaborator {
                         .json(&body),
                 )
                 .await;
-            let verdict = match reply {
+            match reply {
                 Err(failure) => Verdict::All(Outcome::Failed(failure)),
                 Ok(reply) if reply.is_success() => match parse_counts(&reply.body) {
                     // A 200 without readable counts: the upsert may have happened;
@@ -105,13 +101,13 @@ impl Collaborator {
                     })),
                     Ok(counts) => match check_counts(part, &counts) {
                         CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
-                        CountCheck::MissingUsersBlocked { blocked, sent } => {
-                            halt = Some(format!(
+                        CountCheck::MissingUsersBlocked { blocked, sent } => Verdict::Halt(
+                            Outcome::Acked { target_id: None },
+                            format!(
                                 "the portal blocked {blocked} users for {sent} blocks sent: it blocks users missing from a batch. \
                                  Turn on its \"don't block missing users\" option; pushing to this target is stopped"
-                            ));
-                            Verdict::All(Outcome::Acked { target_id: None })
-                        }
+                            ),
+                        ),
                         CountCheck::Mismatch(_) => Verdict::Split,
                     },
                 },
@@ -120,35 +116,10 @@ impl Collaborator {
                     Failure::Permanent { .. } => Verdict::Split,
                     transient => Verdict::All(Outcome::Failed(transient)),
                 },
-            };
-            match verdict {
-                Verdict::All(outcome) => {
-                    for slot in &mut outcomes[start..end] {
-                        *slot = Some(outcome.clone());
-                    }
-                }
-                Verdict::Split => {
-                    let middle = start + part.len() / 2;
-                    pending.push((middle, end));
-                    pending.push((start, middle));
-                }
             }
-            if halt.is_some() {
-                break;
-            }
-        }
-        PushReply {
-            outcomes: outcomes
-                .into_iter()
-                .map(|o| {
-                    o.unwrap_or(Outcome::Failed(Failure::Transient {
-                        reason: "not sent: pushing to this target stopped".into(),
-                        retry_after: None,
-                    }))
-                })
-                .collect(),
-            halt,
-        }
+        })
+        .await;
+        PushReply { outcomes, halt }
     }
 
     async fn push_single(&self, item: &PushItem) -> Outcome {
@@ -219,11 +190,6 @@ impl Collaborator {
             halt: None,
         }
     }
-}
-
-enum Verdict {
-    All(Outcome),
-    Split,
 }
 
 /// A user as the batch import takes it: the projection (dates as

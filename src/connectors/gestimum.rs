@@ -39,7 +39,7 @@ use crate::retry::Failure;
 use crate::secret::Secret;
 
 use super::http::Http;
-use super::{Outcome, PushItem, PushReply};
+use super::{Outcome, PushItem, PushReply, Verdict, bisect};
 
 const IMPORT_PATH: &str = "/api/rest/Utilisateurs/%22Importer%22";
 /// Gestimum's key for a user.
@@ -152,18 +152,12 @@ impl Gestimum {
                 Err(reason) => outcomes[i] = Some(Outcome::Failed(Failure::Permanent { reason })),
             }
         }
-        let mut halt = None;
-        // Ranges of `sendable` still to send; one whose counts fall short is
-        // split in two, down to a single line.
-        let mut pending = vec![(0, sendable.len())];
-        while let Some((start, end)) = pending.pop() {
-            if start == end {
-                continue;
-            }
-            let part: Vec<&PushItem> = sendable[start..end].iter().map(|&i| &items[i]).collect();
+        // A batch whose counts fall short is split in two, down to a single line.
+        let sendable = &sendable;
+        let (sent_outcomes, halt) = bisect(sendable.len(), move |range| async move {
+            let part: Vec<&PushItem> = sendable[range].iter().map(|&i| &items[i]).collect();
             let lines = csv_lines(&part, &self.dormant_column);
-            let sent = part.len() as u64;
-            let verdict = match self.import(&lines).await {
+            match self.import(&lines).await {
                 Attempt::Failed(failure @ Failure::Transient { .. }, _) => {
                     Verdict::All(Outcome::Failed(failure))
                 }
@@ -174,11 +168,13 @@ impl Gestimum {
                     Verdict::Split
                 }
                 Attempt::Failed(failure, _) => Verdict::All(Outcome::Failed(failure)),
-                Attempt::Refused(reason) => {
-                    halt = Some(format!("{reason}; pushing to this target is stopped"));
-                    Verdict::All(Outcome::Failed(Failure::Permanent { reason }))
-                }
-                Attempt::Done(reply) => match check_counts(sent, &reply) {
+                Attempt::Refused(reason) => Verdict::Halt(
+                    Outcome::Failed(Failure::Permanent {
+                        reason: reason.clone(),
+                    }),
+                    format!("{reason}; pushing to this target is stopped"),
+                ),
+                Attempt::Done(reply) => match check_counts(part.len() as u64, &reply) {
                     CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
                     CountCheck::Short(_) if part.len() > 1 => Verdict::Split,
                     CountCheck::Short(summary) => {
@@ -194,22 +190,11 @@ impl Gestimum {
                         Verdict::All(Outcome::Failed(Failure::Permanent { reason }))
                     }
                 },
-            };
-            match verdict {
-                Verdict::All(outcome) => {
-                    for &i in &sendable[start..end] {
-                        outcomes[i] = Some(outcome.clone());
-                    }
-                }
-                Verdict::Split => {
-                    let middle = start + (end - start) / 2;
-                    pending.push((middle, end));
-                    pending.push((start, middle));
-                }
             }
-            if halt.is_some() {
-                break;
-            }
+        })
+        .await;
+        for (&i, outcome) in sendable.iter().zip(sent_outcomes) {
+            outcomes[i] = Some(outcome);
         }
         PushReply {
             outcomes: outcomes
@@ -312,11 +297,6 @@ enum Attempt {
     Refused(String),
     /// No import: the failure, and the HTTP status when a reply came.
     Failed(Failure, Option<u16>),
-}
-
-enum Verdict {
-    All(Outcome),
-    Split,
 }
 
 /// The request body of an import.

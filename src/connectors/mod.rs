@@ -10,6 +10,9 @@ pub mod pleasanter;
 pub mod scim;
 pub mod wbt_file;
 
+use std::future::Future;
+use std::ops::Range;
+
 use crate::config::{TargetConfig, TargetKind};
 use crate::projection::{Fields, ProjectionHash};
 use crate::retry::Failure;
@@ -126,5 +129,137 @@ impl Connector {
             Connector::Pleasanter(c) => c.check().await,
             Connector::Scim(c) => c.check().await,
         }
+    }
+}
+
+/// What one request over a part of a batch came to.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// The same outcome for every record of the part.
+    All(Outcome),
+    /// The target took some and not others (counts short, a refused record):
+    /// send each half on its own.
+    Split,
+    /// This outcome for the part, then nothing more to this target.
+    Halt(Outcome, String),
+}
+
+/// Sends a batch of `len` records through `send` (given the part's index
+/// range), splitting a part judged [`Verdict::Split`] into halves until the
+/// records the target refuses are found alone. The caller decides what a part
+/// of one record comes to (a single-record endpoint, or a refusal): a split
+/// of one record counts as refused. Parts left unsent by a halt fail
+/// transiently. Returns one outcome per record, and the halt reason if any.
+pub async fn bisect<F, Fut>(len: usize, mut send: F) -> (Vec<Outcome>, Option<String>)
+where
+    F: FnMut(Range<usize>) -> Fut,
+    Fut: Future<Output = Verdict>,
+{
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; len];
+    let mut halt = None;
+    let mut pending: Vec<Range<usize>> = Vec::new();
+    if len > 0 {
+        pending.push(0..len);
+    }
+    while let Some(part) = pending.pop() {
+        let verdict = match send(part.clone()).await {
+            Verdict::Split if part.len() == 1 => {
+                Verdict::All(Outcome::Failed(Failure::Permanent {
+                    reason: "the target did not take this record".into(),
+                }))
+            }
+            verdict => verdict,
+        };
+        match verdict {
+            Verdict::All(outcome) => outcomes[part].fill(Some(outcome)),
+            Verdict::Split => {
+                let middle = part.start + part.len() / 2;
+                pending.push(middle..part.end);
+                pending.push(part.start..middle);
+            }
+            Verdict::Halt(outcome, reason) => {
+                outcomes[part].fill(Some(outcome));
+                halt = Some(reason);
+                break;
+            }
+        }
+    }
+    let outcomes = outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.unwrap_or(Outcome::Failed(Failure::Transient {
+                reason: "not sent: pushing to this target stopped".into(),
+                retry_after: None,
+            }))
+        })
+        .collect();
+    (outcomes, halt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acked() -> Outcome {
+        Outcome::Acked { target_id: None }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_is_split_until_the_refused_record_is_alone() {
+        // Record 5 of 8 is refused: any part holding it is split.
+        let mut sent = Vec::new();
+        let (outcomes, halt) = bisect(8, |part| {
+            sent.push(part.clone());
+            async move {
+                if part.contains(&5) {
+                    if part.len() == 1 {
+                        Verdict::All(Outcome::Failed(Failure::Permanent {
+                            reason: "refused".into(),
+                        }))
+                    } else {
+                        Verdict::Split
+                    }
+                } else {
+                    Verdict::All(acked())
+                }
+            }
+        })
+        .await;
+        assert_eq!(halt, None);
+        assert_eq!(sent, [0..8, 0..4, 4..8, 4..6, 4..5, 5..6, 6..8]);
+        for (i, outcome) in outcomes.iter().enumerate() {
+            assert_eq!(*outcome == acked(), i != 5, "{i}: {outcome:?}");
+        }
+        // A split of a single record is a refusal, never a loop.
+        let (outcomes, _) = bisect(1, |_| async { Verdict::Split }).await;
+        assert!(matches!(
+            outcomes[0],
+            Outcome::Failed(Failure::Permanent { .. })
+        ));
+        assert!(bisect(0, |_| async { Verdict::Split }).await.0.is_empty());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_halt_stops_sending_and_leaves_the_rest_transient() {
+        let mut calls = 0;
+        let (outcomes, halt) = bisect(4, |part| {
+            calls += 1;
+            async move {
+                if part.len() == 4 {
+                    Verdict::Split
+                } else {
+                    Verdict::Halt(acked(), "stop".into())
+                }
+            }
+        })
+        .await;
+        assert_eq!(calls, 2);
+        assert_eq!(halt.as_deref(), Some("stop"));
+        assert_eq!(outcomes[..2], [acked(), acked()]);
+        assert!(
+            outcomes[2..]
+                .iter()
+                .all(|o| matches!(o, Outcome::Failed(Failure::Transient { .. })))
+        );
     }
 }

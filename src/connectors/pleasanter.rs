@@ -34,7 +34,7 @@ use crate::secret::Secret;
 use crate::store::ActionKind;
 
 use super::http::{Http, Reply};
-use super::{Outcome, PushItem, PushReply};
+use super::{Outcome, PushItem, PushReply, Verdict, bisect};
 
 const IMPORT_PATH: &str = "/api/users/import";
 const GET_PATH: &str = "/api/users/get";
@@ -223,54 +223,42 @@ impl Pleasanter {
     /// fall short down to single records; sets the outcome of each (an
     /// `Acked` here means imported, the Disabled flag may still follow).
     async fn import(&self, items: &[PushItem], chosen: &[usize], outcomes: &mut [Option<Outcome>]) {
-        let mut pending: Vec<&[usize]> = if chosen.is_empty() {
-            Vec::new()
-        } else {
-            vec![chosen]
-        };
-        while let Some(part) = pending.pop() {
+        let (imported, _) = bisect(chosen.len(), move |range| async move {
+            let part = &chosen[range];
             let records: Vec<&PushItem> = part.iter().map(|&i| &items[i]).collect();
             let verdict = match self.send_import(&records).await {
                 Err(failure) => ImportVerdict::All(Outcome::Failed(failure)),
                 Ok(reply) => judge_import(&reply, records.len()),
             };
-            let verdict = match verdict {
+            match verdict {
+                ImportVerdict::All(outcome) => Verdict::All(outcome),
                 ImportVerdict::Split(message) if part.len() == 1 => {
-                    ImportVerdict::All(Outcome::Failed(Failure::Permanent {
+                    Verdict::All(Outcome::Failed(Failure::Permanent {
                         reason: format!(
                             "Pleasanter imported nothing for this user (it answered {message:?})"
                         ),
                     }))
                 }
                 ImportVerdict::Refused(failure) if part.len() == 1 => {
-                    ImportVerdict::All(Outcome::Failed(failure))
-                }
-                ImportVerdict::Refused(failure) => {
-                    ImportVerdict::Split(failure.reason().to_string())
-                }
-                other => other,
-            };
-            match verdict {
-                ImportVerdict::All(outcome) => {
-                    for &i in part {
-                        outcomes[i] = Some(match &outcome {
-                            Outcome::Acked { .. } => Outcome::Acked {
-                                target_id: items[i].target_id.clone(),
-                            },
-                            failed => failed.clone(),
-                        });
-                    }
+                    Verdict::All(Outcome::Failed(failure))
                 }
                 ImportVerdict::Split(_) | ImportVerdict::Refused(_) => {
                     tracing::debug!(
                         records = part.len(),
                         "Pleasanter import fell short: splitting the batch"
                     );
-                    let (left, right) = part.split_at(part.len() / 2);
-                    pending.push(right);
-                    pending.push(left);
+                    Verdict::Split
                 }
             }
+        })
+        .await;
+        for (&i, outcome) in chosen.iter().zip(imported) {
+            outcomes[i] = Some(match outcome {
+                Outcome::Acked { .. } => Outcome::Acked {
+                    target_id: items[i].target_id.clone(),
+                },
+                failed => failed,
+            });
         }
     }
 
