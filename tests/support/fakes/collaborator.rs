@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -107,7 +106,7 @@ async fn admit(
         portal.faults.clone()
     };
     if faults.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
+        super::delay(faults.slow_ms).await;
     }
     let authorised = headers
         .get("x-cbr-authorization")

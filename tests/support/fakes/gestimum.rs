@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -144,7 +143,7 @@ async fn import(State(shared): State<Arc<Shared>>, body: String) -> Response {
     let n = shared.requests.next();
     let faults = shared.erp.lock().unwrap().faults.clone();
     if faults.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
+        super::delay(faults.slow_ms).await;
     }
     if roll(n, faults.fail_percent, 0) {
         return match &faults.retry_after {

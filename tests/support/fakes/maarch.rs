@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -209,7 +208,7 @@ async fn admit(
         courrier.faults.clone()
     };
     if faults.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
+        super::delay(faults.slow_ms).await;
     }
     let authorised = headers
         .get("authorization")

@@ -41,6 +41,17 @@ pub fn roll(n: u64, percent: u64, salt: u64) -> bool {
     percent > 0 && z % 100 < percent
 }
 
+/// Holds a reply back `ms` milliseconds, precisely: tokio's timer counts
+/// whole milliseconds and rounds up (a 5 ms sleep takes 5 to 6), which would
+/// count against the client in latency benchmarks. A thread of the blocking
+/// pool sleeps instead.
+pub async fn delay(ms: u64) {
+    let _ = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(std::time::Duration::from_millis(ms))
+    })
+    .await;
+}
+
 /// Numbers requests.
 #[derive(Default)]
 pub struct Counter(AtomicU64);

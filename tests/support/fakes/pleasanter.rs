@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -185,7 +184,7 @@ async fn admit(
         tenant.faults.clone()
     };
     if faults.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
+        super::delay(faults.slow_ms).await;
     }
     if key != Some(shared.key.as_str()) {
         return Err(pleasanter(

@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -280,7 +279,7 @@ async fn admit(
         provider.faults.clone()
     };
     if faults.slow_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(faults.slow_ms)).await;
+        super::delay(faults.slow_ms).await;
     }
     let authorised = headers
         .get("authorization")
