@@ -49,6 +49,15 @@ fn init_logging(files: Option<&config::DaemonConfig>) -> Option<WorkerGuard> {
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROSTERSYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // sled logs (through the `log` bridge) from destructors that run while a
+    // thread exits, after the log's thread-local buffers are gone: one such
+    // debug line aborts the process. Its debug and trace lines are internal
+    // noise anyway: kept out unless ROSTERSYNC_LOG names sled.
+    let names_sled = std::env::var("ROSTERSYNC_LOG").is_ok_and(|v| v.contains("sled"));
+    let filter = match "sled=warn".parse() {
+        Ok(directive) if !names_sled => filter.add_directive(directive),
+        _ => filter,
+    };
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let appender = files.map(|daemon| {
         std::fs::create_dir_all(&daemon.log_dir)
