@@ -374,11 +374,15 @@ fn equals(kind: Kind, resource: &Map<String, Value>, name: &str, value: &str) ->
     if case_exact(kind, name) {
         found == value
     } else {
-        // Without allocating: uniqueness checks compare with every resource.
-        found
-            .chars()
-            .flat_map(char::to_lowercase)
-            .eq(value.chars().flat_map(char::to_lowercase))
+        // Fast: uniqueness checks compare with every resource.
+        if found.is_ascii() && value.is_ascii() {
+            found.eq_ignore_ascii_case(value)
+        } else {
+            found
+                .chars()
+                .flat_map(char::to_lowercase)
+                .eq(value.chars().flat_map(char::to_lowercase))
+        }
     }
 }
 
