@@ -567,12 +567,12 @@ fn load(
             kind,
             key: key.clone(),
         };
-        let Some(entry) = store.entry(&key)? else {
+        let Some((entry, fields, acked_fields)) = store.entry_with_fields(&key)? else {
             continue; // gone since it was listed
         };
         items.push(PushItem {
-            fields: store.desired_fields(&key)?.unwrap_or_default(),
-            acked_fields: store.acked_fields(&key)?,
+            fields,
+            acked_fields,
             hash: entry.desired.hash,
             active: entry.desired.active,
             target_id: entry.acked.and_then(|a| a.target_id),

@@ -292,6 +292,28 @@ impl Store {
     /// What the target confirmed holding. Kept under its own key only while
     /// it differs from the desired projection; otherwise it *is* the desired
     /// projection (same hash), which halves what acknowledgements write.
+    /// A record's entry with its desired and acknowledged projections, each
+    /// read once (what a push needs; `acked_fields` alone would read the
+    /// entry and the desired projection a second time).
+    pub fn entry_with_fields(
+        &self,
+        key: &RecordKey,
+    ) -> Result<Option<(Entry, Fields, Option<Fields>)>, StoreError> {
+        let Some(entry) = self.entry(key)? else {
+            return Ok(None);
+        };
+        let desired = self.desired_fields(key)?.unwrap_or_default();
+        let acked = match self.get(&key.encode(b'a'))? {
+            Some(fields) => Some(fields),
+            None => entry
+                .acked
+                .as_ref()
+                .filter(|acked| acked.hash == entry.desired.hash)
+                .map(|_| desired.clone()),
+        };
+        Ok(Some((entry, desired, acked)))
+    }
+
     pub fn acked_fields(&self, key: &RecordKey) -> Result<Option<Fields>, StoreError> {
         if let Some(fields) = self.get(&key.encode(b'a'))? {
             return Ok(Some(fields));
@@ -739,6 +761,8 @@ mod tests {
             store.acked_fields(&key("E1")).unwrap(),
             Some(pushed.clone())
         );
+        let (_, desired, implicit) = store.entry_with_fields(&key("E1")).unwrap().unwrap();
+        assert_eq!(implicit, Some(desired));
 
         let mut newer = write("E1", 2);
         newer.entry.acked = Some(acked);
@@ -750,11 +774,18 @@ mod tests {
                 ..Commit::default()
             })
             .unwrap();
-        assert_eq!(store.acked_fields(&key("E1")).unwrap(), Some(pushed));
+        assert_eq!(
+            store.acked_fields(&key("E1")).unwrap(),
+            Some(pushed.clone())
+        );
         assert_eq!(
             store.desired_fields(&key("E1")).unwrap().unwrap()["login"],
             "new"
         );
+        let (entry, desired, acked) = store.entry_with_fields(&key("E1")).unwrap().unwrap();
+        assert_eq!((desired["login"].as_str(), acked), ("new", Some(pushed)));
+        assert_eq!(entry.desired.hash, ProjectionHash([2; 16]));
+        assert!(store.entry_with_fields(&key("nobody")).unwrap().is_none());
     }
 
     #[test]
