@@ -294,26 +294,10 @@ pub fn check_counts(items: &[PushItem], counts: &Counts) -> CountCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projection::{Fields, ProjectionHash};
-    use crate::store::RecordKey;
+    use crate::connectors::test_user;
 
     fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
-        PushItem {
-            key: RecordKey {
-                target: "lms".into(),
-                kind: RecordKind::Users,
-                key: "E1".into(),
-            },
-            action: ActionKind::Create,
-            active,
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Fields>(),
-            hash: ProjectionHash([0; 16]),
-            acked_fields: None,
-            target_id: None,
-        }
+        test_user("lms", ActionKind::Create, active, fields)
     }
 
     #[test]

@@ -571,26 +571,12 @@ pub fn mask(text: &str, password: &Secret) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projection::{Fields, ProjectionHash};
-    use crate::store::{ActionKind, RecordKey};
+    use crate::connectors::test_user;
+    use crate::projection::Fields;
+    use crate::store::ActionKind;
 
     fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
-        PushItem {
-            key: RecordKey {
-                target: "erp".into(),
-                kind: RecordKind::Users,
-                key: "E1".into(),
-            },
-            action: ActionKind::Create,
-            active,
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Fields>(),
-            hash: ProjectionHash([0; 16]),
-            acked_fields: None,
-            target_id: None,
-        }
+        test_user("erp", ActionKind::Create, active, fields)
     }
 
     #[test]

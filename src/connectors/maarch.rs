@@ -675,8 +675,7 @@ fn in_context(context: &str, failure: Failure) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projection::ProjectionHash;
-    use crate::store::RecordKey;
+    use crate::connectors::test_user;
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs
@@ -701,17 +700,9 @@ mod tests {
         acked: Option<&[(&str, &str)]>,
     ) -> PushItem {
         PushItem {
-            key: RecordKey {
-                target: "courrier".into(),
-                kind: RecordKind::Users,
-                key: "E1".into(),
-            },
-            action,
-            active,
-            fields: fields(desired),
-            hash: ProjectionHash([0; 16]),
             acked_fields: acked.map(fields),
             target_id: acked.map(|_| "21".into()),
+            ..test_user("courrier", action, active, desired)
         }
     }
 

@@ -196,6 +196,32 @@ where
     (outcomes, halt)
 }
 
+/// User `E1` of `target`, as the connectors' unit tests push it.
+#[cfg(test)]
+pub(crate) fn test_user(
+    target: &str,
+    action: ActionKind,
+    active: bool,
+    fields: &[(&str, &str)],
+) -> PushItem {
+    PushItem {
+        key: RecordKey {
+            target: target.into(),
+            kind: crate::ingest::record::RecordKind::Users,
+            key: "E1".into(),
+        },
+        action,
+        active,
+        fields: fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        hash: ProjectionHash([0; 16]),
+        acked_fields: None,
+        target_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -769,26 +769,11 @@ fn scrub_outcome(outcome: Outcome, secret: &str) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projection::{Fields, ProjectionHash};
-    use crate::store::RecordKey;
+    use crate::connectors::test_user;
+    use crate::projection::Fields;
 
     fn item(action: ActionKind, active: bool, fields: &[(&str, &str)]) -> PushItem {
-        PushItem {
-            key: RecordKey {
-                target: "wiki".into(),
-                kind: RecordKind::Users,
-                key: "E1".into(),
-            },
-            action,
-            active,
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Fields>(),
-            hash: ProjectionHash([0; 16]),
-            acked_fields: None,
-            target_id: None,
-        }
+        test_user("wiki", action, active, fields)
     }
 
     fn reply(status: u16, body: &str) -> Reply {

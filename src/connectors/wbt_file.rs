@@ -276,27 +276,13 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::test_user;
     use crate::ingest::{SourceSpec, ingest};
-    use crate::projection::Fields;
-    use crate::store::{ActionKind, RecordKey};
+
+    use crate::store::ActionKind;
 
     fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
-        PushItem {
-            key: RecordKey {
-                target: "wbt".into(),
-                kind: RecordKind::Users,
-                key: "E1".into(),
-            },
-            action: ActionKind::Create,
-            active,
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Fields>(),
-            hash: crate::projection::ProjectionHash([0; 16]),
-            acked_fields: None,
-            target_id: None,
-        }
+        test_user("wbt", ActionKind::Create, active, fields)
     }
 
     #[test]
