@@ -79,20 +79,7 @@ impl Run {
 }
 
 fn sync(dir: &Path, file: &Path) -> (i32, String, String) {
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir)
-        .env("LMS_TOKEN", TOKEN)
-        .env("ROSTERSYNC_LOG", "trace")
-        .args(["sync", "-c", "config.toml"])
-        .arg(file)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    support::sync_at_trace(dir, file, ("LMS_TOKEN", TOKEN))
 }
 
 fn dir(

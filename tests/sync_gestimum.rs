@@ -103,20 +103,7 @@ impl Run {
 }
 
 fn sync(dir: &Path, file: &Path, password: &str) -> (i32, String, String) {
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir)
-        .env("GESTIMUM_PASSWORD", password)
-        .env("ROSTERSYNC_LOG", "trace")
-        .args(["sync", "-c", "config.toml"])
-        .arg(file)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    support::sync_at_trace(dir, file, ("GESTIMUM_PASSWORD", password))
 }
 
 /// USR_NAME → (USR_GROUPE, SAL_CODE, USR_DORT).

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use assert_cmd::Command;
 use support::fakes::pleasanter::{Entry, Fake, japanese_columns};
 
 const KEY: &str = "4d84b4773a58bbc3c4-pl34s4nt3r-k3y";
@@ -108,20 +107,7 @@ impl Run {
 }
 
 fn sync(dir: &Path, file: &Path, key: &str) -> (i32, String, String) {
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir)
-        .env("PLEASANTER_KEY", key)
-        .env("ROSTERSYNC_LOG", "trace")
-        .args(["sync", "-c", "config.toml"])
-        .arg(file)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    support::sync_at_trace(dir, file, ("PLEASANTER_KEY", key))
 }
 
 /// An expected user: (login, name, user code, mail, department, disabled).

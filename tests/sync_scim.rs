@@ -9,7 +9,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::json;
 use support::fakes::scim::{Fake, User};
 
@@ -101,22 +100,7 @@ impl Run {
 
 /// Runs the binary at trace level and checks the token never shows.
 fn sync(dir: &Path, file: &Path, token: &str) -> (i32, String, String) {
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir)
-        .env("IDP_TOKEN", token)
-        .env("ROSTERSYNC_LOG", "trace")
-        .args(["sync", "-c", "config.toml"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let out = String::from_utf8(output.stdout).unwrap();
-    let err = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        !out.contains(token) && !err.contains(token),
-        "the token leaked into the output"
-    );
-    (output.status.code().unwrap(), out, err)
+    support::sync_at_trace(dir, file, ("IDP_TOKEN", token))
 }
 
 /// (userName, externalId, given, family, email, title, department, manager's externalId, active)
