@@ -812,7 +812,19 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.set_schema_version(SCHEMA_VERSION + 1).unwrap();
         }
-        let error = Store::open(dir.path()).err().unwrap();
+        // sled's flusher thread holds the lock of a just-dropped store a
+        // moment longer: wait for it, then the schema must be refused.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let error = loop {
+            match Store::open(dir.path()) {
+                Err(StoreError::Sled(sled::Error::Io(_)))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.err().unwrap(),
+            }
+        };
         assert!(matches!(error, StoreError::NewerSchema { .. }), "{error}");
     }
 
