@@ -210,7 +210,13 @@ fn sigkill_at_20_moments_then_a_restart_ends_as_a_clean_run() {
                     }
                 }
             }
-            format!("reports still pending: {pending:?}\n{}", daemon.log())
+            let (_, status, _) = command(root, &["status", "--json"]);
+            let log = daemon.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            format!(
+                "reports still pending: {pending:?}\nstatus: {status}\nlog (last lines first):\n{}",
+                tail.join("\n")
+            )
         },
     );
     let (code, out, _) = command(root, &["status", "--json"]);

@@ -576,6 +576,10 @@ fn note_drained(shared: &Shared, name: &str, drained: &Drained) {
 
 /// Keeps the reports whose records are not all taken yet, and updates them
 /// after each drain. Reports left open by an earlier run are found on start.
+/// How often reports with pending actions are checked against the store,
+/// besides the events that say a target drained.
+const RECHECK_OPEN_REPORTS: Duration = Duration::from_secs(2);
+
 async fn reporter(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<ReportEvent>) {
     let inboxes: Vec<PathBuf> = shared
         .config()
@@ -597,13 +601,27 @@ async fn reporter(shared: Arc<Shared>, mut events: mpsc::UnboundedReceiver<Repor
     .await
     .unwrap_or_default();
     loop {
+        // Events say when to look, but a report still open is also looked
+        // at again every few seconds: the store says where each record
+        // stands at any moment, so no race between events can leave a
+        // report pending for good.
         let first = tokio::select! {
-            event = events.recv() => event,
-            _ = shared.cancel.cancelled() => None,
+            event = events.recv() => match event {
+                Some(event) => Some(event),
+                None => break,
+            },
+            _ = tokio::time::sleep(RECHECK_OPEN_REPORTS), if !open.is_empty() => None,
+            _ = shared.cancel.cancelled() => break,
         };
-        let Some(first) = first else { break };
         let mut drained = BTreeSet::new();
-        let mut next = Some(first);
+        if first.is_none() {
+            for (_, report) in &open {
+                if let Some(targets) = report.get("targets").and_then(Value::as_object) {
+                    drained.extend(targets.keys().cloned());
+                }
+            }
+        }
+        let mut next = first;
         while let Some(event) = next {
             match event {
                 ReportEvent::Open(path, report) => {
