@@ -402,13 +402,16 @@ pub fn open_reports(inbox: &Path) -> Vec<PathBuf> {
         if !path.to_string_lossy().ends_with(REPORT_SUFFIX) {
             continue;
         }
-        let mut head = [0u8; 64];
+        // `complete` is among the first keys, but not always the first: a
+        // report rewritten as a JSON value has its keys sorted, and
+        // `committed_before_restart` comes before it.
+        let mut head = [0u8; 256];
         let read = std::fs::File::open(&path)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
             .unwrap_or(0);
         let head = String::from_utf8_lossy(&head[..read]);
         let compact: String = head.chars().filter(|c| !c.is_whitespace()).collect();
-        if compact.starts_with("{\"complete\":false") {
+        if compact.contains("\"complete\":false") {
             open.push(path);
         }
     }
@@ -493,6 +496,28 @@ mod tests {
         assert!(!resolve::<()>(&mut report, "b", |_, _| Ok(RecordStatus::Pending)).unwrap());
         assert!(resolve::<()>(&mut report, "b", |_, _| Ok(RecordStatus::Done)).unwrap());
         assert_eq!(report["complete"], true);
+    }
+
+    #[test]
+    fn a_report_rewritten_with_sorted_keys_is_still_found_open() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(ARCHIVE)).unwrap();
+        let report = report_value(&plan(), Archived::CommittedBeforeRestart, Utc::now());
+        // What the reporter writes back: a JSON value, keys in sorted order.
+        let rewritten: Value = serde_json::from_value(report).unwrap();
+        let bytes = serde_json::to_vec_pretty(&rewritten).unwrap();
+        assert!(
+            String::from_utf8_lossy(&bytes).trim_start()[1..]
+                .trim_start()
+                .starts_with("\"committed_before_restart\""),
+            "the case this test is about"
+        );
+        let path = dir
+            .path()
+            .join(ARCHIVE)
+            .join(format!("x_u.csv{REPORT_SUFFIX}"));
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(open_reports(dir.path()), [path]);
     }
 
     #[test]
