@@ -13,6 +13,10 @@
 //!
 //! `scripts/bench-push.sh` runs every kind.
 
+// The daemon's allocator (see src/main.rs), so that the figures are its own.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[path = "../tests/support/fakes/mod.rs"]
 #[allow(dead_code, clippy::all)]
 mod fakes;
@@ -100,6 +104,23 @@ fn setup(kind: &str, latency_ms: u64) -> Setup {
     }
 }
 
+/// CPU time of this process so far (user and system), from /proc: the fake
+/// runs in it too, on the same cores.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which may hold spaces): utime and stime
+    // are the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn users_file(count: usize) -> String {
     let mut text = String::from("user_extid;user_lname;user_fname;user_login;user_email\n");
     for i in 0..count {
@@ -167,11 +188,13 @@ fn main() {
         .build()
         .expect("runtime");
     let before = (fake.requests)();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let drained = runtime
         .block_on(push::drain(&store, &pusher, || 0))
         .expect("drain");
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     let requests = (fake.requests)() - before;
     assert_eq!(drained.results.len(), changes);
     assert_eq!(store.outbox_len("bench"), 0, "every change acknowledged");
@@ -185,7 +208,7 @@ fn main() {
     };
     println!(
         "{kind}: {changes} changes, {requests} requests ({} per request, {} at once), {latency_ms} ms latency: \
-         {:.3} s, {:.0} changes/s; latency bound {:.3} s, ratio {:.2}",
+         {:.3} s, {:.0} changes/s; latency bound {:.3} s, ratio {:.2}; CPU {cpu:.2} s (both sides, store included)",
         fake.batch,
         fake.concurrency,
         elapsed.as_secs_f64(),

@@ -3,7 +3,7 @@
 //! retrying transient failures with the retry policy, and parking refusals.
 //! Store calls run on the blocking pool, never on the async executor.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -214,8 +214,10 @@ struct Round {
 }
 
 /// How many records' projections are read from the store at a time.
+/// One round of batches: the first requests go out soon, and each later
+/// page is read while the previous round's requests are under way.
 fn page_size(target: &PushTarget) -> usize {
-    (target.connector.batch_size().max(1) * target.concurrency * 4).clamp(1_024, 20_000)
+    (target.connector.batch_size().max(1) * target.concurrency).clamp(256, 20_000)
 }
 
 /// One pass over the waiting records of a kind, level by level. A record
@@ -286,9 +288,19 @@ async fn push_round(
             }
         }
         // Each batch is sent by a task of its own, `concurrency` at a time,
-        // so requests go on while earlier replies are acknowledged and the
-        // next page of projections is read.
-        let mut pages = sendable.chunks(page_size(target));
+        // so requests go on while earlier replies are acknowledged. The next
+        // page of projections is read meanwhile, on the blocking pool.
+        let mut pages = sendable.chunks(page_size(target)).map(|page| {
+            page.iter()
+                .map(|&i| (records[i].key.clone(), records[i].action))
+                .collect::<Vec<_>>()
+        });
+        let read = |page: Vec<(String, ActionKind)>| {
+            let store = Arc::clone(store);
+            let name = target.name.clone();
+            tokio::task::spawn_blocking(move || load(&store, &name, kind, &page))
+        };
+        let mut reading = pages.next().map(read);
         let mut batches: VecDeque<Vec<PushItem>> = VecDeque::new();
         let mut replies = JoinSet::new();
         loop {
@@ -301,14 +313,11 @@ async fn push_round(
                     });
                     continue;
                 }
-                if let Some(page) = pages.next() {
-                    let page: Vec<(String, ActionKind)> = page
-                        .iter()
-                        .map(|&i| (records[i].key.clone(), records[i].action))
-                        .collect();
-                    let name = target.name.clone();
-                    let items =
-                        blocking(store, move |store| load(store, &name, kind, &page)).await?;
+                if let Some(page) = reading.take() {
+                    let items = page
+                        .await
+                        .map_err(|error| PushError::Join(error.to_string()))??;
+                    reading = pages.next().map(read);
                     let mut items = items.into_iter().peekable();
                     while items.peek().is_some() {
                         batches.push_back(items.by_ref().take(batch_size).collect());
@@ -467,21 +476,21 @@ impl Pass<'_> {
 /// source keyed by login), and the ids it refers to.
 fn ids_and_refs(
     key: &str,
-    fields: &Fields,
+    fields: &BTreeMap<&str, &str>,
     references: &References,
 ) -> (Option<String>, Vec<String>) {
     let other_id = references
         .own_id
-        .as_ref()
+        .as_deref()
         .and_then(|field| fields.get(field))
-        .filter(|id| id.as_str() != key)
-        .cloned();
+        .filter(|id| **id != key)
+        .map(|id| id.to_string());
     let refs = references
         .fields
         .iter()
-        .filter_map(|field| fields.get(field))
+        .filter_map(|field| fields.get(field.as_str()))
         .filter(|id| !id.is_empty())
-        .cloned()
+        .map(|id| id.to_string())
         .collect();
     (other_id, refs)
 }
@@ -523,29 +532,30 @@ fn waiting(
     kind: RecordKind,
     references: &References,
 ) -> Result<Vec<Waiting>, StoreError> {
-    let keys: Vec<(String, ActionKind)> = store
-        .outbox(target, kind)
-        .map(|item| item.map(|(key, outbox)| (key, outbox.action)))
-        .collect::<Result<_, _>>()?;
-    let mut records = Vec::with_capacity(keys.len());
-    for (key, action) in keys {
+    let parked = store.parked_keys(target, kind)?;
+    let mut records = Vec::new();
+    for item in store.outbox(target, kind) {
+        let (key, outbox) = item?;
+        if parked.contains(&key) {
+            continue;
+        }
         let record_key = RecordKey {
             target: target.to_string(),
             kind,
             key,
         };
-        if store.parked_item(&record_key)?.is_some() {
-            continue;
-        }
         let (other_id, refs) = if references.fields.is_empty() {
             (None, Vec::new())
         } else {
-            let fields = store.desired_fields(&record_key)?.unwrap_or_default();
-            ids_and_refs(&record_key.key, &fields, references)
+            store
+                .look_at_desired(&record_key, |fields| {
+                    ids_and_refs(&record_key.key, fields, references)
+                })?
+                .unwrap_or_default()
         };
         records.push(Waiting {
             key: record_key.key,
-            action,
+            action: outbox.action,
             other_id,
             refs,
         });

@@ -19,6 +19,7 @@
 //! Values are postcard-encoded. Names and keys hold no NUL byte (config and
 //! ingest refuse them), so the separators are unambiguous.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -289,6 +290,24 @@ impl Store {
         self.get(&key.encode(b'd'))
     }
 
+    /// Looks at a record's desired projection without copying it: `look`
+    /// gets the fields borrowed from the stored bytes (what listing the
+    /// outbox needs, a few references per record, at a fraction of the cost).
+    pub fn look_at_desired<T>(
+        &self,
+        key: &RecordKey,
+        look: impl FnOnce(&BTreeMap<&str, &str>) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        let desired_key = key.encode(b'd');
+        match self.tree.get(&desired_key)? {
+            Some(bytes) => {
+                let fields: BTreeMap<&str, &str> = decode(&desired_key, &bytes)?;
+                Ok(Some(look(&fields)))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// What the target confirmed holding. Kept under its own key only while
     /// it differs from the desired projection; otherwise it *is* the desired
     /// projection (same hash), which halves what acknowledgements write.
@@ -303,13 +322,12 @@ impl Store {
             return Ok(None);
         };
         let desired = self.desired_fields(key)?.unwrap_or_default();
-        let acked = match self.get(&key.encode(b'a'))? {
-            Some(fields) => Some(fields),
-            None => entry
-                .acked
-                .as_ref()
-                .filter(|acked| acked.hash == entry.desired.hash)
-                .map(|_| desired.clone()),
+        // The acknowledged projection is stored only while it differs from
+        // the desired one (when present, it is always that of `acked.hash`).
+        let acked = match &entry.acked {
+            None => None,
+            Some(acked) if acked.hash == entry.desired.hash => Some(desired.clone()),
+            Some(_) => self.get(&key.encode(b'a'))?,
         };
         Ok(Some((entry, desired, acked)))
     }
@@ -384,6 +402,35 @@ impl Store {
 
     pub fn parked_item(&self, key: &RecordKey) -> Result<Option<Parked>, StoreError> {
         self.get(&key.encode(b'p'))
+    }
+
+    /// The keys of the parked records of a kind at a target.
+    pub fn parked_keys(
+        &self,
+        target: &str,
+        kind: RecordKind,
+    ) -> Result<HashSet<String>, StoreError> {
+        self.parked_keys_up_to(target, kind, usize::MAX)
+            .map(Option::unwrap_or_default)
+    }
+
+    /// [`Store::parked_keys`], or `None` when there are more than `limit`.
+    fn parked_keys_up_to(
+        &self,
+        target: &str,
+        kind: RecordKind,
+        limit: usize,
+    ) -> Result<Option<HashSet<String>>, StoreError> {
+        let prefix = scan_prefix(b'p', target, kind);
+        let skip = prefix.len();
+        let mut keys = HashSet::new();
+        for key in self.tree.scan_prefix(prefix).keys() {
+            if keys.len() == limit {
+                return Ok(None);
+            }
+            keys.insert(String::from_utf8_lossy(&key?[skip..]).into_owned());
+        }
+        Ok(Some(keys))
     }
 
     /// Parked records of a kind at a target, in key order.
@@ -510,6 +557,10 @@ impl Store {
     pub fn acknowledge_many(&self, acks: &[(RecordKey, Acked, Fields)]) -> Result<(), StoreError> {
         let _writer = self.lock();
         let mut batch = sled::Batch::default();
+        // Parked keys are looked up once per target and kind when they are
+        // few (the usual case: a record is not sent while parked), rather
+        // than read for each record.
+        let mut few_parked: HashMap<(&str, RecordKind), Option<HashSet<String>>> = HashMap::new();
         for (key, acked, fields) in acks {
             let entry_key = key.encode(b'e');
             let Some(mut entry) = self.get::<Entry>(&entry_key)? else {
@@ -520,24 +571,36 @@ impl Store {
             };
             let caught_up =
                 entry.desired.hash == acked.hash && entry.desired.active == acked.active;
+            // A stored acknowledged projection is that of the previous
+            // `acked.hash`: it can only be stale if that hash changes.
+            let previous_hash = entry.acked.as_ref().map(|previous| previous.hash);
             entry.acked = Some(acked.clone());
             batch.insert(entry_key, encode(&entry)?);
-            // Removes only what is there: a read costs far less than a
-            // write in sled, and most records have neither key.
             let acked_key = key.encode(b'a');
-            if entry.desired.hash == acked.hash {
-                if self.tree.contains_key(&acked_key)? {
-                    batch.remove(acked_key); // implicit: the desired projection
-                }
-            } else {
+            if entry.desired.hash != acked.hash {
                 batch.insert(acked_key, encode(fields)?);
+            } else if previous_hash.is_some_and(|previous| previous != acked.hash)
+                // Removes only what is there: a read costs far less than a
+                // write in sled.
+                && self.tree.contains_key(&acked_key)?
+            {
+                batch.remove(acked_key); // implicit: the desired projection
             }
             if caught_up {
                 batch.remove(key.encode(b'o'));
             }
-            let parked_key = key.encode(b'p');
-            if self.tree.contains_key(&parked_key)? {
-                batch.remove(parked_key);
+            let parked = match few_parked.entry((key.target.as_str(), key.kind)) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(unknown) => {
+                    unknown.insert(self.parked_keys_up_to(&key.target, key.kind, 1_024)?)
+                }
+            };
+            let is_parked = match parked {
+                Some(keys) => keys.contains(&key.key),
+                None => self.tree.contains_key(key.encode(b'p'))?,
+            };
+            if is_parked {
+                batch.remove(key.encode(b'p'));
             }
         }
         self.tree.apply_batch(batch)?;
@@ -611,7 +674,7 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     })
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<'b, T: Deserialize<'b>>(key: &[u8], bytes: &'b [u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).replace('\0', "/"),
         reason: error.to_string(),
@@ -786,6 +849,108 @@ mod tests {
         assert_eq!((desired["login"].as_str(), acked), ("new", Some(pushed)));
         assert_eq!(entry.desired.hash, ProjectionHash([2; 16]));
         assert!(store.entry_with_fields(&key("nobody")).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_stored_acknowledged_projection_is_dropped_once_caught_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fields = |login: &str| Fields::from([("login".into(), login.into())]);
+        let acked = |hash: u8| Acked {
+            hash: ProjectionHash([hash; 16]),
+            active: true,
+            target_id: None,
+            at: 1,
+        };
+        let commit = |hash: u8, login: &str, previous: Option<Acked>| {
+            let mut newer = write("E1", hash);
+            newer.entry.acked = previous;
+            newer.desired_fields = Some(EncodedFields::new(&fields(login)).unwrap());
+            store
+                .commit(&Commit {
+                    writes: vec![newer],
+                    ..Commit::default()
+                })
+                .unwrap();
+        };
+        commit(1, "one", None);
+        store
+            .acknowledge(&key("E1"), &acked(1), &fields("one"))
+            .unwrap();
+        // The desired state moves on: what the target holds is kept aside.
+        commit(2, "two", Some(acked(1)));
+        assert!(store.tree.contains_key(key("E1").encode(b'a')).unwrap());
+        // The target catches up: the kept copy is stale and goes.
+        store
+            .acknowledge(&key("E1"), &acked(2), &fields("two"))
+            .unwrap();
+        assert!(!store.tree.contains_key(key("E1").encode(b'a')).unwrap());
+        let (_, _, held) = store.entry_with_fields(&key("E1")).unwrap().unwrap();
+        assert_eq!(held, Some(fields("two")));
+        assert_eq!(store.acked_fields(&key("E1")).unwrap(), Some(fields("two")));
+    }
+
+    #[test]
+    fn acknowledging_releases_a_parked_record_however_many_are_parked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let parked = Parked {
+            action: ActionKind::Create,
+            reason: "r".into(),
+            at: 1,
+            transient: true,
+        };
+        let acked = Acked {
+            hash: ProjectionHash([1; 16]),
+            active: true,
+            target_id: None,
+            at: 1,
+        };
+        // Few parked: looked up once; many: read record by record.
+        for parked_count in [3, 1_100] {
+            let names: Vec<String> = (0..parked_count).map(|i| format!("P{i:05}")).collect();
+            store
+                .commit(&Commit {
+                    writes: names.iter().map(|name| write(name, 1)).collect(),
+                    ..Commit::default()
+                })
+                .unwrap();
+            for name in &names {
+                store.park(&key(name), &parked).unwrap();
+            }
+            assert_eq!(
+                store.parked_keys("lms", RecordKind::Users).unwrap().len(),
+                parked_count
+            );
+            let acks: Vec<_> = [&names[0], &names[2]]
+                .into_iter()
+                .map(|name| (key(name), acked.clone(), Fields::new()))
+                .collect();
+            store.acknowledge_many(&acks).unwrap();
+            assert!(store.parked_item(&key(&names[0])).unwrap().is_none());
+            assert!(store.parked_item(&key(&names[1])).unwrap().is_some());
+            assert!(store.parked_item(&key(&names[2])).unwrap().is_none());
+            assert_eq!(store.unpark_all("lms").unwrap(), parked_count - 2);
+        }
+    }
+
+    #[test]
+    fn desired_fields_can_be_looked_at_without_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&Commit {
+                writes: vec![write("E1", 1)],
+                ..Commit::default()
+            })
+            .unwrap();
+        let login = store
+            .look_at_desired(&key("E1"), |fields| {
+                fields.get("login").map(|v| v.to_string())
+            })
+            .unwrap();
+        assert_eq!(login, Some(Some("E1".to_string())));
+        assert_eq!(store.look_at_desired(&key("nobody"), |_| ()).unwrap(), None);
     }
 
     #[test]
