@@ -9,6 +9,7 @@
 //! bench_push KIND [CHANGES] [LATENCY_MS]
 //!   KIND: collaborator (batches of 500) | collaborator-single (one per request,
 //!         concurrency 16) | maarch | scim (one per request, concurrency 16)
+//!         | store (no requests: what the store alone costs per record)
 //! ```
 //!
 //! `scripts/bench-push.sh` runs every kind.
@@ -104,6 +105,56 @@ fn setup(kind: &str, latency_ms: u64) -> Setup {
     }
 }
 
+/// What the store costs a push, one thread, no requests: listing the outbox,
+/// reading each record's entry and projections, and acknowledging them in
+/// groups of 500 (each an entry write and an outbox removal, one sled batch).
+fn store_floor(store: &Store, changes: usize) {
+    use rostersync::ingest::record::RecordKind;
+    use rostersync::store::{Acked, RecordKey};
+
+    let per_record = |started: Instant| started.elapsed().as_secs_f64() * 1e6 / changes as f64;
+    let started = Instant::now();
+    let keys: Vec<RecordKey> = store
+        .outbox("bench", RecordKind::Users)
+        .map(|item| RecordKey {
+            target: "bench".into(),
+            kind: RecordKind::Users,
+            key: item.expect("outbox").0,
+        })
+        .collect();
+    let listing = per_record(started);
+    let started = Instant::now();
+    let loaded: Vec<_> = keys
+        .iter()
+        .map(|key| store.entry_with_fields(key).expect("read").expect("entry"))
+        .collect();
+    let reading = per_record(started);
+    let acks: Vec<_> = keys
+        .into_iter()
+        .zip(loaded)
+        .map(|(key, (entry, fields, _))| {
+            let acked = Acked {
+                hash: entry.desired.hash,
+                active: entry.desired.active,
+                target_id: None,
+                at: 0,
+            };
+            (key, acked, fields)
+        })
+        .collect();
+    let started = Instant::now();
+    for group in acks.chunks(500) {
+        store.acknowledge_many(group).expect("acknowledge");
+    }
+    let acknowledging = per_record(started);
+    assert_eq!(store.outbox_len("bench"), 0);
+    println!(
+        "store: {changes} records, one thread: listing {listing:.1} µs, reading {reading:.1} µs, \
+         acknowledging {acknowledging:.1} µs per record; {:.3} s in all",
+        (listing + reading + acknowledging) * changes as f64 / 1e6
+    );
+}
+
 /// CPU time of this process so far (user and system), from /proc: the fake
 /// runs in it too, on the same cores.
 fn cpu_seconds() -> f64 {
@@ -137,7 +188,15 @@ fn main() {
     let changes: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let latency_ms: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
 
-    let fake = setup(kind, latency_ms);
+    // `store`: the store's share alone (no requests), see `store_floor`.
+    let fake = setup(
+        if kind == "store" {
+            "collaborator"
+        } else {
+            kind
+        },
+        latency_ms,
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).expect("token file");
@@ -181,6 +240,11 @@ fn main() {
     .expect("plan");
     store.commit(&planned.commit).expect("commit");
     assert_eq!(store.outbox_len("bench"), changes);
+
+    if kind == "store" {
+        store_floor(&store, changes);
+        return;
+    }
 
     let pusher = PushTarget::from_config(&config.targets[0]).expect("connector");
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,8 @@
 //! Organisations (inferred from the vendor's other pages) go to
 //! `POST /api/v2/orgstructure/import` as `[{"uid","parent_uid","title"}]`.
 
-use serde_json::{Map, Value, json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Value, json};
 
 use crate::config::TargetConfig;
 use crate::ingest::record::RecordKind;
@@ -80,7 +81,7 @@ impl Collaborator {
             if let [single] = part {
                 return Verdict::All(self.push_single(single).await);
             }
-            let body = Value::Array(part.iter().map(user_json).collect());
+            let body: Vec<UserJson<'_>> = part.iter().map(UserJson).collect();
             let reply = self
                 .http
                 .send(
@@ -129,7 +130,7 @@ impl Collaborator {
                 self.http
                     .client()
                     .post(self.http.url(SINGLE_PATH))
-                    .json(&user_json(item)),
+                    .json(&UserJson(item)),
             )
             .await;
         match reply {
@@ -194,25 +195,36 @@ impl Collaborator {
 
 /// A user as the batch import takes it: the projection (dates as
 /// `dd.mm.yyyy`, gender `0`/`1`) and `status` from the active flag.
-pub fn user_json(item: &PushItem) -> Value {
-    let mut user = Map::new();
-    for (name, value) in &item.fields {
-        let value = match name.as_str() {
-            "birth_date" => iso_to_dotted(value),
-            "gender" => match value.as_str() {
-                "M" => "0".to_string(),
-                "F" => "1".to_string(),
-                other => other.to_string(),
-            },
-            _ => value.clone(),
-        };
-        user.insert(name.clone(), Value::String(value));
+/// A user as the portal takes it, written straight from the record's fields
+/// (no JSON tree in between: a batch holds hundreds of users).
+pub struct UserJson<'a>(pub &'a PushItem);
+
+impl Serialize for UserJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let item = self.0;
+        let mut user = serializer.serialize_map(None)?;
+        for (name, value) in &item.fields {
+            match name.as_str() {
+                "status" => continue, // the record's state, below
+                "birth_date" => user.serialize_entry(name, &iso_to_dotted(value))?,
+                "gender" => user.serialize_entry(name, gender_code(value))?,
+                _ => user.serialize_entry(name, value)?,
+            }
+        }
+        if !item.fields.contains_key("uid") {
+            user.serialize_entry("uid", &item.key.key)?;
+        }
+        user.serialize_entry("status", if item.active { "0" } else { "1" })?;
+        user.end()
     }
-    user.entry("uid")
-        .or_insert_with(|| Value::String(item.key.key.clone()));
-    let status = if item.active { "0" } else { "1" };
-    user.insert("status".into(), Value::String(status.into()));
-    Value::Object(user)
+}
+
+fn gender_code(value: &str) -> &str {
+    match value {
+        "M" => "0",
+        "F" => "1",
+        other => other,
+    }
 }
 
 pub fn org_json(item: &PushItem) -> Value {
@@ -302,19 +314,23 @@ mod tests {
 
     #[test]
     fn users_are_sent_in_the_portal_s_formats() {
-        let user = user_json(&item(
+        let user = serde_json::to_value(UserJson(&item(
             &[
                 ("uid", "E1"),
                 ("birth_date", "1988-10-16"),
                 ("gender", "F"),
                 ("login", "ana"),
+                ("status", "ignored"),
             ],
             false,
-        ));
+        )))
+        .unwrap();
         assert_eq!(
             user,
             json!({"uid": "E1", "birth_date": "16.10.1988", "gender": "1", "login": "ana", "status": "1"})
         );
+        let keyed = serde_json::to_value(UserJson(&item(&[("login", "bo")], true))).unwrap();
+        assert_eq!(keyed, json!({"uid": "E1", "login": "bo", "status": "0"}));
     }
 
     #[test]
