@@ -11,7 +11,7 @@ latency="${2:-5}"
 runs="${3:-3}"
 target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --quiet --example bench_push
-for kind in collaborator collaborator-single maarch scim; do
+for kind in store collaborator collaborator-single maarch scim; do
     for _ in $(seq "$runs"); do
         "$target/release/examples/bench_push" "$kind" "$changes" "$latency"
     done

@@ -41,15 +41,33 @@ pub fn roll(n: u64, percent: u64, salt: u64) -> bool {
     percent > 0 && z % 100 < percent
 }
 
-/// Holds a reply back `ms` milliseconds, precisely: tokio's timer counts
-/// whole milliseconds and rounds up (a 5 ms sleep takes 5 to 6), which would
-/// count against the client in latency benchmarks. A thread of the blocking
-/// pool sleeps instead.
+/// Holds a reply back `ms` milliseconds, as precisely as the machine allows:
+/// tokio's timer counts whole milliseconds and rounds up (a 5 ms sleep takes
+/// 5 to 6), so a thread of the blocking pool sleeps instead. Even that
+/// oversleeps on a loaded virtual machine, so the time actually held back is
+/// added up (see [`delays`]) for benchmarks to compare against.
 pub async fn delay(ms: u64) {
-    let _ = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(std::time::Duration::from_millis(ms))
+    let held = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        started.elapsed()
     })
-    .await;
+    .await
+    .unwrap_or_default();
+    DELAYED_MICROS.fetch_add(held.as_micros() as u64, Ordering::Relaxed);
+    DELAYS.fetch_add(1, Ordering::Relaxed);
+}
+
+static DELAYED_MICROS: AtomicU64 = AtomicU64::new(0);
+static DELAYS: AtomicU64 = AtomicU64::new(0);
+
+/// How many replies every fake of this process held back so far, and for
+/// how long in all.
+pub fn delays() -> (u64, std::time::Duration) {
+    (
+        DELAYS.load(Ordering::Relaxed),
+        std::time::Duration::from_micros(DELAYED_MICROS.load(Ordering::Relaxed)),
+    )
 }
 
 /// Numbers requests.
