@@ -212,6 +212,10 @@ pub struct Store {
     writer: std::sync::Mutex<()>,
 }
 
+/// Up to this many parked records of a target and kind, acknowledgements
+/// look parked keys up in one scan; beyond it, with a read per record.
+const FEW_PARKED: usize = 1_024;
+
 /// Commits of more records than this are written in several batches,
 /// bracketed by a marker (see [`Store::commit`]).
 pub const COMMIT_CHUNK: usize = 1_000;
@@ -592,7 +596,7 @@ impl Store {
             let parked = match few_parked.entry((key.target.as_str(), key.kind)) {
                 std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
                 std::collections::hash_map::Entry::Vacant(unknown) => {
-                    unknown.insert(self.parked_keys_up_to(&key.target, key.kind, 1_024)?)
+                    unknown.insert(self.parked_keys_up_to(&key.target, key.kind, FEW_PARKED)?)
                 }
             };
             let is_parked = match parked {
@@ -743,6 +747,29 @@ mod tests {
         }
     }
 
+    /// What a target confirmed: projection `hash`, active, no id of its own.
+    fn acked(hash: u8) -> Acked {
+        Acked {
+            hash: ProjectionHash([hash; 16]),
+            active: true,
+            target_id: None,
+            at: 1,
+        }
+    }
+
+    /// A store in a temp dir holding one committed record, E1 (hash 1).
+    fn store_with_e1() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .commit(&Commit {
+                writes: vec![write("E1", 1)],
+                ..Commit::default()
+            })
+            .unwrap();
+        (dir, store)
+    }
+
     #[test]
     fn commit_then_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -802,21 +829,9 @@ mod tests {
 
     #[test]
     fn acknowledged_fields_survive_a_new_desired_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .commit(&Commit {
-                writes: vec![write("E1", 1)],
-                ..Commit::default()
-            })
-            .unwrap();
+        let (_dir, store) = store_with_e1();
         let pushed = Fields::from([("login".into(), "E1".into())]);
-        let acked = Acked {
-            hash: ProjectionHash([1; 16]),
-            active: true,
-            target_id: None,
-            at: 1,
-        };
+        let acked = acked(1);
         store.acknowledge(&key("E1"), &acked, &pushed).unwrap();
         // Equal to the desired projection: not stored twice.
         assert!(!store.tree.contains_key(key("E1").encode(b'a')).unwrap());
@@ -856,12 +871,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let fields = |login: &str| Fields::from([("login".into(), login.into())]);
-        let acked = |hash: u8| Acked {
-            hash: ProjectionHash([hash; 16]),
-            active: true,
-            target_id: None,
-            at: 1,
-        };
         let commit = |hash: u8, login: &str, previous: Option<Acked>| {
             let mut newer = write("E1", hash);
             newer.entry.acked = previous;
@@ -900,12 +909,7 @@ mod tests {
             at: 1,
             transient: true,
         };
-        let acked = Acked {
-            hash: ProjectionHash([1; 16]),
-            active: true,
-            target_id: None,
-            at: 1,
-        };
+        let acked = acked(1);
         // Few parked: looked up once; many: read record by record.
         for parked_count in [3, 1_100] {
             let names: Vec<String> = (0..parked_count).map(|i| format!("P{i:05}")).collect();
@@ -936,14 +940,7 @@ mod tests {
 
     #[test]
     fn desired_fields_can_be_looked_at_without_a_copy() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        store
-            .commit(&Commit {
-                writes: vec![write("E1", 1)],
-                ..Commit::default()
-            })
-            .unwrap();
+        let (_dir, store) = store_with_e1();
         let login = store
             .look_at_desired(&key("E1"), |fields| {
                 fields.get("login").map(|v| v.to_string())
