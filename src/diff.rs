@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate};
 
+use crate::model::{Acked, ActionKind, Desired};
 use crate::projection::Fields;
-use crate::store::{Acked, ActionKind, Desired};
 
 /// Whether a record should be active on `today`: in its file, not disabled,
 /// activated already (the activation day counts) and not expired (the

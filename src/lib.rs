@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod daemon;
 pub mod diff;
 pub mod ingest;
+pub mod model;
 pub mod plan;
 pub mod projection;
 pub mod push;

@@ -11,11 +11,12 @@ use crate::config::SafetyConfig;
 use crate::diff::{self, Change};
 use crate::ingest::Mode;
 use crate::ingest::record::{Field, Record, RecordKind};
+use crate::model::{ActionKind, ActionStatus, Desired, Entry, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
 use crate::store::{
-    ActionKind, Commit, Desired, EncodedFields, Entry, EntryWrite, FileSeen, OutboxChange,
-    OutboxItem, RecordKey, SourceState, Store, StoreError,
+    Commit, EncodedFields, EntryWrite, FileSeen, OutboxChange, OutboxItem, SourceState, Store,
+    StoreError,
 };
 
 /// The source a file came from, as far as planning cares.
@@ -98,7 +99,7 @@ pub struct TargetPlan {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedAction {
-    pub action: ActionName,
+    pub action: ActionKind,
     pub kind: RecordKind,
     pub ext_id: String,
     /// Field → [old, new]; empty beyond the plan's detail limit.
@@ -106,43 +107,12 @@ pub struct PlannedAction {
     /// References (parent, manager) sent in a second pass, because they loop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<String>,
-    /// In reports: `done` or `parked`.
+    /// In reports: where the action stands.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<ActionStatus>,
     /// In reports: why a record was parked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionName {
-    Create,
-    Update,
-    Block,
-    Unblock,
-}
-
-impl From<ActionKind> for ActionName {
-    fn from(kind: ActionKind) -> Self {
-        match kind {
-            ActionKind::Create => ActionName::Create,
-            ActionKind::Update => ActionName::Update,
-            ActionKind::Block => ActionName::Block,
-            ActionKind::Unblock => ActionName::Unblock,
-        }
-    }
-}
-
-impl std::fmt::Display for ActionName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ActionName::Create => "create",
-            ActionName::Update => "update",
-            ActionName::Block => "block",
-            ActionName::Unblock => "unblock",
-        })
-    }
 }
 
 /// A plan and what applying it writes.
@@ -467,11 +437,11 @@ fn detail(
     let deferred: std::collections::HashSet<usize> = deferred.into_iter().collect();
 
     let mut plan = TargetPlan::default();
-    let mut detailed: BTreeMap<ActionName, usize> = BTreeMap::new();
+    let mut detailed: BTreeMap<ActionKind, usize> = BTreeMap::new();
     let sequence = order.into_iter().chain(sending..found.len());
     for index in sequence {
         let f = &found[index];
-        let name = ActionName::from(f.action);
+        let name = f.action;
         match f.action {
             ActionKind::Create => plan.create += 1,
             ActionKind::Update => plan.update += 1,
@@ -505,18 +475,6 @@ fn detail(
         });
     }
     Ok(plan)
-}
-
-impl PartialOrd for ActionName {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for ActionName {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (*self as u8).cmp(&(*other as u8))
-    }
 }
 
 fn changes_of(
@@ -598,7 +556,7 @@ pub fn plan_dates(
                     actions.push((
                         target.name.clone(),
                         PlannedAction {
-                            action: action.into(),
+                            action,
                             kind,
                             ext_id: key.clone(),
                             changes: diff::changes(&old, &fields),

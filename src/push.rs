@@ -120,8 +120,10 @@ pub async fn drain(
         loop {
             let references = target.references(kind).clone();
             let name = target.name.clone();
-            let records =
-                blocking(store, move |store| waiting(store, &name, kind, &references)).await?;
+            let records = crate::store::blocking(store, move |store| {
+                waiting(store, &name, kind, &references)
+            })
+            .await?;
             if records.is_empty() {
                 break;
             }
@@ -132,8 +134,10 @@ pub async fn drain(
                 tracing::error!(target = %target.name, %reason, "pushing to this target stopped");
                 let references = target.references(kind).clone();
                 let name = target.name.clone();
-                let left =
-                    blocking(store, move |store| waiting(store, &name, kind, &references)).await?;
+                let left = crate::store::blocking(store, move |store| {
+                    waiting(store, &name, kind, &references)
+                })
+                .await?;
                 for record in &left {
                     let key = record.record_key(target, kind);
                     park(store, &key, record.action, &reason, false, now()).await?;
@@ -468,7 +472,7 @@ impl Pass<'_> {
             return Ok(());
         }
         let acks = std::mem::take(&mut self.acks);
-        blocking(store, move |store| store.acknowledge_many(&acks)).await
+        Ok(crate::store::blocking(store, move |store| store.acknowledge_many(&acks)).await?)
     }
 }
 
@@ -521,7 +525,7 @@ async fn park(
         at,
         transient,
     };
-    blocking(store, move |store| store.park(&key, &parked)).await
+    Ok(crate::store::blocking(store, move |store| store.park(&key, &parked)).await?)
 }
 
 /// The records of a kind waiting for a target, parked ones aside: keys and
@@ -591,15 +595,4 @@ fn load(
         });
     }
     Ok(items)
-}
-
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, PushError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || work(&store))
-        .await
-        .map_err(|error| PushError::Join(error.to_string()))?
-        .map_err(PushError::from)
 }

@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use crate::plan::{ActionName, Plan};
+use crate::model::ActionKind;
+use crate::plan::Plan;
 
 /// How many actions of each kind the table shows per target.
 pub const SHOWN_PER_ACTION: usize = 10;
@@ -35,10 +36,10 @@ pub fn plan_table(plan: &Plan) -> String {
             let _ = writeln!(out, "  STOPPED: {reason}");
         }
         for action_name in [
-            ActionName::Create,
-            ActionName::Update,
-            ActionName::Block,
-            ActionName::Unblock,
+            ActionKind::Create,
+            ActionKind::Update,
+            ActionKind::Block,
+            ActionKind::Unblock,
         ] {
             let of_kind: Vec<_> = target
                 .actions

@@ -26,7 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::record::RecordKind;
-use crate::projection::{Fields, ProjectionHash};
+pub use crate::model::{Acked, ActionKind, Desired, Entry, RecordKey};
+use crate::projection::Fields;
 
 /// Bumped with every change of key or value layout; [`migrate`] moves older stores up.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -44,52 +45,12 @@ pub enum StoreError {
         "state store: value under {key} is unreadable ({reason}); restore the state directory from a backup"
     )]
     Corrupt { key: String, reason: String },
+    #[error("state store: internal error in a store task: {0}")]
+    Task(String),
     #[error(
         "state store has schema {found}, this rostersync knows up to {supported}: it was written by a newer release"
     )]
     NewerSchema { found: u32, supported: u32 },
-}
-
-/// Where a record stands for one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The source the record last came from.
-    pub source: String,
-    pub desired: Desired,
-    pub acked: Option<Acked>,
-}
-
-/// What we want the target to hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Desired {
-    pub hash: ProjectionHash,
-    /// Active once `disabled`, the dates and the file's presence are taken into account.
-    pub active: bool,
-    pub disabled: bool,
-    /// Days since 0001-01-01 (chrono's `num_days_from_ce`).
-    pub activation: Option<i32>,
-    pub expiration: Option<i32>,
-    /// In the last file of a full source, or in any file of a delta source.
-    pub present: bool,
-}
-
-/// What the target confirmed holding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Acked {
-    pub hash: ProjectionHash,
-    pub active: bool,
-    /// The target's own id for the record, when it has one.
-    pub target_id: Option<String>,
-    /// Unix seconds.
-    pub at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ActionKind {
-    Create,
-    Update,
-    Block,
-    Unblock,
 }
 
 /// A record still to push to a target. What to push is read from the desired
@@ -126,14 +87,6 @@ pub struct SourceState {
     pub last_sha256: [u8; 32],
     pub rows: u64,
     pub at: i64,
-}
-
-/// Identifies a record at a target.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RecordKey {
-    pub target: String,
-    pub kind: RecordKind,
-    pub key: String,
 }
 
 impl RecordKey {
@@ -629,6 +582,18 @@ impl Store {
 /// Where the acknowledged projection is implicit (equal to the desired one,
 /// see [`Store::acked_fields`]) and the desired one changes, the old desired
 /// bytes are kept as the acknowledged ones first.
+/// Runs blocking store work on the blocking pool, never on the async
+/// executor's threads: the one way async code reaches the store.
+pub async fn blocking<T: Send + 'static>(
+    store: &std::sync::Arc<Store>,
+    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = std::sync::Arc::clone(store);
+    tokio::task::spawn_blocking(move || work(&store))
+        .await
+        .map_err(|error| StoreError::Task(error.to_string()))?
+}
+
 fn writes_batch(tree: &sled::Tree, writes: &[EntryWrite]) -> Result<sled::Batch, StoreError> {
     let mut batch = sled::Batch::default();
     for write in writes {
@@ -709,6 +674,7 @@ fn migrate(store: &Store, from: u32) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projection::ProjectionHash;
 
     fn key(k: &str) -> RecordKey {
         RecordKey {

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, SourceConfig, TargetConfig};
 use crate::connectors::ConnectorError;
 use crate::ingest::{self, Ingested};
+use crate::model::ActionStatus;
 use crate::plan::{FileInfo, Plan, PlanOptions, SourceInfo, TargetInfo, plan_file};
 use crate::push::{self, PushError, PushResult, PushStatus, PushTarget};
 use crate::store::{Store, StoreError};
@@ -159,7 +160,7 @@ pub async fn accept_with(
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let name = source.name.get_ref().clone();
     let store = Arc::clone(&context.store);
-    let previous = blocking(&store, {
+    let previous = crate::store::blocking(&store, {
         let name = name.clone();
         move |store| store.source_state(&name)
     })
@@ -194,7 +195,7 @@ pub async fn accept_with(
         detail_limit: usize::MAX,
     };
     let safety = context.config.safety.clone();
-    let planned = blocking(&store, move |store| {
+    let planned = crate::store::blocking(&store, move |store| {
         plan_file(
             store,
             &source_info,
@@ -225,7 +226,7 @@ pub async fn accept_with(
     }
     let commit = planned.commit;
     let target_names: Vec<String> = targets.iter().map(|t| t.name.get_ref().clone()).collect();
-    blocking(&store, move |store| {
+    crate::store::blocking(&store, move |store| {
         store.commit(&commit)?;
         // A new file of the source is the moment to try parked records again.
         for target in &target_names {
@@ -286,9 +287,9 @@ fn apply_statuses(plan: &mut Plan, results: &HashMap<String, Vec<PushResult>>) {
                 .get(&(action.ext_id.clone(), action.kind))
                 .map(|r| &r.status)
             {
-                Some(PushStatus::Done) => action.status = Some("done".into()),
+                Some(PushStatus::Done) => action.status = Some(ActionStatus::Done),
                 Some(PushStatus::Parked { reason }) => {
-                    action.status = Some("parked".into());
+                    action.status = Some(ActionStatus::Parked);
                     action.reason = Some(reason.clone());
                     target.parked += 1;
                 }
@@ -296,15 +297,4 @@ fn apply_statuses(plan: &mut Plan, results: &HashMap<String, Vec<PushResult>>) {
             }
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, SyncError> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || work(&store))
-        .await
-        .map_err(|error| SyncError::Join(error.to_string()))?
-        .map_err(SyncError::from)
 }

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::config::TargetConfig;
 use crate::ingest::record::RecordKind;
+use crate::model::ActionKind;
 use crate::retry::Failure;
-use crate::store::ActionKind;
 
 use super::http::{Http, secret_header};
 use super::{Outcome, PushItem, PushReply, Verdict, bisect};

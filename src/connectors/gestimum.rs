@@ -572,8 +572,8 @@ pub fn mask(text: &str, password: &Secret) -> String {
 mod tests {
     use super::*;
     use crate::connectors::test_user;
+    use crate::model::ActionKind;
     use crate::projection::Fields;
-    use crate::store::ActionKind;
 
     fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
         test_user("erp", ActionKind::Create, active, fields)

@@ -36,10 +36,10 @@ use serde_json::{Map, Value, json};
 
 use crate::config::TargetConfig;
 use crate::ingest::record::RecordKind;
+use crate::model::ActionKind;
 use crate::projection::Fields;
 use crate::retry::Failure;
 use crate::secret::Secret;
-use crate::store::ActionKind;
 
 use super::http::{Http, Reply, secret_header};
 use super::{Outcome, PushItem, PushReply};

@@ -14,9 +14,9 @@ use std::future::Future;
 use std::ops::Range;
 
 use crate::config::{TargetConfig, TargetKind};
+use crate::model::{ActionKind, RecordKey};
 use crate::projection::{Fields, ProjectionHash};
 use crate::retry::Failure;
-use crate::store::{ActionKind, RecordKey};
 
 /// One record to send, as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,10 +28,10 @@ use serde_json::{Value, json};
 
 use crate::config::TargetConfig;
 use crate::ingest::record::{Field, RecordKind};
+use crate::model::ActionKind;
 use crate::projection::Projector;
 use crate::retry::Failure;
 use crate::secret::Secret;
-use crate::store::ActionKind;
 
 use super::http::{Http, Reply};
 use super::{Outcome, PushItem, PushReply, Verdict, bisect};

@@ -51,9 +51,9 @@ use tokio::sync::OnceCell;
 
 use crate::config::TargetConfig;
 use crate::ingest::record::RecordKind;
+use crate::model::ActionKind;
 use crate::projection::Fields;
 use crate::retry::{self, Failure};
-use crate::store::ActionKind;
 
 use super::http::{Http, Reply, secret_header};
 use super::{Outcome, PushItem, PushReply};

@@ -279,7 +279,7 @@ mod tests {
     use crate::connectors::test_user;
     use crate::ingest::{SourceSpec, ingest};
 
-    use crate::store::ActionKind;
+    use crate::model::ActionKind;
 
     fn item(fields: &[(&str, &str)], active: bool) -> PushItem {
         test_user("wbt", ActionKind::Create, active, fields)

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::config::Config;
 use crate::ingest::Ingested;
@@ -57,129 +56,6 @@ pub fn beside(file: &Path, suffix: &str) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
-}
-
-/// What a `.report.json` holds: the plan (the shape `plan --json` prints),
-/// each action with its status once known, and whether every target has
-/// taken or parked everything (`complete`).
-#[derive(Debug, Serialize)]
-pub struct FileReport<'a> {
-    /// First, so that a restart finds open reports by reading a few bytes.
-    pub complete: bool,
-    /// Same bytes as the source's last accepted file: nothing was done.
-    pub duplicate: bool,
-    /// The plan was committed before a restart, the file archived after it
-    /// (the daemon stopped in between); the actions are those committed.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub committed_before_restart: bool,
-    /// UTC, RFC 3339.
-    pub processed_at: String,
-    #[serde(flatten)]
-    pub plan: &'a Plan,
-}
-
-/// How a file came to be archived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Archived {
-    /// Its plan was committed just before.
-    Committed,
-    /// The same bytes as the source's last accepted file.
-    Duplicate,
-    /// Its plan was committed before a restart.
-    CommittedBeforeRestart,
-}
-
-/// A report as JSON, with every action `pending` until its target took it.
-pub fn report_value(plan: &Plan, how: Archived, at: DateTime<Utc>) -> Value {
-    let report = FileReport {
-        complete: false,
-        duplicate: how == Archived::Duplicate,
-        committed_before_restart: how == Archived::CommittedBeforeRestart,
-        processed_at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        plan,
-    };
-    let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
-    if let Some(targets) = value.get_mut("targets").and_then(Value::as_object_mut) {
-        for target in targets.values_mut() {
-            for action in actions_mut(target) {
-                if action.get("status").is_none() {
-                    action["status"] = Value::from("pending");
-                }
-            }
-        }
-    }
-    let complete = is_complete(&value);
-    value["complete"] = Value::from(complete);
-    value
-}
-
-fn actions_mut(target: &mut Value) -> impl Iterator<Item = &mut Value> {
-    target
-        .get_mut("actions")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-}
-
-/// No action of any target is still pending.
-pub fn is_complete(report: &Value) -> bool {
-    report
-        .get("targets")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flat_map(|targets| targets.values())
-        .filter_map(|target| target.get("actions").and_then(Value::as_array))
-        .flatten()
-        .all(|action| action.get("status").and_then(Value::as_str) != Some("pending"))
-}
-
-/// Where a record stands at a target, for a report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordStatus {
-    Pending,
-    Done,
-    Parked(String),
-}
-
-/// Sets the status of `target`'s pending actions from `lookup(kind, key)`,
-/// recounts its parked ones and the report's `complete`. Returns whether
-/// anything changed.
-pub fn resolve<E>(
-    report: &mut Value,
-    target: &str,
-    mut lookup: impl FnMut(&str, &str) -> Result<RecordStatus, E>,
-) -> Result<bool, E> {
-    let mut changed = false;
-    if let Some(target_report) = report.get_mut("targets").and_then(|t| t.get_mut(target)) {
-        let mut parked = 0u64;
-        for action in actions_mut(target_report) {
-            if action.get("status").and_then(Value::as_str) == Some("pending") {
-                let kind = action.get("kind").and_then(Value::as_str).unwrap_or("");
-                let key = action.get("ext_id").and_then(Value::as_str).unwrap_or("");
-                match lookup(kind, key)? {
-                    RecordStatus::Pending => {}
-                    RecordStatus::Done => {
-                        action["status"] = Value::from("done");
-                        changed = true;
-                    }
-                    RecordStatus::Parked(reason) => {
-                        action["status"] = Value::from("parked");
-                        action["reason"] = Value::from(reason);
-                        changed = true;
-                    }
-                }
-            }
-            if action.get("status").and_then(Value::as_str) == Some("parked") {
-                parked += 1;
-            }
-        }
-        target_report["parked"] = Value::from(parked);
-    }
-    if changed {
-        let complete = is_complete(report);
-        report["complete"] = Value::from(complete);
-    }
-    Ok(changed)
 }
 
 /// The `.errors.txt` of a refused file: every problem by line, then the verdict.
@@ -421,6 +297,7 @@ pub fn open_reports(inbox: &Path) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::file_report::{Archived, FileReport, test_plan};
     use super::*;
     use chrono::TimeZone;
 
@@ -441,70 +318,13 @@ mod tests {
         );
     }
 
-    fn plan() -> Plan {
-        let mut plan = Plan {
-            source: "hr".into(),
-            file: "u.csv".into(),
-            rows: 2,
-            held: None,
-            targets: Default::default(),
-        };
-        let action = |key: &str| crate::plan::PlannedAction {
-            action: crate::plan::ActionName::Create,
-            kind: crate::ingest::record::RecordKind::Users,
-            ext_id: key.into(),
-            changes: Default::default(),
-            deferred: Vec::new(),
-            status: None,
-            reason: None,
-        };
-        for target in ["a", "b"] {
-            plan.targets.insert(
-                target.into(),
-                crate::plan::TargetPlan {
-                    create: 2,
-                    actions: vec![action("E1"), action("E2")],
-                    ..Default::default()
-                },
-            );
-        }
-        plan
-    }
-
-    #[test]
-    fn a_report_completes_as_each_target_takes_or_parks_its_records() {
-        let mut report = report_value(&plan(), Archived::Committed, Utc::now());
-        let text = serde_json::to_string_pretty(&report).unwrap();
-        assert!(text.starts_with("{\n  \"complete\": false"), "{text}");
-        assert_eq!(report["targets"]["a"]["actions"][0]["status"], "pending");
-
-        let changed = resolve::<()>(&mut report, "a", |kind, key| {
-            assert_eq!(kind, "users");
-            Ok(match key {
-                "E1" => RecordStatus::Done,
-                _ => RecordStatus::Parked("refused".into()),
-            })
-        })
-        .unwrap();
-        assert!(changed);
-        assert_eq!(report["targets"]["a"]["actions"][1]["status"], "parked");
-        assert_eq!(report["targets"]["a"]["actions"][1]["reason"], "refused");
-        assert_eq!(report["targets"]["a"]["parked"], 1);
-        assert_eq!(report["complete"], false, "target b has not taken anything");
-
-        // A target that is down leaves its records pending.
-        assert!(!resolve::<()>(&mut report, "b", |_, _| Ok(RecordStatus::Pending)).unwrap());
-        assert!(resolve::<()>(&mut report, "b", |_, _| Ok(RecordStatus::Done)).unwrap());
-        assert_eq!(report["complete"], true);
-    }
-
     #[test]
     fn a_report_rewritten_with_sorted_keys_is_still_found_open() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join(ARCHIVE)).unwrap();
-        let report = report_value(&plan(), Archived::CommittedBeforeRestart, Utc::now());
-        // What the reporter writes back: a JSON value, keys in sorted order.
-        let rewritten: Value = serde_json::from_value(report).unwrap();
+        let report = FileReport::new(&test_plan(), Archived::CommittedBeforeRestart, Utc::now());
+        // What an older reporter wrote back: a JSON value, keys in sorted order.
+        let rewritten = serde_json::to_value(&report).unwrap();
         let bytes = serde_json::to_vec_pretty(&rewritten).unwrap();
         assert!(
             String::from_utf8_lossy(&bytes).trim_start()[1..]
@@ -527,9 +347,12 @@ mod tests {
         let file = inbox.join("u.csv");
         std::fs::write(&file, "x").unwrap();
         std::fs::write(beside(&file, ".done"), "").unwrap();
-        let report =
-            serde_json::to_vec_pretty(&report_value(&plan(), Archived::Committed, Utc::now()))
-                .unwrap();
+        let report = serde_json::to_vec_pretty(&FileReport::new(
+            &test_plan(),
+            Archived::Committed,
+            Utc::now(),
+        ))
+        .unwrap();
         let moved = file_away(
             &file,
             inbox,
@@ -562,7 +385,7 @@ mod tests {
             rows: 2,
             at: 1_800_000_000,
         };
-        let mut committed = plan();
+        let mut committed = test_plan();
         committed.file = "u.csv".into();
         write_commit_note(&state_dir, &committed, &sha).unwrap();
         let note = || read_commit_note(&state_dir, "hr");
@@ -603,15 +426,5 @@ mod tests {
         remove_commit_note(&state_dir, "hr").unwrap();
         assert!(note().is_none());
         remove_commit_note(&state_dir, "hr").unwrap();
-    }
-
-    #[test]
-    fn a_report_says_when_its_plan_was_committed_before_a_restart() {
-        let report = report_value(&plan(), Archived::CommittedBeforeRestart, Utc::now());
-        assert_eq!(report["committed_before_restart"], true);
-        assert_eq!(report["duplicate"], false);
-        assert_eq!(report["targets"]["a"]["actions"][0]["status"], "pending");
-        let report = report_value(&plan(), Archived::Committed, Utc::now());
-        assert!(report.get("committed_before_restart").is_none());
     }
 }

@@ -90,7 +90,7 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
                 let _ = writeln!(
                     out,
                     "  to push: {} (queued {})",
-                    crate::plan::ActionName::from(item.action),
+                    item.action,
                     when(item.queued_at)
                 );
             }
@@ -294,14 +294,12 @@ pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, St
     })
 }
 
-/// Runs blocking store work off the async executor.
+/// Runs blocking store work off the async executor, its error as a message.
 pub async fn blocking<T: Send + 'static>(
     store: &Arc<Store>,
     work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, String> {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || work(&store))
+    crate::store::blocking(store, work)
         .await
-        .map_err(|error| format!("internal error: {error}"))?
         .map_err(|error| error.to_string())
 }

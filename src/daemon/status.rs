@@ -48,6 +48,29 @@ pub struct TargetStatus {
 }
 
 impl Status {
+    /// The status of a daemon just started: every source of `config` known,
+    /// nothing done yet.
+    pub fn starting(
+        config: &crate::config::Config,
+        pid: u32,
+        now: String,
+        today: chrono::NaiveDate,
+    ) -> Status {
+        Status {
+            pid,
+            started_at: now.clone(),
+            updated_at: now,
+            running: true,
+            day: today.to_string(),
+            sources: config
+                .sources
+                .iter()
+                .map(|s| (s.name.get_ref().clone(), Default::default()))
+                .collect(),
+            ..Status::default()
+        }
+    }
+
     /// Counts a processed file, starting a new count on a new day.
     pub fn count_file(&mut self, day: &str) {
         if self.day != day {

@@ -1,0 +1,197 @@
+//! `rostersync approve HELD_FILE`: plans the held file again against the
+//! current state; applied if it blocks no more than the held plan did, else
+//! held again with the new figures. In the daemon it runs in the processor
+//! (the one task that commits); without a daemon it also pushes, as `sync`
+//! does.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tracing::warn;
+
+use super::ops::{self, Answer};
+use super::{Shared, filing, intake, lifecycle, today};
+use crate::cli::exit;
+use crate::config::Config;
+use crate::plan::Plan;
+use crate::push::PushTarget;
+use crate::store::Store;
+use crate::sync::{self, Accepted, Approval, SyncContext};
+
+/// `rostersync approve HELD_FILE`, in the daemon: plans the held file again;
+/// applied if it blocks no more than the held plan did, else held again
+/// with the new figures.
+pub(super) async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
+    let started = std::time::Instant::now();
+    let held = match ops::held_file(config, file) {
+        Ok(held) => held,
+        Err(message) => return Answer::new(exit::USAGE, format!("{message}\n")),
+    };
+    // Approved before a restart that came between its commit and its archive?
+    let sha256 = match tokio::fs::read(&held.path).await {
+        Ok(bytes) => <[u8; 32]>::from(Sha256::digest(&bytes)),
+        Err(error) => {
+            return Answer::new(
+                exit::FAILURE,
+                format!("cannot read {}: {error}\n", held.path.display()),
+            );
+        }
+    };
+    let landed = filing::landed_commit(shared, config, held.source, &held.name, Some(sha256)).await;
+    let resumed = landed.is_some();
+    let accepted = match landed {
+        Some(plan) => Accepted::Committed(plan),
+        None => {
+            let context = intake::context(shared, config, Some(held.name.clone()));
+            let approval = Approval::UpTo {
+                blocks: held.blocks,
+            };
+            let before = Some(filing::note_before_commit(config));
+            match sync::accept_with(&context, held.source, &held.path, approval, before).await {
+                Ok(accepted) => accepted,
+                Err(error) => return Answer::new(exit::FAILURE, format!("{error}\n")),
+            }
+        }
+    };
+    if let Accepted::Held(plan) = &accepted {
+        return still_held(&held, plan).await;
+    }
+    let disposed = filing::settle_file(
+        shared,
+        held.source,
+        &held.path,
+        &held.name,
+        accepted,
+        resumed,
+        started,
+    )
+    .await;
+    remove_plan_files(&held.path).await;
+    match disposed {
+        Ok(disposed) if disposed.outcome == "archived" => Answer::new(
+            exit::OK,
+            format!(
+                "{}: approved and committed; the targets are being told (see {})\n",
+                held.name,
+                lifecycle::beside(&disposed.moved_to, lifecycle::REPORT_SUFFIX).display()
+            ),
+        ),
+        Ok(disposed) => Answer::new(
+            exit::FAILURE,
+            format!(
+                "{}: {} → {}\n",
+                held.name,
+                disposed.outcome,
+                disposed.moved_to.display()
+            ),
+        ),
+        Err(message) => Answer::new(exit::FAILURE, format!("{message}\n")),
+    }
+}
+
+async fn remove_plan_files(held: &Path) {
+    let held = held.to_path_buf();
+    let _ = tokio::task::spawn_blocking(move || {
+        for suffix in [lifecycle::PLAN_TEXT_SUFFIX, lifecycle::PLAN_JSON_SUFFIX] {
+            let _ = std::fs::remove_file(lifecycle::beside(&held, suffix));
+        }
+    })
+    .await;
+}
+
+/// The new plan blocks more than the approved one: it stays held, with the
+/// new figures beside it.
+async fn still_held(held: &ops::HeldFile<'_>, plan: &Plan) -> Answer {
+    let text = crate::report::plan_table(plan);
+    let json = filing::pretty(plan);
+    let path = held.path.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        lifecycle::write_atomic(
+            &lifecycle::beside(&path, lifecycle::PLAN_TEXT_SUFFIX),
+            text.as_bytes(),
+        )?;
+        lifecycle::write_atomic(
+            &lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX),
+            &json,
+        )
+    })
+    .await;
+    if let Ok(Err(error)) = written {
+        warn!(file = %held.path.display(), %error, "cannot write the new plan beside the held file");
+    }
+    Answer::new(
+        exit::HELD,
+        format!(
+            "{}: still held: the plan now blocks {} records, more than the {} approved; the new plan is beside it\n{}",
+            held.name,
+            sync::total_blocks(plan),
+            held.blocks,
+            crate::report::plan_table(plan)
+        ),
+    )
+}
+
+/// `rostersync approve` when no daemon runs: the same, then the push, as
+/// `rostersync sync` does.
+pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
+    let held = ops::held_file(config, file)?;
+    let db = config.daemon.state_dir.join("db");
+    let store = Store::open(&db)
+        .map_err(|error| format!("cannot open the state in {}: {error}", db.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(async {
+        let context = SyncContext {
+            config,
+            store: Arc::new(store),
+            today: today(),
+            now: sync::unix_now,
+            file_name: Some(held.name.clone()),
+        };
+        let connectors = sync::source_targets(config, held.source)
+            .into_iter()
+            .map(PushTarget::from_config)
+            .collect::<Result<Vec<_>, crate::connectors::ConnectorError>>()
+            .map_err(|error| error.to_string())?;
+        let accepted = sync::accept(
+            &context,
+            held.source,
+            &held.path,
+            Approval::UpTo {
+                blocks: held.blocks,
+            },
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+        let accepted = match accepted {
+            Accepted::Held(plan) => return Ok(still_held(&held, &plan).await),
+            Accepted::Committed(mut plan) => {
+                sync::push_all(&context, connectors, &mut plan)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                Accepted::Committed(plan)
+            }
+            other => other,
+        };
+        let filed =
+            filing::file_away(held.source, &held.path, &held.name, &accepted, false).await?;
+        remove_plan_files(&held.path).await;
+        let mut output = format!(
+            "{}: approved → {}\n",
+            held.name,
+            filed.disposed.moved_to.display()
+        );
+        let code = match &accepted {
+            Accepted::Committed(plan) => {
+                output.push_str(&crate::report::plan_table(plan));
+                let parked: u64 = plan.targets.values().map(|t| t.parked).sum();
+                if parked > 0 { exit::FAILURE } else { exit::OK }
+            }
+            _ => exit::FAILURE,
+        };
+        Ok(Answer::new(code, output))
+    })
+}

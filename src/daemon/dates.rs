@@ -1,0 +1,103 @@
+//! Once a day, records whose activation or expiration date took effect
+//! since the last day are planned again (the day is kept in
+//! `state_dir/dates.last`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use tracing::{error, info, warn};
+
+use super::{Shared, lifecycle, today};
+use crate::config::Config;
+use crate::plan::{PlanOptions, TargetInfo};
+use crate::{store, sync};
+
+/// Where the day of the last date re-plan is kept, in the state folder.
+const DATES_FILE: &str = "dates.last";
+
+/// The day from which records' dates must be looked at again, if a re-plan
+/// is due: the last re-plan was before today.
+pub fn dates_due(last: Option<NaiveDate>, today: NaiveDate) -> Option<NaiveDate> {
+    last.filter(|&last| last < today)
+}
+
+/// Once a day: records whose activation or expiration date took effect
+/// since the last re-plan get their new desired state and actions.
+pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
+    let today = today();
+    let path = config.daemon.state_dir.join(DATES_FILE);
+    let read = path.clone();
+    let last = tokio::task::spawn_blocking(move || {
+        std::fs::read_to_string(read)
+            .ok()
+            .and_then(|text| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok())
+    })
+    .await
+    .unwrap_or(None);
+    if last.is_some_and(|last| last >= today) {
+        return;
+    }
+    if let Some(since) = dates_due(last, today) {
+        let targets: Vec<TargetInfo> = config.targets.iter().map(TargetInfo::from_config).collect();
+        let create_disabled: HashMap<String, bool> = config
+            .sources
+            .iter()
+            .map(|s| (s.name.get_ref().clone(), s.create_disabled))
+            .collect();
+        let options = PlanOptions {
+            today,
+            now: sync::unix_now(),
+            detail_limit: 0,
+        };
+        let replanned = store::blocking(&shared.store, move |store| {
+            let (actions, commit) = crate::plan::plan_dates(
+                store,
+                &targets,
+                |source| create_disabled.get(source).copied().unwrap_or(false),
+                since,
+                options,
+            )?;
+            store.commit(&commit)?;
+            Ok(actions.len())
+        })
+        .await;
+        match replanned {
+            Ok(actions) => {
+                info!(%since, %today, actions, "dates re-planned: records whose activation or expiration date took effect");
+                if actions > 0 {
+                    shared.wake_all();
+                }
+            }
+            Err(error) => {
+                error!(%error, "the daily date re-plan failed; tried again later");
+                return;
+            }
+        }
+    }
+    let shown = path.display().to_string();
+    let written = tokio::task::spawn_blocking(move || {
+        lifecycle::write_atomic(&path, format!("{today}\n").as_bytes())
+    })
+    .await;
+    if let Ok(Err(error)) = written {
+        warn!(file = %shown, %error, "cannot record the day of the date re-plan");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_re_planned_once_a_day() {
+        let day = |d| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        assert_eq!(
+            dates_due(None, day(21)),
+            None,
+            "first start: nothing to catch up"
+        );
+        assert_eq!(dates_due(Some(day(21)), day(21)), None);
+        assert_eq!(dates_due(Some(day(18)), day(21)), Some(day(18)));
+    }
+}

@@ -1,0 +1,229 @@
+//! A file's `.report.json`, typed: the plan (the shape `plan --json`
+//! prints), each action with its status once known, and whether every target
+//! has taken or parked everything (`complete`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ActionStatus, RecordKind};
+use crate::plan::Plan;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileReport {
+    /// First, so that a restart finds open reports by reading a few bytes.
+    pub complete: bool,
+    /// Same bytes as the source's last accepted file: nothing was done.
+    pub duplicate: bool,
+    /// The plan was committed before a restart, the file archived after it
+    /// (the daemon stopped in between); the actions are those committed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub committed_before_restart: bool,
+    /// UTC, RFC 3339.
+    pub processed_at: String,
+    #[serde(flatten)]
+    pub plan: Plan,
+}
+
+/// How a file came to be archived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archived {
+    /// Its plan was committed just before.
+    Committed,
+    /// The same bytes as the source's last accepted file.
+    Duplicate,
+    /// Its plan was committed before a restart.
+    CommittedBeforeRestart,
+}
+
+/// Where a record stands at a target, for a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordStatus {
+    Pending,
+    Done,
+    Parked(String),
+}
+
+impl FileReport {
+    /// A report with every action `pending` until its target took it (a
+    /// plan's actions keep the statuses they have: `approve` without a
+    /// daemon pushes before filing).
+    pub fn new(plan: &Plan, how: Archived, at: DateTime<Utc>) -> FileReport {
+        let mut plan = plan.clone();
+        for target in plan.targets.values_mut() {
+            for action in &mut target.actions {
+                action.status.get_or_insert(ActionStatus::Pending);
+            }
+        }
+        let mut report = FileReport {
+            complete: false,
+            duplicate: how == Archived::Duplicate,
+            committed_before_restart: how == Archived::CommittedBeforeRestart,
+            processed_at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            plan,
+        };
+        report.complete = report.all_taken();
+        report
+    }
+
+    /// No action of any target is still pending.
+    pub fn all_taken(&self) -> bool {
+        self.plan
+            .targets
+            .values()
+            .flat_map(|target| &target.actions)
+            .all(|action| action.status != Some(ActionStatus::Pending))
+    }
+
+    /// The names of the targets this report concerns.
+    pub fn targets(&self) -> impl Iterator<Item = &String> {
+        self.plan.targets.keys()
+    }
+
+    /// Sets the status of `target`'s pending actions from `lookup(kind, key)`,
+    /// recounts its parked ones and `complete`. Returns whether anything changed.
+    pub fn resolve<E>(
+        &mut self,
+        target: &str,
+        mut lookup: impl FnMut(RecordKind, &str) -> Result<RecordStatus, E>,
+    ) -> Result<bool, E> {
+        let mut changed = false;
+        if let Some(target_report) = self.plan.targets.get_mut(target) {
+            let mut parked = 0u64;
+            for action in &mut target_report.actions {
+                if action.status == Some(ActionStatus::Pending) {
+                    match lookup(action.kind, &action.ext_id)? {
+                        RecordStatus::Pending => {}
+                        RecordStatus::Done => {
+                            action.status = Some(ActionStatus::Done);
+                            changed = true;
+                        }
+                        RecordStatus::Parked(reason) => {
+                            action.status = Some(ActionStatus::Parked);
+                            action.reason = Some(reason);
+                            changed = true;
+                        }
+                    }
+                }
+                if action.status == Some(ActionStatus::Parked) {
+                    parked += 1;
+                }
+            }
+            target_report.parked = parked;
+        }
+        if changed {
+            self.complete = self.all_taken();
+        }
+        Ok(changed)
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_plan() -> Plan {
+    let mut plan = Plan {
+        source: "hr".into(),
+        file: "u.csv".into(),
+        rows: 2,
+        held: None,
+        targets: Default::default(),
+    };
+    let action = |key: &str| crate::plan::PlannedAction {
+        action: crate::model::ActionKind::Create,
+        kind: crate::ingest::record::RecordKind::Users,
+        ext_id: key.into(),
+        changes: Default::default(),
+        deferred: Vec::new(),
+        status: None,
+        reason: None,
+    };
+    for target in ["a", "b"] {
+        plan.targets.insert(
+            target.into(),
+            crate::plan::TargetPlan {
+                create: 2,
+                actions: vec![action("E1"), action("E2")],
+                ..Default::default()
+            },
+        );
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn json(report: &FileReport) -> Value {
+        serde_json::to_value(report).unwrap()
+    }
+
+    #[test]
+    fn a_report_completes_as_each_target_takes_or_parks_its_records() {
+        let mut report = FileReport::new(&test_plan(), Archived::Committed, Utc::now());
+        let text = serde_json::to_string_pretty(&report).unwrap();
+        assert!(text.starts_with("{\n  \"complete\": false"), "{text}");
+        assert_eq!(
+            json(&report)["targets"]["a"]["actions"][0]["status"],
+            "pending"
+        );
+
+        let changed = report
+            .resolve::<()>("a", |kind, key| {
+                assert_eq!(kind, RecordKind::Users);
+                Ok(match key {
+                    "E1" => RecordStatus::Done,
+                    _ => RecordStatus::Parked("refused".into()),
+                })
+            })
+            .unwrap();
+        assert!(changed);
+        let value = json(&report);
+        assert_eq!(value["targets"]["a"]["actions"][1]["status"], "parked");
+        assert_eq!(value["targets"]["a"]["actions"][1]["reason"], "refused");
+        assert_eq!(value["targets"]["a"]["parked"], 1);
+        assert_eq!(value["complete"], false, "target b has not taken anything");
+
+        // A target that is down leaves its records pending.
+        assert!(
+            !report
+                .resolve::<()>("b", |_, _| Ok(RecordStatus::Pending))
+                .unwrap()
+        );
+        assert!(
+            report
+                .resolve::<()>("b", |_, _| Ok(RecordStatus::Done))
+                .unwrap()
+        );
+        assert_eq!(json(&report)["complete"], true);
+    }
+
+    #[test]
+    fn a_report_reads_back_as_written() {
+        let mut report =
+            FileReport::new(&test_plan(), Archived::CommittedBeforeRestart, Utc::now());
+        report
+            .resolve::<()>("a", |_, _| Ok(RecordStatus::Done))
+            .unwrap();
+        let bytes = serde_json::to_vec_pretty(&report).unwrap();
+        let read: FileReport = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(serde_json::to_vec_pretty(&read).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_report_says_when_its_plan_was_committed_before_a_restart() {
+        let report = json(&FileReport::new(
+            &test_plan(),
+            Archived::CommittedBeforeRestart,
+            Utc::now(),
+        ));
+        assert_eq!(report["committed_before_restart"], true);
+        assert_eq!(report["duplicate"], false);
+        assert_eq!(report["targets"]["a"]["actions"][0]["status"], "pending");
+        let report = json(&FileReport::new(
+            &test_plan(),
+            Archived::Committed,
+            Utc::now(),
+        ));
+        assert!(report.get("committed_before_restart").is_none());
+    }
+}

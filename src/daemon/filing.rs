@@ -1,0 +1,260 @@
+//! Where a taken file goes once accepted: its side files, the move to
+//! `archive/`, `rejected/` or `held/`, its one `file processed` log line, the
+//! status, and its open report handed to the reporter; and the recovery of
+//! a file whose commit landed before a restart cut its archive short.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::Utc;
+use tracing::{error, info, warn};
+
+use super::file_report::{Archived, FileReport};
+use super::reporter::ReportEvent;
+use super::{Shared, lifecycle, today, utc_now};
+use crate::config::{Config, SourceConfig};
+use crate::plan::Plan;
+use crate::store;
+use crate::sync::{self, Accepted};
+
+/// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
+pub(super) fn note_before_commit(config: &Config) -> sync::BeforeCommit {
+    let state_dir = config.daemon.state_dir.clone();
+    Box::new(move |plan, sha256| lifecycle::write_commit_note(&state_dir, plan, sha256))
+}
+
+/// The plan of `name` if the source's last commit was of this file (of
+/// these bytes: `sha256`, or already known to be the last accepted file's
+/// when `None`) and the file was not archived since (the daemon stopped
+/// between the commit and the archive).
+pub(super) async fn landed_commit(
+    shared: &Arc<Shared>,
+    config: &Config,
+    source: &SourceConfig,
+    name: &str,
+    sha256: Option<[u8; 32]>,
+) -> Option<Plan> {
+    let source_name = source.name.get_ref().clone();
+    let state = {
+        let source_name = source_name.clone();
+        store::blocking(&shared.store, move |store| store.source_state(&source_name))
+            .await
+            .ok()??
+    };
+    if sha256.is_some_and(|sha| sha != state.last_sha256) {
+        return None;
+    }
+    let inbox = source.inbox.get_ref().clone();
+    let state_dir = config.daemon.state_dir.clone();
+    let name = name.to_string();
+    let plan = tokio::task::spawn_blocking(move || {
+        let archived = lifecycle::archived_since(&inbox, &name, state.at);
+        let note = lifecycle::read_commit_note(&state_dir, &source_name);
+        lifecycle::landed_commit(&source_name, &state, &name, archived, note)
+    })
+    .await
+    .ok()??;
+    info!(source = %source.name.get_ref(), file = %plan.file, actions = plan.targets.values().map(|t| t.actions.len()).sum::<usize>(),
+        "this file's plan was committed before a restart, the file not archived: archived now with that plan as its report");
+    Some(plan)
+}
+
+/// Test only: with `ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1` the daemon exits
+/// (code 86) right after a file's commit, before the file is archived: the
+/// crash window `tests/daemon_recovery.rs` reproduces. Never set in service.
+pub(super) fn exit_after_commit_for_tests() {
+    if std::env::var_os("ROSTERSYNC_TEST_EXIT_AFTER_COMMIT").is_some_and(|v| v == "1") {
+        error!(
+            "ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1: exiting right after the commit, before the archive (a crash-recovery test)"
+        );
+        std::process::exit(86);
+    }
+}
+
+/// Where a file went.
+pub(super) struct Disposed {
+    pub(super) outcome: &'static str,
+    pub(super) moved_to: PathBuf,
+}
+
+/// Files a processed file away, logs its one summary line, updates the
+/// status, and hands a committed plan's report to the reporter and its
+/// targets' workers.
+pub(super) async fn settle_file(
+    shared: &Arc<Shared>,
+    source: &SourceConfig,
+    path: &Path,
+    name: &str,
+    accepted: Accepted,
+    resumed: bool,
+    started: std::time::Instant,
+) -> Result<Disposed, String> {
+    let filed = file_away(source, path, name, &accepted, resumed).await?;
+    if let Accepted::Committed(_) = &accepted {
+        let state_dir = shared.config().daemon.state_dir.clone();
+        let source_name = source.name.get_ref().clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            lifecycle::remove_commit_note(&state_dir, &source_name)
+        })
+        .await;
+        if let Ok(Err(error)) = removed {
+            warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
+        }
+    }
+    let source_name = source.name.get_ref().clone();
+    let millis = started.elapsed().as_millis() as u64;
+    let moved = filed.disposed.moved_to.display().to_string();
+    match &accepted {
+        Accepted::Refused(ingested) => warn!(
+            source = %source_name, file = %name, outcome = "rejected", rows = ingested.rows,
+            problems = ingested.problems.len(), moved_to = %moved, ms = millis,
+            "file processed: refused, nothing changed (every problem is in the .errors.txt beside it)"
+        ),
+        Accepted::Duplicate => info!(
+            source = %source_name, file = %name, outcome = "duplicate", moved_to = %moved, ms = millis,
+            "file processed: the same bytes as the last accepted file, nothing to push"
+        ),
+        Accepted::Held(plan) => warn!(
+            source = %source_name, file = %name, outcome = "held", rows = plan.rows,
+            rule = %plan.held.as_ref().map(ToString::to_string).unwrap_or_default(),
+            moved_to = %moved, ms = millis,
+            "file processed: held by a safety rule; see the .plan.txt beside it, release it with `rostersync approve`"
+        ),
+        Accepted::Committed(plan) => {
+            let count = |f: fn(&crate::plan::TargetPlan) -> u64| -> u64 {
+                plan.targets.values().map(f).sum()
+            };
+            let message = if resumed {
+                "file processed: committed before a restart, archived now; pushing what is left to the targets"
+            } else {
+                "file processed: committed, pushing to the targets"
+            };
+            info!(
+                source = %source_name, file = %name, outcome = "archived", rows = plan.rows,
+                create = count(|t| t.create), update = count(|t| t.update),
+                block = count(|t| t.block), unblock = count(|t| t.unblock),
+                moved_to = %moved, ms = millis,
+                "{message}"
+            );
+        }
+    }
+    if let Some((report_path, report)) = filed.open_report {
+        let _ = shared
+            .reports
+            .send(ReportEvent::Open(report_path, Box::new(report)));
+    }
+    if let Accepted::Committed(_) = &accepted {
+        for target in source.targets.get_ref() {
+            shared.wake(target.get_ref());
+        }
+    }
+    let day = today().to_string();
+    shared.with_status(|status| {
+        status.count_file(&day);
+        let entry = status.sources.entry(source_name).or_default();
+        entry.last_file = Some(name.to_string());
+        entry.outcome = Some(filed.disposed.outcome.to_string());
+        entry.moved_to = Some(moved);
+        entry.at = Some(utc_now());
+        entry.error = None;
+    });
+    Ok(filed.disposed)
+}
+
+pub(super) struct Filed {
+    pub(super) disposed: Disposed,
+    /// A report with records still pending.
+    open_report: Option<(PathBuf, FileReport)>,
+}
+
+/// Moves a file to `archive/`, `rejected/` or `held/` with its side files.
+/// A plan's actions keep the statuses they have (`approve` without a daemon
+/// pushes before filing); the others are `pending`.
+pub(super) async fn file_away(
+    source: &SourceConfig,
+    path: &Path,
+    name: &str,
+    accepted: &Accepted,
+    resumed: bool,
+) -> Result<Filed, String> {
+    let at = Utc::now();
+    let inbox = source.inbox.get_ref().clone();
+    let (outcome, folder, sides, report): (&'static str, &str, Vec<(&str, Vec<u8>)>, _) =
+        match accepted {
+            Accepted::Refused(ingested) => {
+                let spec = source.spec()?;
+                let text = lifecycle::errors_text(name, ingested, &spec);
+                (
+                    "rejected",
+                    lifecycle::REJECTED,
+                    vec![(lifecycle::ERRORS_SUFFIX, text.into_bytes())],
+                    None,
+                )
+            }
+            Accepted::Duplicate => {
+                let plan = Plan {
+                    source: source.name.get_ref().clone(),
+                    file: name.to_string(),
+                    rows: 0,
+                    held: None,
+                    targets: BTreeMap::new(),
+                };
+                let report = FileReport::new(&plan, Archived::Duplicate, at);
+                (
+                    "duplicate",
+                    lifecycle::ARCHIVE,
+                    vec![(lifecycle::REPORT_SUFFIX, pretty(&report))],
+                    None,
+                )
+            }
+            Accepted::Held(plan) => (
+                "held",
+                lifecycle::HELD,
+                vec![
+                    (
+                        lifecycle::PLAN_TEXT_SUFFIX,
+                        crate::report::plan_table(plan).into_bytes(),
+                    ),
+                    (lifecycle::PLAN_JSON_SUFFIX, pretty(plan)),
+                ],
+                None,
+            ),
+            Accepted::Committed(plan) => {
+                let how = if resumed {
+                    Archived::CommittedBeforeRestart
+                } else {
+                    Archived::Committed
+                };
+                let report = FileReport::new(plan, how, at);
+                let bytes = pretty(&report);
+                (
+                    "archived",
+                    lifecycle::ARCHIVE,
+                    vec![(lifecycle::REPORT_SUFFIX, bytes)],
+                    (!report.complete).then_some(report),
+                )
+            }
+        };
+    let file = path.to_path_buf();
+    let name = name.to_string();
+    let moved_to = tokio::task::spawn_blocking(move || {
+        let sides: Vec<(&str, &[u8])> = sides.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+        lifecycle::file_away(&file, &inbox, folder, &name, at, &sides)
+    })
+    .await
+    .map_err(|error| format!("internal error: {error}"))?
+    .map_err(|error| format!("cannot move {} to {folder}/: {error}", path.display()))?;
+    let open_report = report.map(|r| (lifecycle::beside(&moved_to, lifecycle::REPORT_SUFFIX), r));
+    Ok(Filed {
+        disposed: Disposed { outcome, moved_to },
+        open_report,
+    })
+}
+
+/// Pretty JSON with a final newline.
+pub(super) fn pretty<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}

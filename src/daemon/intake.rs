@@ -1,0 +1,265 @@
+//! The file processor: watches the inboxes (`notify`, plus a periodic
+//! rescan), takes each complete file in order, and is the only task that
+//! commits plans (files, approvals, the daily date re-plan), one at a time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use tracing::{error, warn};
+
+use super::ops::Answer;
+use super::{Shared, approve, dates, filing, today, utc_now};
+use crate::config::{Config, Ready, SourceConfig};
+use crate::ingest::record::RecordKind;
+use crate::sync::{self, Accepted, Approval, SyncContext};
+use crate::watch::{self, Candidate, Rule, Tracker, Watchers};
+
+/// How often the day is checked for the date re-plan.
+const DATE_CHECK: Duration = Duration::from_secs(60);
+/// How often the processor beats while it waits or works.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Work that other tasks hand to the processor, so that it stays the only
+/// one that commits.
+pub(super) enum ProcessorRequest {
+    Approve {
+        file: PathBuf,
+        reply: oneshot::Sender<Answer>,
+    },
+}
+
+/// Watches the inboxes and takes each complete file, one at a time; also
+/// runs approvals and the daily date re-plan, so that it is the only task
+/// that commits.
+///
+/// It beats the heartbeat that feeds systemd's watchdog at every turn of its
+/// loop and while it works on a file: if it dies or stops turning, the
+/// watchdog is no longer fed and systemd restarts the daemon.
+pub(super) async fn processor(
+    shared: Arc<Shared>,
+    requests: Arc<tokio::sync::Mutex<mpsc::Receiver<ProcessorRequest>>>,
+    ready: Arc<Notify>,
+) {
+    let mut requests = requests.lock().await;
+    let wake = Arc::new(Notify::new());
+    let mut config_rx = shared.config.subscribe();
+    let mut config = config_rx.borrow_and_update().clone();
+    let mut watchers = start_watchers(&config, &wake);
+    ready.notify_one();
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut tracker = Tracker::default();
+    // Files that could not be processed, until they change.
+    let mut failed: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
+    // `[daemon]` settings change only with a restart: this one stays.
+    let mut rescan = tokio::time::interval(config.daemon.rescan.get_ref().0);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut date_tick = tokio::time::interval(DATE_CHECK);
+    date_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        shared.heartbeat.beat();
+        if shared.cancel.is_cancelled() {
+            break;
+        }
+        let candidates = scan_inboxes(&config, &failed).await;
+        let observed = tracker.observe(candidates, std::time::Instant::now());
+        let mut took = false;
+        for candidate in observed.ready {
+            if shared.cancel.is_cancelled() {
+                break;
+            }
+            let Some(source) = config.sources.get(candidate.source) else {
+                continue;
+            };
+            let taken = shared
+                .heartbeat
+                .while_busy(take(&shared, &config, source, &candidate.path))
+                .await;
+            if let Err(error) = taken {
+                error!(source = %source.name.get_ref(), file = %candidate.path.display(), %error, "cannot process the file; it stays in the inbox and is tried again when it changes");
+                failed.insert(candidate.path.clone(), (candidate.size, candidate.modified));
+                shared.with_status(|s| {
+                    let entry = s.sources.entry(source.name.get_ref().clone()).or_default();
+                    entry.last_file = Some(file_name(&candidate.path));
+                    entry.outcome = Some("failed".into());
+                    entry.at = Some(utc_now());
+                    entry.error = Some(error.clone());
+                    entry.moved_to = None;
+                });
+            }
+            tracker.forget(&candidate.path);
+            took = true;
+        }
+        if took {
+            continue; // more may have arrived meanwhile
+        }
+        let deadline = observed.next.map(Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => break,
+            changed = config_rx.changed() => {
+                if changed.is_err() { break }
+                config = config_rx.borrow_and_update().clone();
+                watchers = start_watchers(&config, &wake);
+                tracker = Tracker::default();
+                failed.clear();
+            }
+            Some(request) = requests.recv() => match request {
+                ProcessorRequest::Approve { file, reply } => {
+                    let answer = shared.heartbeat.while_busy(approve::approve(&shared, &config, &file)).await;
+                    let _ = reply.send(answer);
+                }
+            },
+            _ = wake.notified() => {
+                // A burst of events (a file written in pieces): one scan for all.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ = sleep_until(deadline) => {}
+            _ = rescan.tick() => {}
+            _ = date_tick.tick() => shared.heartbeat.while_busy(dates::replan(&shared, &config)).await,
+            _ = beat.tick() => {}
+        }
+    }
+    drop(watchers);
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn start_watchers(config: &Config, wake: &Arc<Notify>) -> Option<Watchers> {
+    let inboxes: Vec<(PathBuf, bool, Duration)> = config
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                s.inbox.get_ref().clone(),
+                s.poll,
+                watch::poll_interval(s.settle.0),
+            )
+        })
+        .collect();
+    match Watchers::start(&inboxes, Arc::clone(wake)) {
+        Ok(watchers) => Some(watchers),
+        Err(error) => {
+            let every = config.daemon.rescan.get_ref().0;
+            warn!(%error, "cannot watch the inboxes for events; they are scanned every {every:?} (daemon.rescan) instead");
+            None
+        }
+    }
+}
+
+async fn scan_inboxes(
+    config: &Config,
+    failed: &HashMap<PathBuf, (u64, SystemTime)>,
+) -> Vec<Candidate> {
+    let sources: Vec<(usize, RecordKind, PathBuf, Ready, Duration)> = config
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (i, s.kind, s.inbox.get_ref().clone(), s.ready, s.settle.0))
+        .collect();
+    let failed = failed.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut candidates = Vec::new();
+        for (index, kind, inbox, ready, settle) in sources {
+            let found = match watch::scan(&inbox) {
+                Ok(found) => found,
+                Err(error) => {
+                    warn!(inbox = %inbox.display(), %error, "cannot read the inbox");
+                    continue;
+                }
+            };
+            for (path, size, modified) in found {
+                if failed.get(&path) == Some(&(size, modified)) {
+                    continue;
+                }
+                let (rule, marker) = match ready {
+                    Ready::Stable => (Rule::Settle(settle), false),
+                    Ready::Marker => (Rule::Marker, watch::has_marker(&path)),
+                };
+                candidates.push(Candidate {
+                    source: index,
+                    kind,
+                    path,
+                    size,
+                    modified,
+                    rule,
+                    marker,
+                });
+            }
+        }
+        candidates
+    })
+    .await
+    .unwrap_or_default()
+}
+
+pub(super) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+pub(super) fn context<'a>(
+    shared: &Shared,
+    config: &'a Config,
+    file_name: Option<String>,
+) -> SyncContext<'a> {
+    SyncContext {
+        config,
+        store: Arc::clone(&shared.store),
+        today: today(),
+        now: sync::unix_now,
+        file_name,
+    }
+}
+
+/// One complete file: accept it, then file it away.
+async fn take(
+    shared: &Arc<Shared>,
+    config: &Config,
+    source: &SourceConfig,
+    path: &Path,
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let name = file_name(path);
+    let accepted = sync::accept_with(
+        &context(shared, config, None),
+        source,
+        path,
+        Approval::None,
+        Some(filing::note_before_commit(config)),
+    )
+    .await
+    .map_err(|error| error.to_string())?;
+    let mut resumed = false;
+    let accepted = match accepted {
+        Accepted::Committed(plan) => {
+            filing::exit_after_commit_for_tests();
+            Accepted::Committed(plan)
+        }
+        // Its bytes are those of the source's last accepted file: perhaps
+        // because it is that very file, committed before a restart.
+        Accepted::Duplicate => {
+            match filing::landed_commit(shared, config, source, &name, None).await {
+                Some(plan) => {
+                    resumed = true;
+                    Accepted::Committed(plan)
+                }
+                None => Accepted::Duplicate,
+            }
+        }
+        other => other,
+    };
+    filing::settle_file(shared, source, path, &name, accepted, resumed, started)
+        .await
+        .map(|_| ())
+}

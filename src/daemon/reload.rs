@@ -1,0 +1,74 @@
+//! SIGHUP (or `systemctl reload`): the config file read again. An invalid
+//! one is refused with its errors in the log and the running one stays;
+//! `[daemon]` settings change only with a restart.
+
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use super::{Shared, lifecycle, lock, worker};
+use crate::config::{self, CheckLevel};
+
+/// SIGHUP: reads the config again; an invalid one is refused and the
+/// running one stays.
+pub(super) async fn reload(shared: &Arc<Shared>) {
+    let path = shared.config_path.clone();
+    info!(config = %path.display(), "reloading the config");
+    let loaded = tokio::task::spawn_blocking(move || config::load(&path, CheckLevel::Full)).await;
+    let mut new = match loaded {
+        Ok(Ok(config)) => config,
+        Ok(Err(error)) => {
+            error!("config reload refused, the running config stays: {error}");
+            return;
+        }
+        Err(error) => {
+            error!(%error, "config reload failed, the running config stays");
+            return;
+        }
+    };
+    let old = shared.config();
+    if old.daemon != new.daemon {
+        warn!(
+            "the [daemon] settings (state_dir, log_dir, log_format, log_keep, grace, rescan) change only with a restart; the running ones stay"
+        );
+        new.daemon = old.daemon.clone();
+    }
+    let prepared =
+        tokio::task::spawn_blocking(move || lifecycle::prepare_folders(&new).map(|()| new)).await;
+    let new = match prepared {
+        Ok(Ok(new)) => new,
+        Ok(Err(error)) => {
+            error!("config reload refused, the running config stays: {error}");
+            return;
+        }
+        Err(error) => {
+            error!(%error, "config reload failed, the running config stays");
+            return;
+        }
+    };
+    let names: Vec<String> = new
+        .targets
+        .iter()
+        .map(|t| t.name.get_ref().clone())
+        .collect();
+    let sources: Vec<String> = new
+        .sources
+        .iter()
+        .map(|s| s.name.get_ref().clone())
+        .collect();
+    shared.config.send_replace(Arc::new(new));
+    shared.with_status(|status| {
+        status.sources.retain(|name, _| sources.contains(name));
+        for name in &sources {
+            status.sources.entry(name.clone()).or_default();
+        }
+        status.targets.retain(|name, _| names.contains(name));
+    });
+    for name in names {
+        let running = lock(&shared.wakers).contains_key(&name);
+        if !running {
+            worker::spawn_worker(shared, name);
+        }
+    }
+    info!(config = %shared.config_path.display(), "config reloaded");
+}

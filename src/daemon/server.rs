@@ -1,0 +1,97 @@
+//! The daemon's side of the control socket: answers `status`, `show`,
+//! `retry`, `plan` and `approve` (the wire format is in [`super::control`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use super::intake::ProcessorRequest;
+use super::ops::{self, Answer, blocking};
+use super::{Shared, control, filing, lock, status, status_file};
+use crate::cli::exit;
+
+/// Accepts connections on the control socket until the daemon stops; each
+/// is answered in a task of its own.
+pub(super) async fn control_server(shared: Arc<Shared>, listener: Arc<tokio::net::UnixListener>) {
+    loop {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let handler = Arc::clone(&shared);
+                    shared.tasks.spawn(control::serve_connection(stream, move |request| {
+                        answer(handler, request)
+                    }));
+                }
+                Err(error) => {
+                    warn!(%error, "control socket: cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
+    use control::Request;
+    let config = shared.config();
+    let failed = |message: String| Answer::new(exit::FAILURE, format!("{message}\n"));
+    match request {
+        Request::Status { json } => {
+            status_file::write(&shared, true).await;
+            let status = lock(&shared.status).clone();
+            if json {
+                Answer::new(exit::OK, String::from_utf8_lossy(&filing::pretty(&status)))
+            } else {
+                Answer::new(exit::OK, status::render(&status))
+            }
+        }
+        Request::Show { id } => {
+            let config = Arc::clone(&config);
+            blocking(&shared.store, move |store| ops::show(&config, store, &id))
+                .await
+                .unwrap_or_else(failed)
+        }
+        Request::Retry { target } => {
+            let for_store = Arc::clone(&config);
+            let wanted = target.clone();
+            let answer = blocking(&shared.store, move |store| {
+                ops::retry(&for_store, store, wanted.as_deref())
+            })
+            .await
+            .unwrap_or_else(failed);
+            match target {
+                Some(target) => shared.wake(&target),
+                None => shared.wake_all(),
+            }
+            shared.touch();
+            answer
+        }
+        Request::Plan { file, source, json } => {
+            let store = Arc::clone(&shared.store);
+            tokio::task::spawn_blocking(move || {
+                ops::plan(&config, &store, &file, source.as_deref(), json)
+            })
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|answer| answer)
+            .unwrap_or_else(|message| Answer::new(exit::USAGE, format!("{message}\n")))
+        }
+        Request::Approve { file } => {
+            let (reply, answer) = oneshot::channel();
+            if shared
+                .processor
+                .send(ProcessorRequest::Approve { file, reply })
+                .await
+                .is_err()
+            {
+                return failed("the daemon is stopping".into());
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| failed("the daemon is stopping".into()))
+        }
+    }
+}

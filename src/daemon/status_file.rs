@@ -1,0 +1,72 @@
+//! `status.json` in the log folder and systemd's `STATUS=` line, from the
+//! shared [`Status`] and the outbox and parked counts of the store.
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use super::status;
+use super::{Shared, lifecycle, lock, notify_systemd, today, utc_now};
+use crate::ingest::record::RecordKind;
+use crate::store::{self, StoreError};
+
+/// Writes `status.json` (atomically) and tells systemd the one-line status.
+pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
+    let config = shared.config();
+    let names: Vec<String> = config
+        .targets
+        .iter()
+        .map(|t| t.name.get_ref().clone())
+        .collect();
+    let counts = store::blocking(&shared.store, move |store| {
+        names
+            .into_iter()
+            .map(|name| {
+                let outbox = store.outbox_len(&name) as u64;
+                let mut parked = 0u64;
+                for kind in [RecordKind::Orgs, RecordKind::Users] {
+                    for item in store.parked(&name, kind) {
+                        item?;
+                        parked += 1;
+                    }
+                }
+                Ok((name, outbox, parked))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+    })
+    .await;
+    let snapshot = {
+        let mut status = lock(&shared.status);
+        match counts {
+            Ok(counts) => {
+                for (name, outbox, parked) in counts {
+                    let target = status.targets.entry(name).or_default();
+                    target.outbox = outbox;
+                    target.parked = parked;
+                }
+            }
+            Err(error) => warn!(%error, "cannot count the outboxes for status.json"),
+        }
+        let day = today().to_string();
+        if status.day != day {
+            status.day = day;
+            status.files_today = 0;
+        }
+        status.updated_at = utc_now();
+        status.running = running;
+        status.clone()
+    };
+    notify_systemd(&[sd_notify::NotifyState::Status(&status::status_line(
+        &snapshot,
+    ))]);
+    let path = config.daemon.log_dir.join(status::FILE_NAME);
+    let written = tokio::task::spawn_blocking(move || {
+        let mut bytes = serde_json::to_vec_pretty(&snapshot).map_err(std::io::Error::other)?;
+        bytes.push(b'\n');
+        lifecycle::write_atomic(&path, &bytes)
+    })
+    .await;
+    if let Ok(Err(error)) = written {
+        warn!(%error, "cannot write status.json");
+    }
+}

@@ -1,0 +1,166 @@
+//! One target's worker: drains its outbox whenever woken (after each
+//! commit, `retry`, a reload) and, every `retry.max_interval`, tries again
+//! the records parked after transient failures. A target that is down keeps
+//! its outbox and holds up no one else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use super::reporter::ReportEvent;
+use super::supervise::{self, Ended};
+use super::{Shared, lock, utc_now};
+use crate::push::{self, Drained, PushError, PushStatus, PushTarget};
+use crate::{store, sync};
+
+/// Starts a target's worker, supervised: one that panics is started again
+/// with the same wake-up, so commits keep reaching it.
+pub(super) fn spawn_worker(shared: &Arc<Shared>, name: String) {
+    let wake = Arc::new(Notify::new());
+    lock(&shared.wakers).insert(name.clone(), Arc::clone(&wake));
+    let task = format!("worker {name}");
+    let for_task = Arc::clone(shared);
+    supervise::spawn(&shared.tasks, shared.cancel.clone(), task, move || {
+        worker(Arc::clone(&for_task), name.clone(), Arc::clone(&wake))
+    });
+}
+
+/// One target's worker: drains its outbox whenever woken, until stopped or
+/// its target leaves the config.
+async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
+    let mut ended = Ended::Returned;
+    let mut config_rx = shared.config.subscribe();
+    'config: loop {
+        let config = config_rx.borrow_and_update().clone();
+        let Some(target) = config.targets.iter().find(|t| t.name.get_ref() == &name) else {
+            info!(target = %name, "target removed from the config: its worker stops");
+            ended = Ended::OnPurpose;
+            break;
+        };
+        let retry = target.retry.clone();
+        let pusher = match PushTarget::from_config(target) {
+            Ok(pusher) => pusher,
+            Err(error) => {
+                error!(target = %name, %error, "cannot push to this target until its config is fixed (then send SIGHUP)");
+                shared.with_status(|s| {
+                    s.targets.entry(name.clone()).or_default().last_error = Some(error.to_string())
+                });
+                tokio::select! {
+                    _ = shared.cancel.cancelled() => break,
+                    changed = config_rx.changed() => {
+                        if changed.is_err() { break }
+                        continue 'config;
+                    }
+                }
+            }
+        };
+        // Records parked after transient failures are tried again this often.
+        let every = retry.max_interval.0.max(Duration::from_secs(1));
+        let mut next_unpark = Instant::now() + every;
+        loop {
+            match drain_with_grace(&shared, &name, &pusher).await {
+                None => break 'config,
+                Some(Ok(drained)) => note_drained(&shared, &name, &drained),
+                Some(Err(error)) => {
+                    error!(target = %name, %error, "pushing to this target failed; tried again when woken");
+                    shared.with_status(|s| {
+                        s.targets.entry(name.clone()).or_default().last_error =
+                            Some(error.to_string())
+                    });
+                }
+            }
+            let _ = shared.reports.send(ReportEvent::Drained(name.clone()));
+            shared.touch();
+            if shared.cancel.is_cancelled() {
+                break 'config;
+            }
+            loop {
+                tokio::select! {
+                    _ = shared.cancel.cancelled() => break 'config,
+                    _ = wake.notified() => break,
+                    changed = config_rx.changed() => {
+                        if changed.is_err() { break 'config }
+                        continue 'config;
+                    }
+                    _ = tokio::time::sleep_until(next_unpark) => {
+                        next_unpark = Instant::now() + every;
+                        let target = name.clone();
+                        match store::blocking(&shared.store, move |s| s.unpark_transient(&target)).await {
+                            Ok(0) => {}
+                            Ok(count) => {
+                                info!(target = %name, records = count, "trying again the records parked after transient failures");
+                                break;
+                            }
+                            Err(error) => error!(target = %name, %error, "cannot release parked records"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // A worker that ended for any other reason is started again with the
+    // same wake-up (or the daemon is stopping): its waker stays.
+    if ended == Ended::OnPurpose {
+        let mut wakers = lock(&shared.wakers);
+        if wakers.get(&name).is_some_and(|w| Arc::ptr_eq(w, &wake)) {
+            wakers.remove(&name);
+        }
+    }
+    ended
+}
+
+/// Drains a target; when the daemon stops meanwhile, the drain gets
+/// `[daemon] grace` to finish, then is cut (what it sent unacknowledged is sent
+/// again on the next start: connectors make a replay harmless).
+async fn drain_with_grace(
+    shared: &Shared,
+    name: &str,
+    pusher: &PushTarget,
+) -> Option<Result<Drained, PushError>> {
+    let drain = push::drain(&shared.store, pusher, sync::unix_now);
+    tokio::pin!(drain);
+    tokio::select! {
+        result = &mut drain => Some(result),
+        _ = shared.cancel.cancelled() => {
+            let grace = shared.config().daemon.grace.0;
+            match tokio::time::timeout(grace, &mut drain).await {
+                Ok(result) => Some(result),
+                Err(_) => {
+                    warn!(target = %name, "requests still in flight were cut after the grace period; they are sent again on the next start");
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn note_drained(shared: &Shared, name: &str, drained: &Drained) {
+    let done = drained
+        .results
+        .iter()
+        .filter(|r| r.status == PushStatus::Done)
+        .count();
+    let parked = drained.results.iter().rev().find_map(|r| match &r.status {
+        PushStatus::Parked { reason } => Some(format!("{} {}: {reason}", r.key.kind, r.key.key)),
+        PushStatus::Done => None,
+    });
+    if done > 0 || parked.is_some() {
+        info!(target = %name, done, parked = drained.results.len() - done, "pushed");
+    }
+    shared.with_status(|status| {
+        let target = status.targets.entry(name.to_string()).or_default();
+        if done > 0 {
+            target.last_push_at = Some(utc_now());
+        }
+        if let Some(reason) = &drained.stopped {
+            target.last_error = Some(format!("stopped: {reason}"));
+        } else if let Some(reason) = parked {
+            target.last_error = Some(reason);
+        } else if done > 0 {
+            target.last_error = None;
+        }
+    });
+}
