@@ -225,9 +225,7 @@ fn approve(config_path: &Path, file: &Path) -> anyhow::Result<i32> {
     if let Some(code) = ask_daemon(&config, &Request::Approve { file: absolute })? {
         return Ok(code);
     }
-    Ok(print_answer(
-        daemon::approve_direct(&config, file).map_err(anyhow::Error::msg)?,
-    ))
+    Ok(print_answer(daemon::approve_direct(&config, file)?))
 }
 
 fn open_store_write(state_dir: &Path) -> anyhow::Result<Store> {
@@ -295,7 +293,7 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
                     config_path.display()
                 ))
             })?;
-            source.spec().map_err(anyhow::Error::msg)?
+            source.spec()?
         }
         None => SourceSpec::wbt(ingest::guess_kind(&bytes)),
     };
@@ -331,16 +329,17 @@ fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
         }
     }
     // Usage problems (no such source, a target that is not defined) are exit 2.
-    ops::resolve_source(&config, file, source).map_err(Usage)?;
+    ops::resolve_source(&config, file, source).map_err(|error| Usage(error.to_string()))?;
     let store = open_store_read(&config.daemon.state_dir)?;
-    Ok(print_answer(
-        ops::plan(&config, &store, file, source, json).map_err(anyhow::Error::msg)?,
-    ))
+    Ok(print_answer(ops::plan(
+        &config, &store, file, source, json,
+    )?))
 }
 
 fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {
     let config = config::load(config_path, CheckLevel::Full)?;
-    let source = ops::resolve_source(&config, file, source).map_err(Usage)?;
+    let source =
+        ops::resolve_source(&config, file, source).map_err(|error| Usage(error.to_string()))?;
     std::fs::create_dir_all(&config.daemon.state_dir)
         .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
     let db = config.daemon.state_dir.join("db");
@@ -368,7 +367,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
             for problem in &ingested.problems {
                 println!("{}", problem.located(&shown));
             }
-            let spec = source.spec().map_err(anyhow::Error::msg)?;
+            let spec = source.spec()?;
             println!("{}", report::verdict_line(&shown, &ingested, &spec));
             exit::FAILURE
         }

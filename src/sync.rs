@@ -170,7 +170,7 @@ pub async fn accept_with(
     }
     let spec = source
         .spec()
-        .map_err(|message| SyncError::Source(name.clone(), message))?;
+        .map_err(|error| SyncError::Source(name.clone(), error.to_string()))?;
     let outcome = tokio::task::spawn_blocking(move || ingest::ingest(&bytes, &spec))
         .await
         .map_err(|error| SyncError::Join(error.to_string()))?;

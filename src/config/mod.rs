@@ -323,7 +323,7 @@ fn secret_source(
 impl SourceConfig {
     /// How ingest reads this source's files. Fails with a message for a
     /// setting the config check would also refuse.
-    pub fn spec(&self) -> Result<SourceSpec, String> {
+    pub fn spec(&self) -> Result<SourceSpec, SpecError> {
         let format = match self.format.get_ref() {
             FormatKind::Wbt => Format::Wbt,
             FormatKind::Collaborator => Format::Collaborator,
@@ -336,17 +336,17 @@ impl SourceConfig {
         };
         let encoding_label = self.encoding.as_ref().map_or("auto", |e| e.get_ref());
         let encoding = EncodingChoice::from_label(encoding_label)
-            .ok_or_else(|| format!("unknown encoding {encoding_label:?}"))?;
+            .ok_or_else(|| SpecError(format!("unknown encoding {encoding_label:?}")))?;
         let delimiter = match self.delimiter.as_ref().map(|d| d.get_ref().as_str()) {
             None => None,
-            Some(text) => parse_delimiter(text)?,
+            Some(text) => parse_delimiter(text).map_err(SpecError)?,
         };
         let date_text = self
             .date_format
             .as_ref()
             .map_or(format.default_date_format(), |d| d.get_ref());
         let dates = DateFormat::new(date_text)
-            .ok_or_else(|| format!("date_format {date_text:?} cannot read a date"))?;
+            .ok_or_else(|| SpecError(format!("date_format {date_text:?} cannot read a date")))?;
         Ok(SourceSpec {
             kind: self.kind,
             mode: self.mode,
@@ -359,6 +359,12 @@ impl SourceConfig {
         })
     }
 }
+
+/// A source setting that ingest cannot use (the config check refuses it
+/// too, with its line and column).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
 
 /// `auto`, one of `;` `,` `|`, or a tab (`"\t"` or `tab`).
 pub fn parse_delimiter(text: &str) -> Result<Option<u8>, String> {

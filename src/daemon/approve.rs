@@ -26,7 +26,7 @@ pub(super) async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) 
     let started = std::time::Instant::now();
     let held = match ops::held_file(config, file) {
         Ok(held) => held,
-        Err(message) => return Answer::new(exit::USAGE, format!("{message}\n")),
+        Err(error) => return Answer::new(exit::USAGE, format!("{error}\n")),
     };
     // Approved before a restart that came between its commit and its archive?
     let sha256 = match tokio::fs::read(&held.path).await {
@@ -86,7 +86,7 @@ pub(super) async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) 
                 disposed.moved_to.display()
             ),
         ),
-        Err(message) => Answer::new(exit::FAILURE, format!("{message}\n")),
+        Err(error) => Answer::new(exit::FAILURE, format!("{error}\n")),
     }
 }
 
@@ -132,17 +132,39 @@ async fn still_held(held: &ops::HeldFile<'_>, plan: &Plan) -> Answer {
     )
 }
 
+/// Why `approve` without a daemon could not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum ApproveError {
+    #[error(transparent)]
+    Held(#[from] ops::OpsError),
+    #[error("cannot open the state in {}: {error}", path.display())]
+    Store {
+        path: std::path::PathBuf,
+        error: crate::store::StoreError,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Connector(#[from] crate::connectors::ConnectorError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
+    #[error(transparent)]
+    Filing(#[from] filing::FilingError),
+}
+
 /// `rostersync approve` when no daemon runs: the same, then the push, as
 /// `rostersync sync` does.
-pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
+pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, ApproveError> {
     let held = ops::held_file(config, file)?;
     let db = config.daemon.state_dir.join("db");
-    let store = Store::open(&db)
-        .map_err(|error| format!("cannot open the state in {}: {error}", db.display()))?;
+    let store = Store::open(&db).map_err(|error| ApproveError::Store {
+        path: db.clone(),
+        error,
+    })?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+        .map_err(ApproveError::Runtime)?;
     runtime.block_on(async {
         let context = SyncContext {
             config,
@@ -154,8 +176,7 @@ pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
         let connectors = sync::source_targets(config, held.source)
             .into_iter()
             .map(PushTarget::from_config)
-            .collect::<Result<Vec<_>, crate::connectors::ConnectorError>>()
-            .map_err(|error| error.to_string())?;
+            .collect::<Result<Vec<_>, crate::connectors::ConnectorError>>()?;
         let accepted = sync::accept(
             &context,
             held.source,
@@ -164,14 +185,11 @@ pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, String> {
                 blocks: held.blocks,
             },
         )
-        .await
-        .map_err(|error| error.to_string())?;
+        .await?;
         let accepted = match accepted {
             Accepted::Held(plan) => return Ok(still_held(&held, &plan).await),
             Accepted::Committed(mut plan) => {
-                sync::push_all(&context, connectors, &mut plan)
-                    .await
-                    .map_err(|error| error.to_string())?;
+                sync::push_all(&context, connectors, &mut plan).await?;
                 Accepted::Committed(plan)
             }
             other => other,

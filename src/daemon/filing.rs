@@ -19,6 +19,24 @@ use crate::store;
 use crate::sync::{self, Accepted};
 
 /// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
+/// Why a file could not be taken or filed away; it stays in the inbox and
+/// is tried again when it changes.
+#[derive(Debug, thiserror::Error)]
+pub enum FilingError {
+    #[error(transparent)]
+    Source(#[from] crate::config::SpecError),
+    #[error(transparent)]
+    Sync(#[from] sync::SyncError),
+    #[error("cannot move {} to {folder}/: {error}", path.display())]
+    Move {
+        path: PathBuf,
+        folder: &'static str,
+        error: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Task(String),
+}
+
 pub(super) fn note_before_commit(config: &Config) -> sync::BeforeCommit {
     let state_dir = config.daemon.state_dir.clone();
     Box::new(move |plan, sha256| lifecycle::write_commit_note(&state_dir, plan, sha256))
@@ -89,7 +107,7 @@ pub(super) async fn settle_file(
     accepted: Accepted,
     resumed: bool,
     started: std::time::Instant,
-) -> Result<Disposed, String> {
+) -> Result<Disposed, FilingError> {
     let filed = file_away(source, path, name, &accepted, resumed).await?;
     if let Accepted::Committed(_) = &accepted {
         let state_dir = shared.config().daemon.state_dir.clone();
@@ -177,7 +195,7 @@ pub(super) async fn file_away(
     name: &str,
     accepted: &Accepted,
     resumed: bool,
-) -> Result<Filed, String> {
+) -> Result<Filed, FilingError> {
     let at = Utc::now();
     let inbox = source.inbox.get_ref().clone();
     let (outcome, folder, sides, report): (&'static str, &str, Vec<(&str, Vec<u8>)>, _) =
@@ -243,8 +261,12 @@ pub(super) async fn file_away(
         lifecycle::file_away(&file, &inbox, folder, &name, at, &sides)
     })
     .await
-    .map_err(|error| format!("internal error: {error}"))?
-    .map_err(|error| format!("cannot move {} to {folder}/: {error}", path.display()))?;
+    .map_err(|error| FilingError::Task(error.to_string()))?
+    .map_err(|error| FilingError::Move {
+        path: path.to_path_buf(),
+        folder,
+        error,
+    })?;
     let open_report = report.map(|r| (lifecycle::beside(&moved_to, lifecycle::REPORT_SUFFIX), r));
     Ok(Filed {
         disposed: Disposed { outcome, moved_to },

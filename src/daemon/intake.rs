@@ -87,7 +87,7 @@ pub(super) async fn processor(
                     entry.last_file = Some(file_name(&candidate.path));
                     entry.outcome = Some("failed".into());
                     entry.at = Some(utc_now());
-                    entry.error = Some(error.clone());
+                    entry.error = Some(error.to_string());
                     entry.moved_to = None;
                 });
             }
@@ -228,7 +228,7 @@ async fn take(
     config: &Config,
     source: &SourceConfig,
     path: &Path,
-) -> Result<(), String> {
+) -> Result<(), filing::FilingError> {
     let started = std::time::Instant::now();
     let name = file_name(path);
     let accepted = sync::accept_with(
@@ -238,8 +238,7 @@ async fn take(
         Approval::None,
         Some(filing::note_before_commit(config)),
     )
-    .await
-    .map_err(|error| error.to_string())?;
+    .await?;
     let mut resumed = false;
     let accepted = match accepted {
         Accepted::Committed(plan) => {

@@ -34,6 +34,35 @@ impl Answer {
     }
 }
 
+/// Why `plan`, `approve` or finding a file's source failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("no source named {0:?} in the config")]
+    NoSuchSource(String),
+    #[error("{} is not in a source's inbox: say which source it belongs to with --source", .0.display())]
+    NotInAnInbox(PathBuf),
+    #[error("{} is not in the held/ folder of a source's inbox", .0.display())]
+    NotHeld(PathBuf),
+    #[error("source {source_name} names target {target}, which is not defined")]
+    UndefinedTarget { source_name: String, target: String },
+    #[error("cannot read {}: {error}", path.display())]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot find {}: {error}", path.display())]
+    NotFound {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Source(#[from] crate::config::SpecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the plan as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
 fn when(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -137,11 +166,11 @@ pub fn resolve_source<'c>(
     config: &'c Config,
     file: &Path,
     name: Option<&str>,
-) -> Result<&'c SourceConfig, String> {
+) -> Result<&'c SourceConfig, OpsError> {
     if let Some(name) = name {
         return config
             .source(name)
-            .ok_or_else(|| format!("no source named {name:?} in the config"));
+            .ok_or_else(|| OpsError::NoSuchSource(name.to_string()));
     }
     let folder = file
         .parent()
@@ -158,10 +187,7 @@ pub fn resolve_source<'c>(
     match (by_inbox, config.sources.as_slice()) {
         (Some(source), _) => Ok(source),
         (None, [only]) => Ok(only),
-        _ => Err(format!(
-            "{} is not in a source's inbox: say which source it belongs to with --source",
-            file.display()
-        )),
+        _ => Err(OpsError::NotInAnInbox(file.to_path_buf())),
     }
 }
 
@@ -172,11 +198,13 @@ pub fn plan(
     file: &Path,
     source: Option<&str>,
     json: bool,
-) -> Result<Answer, String> {
+) -> Result<Answer, OpsError> {
     let source = resolve_source(config, file, source)?;
     let spec = source.spec()?;
-    let bytes =
-        std::fs::read(file).map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+    let bytes = std::fs::read(file).map_err(|error| OpsError::Read {
+        path: file.to_path_buf(),
+        error,
+    })?;
     let outcome = ingest::ingest(&bytes, &spec);
     let shown = file.display().to_string();
     if !outcome.accepted() {
@@ -193,12 +221,9 @@ pub fn plan(
             .targets
             .iter()
             .find(|t| t.name.get_ref() == name.get_ref())
-            .ok_or_else(|| {
-                format!(
-                    "source {} names target {}, which is not defined",
-                    source.name.get_ref(),
-                    name.get_ref()
-                )
+            .ok_or_else(|| OpsError::UndefinedTarget {
+                source_name: source.name.get_ref().clone(),
+                target: name.get_ref().clone(),
             })?;
         targets.push(TargetInfo::from_config(target));
     }
@@ -226,11 +251,9 @@ pub fn plan(
         &file_info,
         &config.safety,
         options,
-    )
-    .map_err(|error| error.to_string())?;
+    )?;
     let output = if json {
-        let mut text =
-            serde_json::to_string_pretty(&planned.plan).map_err(|error| error.to_string())?;
+        let mut text = serde_json::to_string_pretty(&planned.plan)?;
         text.push('\n');
         text
     } else {
@@ -252,21 +275,17 @@ pub struct HeldFile<'c> {
 }
 
 /// Finds the source of a file in a `held/` folder and what its plan blocked.
-pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, String> {
-    let path = file
-        .canonicalize()
-        .map_err(|error| format!("cannot find {}: {error}", file.display()))?;
+pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, OpsError> {
+    let path = file.canonicalize().map_err(|error| OpsError::NotFound {
+        path: file.to_path_buf(),
+        error,
+    })?;
     let folder = path.parent().map(Path::to_path_buf);
     let source = config
         .sources
         .iter()
         .find(|s| s.inbox.get_ref().join(lifecycle::HELD).canonicalize().ok() == folder)
-        .ok_or_else(|| {
-            format!(
-                "{} is not in the held/ folder of a source's inbox",
-                file.display()
-            )
-        })?;
+        .ok_or_else(|| OpsError::NotHeld(file.to_path_buf()))?;
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -76,7 +76,7 @@ async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
             })
             .await
             .map_err(|error| error.to_string())
-            .and_then(|answer| answer)
+            .and_then(|answer| answer.map_err(|error| error.to_string()))
             .unwrap_or_else(|message| Answer::new(exit::USAGE, format!("{message}\n")))
         }
         Request::Approve { file } => {
