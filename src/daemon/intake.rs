@@ -95,6 +95,7 @@ pub(super) async fn processor(
             took = true;
         }
         if took {
+            stall_for_tests(&shared).await;
             continue; // more may have arrived meanwhile
         }
         let deadline = observed.next.map(Instant::from_std);
@@ -200,6 +201,17 @@ async fn scan_inboxes(
     })
     .await
     .unwrap_or_default()
+}
+
+/// Test only: with `ROSTERSYNC_TEST_STALL_PROCESSOR=1` the processor stops
+/// turning (without beating) once it has taken a file, until the daemon
+/// stops: the hang that systemd's watchdog must catch
+/// (`tests/daemon_watchdog.rs`). Never set in service.
+async fn stall_for_tests(shared: &Shared) {
+    if std::env::var_os("ROSTERSYNC_TEST_STALL_PROCESSOR").is_some_and(|v| v == "1") {
+        error!("ROSTERSYNC_TEST_STALL_PROCESSOR=1: the file processor stalls (a watchdog test)");
+        shared.cancel.cancelled().await;
+    }
 }
 
 pub(super) fn file_name(path: &Path) -> String {

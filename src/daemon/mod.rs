@@ -320,8 +320,10 @@ async fn main_loop(
             () = &mut stop => break,
             Some(()) = reloads.next() => reload::reload(shared).await,
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
-                let every = watchdog.unwrap_or_default();
-                if shared.heartbeat.age() < every * 2 {
+                // systemd's period (twice our tick), and no less than a few
+                // of the processor's beats.
+                let silent_at = (watchdog.unwrap_or_default() * 2).max(supervise::STALLED_AFTER);
+                if shared.heartbeat.age() < silent_at {
                     notify_systemd(&[sd_notify::NotifyState::Watchdog]);
                     starved = false;
                 } else if !starved {

@@ -87,6 +87,9 @@ pub struct Heartbeat {
 
 /// How often a beat comes while the processor works on one thing.
 const BUSY_BEAT: Duration = Duration::from_secs(1);
+/// A heartbeat this old, or older than systemd's watchdog period, means the
+/// processor stalled (it beats every second while waiting or working).
+pub const STALLED_AFTER: Duration = Duration::from_secs(3);
 
 impl Heartbeat {
     pub fn new() -> Heartbeat {
