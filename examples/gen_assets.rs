@@ -17,7 +17,7 @@ use clap_mangen::Man;
 use rostersync::cli::Cli;
 
 /// Sections the generated page lacks: where things are, and what the exit
-/// codes mean (DESIGN.md), in roff.
+/// codes mean (README, *Commands and the daemon*), in roff.
 const EXTRA_SECTIONS: &str = r#".SH "EXIT STATUS"
 .TP
 \fB0\fR

@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md, *Commands*). Kept in the library so that
+//! The command line (README, *Commands and the daemon*). Kept in the library so that
 //! packaging can generate the man page and completions from it.
 
 use std::path::PathBuf;
@@ -93,7 +93,7 @@ pub enum Command {
     },
 }
 
-/// Exit codes shared by every command (DESIGN.md).
+/// Exit codes shared by every command (README, *Commands and the daemon*).
 pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;

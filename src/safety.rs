@@ -1,4 +1,4 @@
-//! Safety rules (DESIGN.md step 5): a plan that would block too many people,
+//! Safety rules (README, *How changes are worked out*): a plan that would block too many people,
 //! or comes from a suspiciously small file, is held instead of applied.
 
 use crate::config::SafetyConfig;

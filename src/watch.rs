@@ -1,5 +1,5 @@
 //! Which files in an inbox are HR drops, when they are complete, and in what
-//! order they are taken (DESIGN.md step 1). The decisions are plain functions
+//! order they are taken (README, *Sources: the drop folders*). The decisions are plain functions
 //! over what a scan saw ([`Tracker`]); the folder scan and the `notify`
 //! watchers are the thin IO part.
 

@@ -1,4 +1,4 @@
-//! The configuration file: its schema (DESIGN.md, *Config*), parsing with
+//! The configuration file: its schema (README, *Configure*; every key in `config.example.toml`), parsing with
 //! line and column on every problem, and the semantic checks of [`check`].
 
 mod check;
@@ -83,7 +83,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// The rules that hold a plan instead of applying it (DESIGN.md, step 5).
+/// The rules that hold a plan instead of applying it (README, *How changes are worked out*: Safety).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SafetyConfig {

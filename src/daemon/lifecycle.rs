@@ -1,4 +1,4 @@
-//! Where a processed file goes (DESIGN.md, *Folders*): `archive/` with its
+//! Where a processed file goes (README, *Reports*): `archive/` with its
 //! `.report.json`, `rejected/` with its `.errors.txt`, `held/` with its
 //! `.plan.txt` (and `.plan.json`, which `approve` reads back). Names and
 //! report contents are plain functions; moving and writing are the IO part,

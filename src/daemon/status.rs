@@ -1,4 +1,4 @@
-//! `status.json` (DESIGN.md, *Folders*): what the daemon is doing, written
+//! `status.json` (README, *Status*): what the daemon is doing, written
 //! atomically to the log folder, read back by `rostersync status` and
 //! summed up in one line for systemd's `STATUS=`. Rendering is pure.
 

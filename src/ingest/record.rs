@@ -30,7 +30,7 @@ impl fmt::Display for RecordKind {
 
 macro_rules! fields {
     ($($variant:ident => $name:literal),+ $(,)?) => {
-        /// A canonical field (DESIGN.md, *Canonical records*). Free `custom.*`
+        /// A canonical field (README, *How files are read*). Free `custom.*`
         /// fields are [`FieldName::Custom`].
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Field { $($variant),+ }
