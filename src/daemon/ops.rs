@@ -292,19 +292,8 @@ pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, Op
         .unwrap_or_default();
     let blocks = std::fs::read(lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX))
         .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
-        .map(|plan| {
-            plan.get("targets")
-                .and_then(serde_json::Value::as_object)
-                .map(|targets| {
-                    targets
-                        .values()
-                        .filter_map(|t| t.get("block").and_then(serde_json::Value::as_u64))
-                        .sum()
-                })
-                .unwrap_or(0)
-        })
-        .unwrap_or(0);
+        .and_then(|bytes| serde_json::from_slice::<crate::plan::Plan>(&bytes).ok())
+        .map_or(0, |plan| plan.targets.values().map(|t| t.block).sum());
     Ok(HeldFile {
         name: lifecycle::original_name(&file_name).to_string(),
         path,
