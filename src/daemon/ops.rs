@@ -4,7 +4,6 @@
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -300,14 +299,4 @@ pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, Op
         source,
         blocks,
     })
-}
-
-/// Runs blocking store work off the async executor, its error as a message.
-pub async fn blocking<T: Send + 'static>(
-    store: &Arc<Store>,
-    work: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, String> {
-    crate::store::blocking(store, work)
-        .await
-        .map_err(|error| error.to_string())
 }

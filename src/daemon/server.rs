@@ -8,9 +8,10 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::intake::ProcessorRequest;
-use super::ops::{self, Answer, blocking};
+use super::ops::{self, Answer};
 use super::{Shared, control, filing, lock, status, status_file};
 use crate::cli::exit;
+use crate::store;
 
 /// Accepts connections on the control socket until the daemon stops; each
 /// is answered in a task of its own.
@@ -37,7 +38,8 @@ pub(super) async fn control_server(shared: Arc<Shared>, listener: Arc<tokio::net
 async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
     use control::Request;
     let config = shared.config();
-    let failed = |message: String| Answer::new(exit::FAILURE, format!("{message}\n"));
+    let failed =
+        |message: &dyn std::fmt::Display| Answer::new(exit::FAILURE, format!("{message}\n"));
     match request {
         Request::Status { json } => {
             status_file::write(&shared, true).await;
@@ -50,18 +52,18 @@ async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
         }
         Request::Show { id } => {
             let config = Arc::clone(&config);
-            blocking(&shared.store, move |store| ops::show(&config, store, &id))
+            store::blocking(&shared.store, move |store| ops::show(&config, store, &id))
                 .await
-                .unwrap_or_else(failed)
+                .unwrap_or_else(|error| failed(&error))
         }
         Request::Retry { target } => {
             let for_store = Arc::clone(&config);
             let wanted = target.clone();
-            let answer = blocking(&shared.store, move |store| {
+            let answer = store::blocking(&shared.store, move |store| {
                 ops::retry(&for_store, store, wanted.as_deref())
             })
             .await
-            .unwrap_or_else(failed);
+            .unwrap_or_else(|error| failed(&error));
             match target {
                 Some(target) => shared.wake(&target),
                 None => shared.wake_all(),
@@ -87,11 +89,11 @@ async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
                 .await
                 .is_err()
             {
-                return failed("the daemon is stopping".into());
+                return failed(&"the daemon is stopping");
             }
             answer
                 .await
-                .unwrap_or_else(|_| failed("the daemon is stopping".into()))
+                .unwrap_or_else(|_| failed(&"the daemon is stopping"))
         }
     }
 }
