@@ -15,16 +15,8 @@ pub(super) async fn reload(shared: &Arc<Shared>) {
     let path = shared.config_path.clone();
     info!(config = %path.display(), "reloading the config");
     let loaded = tokio::task::spawn_blocking(move || config::load(&path, CheckLevel::Full)).await;
-    let mut new = match loaded {
-        Ok(Ok(config)) => config,
-        Ok(Err(error)) => {
-            error!("config reload refused, the running config stays: {error}");
-            return;
-        }
-        Err(error) => {
-            error!(%error, "config reload failed, the running config stays");
-            return;
-        }
+    let Some(mut new) = accepted(loaded) else {
+        return;
     };
     let old = shared.config();
     if old.daemon != new.daemon {
@@ -35,16 +27,8 @@ pub(super) async fn reload(shared: &Arc<Shared>) {
     }
     let prepared =
         tokio::task::spawn_blocking(move || lifecycle::prepare_folders(&new).map(|()| new)).await;
-    let new = match prepared {
-        Ok(Ok(new)) => new,
-        Ok(Err(error)) => {
-            error!("config reload refused, the running config stays: {error}");
-            return;
-        }
-        Err(error) => {
-            error!(%error, "config reload failed, the running config stays");
-            return;
-        }
+    let Some(new) = accepted(prepared) else {
+        return;
     };
     let names: Vec<String> = new
         .targets
@@ -71,4 +55,22 @@ pub(super) async fn reload(shared: &Arc<Shared>) {
         }
     }
     info!(config = %shared.config_path.display(), "config reloaded");
+}
+
+/// The new config out of a step of the reload, or the reason it is refused,
+/// logged (the running config stays).
+fn accepted<T, E: std::fmt::Display>(
+    step: Result<Result<T, E>, tokio::task::JoinError>,
+) -> Option<T> {
+    match step {
+        Ok(Ok(config)) => Some(config),
+        Ok(Err(error)) => {
+            error!("config reload refused, the running config stays: {error}");
+            None
+        }
+        Err(error) => {
+            error!(%error, "config reload failed, the running config stays");
+            None
+        }
+    }
 }
