@@ -8,7 +8,7 @@ use clap::Parser;
 
 use rostersync::cli::{Cli, Command, exit};
 use rostersync::config::{self, CheckLevel, ConfigError, LogFormat};
-use rostersync::connectors::Connector;
+use rostersync::connectors::AnyConnector;
 use rostersync::daemon::{self, control, control::Request, ops};
 use rostersync::ingest::{self, SourceSpec};
 use rostersync::report;
@@ -262,7 +262,7 @@ fn check_online(config: &config::Config) -> anyhow::Result<i32> {
     let mut failed = 0;
     for target in &config.targets {
         let name = target.name.get_ref();
-        let verdict = match Connector::from_config(target) {
+        let verdict = match AnyConnector::from_config(target) {
             Ok(connector) => runtime.block_on(connector.check()),
             Err(error) => Err(error.to_string()),
         };

@@ -1,11 +1,12 @@
 //! Projection: the part of a record one target holds, under that target's
 //! own field names, and its stable hash.
 //!
-//! Each connector kind has default mappings (TARGETS.md), overridden by the
-//! target's `[target.fields]` (`target_field = "canonical_field"`, or `""` to
-//! drop a default). A projection holds only fields with a value; the active
-//! flag is not part of it (block and unblock are actions of their own), and a
-//! password never is (it is sent on create only and never stored).
+//! Each connector kind has default mappings (TARGETS.md), given by its
+//! connector and overridden by the target's `[target.fields]`
+//! (`target_field = "canonical_field"`, or `""` to drop a default). A
+//! projection holds only fields with a value; the active flag is not part of
+//! it (block and unblock are actions of their own), and a password never is
+//! (it is sent on create only and never stored).
 
 use std::collections::BTreeMap;
 
@@ -27,7 +28,7 @@ pub struct Projector {
 
 impl Projector {
     pub fn new(kind: TargetKind, overrides: &BTreeMap<String, String>) -> Projector {
-        let (users, orgs) = defaults(kind);
+        let DefaultFields { users, orgs } = kind.default_fields();
         let mut projector = Projector {
             users: to_owned(&users),
             orgs: to_owned(&orgs),
@@ -117,168 +118,34 @@ pub fn is_projectable(field: &FieldName) -> bool {
     !matches!(field, FieldName::Known(Field::Password | Field::Disabled))
 }
 
-type Mapping = Vec<(&'static str, FieldName)>;
+/// Target field ← canonical field.
+pub type Mapping = Vec<(&'static str, FieldName)>;
+
+/// A kind's default mappings (TARGETS.md), as its connector gives them
+/// ([`crate::connectors::Connector::default_fields`]). Values stay canonical
+/// (ISO dates, `M`/`F`); each connector formats them for its API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefaultFields {
+    pub users: Mapping,
+    /// Empty when the kind keeps no organisations.
+    pub orgs: Mapping,
+}
+
+impl DefaultFields {
+    /// Mappings of canonical fields only.
+    pub fn known(users: &[(&'static str, Field)], orgs: &[(&'static str, Field)]) -> DefaultFields {
+        DefaultFields {
+            users: known(users),
+            orgs: known(orgs),
+        }
+    }
+}
 
 fn known(pairs: &[(&'static str, Field)]) -> Mapping {
     pairs
         .iter()
         .map(|&(name, field)| (name, FieldName::Known(field)))
         .collect()
-}
-
-/// The default mappings of TARGETS.md. Values stay canonical (ISO dates, `M`/`F`);
-/// each connector formats them for its API.
-fn defaults(kind: TargetKind) -> (Mapping, Mapping) {
-    use Field::*;
-    match kind {
-        TargetKind::Collaborator => (
-            known(&[
-                ("uid", ExtId),
-                ("secondname", LastName),
-                ("firstname", FirstName),
-                ("patronymic", MiddleName),
-                ("login", Login),
-                ("email", Email),
-                ("birth_date", BirthDate),
-                ("gender", Gender),
-                ("city", City),
-                ("department", Department),
-                ("position", Position),
-                ("phone", Phone),
-                ("structure_uid", OrgExtId),
-                ("manager_uid", ManagerExtId),
-                ("role_id", Roles),
-            ]),
-            known(&[
-                ("uid", ExtId),
-                ("parent_uid", ParentExtId),
-                ("title", Label),
-            ]),
-        ),
-        TargetKind::Maarch => (
-            known(&[
-                ("userId", Login),
-                ("firstname", FirstName),
-                ("lastname", LastName),
-                ("mail", Email),
-                ("phone", Phone),
-                ("groups", Groups),
-                ("entities", Entities),
-            ]),
-            known(&[
-                ("entity_id", ExtId),
-                ("entity_label", Label),
-                ("parent_entity_id", ParentExtId),
-            ]),
-        ),
-        TargetKind::Gestimum => (
-            vec![
-                ("USR_NAME", FieldName::Known(Login)),
-                ("USR_GROUPE", FieldName::Known(Department)),
-                ("SAL_CODE", FieldName::Custom("sal_code".into())),
-            ],
-            Vec::new(),
-        ),
-        TargetKind::Pleasanter => (
-            // The column display names of an English tenant's user import
-            // (a Japanese tenant renames them in [target.fields]). `Name`, the
-            // display name Pleasanter requires, is the last name unless a
-            // full-name column is mapped to it.
-            known(&[
-                ("Login ID", Login),
-                ("Name", LastName),
-                ("User code", ExtId),
-                ("Mail address", Email),
-                ("Department code", OrgExtId),
-            ]),
-            Vec::new(),
-        ),
-        TargetKind::Scim => (
-            known(&[
-                ("userName", Login),
-                ("externalId", ExtId),
-                ("name.givenName", FirstName),
-                ("name.familyName", LastName),
-                ("name.middleName", MiddleName),
-                // SCIM's `title` is the job title; the canonical `title` is
-                // the civility ("Mme", "M."), SCIM's honorific prefix.
-                ("name.honorificPrefix", Title),
-                ("title", Position),
-                ("emails.work", Email),
-                ("phoneNumbers.work", Phone),
-                ("phoneNumbers.mobile", Mobile),
-                ("preferredLanguage", Culture),
-                ("department", Department),
-                ("manager", ManagerExtId),
-            ]),
-            known(&[("externalId", ExtId), ("displayName", Label)]),
-        ),
-        TargetKind::WbtFile => (
-            {
-                let mut users = known(&[
-                    ("user_extid", ExtId),
-                    ("user_lname", LastName),
-                    ("user_fname", FirstName),
-                    ("user_tname", Title),
-                    ("user_login", Login),
-                    ("org_extid", OrgExtId),
-                    ("user_email", Email),
-                    ("user_culture", Culture),
-                    ("birth_date", BirthDate),
-                    ("user_activation_date", ActivationDate),
-                    ("user_expiration_date", ExpirationDate),
-                    ("user_manager_extid", ManagerExtId),
-                    ("user_alternate_manager_extid", AltManagerExtId),
-                    ("user_address1", Address1),
-                    ("user_address2", Address2),
-                    ("user_zip", Zip),
-                    ("user_city", City),
-                    ("user_country", Country),
-                    ("user_phone", Phone),
-                    ("user_cellphone", Mobile),
-                    ("user_hourly_cost", HourlyCost),
-                    ("user_audiences", Audiences),
-                    ("user_roles", Roles),
-                ]);
-                // WBT's ten free fields come back from `custom.udtf1`..`custom.udtf10`.
-                users.extend(
-                    [
-                        "udtf1", "udtf2", "udtf3", "udtf4", "udtf5", "udtf6", "udtf7", "udtf8",
-                        "udtf9", "udtf10",
-                    ]
-                    .iter()
-                    .zip([
-                        "user_udtf1",
-                        "user_udtf2",
-                        "user_udtf3",
-                        "user_udtf4",
-                        "user_udtf5",
-                        "user_udtf6",
-                        "user_udtf7",
-                        "user_udtf8",
-                        "user_udtf9",
-                        "user_udtf10",
-                    ])
-                    .map(|(custom, column)| (column, FieldName::Custom((*custom).into()))),
-                );
-                users
-            },
-            known(&[
-                ("org_label", Label),
-                ("org_extid", ExtId),
-                ("org_parentextid", ParentExtId),
-                ("org_description", Description),
-                ("org_culture", Culture),
-                ("org_address1", Address1),
-                ("org_address2", Address2),
-                ("org_zip", Zip),
-                ("org_city", City),
-                ("org_country", Country),
-                ("org_institution_code", InstitutionCode),
-                ("org_budget", Budget),
-            ]),
-        ),
-    }
 }
 
 /// The stable hash of a projection, 128 bits.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::config::{RetryConfig, TargetConfig};
-use crate::connectors::{Connector, ConnectorError, Outcome, PushItem, PushReply};
+use crate::connectors::{AnyConnector, ConnectorError, Outcome, PushItem, PushReply};
 use crate::diff;
 use crate::ingest::record::{Field, RecordKind};
 use crate::projection::Fields;
@@ -52,7 +52,7 @@ pub struct Drained {
 pub struct PushTarget {
     pub name: String,
     /// Shared with the tasks that send, one per batch under way.
-    pub connector: Arc<Connector>,
+    pub connector: Arc<AnyConnector>,
     pub retry: RetryConfig,
     /// How many pushes (batches, or single records) may be under way at once.
     pub concurrency: usize,
@@ -84,7 +84,7 @@ impl PushTarget {
         };
         Ok(PushTarget {
             name: target.name.get_ref().clone(),
-            connector: Arc::new(Connector::from_config(target)?),
+            connector: Arc::new(AnyConnector::from_config(target)?),
             retry: target.retry.clone(),
             concurrency: (*target.concurrency.get_ref()).max(1),
             users: references(

@@ -360,7 +360,7 @@ fn a_refused_password_stops_the_target_and_never_shows() {
     assert_eq!(run.fake.directory().len(), 5);
 }
 
-fn connector(url: &str, password: &str) -> rostersync::connectors::Connector {
+fn connector(url: &str, password: &str) -> rostersync::connectors::AnyConnector {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("inbox")).unwrap();
     let secret = dir.path().join("password");
@@ -373,7 +373,7 @@ fn connector(url: &str, password: &str) -> rostersync::connectors::Connector {
     );
     let config = rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
         .unwrap_or_else(|problems| panic!("{problems:?}"));
-    rostersync::connectors::Connector::from_config(&config.targets[0]).unwrap()
+    rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap()
 }
 
 #[test]

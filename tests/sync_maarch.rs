@@ -535,7 +535,8 @@ fn check_says_when_the_credentials_are_refused() {
         let path = run.dir.path().join("check.toml");
         std::fs::write(&path, text).unwrap();
         let config = rostersync::config::load(&path, rostersync::config::CheckLevel::Full).unwrap();
-        let connector = rostersync::connectors::Connector::from_config(&config.targets[0]).unwrap();
+        let connector =
+            rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
         assert_eq!(connector.batch_size(), 1);
         tokio::runtime::Runtime::new()
             .unwrap()

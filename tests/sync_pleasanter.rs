@@ -394,7 +394,8 @@ async fn check_tries_the_key() {
         let config =
             rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
                 .unwrap();
-        let connector = rostersync::connectors::Connector::from_config(&config.targets[0]).unwrap();
+        let connector =
+            rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
         let result = connector.check().await;
         if ok {
             assert_eq!(result, Ok(()));

@@ -527,7 +527,8 @@ fn check_reads_the_configuration_and_tries_the_token() {
         let config =
             rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
                 .unwrap();
-        let connector = rostersync::connectors::Connector::from_config(&config.targets[0]).unwrap();
+        let connector =
+            rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
         tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(connector.check())

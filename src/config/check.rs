@@ -10,6 +10,7 @@ use super::{
     CheckLevel, Config, ConfigProblem, FormatKind, KeyField, SourceConfig, TargetConfig,
     TargetKind, line_col, parse_delimiter,
 };
+use crate::connectors::{Place, Settings};
 use crate::ingest::decode::EncodingChoice;
 use crate::ingest::record::{Field, FieldName, RecordKind};
 use crate::ingest::values::DateFormat;
@@ -293,30 +294,42 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
     let name = target.name.get_ref();
     let kind = target.kind;
     let here = target.name.span();
-    if kind == TargetKind::WbtFile {
-        match &target.dir {
-            Some(dir) => check_dir(c, dir.span(), "dir", dir.get_ref()),
-            None => c.at(
-                here.clone(),
-                format!("target {name:?} (wbt-file) needs dir"),
-            ),
+    let settings = kind.settings();
+    // Kinds that take a setting, to name in a refusal ("dir is for wbt-file targets").
+    let takers = |takes: &dyn Fn(&Settings) -> bool| {
+        TargetKind::ALL
+            .iter()
+            .copied()
+            .filter(|other| takes(&other.settings()))
+            .map(TargetKind::name)
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match settings.place {
+        Place::Dir => {
+            match &target.dir {
+                Some(dir) => check_dir(c, dir.span(), "dir", dir.get_ref()),
+                None => c.at(here.clone(), format!("target {name:?} ({kind}) needs dir")),
+            }
+            if let Some(url) = &target.url {
+                c.at(
+                    url.span(),
+                    format!("a {kind} target writes files: it takes dir, not url"),
+                );
+            }
         }
-        if let Some(url) = &target.url {
-            c.at(
-                url.span(),
-                "a wbt-file target writes files: it takes dir, not url",
-            );
-        }
-    } else {
-        match &target.url {
-            Some(url) => check_url(c, url),
-            None => c.at(here.clone(), format!("target {name:?} ({kind}) needs url")),
-        }
-        if let Some(dir) = &target.dir {
-            c.at(
-                dir.span(),
-                format!("dir is for wbt-file targets; {kind} takes url"),
-            );
+        Place::Url => {
+            match &target.url {
+                Some(url) => check_url(c, url),
+                None => c.at(here.clone(), format!("target {name:?} ({kind}) needs url")),
+            }
+            if let Some(dir) = &target.dir {
+                let takers = takers(&|s| s.place == Place::Dir);
+                c.at(
+                    dir.span(),
+                    format!("dir is for {takers} targets; {kind} takes url"),
+                );
+            }
         }
     }
 
@@ -330,11 +343,7 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         target.password_file.as_ref().map(|s| s.span()),
         target.password_credential.as_ref().map(|s| s.span()),
     ];
-    let (wants_token, wants_password) = match kind {
-        TargetKind::Collaborator | TargetKind::Scim | TargetKind::Pleasanter => (true, false),
-        TargetKind::Maarch | TargetKind::Gestimum => (false, true),
-        TargetKind::WbtFile => (false, false),
-    };
+    let (wants_token, wants_password) = (settings.token, settings.password);
     one_secret(c, &here, name, "token", &token_keys, wants_token, kind);
     one_secret(
         c,
@@ -350,47 +359,25 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         (Some(user), false) => c.at(user.span(), format!("{kind} targets take no user")),
         _ => {}
     }
-    match (&target.company, kind) {
-        (None, TargetKind::Gestimum) => c.at(
-            here.clone(),
-            format!("target {name:?} (gestimum) needs company (the company file users go into)"),
+    for (key, span) in [
+        ("company", target.company.as_ref().map(Spanned::span)),
+        (
+            "dormant_column",
+            target.dormant_column.as_ref().map(Spanned::span),
         ),
-        (Some(company), kind) if kind != TargetKind::Gestimum => c.at(
-            company.span(),
-            format!("company is for gestimum targets; {kind} takes none"),
-        ),
-        _ => {}
-    }
-    match (&target.dormant_column, kind) {
-        (Some(column), kind) if kind != TargetKind::Gestimum => c.at(
-            column.span(),
-            format!("dormant_column is for gestimum targets; {kind} takes none"),
-        ),
-        (column, TargetKind::Gestimum) => {
-            let (value, span) = match column {
-                Some(column) => (column.get_ref().as_str(), column.span()),
-                None => (
-                    crate::connectors::gestimum::DEFAULT_DORMANT_COLUMN,
-                    target.fields.span(),
-                ),
-            };
-            if value.is_empty()
-                || value
-                    .chars()
-                    .any(|ch| ch == ';' || ch == '"' || ch.is_whitespace() || ch.is_control())
-            {
-                c.at(
-                    span,
-                    format!("dormant_column {value:?} is not a Gestimum column name (no spaces, `;` or quotes)"),
-                );
-            } else if target.fields.get_ref().contains_key(value) {
-                c.at(
-                    span,
-                    format!("{value} is the dormant column (block/unblock): it cannot also be mapped in [target.fields]"),
-                );
-            }
+    ] {
+        if let Some(span) = span
+            && !settings.own_keys.contains(&key)
+        {
+            let takers = takers(&|s| s.own_keys.contains(&key));
+            c.at(
+                span,
+                format!("{key} is for {takers} targets; {kind} takes none"),
+            );
         }
-        _ => {}
+    }
+    for (span, message) in kind.check_config(target) {
+        c.at(span, message);
     }
     for (file, what) in [
         (&target.token_file, "token_file"),
@@ -422,11 +409,7 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         );
     }
     if let Some(encoding) = &target.encoding {
-        let allowed = match kind {
-            TargetKind::Pleasanter => ["utf-8", "shift_jis"].as_slice(),
-            TargetKind::WbtFile => ["utf-8", "utf-8-bom", "windows-1252"].as_slice(),
-            _ => [].as_slice(),
-        };
+        let allowed = settings.encodings;
         if !allowed.contains(&encoding.get_ref().to_lowercase().as_str()) {
             c.at(
                 encoding.span(),

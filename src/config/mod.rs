@@ -5,12 +5,13 @@ mod check;
 mod duration;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
+/// A target's `kind`: the registry of connectors defines them.
+pub use crate::connectors::TargetKind;
 pub use duration::HumanDuration;
 
 use crate::ingest::columns::Format;
@@ -241,30 +242,6 @@ fn default_concurrency() -> Spanned<usize> {
 
 fn default_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(30))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TargetKind {
-    Collaborator,
-    Maarch,
-    Gestimum,
-    Pleasanter,
-    Scim,
-    WbtFile,
-}
-
-impl fmt::Display for TargetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TargetKind::Collaborator => "collaborator",
-            TargetKind::Maarch => "maarch",
-            TargetKind::Gestimum => "gestimum",
-            TargetKind::Pleasanter => "pleasanter",
-            TargetKind::Scim => "scim",
-            TargetKind::WbtFile => "wbt-file",
-        })
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -8,16 +8,19 @@
 //! Organisations (inferred from the vendor's other pages) go to
 //! `POST /api/v2/orgstructure/import` as `[{"uid","parent_uid","title"}]`.
 
+use std::borrow::Borrow;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Value, json};
 
 use crate::config::TargetConfig;
-use crate::ingest::record::RecordKind;
+use crate::ingest::record::{Field, RecordKind};
 use crate::model::ActionKind;
+use crate::projection::DefaultFields;
 use crate::retry::Failure;
 
-use super::http::{Http, secret_header};
-use super::{Outcome, PushItem, PushReply, Verdict, bisect};
+use super::http::{Http, Reply, secret_header};
+use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict, bisect};
 
 const BATCH_PATH: &str = "/api/v2/users-import/batch";
 const SINGLE_PATH: &str = "/api/v2/users-import/single";
@@ -28,8 +31,45 @@ pub struct Collaborator {
     batch_size: usize,
 }
 
-impl Collaborator {
-    pub fn from_config(target: &TargetConfig) -> Result<Collaborator, String> {
+impl Connector for Collaborator {
+    const KIND: &'static str = "collaborator";
+    const SETTINGS: Settings = Settings {
+        place: Place::Url,
+        token: true,
+        password: false,
+        encodings: &[],
+        own_keys: &[],
+    };
+
+    fn default_fields() -> DefaultFields {
+        use Field::*;
+        DefaultFields::known(
+            &[
+                ("uid", ExtId),
+                ("secondname", LastName),
+                ("firstname", FirstName),
+                ("patronymic", MiddleName),
+                ("login", Login),
+                ("email", Email),
+                ("birth_date", BirthDate),
+                ("gender", Gender),
+                ("city", City),
+                ("department", Department),
+                ("position", Position),
+                ("phone", Phone),
+                ("structure_uid", OrgExtId),
+                ("manager_uid", ManagerExtId),
+                ("role_id", Roles),
+            ],
+            &[
+                ("uid", ExtId),
+                ("parent_uid", ParentExtId),
+                ("title", Label),
+            ],
+        )
+    }
+
+    fn from_config(target: &TargetConfig) -> Result<Collaborator, String> {
         let token = target
             .token_source()
             .ok_or("a collaborator target needs a token")?
@@ -42,11 +82,11 @@ impl Collaborator {
         })
     }
 
-    pub fn batch_size(&self) -> usize {
+    fn batch_size(&self) -> usize {
         self.batch_size
     }
 
-    pub async fn push(&self, items: &[PushItem]) -> PushReply {
+    async fn push(&self, items: &[PushItem]) -> PushReply {
         match items.first().map(|i| i.key.kind) {
             Some(RecordKind::Orgs) => self.push_orgs(items).await,
             Some(RecordKind::Users) => self.push_users(items).await,
@@ -55,7 +95,7 @@ impl Collaborator {
     }
 
     /// Tries the token on the batch endpoint with an empty batch.
-    pub async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), String> {
         let reply = self
             .http
             .send(
@@ -73,6 +113,15 @@ impl Collaborator {
         }
     }
 
+    type Reply = Reply;
+
+    /// A batch import's reply: see [`batch_verdict`].
+    fn verdict(&self, sent: &[&PushItem], reply: &Reply) -> Verdict {
+        batch_verdict(sent, reply)
+    }
+}
+
+impl Collaborator {
     /// A batch; one whose counts do not add up is split in two, and a
     /// single record goes to the single endpoint.
     async fn push_users(&self, items: &[PushItem]) -> PushReply {
@@ -93,30 +142,7 @@ impl Collaborator {
                 .await;
             match reply {
                 Err(failure) => Verdict::All(Outcome::Failed(failure)),
-                Ok(reply) if reply.is_success() => match parse_counts(&reply.body) {
-                    // A 200 without readable counts: the upsert may have happened;
-                    // sending it again is harmless.
-                    Err(reason) => Verdict::All(Outcome::Failed(Failure::Transient {
-                        reason,
-                        retry_after: None,
-                    })),
-                    Ok(counts) => match check_counts(part, &counts) {
-                        CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
-                        CountCheck::MissingUsersBlocked { blocked, sent } => Verdict::Halt(
-                            Outcome::Acked { target_id: None },
-                            format!(
-                                "the portal blocked {blocked} users for {sent} blocks sent: it blocks users missing from a batch. \
-                                 Turn on its \"don't block missing users\" option; pushing to this target is stopped"
-                            ),
-                        ),
-                        CountCheck::Mismatch(_) => Verdict::Split,
-                    },
-                },
-                Ok(reply) => match reply.failure() {
-                    // A refused batch: find the record it refuses.
-                    Failure::Permanent { .. } => Verdict::Split,
-                    transient => Verdict::All(Outcome::Failed(transient)),
-                },
+                Ok(reply) => self.verdict(&part.iter().collect::<Vec<_>>(), &reply),
             }
         })
         .await;
@@ -283,10 +309,45 @@ pub enum CountCheck {
     },
 }
 
+/// What the reply to a batch import says of the users it carried: all
+/// imported; a split when its counts do not add up or the batch was refused
+/// (to find the record); a halt when the portal blocked users missing from it.
+pub fn batch_verdict(part: &[&PushItem], reply: &Reply) -> Verdict {
+    if !reply.is_success() {
+        return match reply.failure() {
+            // A refused batch: find the record it refuses.
+            Failure::Permanent { .. } => Verdict::Split,
+            transient => Verdict::All(Outcome::Failed(transient)),
+        };
+    }
+    match parse_counts(&reply.body) {
+        // A 200 without readable counts: the upsert may have happened;
+        // sending it again is harmless.
+        Err(reason) => Verdict::All(Outcome::Failed(Failure::Transient {
+            reason,
+            retry_after: None,
+        })),
+        Ok(counts) => match check_counts(part, &counts) {
+            CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
+            CountCheck::MissingUsersBlocked { blocked, sent } => Verdict::Halt(
+                Outcome::Acked { target_id: None },
+                format!(
+                    "the portal blocked {blocked} users for {sent} blocks sent: it blocks users missing from a batch. \
+                     Turn on its \"don't block missing users\" option; pushing to this target is stopped"
+                ),
+            ),
+            CountCheck::Mismatch(_) => Verdict::Split,
+        },
+    }
+}
+
 /// Every user sent is either created or updated; no more users are blocked
 /// than were sent inactive (fewer is fine: a replayed block changes nothing).
-pub fn check_counts(items: &[PushItem], counts: &Counts) -> CountCheck {
-    let inactive = items.iter().filter(|i| !i.active).count() as u64;
+pub fn check_counts<I: Borrow<PushItem>>(items: &[I], counts: &Counts) -> CountCheck {
+    let inactive = items
+        .iter()
+        .filter(|item| !Borrow::<PushItem>::borrow(*item).active)
+        .count() as u64;
     if counts.blocked > inactive {
         return CountCheck::MissingUsersBlocked {
             blocked: counts.blocked,

@@ -34,12 +34,15 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::config::TargetConfig;
-use crate::ingest::record::RecordKind;
+use crate::ingest::record::{Field, FieldName, RecordKind};
+use crate::projection::DefaultFields;
 use crate::retry::Failure;
 use crate::secret::Secret;
 
 use super::http::Http;
-use super::{Outcome, PushItem, PushReply, Verdict, bisect};
+use super::{
+    Connector, Outcome, Place, PushItem, PushReply, SettingProblem, Settings, Verdict, bisect,
+};
 
 const IMPORT_PATH: &str = "/api/rest/Utilisateurs/%22Importer%22";
 /// Gestimum's key for a user.
@@ -66,8 +69,63 @@ pub struct Gestimum {
     dormant_column: String,
 }
 
-impl Gestimum {
-    pub fn from_config(target: &TargetConfig) -> Result<Gestimum, String> {
+impl Connector for Gestimum {
+    const KIND: &'static str = "gestimum";
+    const SETTINGS: Settings = Settings {
+        place: Place::Url,
+        token: false,
+        password: true,
+        encodings: &[],
+        own_keys: &["company", "dormant_column"],
+    };
+
+    fn default_fields() -> DefaultFields {
+        DefaultFields {
+            users: vec![
+                ("USR_NAME", FieldName::Known(Field::Login)),
+                ("USR_GROUPE", FieldName::Known(Field::Department)),
+                ("SAL_CODE", FieldName::Custom("sal_code".into())),
+            ],
+            orgs: Vec::new(),
+        }
+    }
+
+    /// `company` is required; the dormant column is a plain column name that
+    /// `[target.fields]` does not also map.
+    fn check_config(target: &TargetConfig) -> Vec<SettingProblem> {
+        let mut problems = Vec::new();
+        if target.company.is_none() {
+            problems.push((
+                target.name.span(),
+                format!(
+                    "target {:?} (gestimum) needs company (the company file users go into)",
+                    target.name.get_ref()
+                ),
+            ));
+        }
+        let (value, span) = match &target.dormant_column {
+            Some(column) => (column.get_ref().as_str(), column.span()),
+            None => (DEFAULT_DORMANT_COLUMN, target.fields.span()),
+        };
+        if value.is_empty()
+            || value
+                .chars()
+                .any(|ch| ch == ';' || ch == '"' || ch.is_whitespace() || ch.is_control())
+        {
+            problems.push((
+                span,
+                format!("dormant_column {value:?} is not a Gestimum column name (no spaces, `;` or quotes)"),
+            ));
+        } else if target.fields.get_ref().contains_key(value) {
+            problems.push((
+                span,
+                format!("{value} is the dormant column (block/unblock): it cannot also be mapped in [target.fields]"),
+            ));
+        }
+        problems
+    }
+
+    fn from_config(target: &TargetConfig) -> Result<Gestimum, String> {
         let company = target
             .company
             .as_ref()
@@ -106,11 +164,11 @@ impl Gestimum {
         })
     }
 
-    pub fn batch_size(&self) -> usize {
+    fn batch_size(&self) -> usize {
         self.batch_size
     }
 
-    pub async fn push(&self, items: &[PushItem]) -> PushReply {
+    async fn push(&self, items: &[PushItem]) -> PushReply {
         match items.first().map(|i| i.key.kind) {
             Some(RecordKind::Users) => self.push_users(items).await,
             Some(RecordKind::Orgs) => {
@@ -129,7 +187,7 @@ impl Gestimum {
 
     /// Sends an import holding only the header line: it opens the company
     /// file with the credentials and imports nothing.
-    pub async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), String> {
         let header = csv_line([KEY_COLUMN, self.dormant_column.as_str()]);
         match self.import(&[header]).await {
             Attempt::Done(_) => Ok(()),
@@ -138,6 +196,49 @@ impl Gestimum {
         }
     }
 
+    type Reply = Attempt;
+
+    /// What an import of `sent` came to: all imported; a split when a batch
+    /// is refused for its content or its counts fall short; a single line
+    /// refused with what the journal said of it; a halt when Gestimum refused
+    /// the import as a whole (credentials, company file).
+    fn verdict(&self, sent: &[&PushItem], attempt: &Attempt) -> Verdict {
+        match attempt {
+            Attempt::Failed(failure @ Failure::Transient { .. }, _) => {
+                Verdict::All(Outcome::Failed(failure.clone()))
+            }
+            // A request refused for its content: find the line.
+            Attempt::Failed(Failure::Permanent { .. }, Some(400 | 413 | 422)) if sent.len() > 1 => {
+                Verdict::Split
+            }
+            Attempt::Failed(failure, _) => Verdict::All(Outcome::Failed(failure.clone())),
+            Attempt::Refused(reason) => Verdict::Halt(
+                Outcome::Failed(Failure::Permanent {
+                    reason: reason.clone(),
+                }),
+                format!("{reason}; pushing to this target is stopped"),
+            ),
+            Attempt::Done(reply) => match check_counts(sent.len() as u64, reply) {
+                CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
+                CountCheck::Short(_) if sent.len() > 1 => Verdict::Split,
+                CountCheck::Short(summary) => {
+                    let details = journal_details(&reply.journal);
+                    let reason = if details.is_empty() {
+                        format!("Gestimum did not import the user ({summary})")
+                    } else {
+                        format!(
+                            "Gestimum did not import the user: {}",
+                            self.mask(&details.join(" / "))
+                        )
+                    };
+                    Verdict::All(Outcome::Failed(Failure::Permanent { reason }))
+                }
+            },
+        }
+    }
+}
+
+impl Gestimum {
     async fn push_users(&self, items: &[PushItem]) -> PushReply {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let mut sendable = Vec::new();
@@ -157,40 +258,8 @@ impl Gestimum {
         let (sent_outcomes, halt) = bisect(sendable.len(), move |range| async move {
             let part: Vec<&PushItem> = sendable[range].iter().map(|&i| &items[i]).collect();
             let lines = csv_lines(&part, &self.dormant_column);
-            match self.import(&lines).await {
-                Attempt::Failed(failure @ Failure::Transient { .. }, _) => {
-                    Verdict::All(Outcome::Failed(failure))
-                }
-                // A request refused for its content: find the line.
-                Attempt::Failed(Failure::Permanent { .. }, Some(400 | 413 | 422))
-                    if part.len() > 1 =>
-                {
-                    Verdict::Split
-                }
-                Attempt::Failed(failure, _) => Verdict::All(Outcome::Failed(failure)),
-                Attempt::Refused(reason) => Verdict::Halt(
-                    Outcome::Failed(Failure::Permanent {
-                        reason: reason.clone(),
-                    }),
-                    format!("{reason}; pushing to this target is stopped"),
-                ),
-                Attempt::Done(reply) => match check_counts(part.len() as u64, &reply) {
-                    CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
-                    CountCheck::Short(_) if part.len() > 1 => Verdict::Split,
-                    CountCheck::Short(summary) => {
-                        let details = journal_details(&reply.journal);
-                        let reason = if details.is_empty() {
-                            format!("Gestimum did not import the user ({summary})")
-                        } else {
-                            format!(
-                                "Gestimum did not import the user: {}",
-                                self.mask(&details.join(" / "))
-                            )
-                        };
-                        Verdict::All(Outcome::Failed(Failure::Permanent { reason }))
-                    }
-                },
-            }
+            let attempt = self.import(&lines).await;
+            self.verdict(&part, &attempt)
         })
         .await;
         for (&i, outcome) in sendable.iter().zip(sent_outcomes) {
@@ -290,7 +359,7 @@ impl Gestimum {
     }
 }
 
-enum Attempt {
+pub enum Attempt {
     /// Gestimum ran the import (its counts still to be checked).
     Done(ImportReply),
     /// Gestimum refused the import as a whole (credentials, company file).

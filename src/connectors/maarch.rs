@@ -30,19 +30,20 @@
 //! with a reason saying to do it in Maarch's administration.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::config::TargetConfig;
-use crate::ingest::record::RecordKind;
+use crate::ingest::record::{Field, RecordKind};
 use crate::model::ActionKind;
-use crate::projection::Fields;
+use crate::projection::{DefaultFields, Fields};
 use crate::retry::Failure;
 use crate::secret::Secret;
 
 use super::http::{Http, Reply, secret_header};
-use super::{Outcome, PushItem, PushReply};
+use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
 
 /// Target field names of the user record (Maarch's own).
 pub const LOGIN: &str = "userId";
@@ -58,8 +59,37 @@ pub struct Maarch {
     http: Http,
 }
 
-impl Maarch {
-    pub fn from_config(target: &TargetConfig) -> Result<Maarch, String> {
+impl Connector for Maarch {
+    const KIND: &'static str = "maarch";
+    const SETTINGS: Settings = Settings {
+        place: Place::Url,
+        token: false,
+        password: true,
+        encodings: &[],
+        own_keys: &[],
+    };
+
+    fn default_fields() -> DefaultFields {
+        use Field::*;
+        DefaultFields::known(
+            &[
+                ("userId", Login),
+                ("firstname", FirstName),
+                ("lastname", LastName),
+                ("mail", Email),
+                ("phone", Phone),
+                ("groups", Groups),
+                ("entities", Entities),
+            ],
+            &[
+                ("entity_id", ExtId),
+                ("entity_label", Label),
+                ("parent_entity_id", ParentExtId),
+            ],
+        )
+    }
+
+    fn from_config(target: &TargetConfig) -> Result<Maarch, String> {
         let user = target
             .user
             .as_ref()
@@ -77,11 +107,11 @@ impl Maarch {
     }
 
     /// Maarch takes one user per request.
-    pub fn batch_size(&self) -> usize {
+    fn batch_size(&self) -> usize {
         1
     }
 
-    pub async fn push(&self, items: &[PushItem]) -> PushReply {
+    async fn push(&self, items: &[PushItem]) -> PushReply {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let result = match item.key.kind {
@@ -102,7 +132,7 @@ impl Maarch {
     }
 
     /// Lists the users with the credentials.
-    pub async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), String> {
         let reply = self
             .http
             .send(self.http.client().get(self.url(&["rest", "users"])))
@@ -118,6 +148,16 @@ impl Maarch {
         }
     }
 
+    /// One record per sequence of requests: each reply is read where it is
+    /// sent ([`entity_failure`], [`membership_settled`], ...).
+    type Reply = Infallible;
+
+    fn verdict(&self, _: &[&PushItem], reply: &Infallible) -> Verdict {
+        match *reply {}
+    }
+}
+
+impl Maarch {
     fn url(&self, segments: &[&str]) -> String {
         path_url(&self.http.url(""), segments)
     }

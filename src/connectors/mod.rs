@@ -1,21 +1,26 @@
-//! Connectors: one per target kind, behind one interface. Each connector file
-//! reads top to bottom as its settings, the pure request building and reply
-//! parsing, then the thin part that sends.
+//! Connectors: one per target kind, each an implementation of [`Connector`]
+//! in a file (or folder) of its own, registered in [`registry`], the one
+//! place that lists the kinds. Each connector reads top to bottom as its
+//! settings, the pure request building and reply parsing, then the thin part
+//! that sends.
 
 pub mod collaborator;
 pub mod gestimum;
 pub mod http;
 pub mod maarch;
 pub mod pleasanter;
+pub mod registry;
 pub mod scim;
 pub mod wbt_file;
 
 use std::future::Future;
 use std::ops::Range;
 
-use crate::config::{TargetConfig, TargetKind};
+pub use registry::{AnyConnector, TargetKind};
+
+use crate::config::TargetConfig;
 use crate::model::{ActionKind, RecordKey};
-use crate::projection::{Fields, ProjectionHash};
+use crate::projection::{DefaultFields, Fields, ProjectionHash};
 use crate::retry::Failure;
 
 /// One record to send, as the store holds it.
@@ -59,77 +64,74 @@ pub enum ConnectorError {
     Settings { target: String, message: String },
 }
 
-/// A target's connector.
-pub enum Connector {
-    WbtFile(wbt_file::WbtFile),
-    Collaborator(collaborator::Collaborator),
-    Maarch(maarch::Maarch),
-    Gestimum(gestimum::Gestimum),
-    Pleasanter(pleasanter::Pleasanter),
-    Scim(scim::Scim),
-}
+/// A target kind's connector: everything rostersync knows of the kind, in
+/// its one file. A new kind implements this and adds one line to
+/// [`registry`]; nothing else in `src/` names kinds.
+pub trait Connector: Sized + Send + Sync + 'static {
+    /// The kind's name: `kind = "..."` in the config, and in messages.
+    const KIND: &'static str;
 
-impl Connector {
-    pub fn from_config(target: &TargetConfig) -> Result<Connector, ConnectorError> {
-        let settings = |message: String| ConnectorError::Settings {
-            target: target.name.get_ref().clone(),
-            message,
-        };
-        match target.kind {
-            TargetKind::WbtFile => wbt_file::WbtFile::from_config(target).map(Connector::WbtFile),
-            TargetKind::Collaborator => {
-                collaborator::Collaborator::from_config(target).map(Connector::Collaborator)
-            }
-            TargetKind::Maarch => maarch::Maarch::from_config(target).map(Connector::Maarch),
-            TargetKind::Gestimum => {
-                gestimum::Gestimum::from_config(target).map(Connector::Gestimum)
-            }
-            TargetKind::Pleasanter => {
-                pleasanter::Pleasanter::from_config(target).map(Connector::Pleasanter)
-            }
-            TargetKind::Scim => scim::Scim::from_config(target).map(Connector::Scim),
-        }
-        .map_err(settings)
+    /// What its targets are configured with; `rostersync check` holds every
+    /// target of the kind to it (the rules themselves are in `config::check`).
+    const SETTINGS: Settings;
+
+    /// Its default mappings (TARGETS.md), which `[target.fields]` overrides.
+    fn default_fields() -> DefaultFields;
+
+    /// Config rules of its own, beyond [`Connector::SETTINGS`]: each problem
+    /// with the byte range of the config text it is about.
+    fn check_config(target: &TargetConfig) -> Vec<SettingProblem> {
+        let _ = target;
+        Vec::new()
     }
+
+    /// The connector of a target, secrets loaded, ready to push.
+    fn from_config(target: &TargetConfig) -> Result<Self, String>;
 
     /// How many records one request (or file) carries at most.
-    pub fn batch_size(&self) -> usize {
-        match self {
-            Connector::WbtFile(c) => c.batch_size(),
-            Connector::Collaborator(c) => c.batch_size(),
-            Connector::Maarch(c) => c.batch_size(),
-            Connector::Gestimum(c) => c.batch_size(),
-            Connector::Pleasanter(c) => c.batch_size(),
-            Connector::Scim(c) => c.batch_size(),
-        }
-    }
+    fn batch_size(&self) -> usize;
 
     /// Sends records; one outcome per item, in the same order.
-    pub async fn push(&self, items: &[PushItem]) -> PushReply {
-        match self {
-            Connector::WbtFile(c) => PushReply {
-                outcomes: c.push(items).await,
-                halt: None,
-            },
-            Connector::Collaborator(c) => c.push(items).await,
-            Connector::Maarch(c) => c.push(items).await,
-            Connector::Gestimum(c) => c.push(items).await,
-            Connector::Pleasanter(c) => c.push(items).await,
-            Connector::Scim(c) => c.push(items).await,
-        }
-    }
+    fn push(&self, items: &[PushItem]) -> impl Future<Output = PushReply> + Send;
 
     /// Reaches the target and tries its credentials (`check --online`).
-    pub async fn check(&self) -> Result<(), String> {
-        match self {
-            Connector::WbtFile(c) => c.check().await,
-            Connector::Collaborator(c) => c.check().await,
-            Connector::Maarch(c) => c.check().await,
-            Connector::Gestimum(c) => c.check().await,
-            Connector::Pleasanter(c) => c.check().await,
-            Connector::Scim(c) => c.check().await,
-        }
-    }
+    fn check(&self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// What the kind judges a batch from (its HTTP reply, mostly);
+    /// [`std::convert::Infallible`] for a kind that has no batch verdict
+    /// (one record per sequence of requests, each reply read where it is sent).
+    type Reply;
+
+    /// What a reply to a request carrying `sent` says of those records:
+    /// a pure function, the part of the kind most of its tests exercise.
+    fn verdict(&self, sent: &[&PushItem], reply: &Self::Reply) -> Verdict;
+}
+
+/// A problem in a target's config: the byte range of the config text it is
+/// about, and what is wrong.
+pub type SettingProblem = (Range<usize>, String);
+
+/// Where a kind pushes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// An API: `url` is required, `dir` refused.
+    Url,
+    /// A folder: `dir` is required, `url` refused.
+    Dir,
+}
+
+/// The settings a kind's targets take, beyond those every target takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub place: Place,
+    /// A token (`token_env`, `token_file` or `token_credential`), required.
+    pub token: bool,
+    /// `user` and its password (`password_env`, ...), both required.
+    pub password: bool,
+    /// The `encoding` values it takes, in lowercase (none: no `encoding`).
+    pub encodings: &'static [&'static str],
+    /// Keys only this kind takes (`company`): refused on the others.
+    pub own_keys: &'static [&'static str],
 }
 
 /// What one request over a part of a batch came to.

@@ -29,12 +29,12 @@ use serde_json::{Value, json};
 use crate::config::TargetConfig;
 use crate::ingest::record::{Field, RecordKind};
 use crate::model::ActionKind;
-use crate::projection::Projector;
+use crate::projection::{DefaultFields, Projector};
 use crate::retry::Failure;
 use crate::secret::Secret;
 
 use super::http::{Http, Reply};
-use super::{Outcome, PushItem, PushReply, Verdict, bisect};
+use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict, bisect};
 
 const IMPORT_PATH: &str = "/api/users/import";
 const GET_PATH: &str = "/api/users/get";
@@ -100,8 +100,35 @@ pub struct Pleasanter {
     batch_size: usize,
 }
 
-impl Pleasanter {
-    pub fn from_config(target: &TargetConfig) -> Result<Pleasanter, String> {
+impl Connector for Pleasanter {
+    const KIND: &'static str = "pleasanter";
+    const SETTINGS: Settings = Settings {
+        place: Place::Url,
+        token: true,
+        password: false,
+        encodings: &["utf-8", "shift_jis"],
+        own_keys: &[],
+    };
+
+    fn default_fields() -> DefaultFields {
+        use Field::*;
+        // The column display names of an English tenant's user import
+        // (a Japanese tenant renames them in [target.fields]). `Name`, the
+        // display name Pleasanter requires, is the last name unless a
+        // full-name column is mapped to it.
+        DefaultFields::known(
+            &[
+                ("Login ID", Login),
+                ("Name", LastName),
+                ("User code", ExtId),
+                ("Mail address", Email),
+                ("Department code", OrgExtId),
+            ],
+            &[],
+        )
+    }
+
+    fn from_config(target: &TargetConfig) -> Result<Pleasanter, String> {
         let key = target
             .token_source()
             .ok_or(
@@ -128,14 +155,11 @@ impl Pleasanter {
         })
     }
 
-    pub fn batch_size(&self) -> usize {
+    fn batch_size(&self) -> usize {
         self.batch_size
     }
 
-    // -----------------------------------------------------------------------
-    // The part that sends
-
-    pub async fn push(&self, items: &[PushItem]) -> PushReply {
+    async fn push(&self, items: &[PushItem]) -> PushReply {
         let outcomes = match items.first().map(|i| i.key.kind) {
             Some(RecordKind::Users) => self.push_users(items).await,
             Some(RecordKind::Orgs) => items
@@ -160,7 +184,7 @@ impl Pleasanter {
     }
 
     /// Lists users with the key: a refused key says so.
-    pub async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), String> {
         let body = get_users_body(self.key.expose(), None, 0);
         let reply = self
             .http
@@ -181,6 +205,38 @@ impl Pleasanter {
             .map_err(|reason| format!("{}: {reason}", self.http.url(GET_PATH)))
     }
 
+    type Reply = Reply;
+
+    /// An import's reply, judged by [`judge_import`]; for a single record, a
+    /// shortfall or a refusal is that record's refusal.
+    fn verdict(&self, sent: &[&PushItem], reply: &Reply) -> Verdict {
+        match judge_import(reply, sent.len()) {
+            ImportVerdict::All(outcome) => Verdict::All(outcome),
+            ImportVerdict::Split(message) if sent.len() == 1 => {
+                Verdict::All(Outcome::Failed(Failure::Permanent {
+                    reason: format!(
+                        "Pleasanter imported nothing for this user (it answered {message:?})"
+                    ),
+                }))
+            }
+            ImportVerdict::Refused(failure) if sent.len() == 1 => {
+                Verdict::All(Outcome::Failed(failure))
+            }
+            ImportVerdict::Split(_) | ImportVerdict::Refused(_) => {
+                tracing::debug!(
+                    records = sent.len(),
+                    "Pleasanter import fell short: splitting the batch"
+                );
+                Verdict::Split
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The part that sends
+
+impl Pleasanter {
     async fn push_users(&self, items: &[PushItem]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         // 1. The import, for the records whose fields must be written.
@@ -224,31 +280,10 @@ impl Pleasanter {
     /// `Acked` here means imported, the Disabled flag may still follow).
     async fn import(&self, items: &[PushItem], chosen: &[usize], outcomes: &mut [Option<Outcome>]) {
         let (imported, _) = bisect(chosen.len(), move |range| async move {
-            let part = &chosen[range];
-            let records: Vec<&PushItem> = part.iter().map(|&i| &items[i]).collect();
-            let verdict = match self.send_import(&records).await {
-                Err(failure) => ImportVerdict::All(Outcome::Failed(failure)),
-                Ok(reply) => judge_import(&reply, records.len()),
-            };
-            match verdict {
-                ImportVerdict::All(outcome) => Verdict::All(outcome),
-                ImportVerdict::Split(message) if part.len() == 1 => {
-                    Verdict::All(Outcome::Failed(Failure::Permanent {
-                        reason: format!(
-                            "Pleasanter imported nothing for this user (it answered {message:?})"
-                        ),
-                    }))
-                }
-                ImportVerdict::Refused(failure) if part.len() == 1 => {
-                    Verdict::All(Outcome::Failed(failure))
-                }
-                ImportVerdict::Split(_) | ImportVerdict::Refused(_) => {
-                    tracing::debug!(
-                        records = part.len(),
-                        "Pleasanter import fell short: splitting the batch"
-                    );
-                    Verdict::Split
-                }
+            let records: Vec<&PushItem> = chosen[range].iter().map(|&i| &items[i]).collect();
+            match self.send_import(&records).await {
+                Err(failure) => Verdict::All(Outcome::Failed(failure)),
+                Ok(reply) => self.verdict(&records, &reply),
             }
         })
         .await;

@@ -41,6 +41,7 @@
 //! memberships); it is acknowledged and logged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -50,13 +51,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
 use crate::config::TargetConfig;
-use crate::ingest::record::RecordKind;
+use crate::ingest::record::{Field, RecordKind};
 use crate::model::ActionKind;
-use crate::projection::Fields;
+use crate::projection::{DefaultFields, Fields};
 use crate::retry::{self, Failure};
 
 use super::http::{Http, Reply, secret_header};
-use super::{Outcome, PushItem, PushReply};
+use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -116,8 +117,41 @@ enum Ended {
     Permanent,
 }
 
-impl Scim {
-    pub fn from_config(target: &TargetConfig) -> Result<Scim, String> {
+impl Connector for Scim {
+    const KIND: &'static str = "scim";
+    const SETTINGS: Settings = Settings {
+        place: Place::Url,
+        token: true,
+        password: false,
+        encodings: &[],
+        own_keys: &[],
+    };
+
+    fn default_fields() -> DefaultFields {
+        use Field::*;
+        DefaultFields::known(
+            &[
+                ("userName", Login),
+                ("externalId", ExtId),
+                ("name.givenName", FirstName),
+                ("name.familyName", LastName),
+                ("name.middleName", MiddleName),
+                // SCIM's `title` is the job title; the canonical `title` is
+                // the civility ("Mme", "M."), SCIM's honorific prefix.
+                ("name.honorificPrefix", Title),
+                ("title", Position),
+                ("emails.work", Email),
+                ("phoneNumbers.work", Phone),
+                ("phoneNumbers.mobile", Mobile),
+                ("preferredLanguage", Culture),
+                ("department", Department),
+                ("manager", ManagerExtId),
+            ],
+            &[("externalId", ExtId), ("displayName", Label)],
+        )
+    }
+
+    fn from_config(target: &TargetConfig) -> Result<Scim, String> {
         let token = target
             .token_source()
             .ok_or("a scim target needs a token (token_env, token_file or token_credential)")?
@@ -133,11 +167,11 @@ impl Scim {
     }
 
     /// SCIM takes one resource per request (bulk is optional in RFC 7644).
-    pub fn batch_size(&self) -> usize {
+    fn batch_size(&self) -> usize {
         1
     }
 
-    pub async fn push(&self, items: &[PushItem]) -> PushReply {
+    async fn push(&self, items: &[PushItem]) -> PushReply {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let result = match item.key.kind {
@@ -159,7 +193,7 @@ impl Scim {
     }
 
     /// Reads `/ServiceProviderConfig`, then lists one user with the token.
-    pub async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), String> {
         let reply = self
             .call(Method::GET, "/ServiceProviderConfig", None)
             .await
@@ -177,6 +211,16 @@ impl Scim {
         Ok(())
     }
 
+    /// One record per sequence of requests: each reply is read where it is
+    /// sent ([`written`], [`failure`], [`parse_list`], ...).
+    type Reply = Infallible;
+
+    fn verdict(&self, _: &[&PushItem], reply: &Infallible) -> Verdict {
+        match *reply {}
+    }
+}
+
+impl Scim {
     // ---- users ------------------------------------------------------------
 
     /// Makes the provider hold the user; its provider id when it has one.

@@ -5,15 +5,17 @@
 //! BOM by default. Written atomically (`*.tmp`, fsync, rename, fsync of the
 //! folder): a record is acknowledged once its file is in place.
 
+use std::convert::Infallible;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::TargetConfig;
-use crate::ingest::record::RecordKind;
+use crate::ingest::record::{Field, FieldName, RecordKind};
+use crate::projection::DefaultFields;
 use crate::retry::Failure;
 
-use super::{Outcome, PushItem};
+use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
 
 /// WBT's user import columns, in the format's order.
 pub const USER_COLUMNS: [&str; 35] = [
@@ -88,8 +90,88 @@ pub struct WbtFile {
     sequence: AtomicU64,
 }
 
-impl WbtFile {
-    pub fn from_config(target: &TargetConfig) -> Result<WbtFile, String> {
+impl Connector for WbtFile {
+    const KIND: &'static str = "wbt-file";
+    const SETTINGS: Settings = Settings {
+        place: Place::Dir,
+        token: false,
+        password: false,
+        encodings: &["utf-8", "utf-8-bom", "windows-1252"],
+        own_keys: &[],
+    };
+
+    fn default_fields() -> DefaultFields {
+        use Field::*;
+        let known = |pairs: &[(&'static str, Field)]| DefaultFields::known(pairs, &[]).users;
+        let (users, orgs) = (
+            {
+                let mut users = known(&[
+                    ("user_extid", ExtId),
+                    ("user_lname", LastName),
+                    ("user_fname", FirstName),
+                    ("user_tname", Title),
+                    ("user_login", Login),
+                    ("org_extid", OrgExtId),
+                    ("user_email", Email),
+                    ("user_culture", Culture),
+                    ("birth_date", BirthDate),
+                    ("user_activation_date", ActivationDate),
+                    ("user_expiration_date", ExpirationDate),
+                    ("user_manager_extid", ManagerExtId),
+                    ("user_alternate_manager_extid", AltManagerExtId),
+                    ("user_address1", Address1),
+                    ("user_address2", Address2),
+                    ("user_zip", Zip),
+                    ("user_city", City),
+                    ("user_country", Country),
+                    ("user_phone", Phone),
+                    ("user_cellphone", Mobile),
+                    ("user_hourly_cost", HourlyCost),
+                    ("user_audiences", Audiences),
+                    ("user_roles", Roles),
+                ]);
+                // WBT's ten free fields come back from `custom.udtf1`..`custom.udtf10`.
+                users.extend(
+                    [
+                        "udtf1", "udtf2", "udtf3", "udtf4", "udtf5", "udtf6", "udtf7", "udtf8",
+                        "udtf9", "udtf10",
+                    ]
+                    .iter()
+                    .zip([
+                        "user_udtf1",
+                        "user_udtf2",
+                        "user_udtf3",
+                        "user_udtf4",
+                        "user_udtf5",
+                        "user_udtf6",
+                        "user_udtf7",
+                        "user_udtf8",
+                        "user_udtf9",
+                        "user_udtf10",
+                    ])
+                    .map(|(custom, column)| (column, FieldName::Custom((*custom).into()))),
+                );
+                users
+            },
+            known(&[
+                ("org_label", Label),
+                ("org_extid", ExtId),
+                ("org_parentextid", ParentExtId),
+                ("org_description", Description),
+                ("org_culture", Culture),
+                ("org_address1", Address1),
+                ("org_address2", Address2),
+                ("org_zip", Zip),
+                ("org_city", City),
+                ("org_country", Country),
+                ("org_institution_code", InstitutionCode),
+                ("org_budget", Budget),
+            ]),
+        );
+        DefaultFields { users, orgs }
+    }
+
+    fn from_config(target: &TargetConfig) -> Result<WbtFile, String> {
         let dir = target
             .dir
             .as_ref()
@@ -114,14 +196,47 @@ impl WbtFile {
         })
     }
 
-    pub fn batch_size(&self) -> usize {
+    fn batch_size(&self) -> usize {
         self.batch_size
     }
 
-    pub async fn push(&self, items: &[PushItem]) -> Vec<Outcome> {
+    async fn push(&self, items: &[PushItem]) -> PushReply {
+        PushReply {
+            outcomes: self.write(items).await,
+            halt: None,
+        }
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| {
+                    let probe = dir.join(".rostersync-check.tmp");
+                    std::fs::write(&probe, b"")?;
+                    std::fs::remove_file(probe)
+                })
+                .map_err(|error| format!("cannot write in {}: {error}", dir.display()))
+        })
+        .await
+        .map_err(|error| error.to_string())?
+    }
+
+    /// Writes a file: no reply to judge.
+    type Reply = Infallible;
+
+    fn verdict(&self, _: &[&PushItem], reply: &Infallible) -> Verdict {
+        match *reply {}
+    }
+}
+
+impl WbtFile {
+    /// Writes one file of `items` (all of one kind); one outcome per item.
+    async fn write(&self, items: &[PushItem]) -> Vec<Outcome> {
         let Some(first) = items.first() else {
             return Vec::new();
         };
+
         let kind = first.key.kind;
         let (text, unencodable) = match build_file(kind, items, self.encoding) {
             Ok(built) => built,
@@ -150,21 +265,6 @@ impl WbtFile {
                 items.len()
             ],
         }
-    }
-
-    pub async fn check(&self) -> Result<(), String> {
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)
-                .and_then(|()| {
-                    let probe = dir.join(".rostersync-check.tmp");
-                    std::fs::write(&probe, b"")?;
-                    std::fs::remove_file(probe)
-                })
-                .map_err(|error| format!("cannot write in {}: {error}", dir.display()))
-        })
-        .await
-        .map_err(|error| error.to_string())?
     }
 
     /// `users_20261121T145222123_0000.csv`: names sort in writing order, for
