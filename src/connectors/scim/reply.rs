@@ -1,0 +1,198 @@
+//! The pure half of receiving: what the provider's replies say (failures,
+//! list pages, ids, its announced features).
+
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use crate::connectors::PushItem;
+use crate::connectors::http::Reply;
+use crate::retry::{self, Failure};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    Done,
+    /// 404: the provider holds no resource with that id.
+    Gone,
+}
+
+pub(super) fn written(reply: &Reply, what: &str) -> Result<Written, Failure> {
+    match reply.status {
+        404 => Ok(Written::Gone),
+        _ if reply.is_success() => Ok(Written::Done),
+        _ => Err(failure(reply, what)),
+    }
+}
+
+pub(super) fn refused_token(reply: &Reply, what: &str) -> Result<(), String> {
+    match reply.status {
+        401 | 403 => Err(format!(
+            "{what}: the token was refused (HTTP {}): check the target's token",
+            reply.status
+        )),
+        _ if reply.is_success() => Ok(()),
+        _ => Err(format!("{what}: {}", failure(reply, what).reason())),
+    }
+}
+
+pub(super) fn external_id(item: &PushItem) -> String {
+    item.fields
+        .get("externalId")
+        .cloned()
+        .unwrap_or_else(|| item.key.key.clone())
+}
+
+pub(super) fn permanent(reason: impl Into<String>) -> Failure {
+    Failure::Permanent {
+        reason: reason.into(),
+    }
+}
+
+pub(super) fn transient(reason: impl Into<String>) -> Failure {
+    Failure::Transient {
+        reason: reason.into(),
+        retry_after: None,
+    }
+}
+
+/// A non-success reply as a failure, with the SCIM error's `detail` when it
+/// has one; the reason names the request.
+pub fn failure(reply: &Reply, what: &str) -> Failure {
+    let text = error_text(&reply.body).unwrap_or_else(|| reply.body.clone());
+    match retry::classify_status(
+        reply.status,
+        reply.retry_after.as_deref(),
+        &text,
+        SystemTime::now(),
+    ) {
+        Failure::Transient {
+            reason,
+            retry_after,
+        } => Failure::Transient {
+            reason: format!("{what}: {reason}"),
+            retry_after,
+        },
+        Failure::Permanent { reason } => Failure::Permanent {
+            reason: format!("{what}: {reason}"),
+        },
+    }
+}
+
+/// One page of a SCIM ListResponse (RFC 7644 §3.4.2).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub total: u64,
+    pub start: u64,
+    pub per_page: u64,
+    pub resources: Vec<Value>,
+}
+
+pub fn parse_list(body: &str) -> Result<ListPage, String> {
+    let value: Value = serde_json::from_str(body)
+        .map_err(|error| format!("not a SCIM ListResponse: unreadable reply ({error})"))?;
+    let number = |name: &str| {
+        value.get(name).and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    };
+    let total =
+        number("totalResults").ok_or("not a SCIM ListResponse: the reply has no totalResults")?;
+    let resources = match value.get("Resources") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(resources)) => resources.clone(),
+        Some(_) => return Err("not a SCIM ListResponse: Resources is not a list".into()),
+    };
+    Ok(ListPage {
+        total,
+        start: number("startIndex").unwrap_or(1).max(1),
+        per_page: number("itemsPerPage").unwrap_or(resources.len() as u64),
+        resources,
+    })
+}
+
+/// The `startIndex` of the next page, if there is one; `seen` counts the
+/// resources of the pages before this one.
+pub fn next_start(page: &ListPage, seen: u64) -> Option<u64> {
+    let got = page.resources.len() as u64;
+    (got > 0 && seen + got < page.total).then_some(page.start + got)
+}
+
+/// Whether a resource's attribute equals `value` (`case_exact` false for
+/// userName and displayName, RFC 7643 §4.1.1 and §8.7.1).
+pub fn matches(resource: &Value, attribute: &str, value: &str, case_exact: bool) -> bool {
+    let Some(found) = resource
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
+        })
+        .and_then(|(_, v)| v.as_str())
+    else {
+        return false;
+    };
+    if case_exact {
+        found == value
+    } else {
+        found.to_lowercase() == value.to_lowercase()
+    }
+}
+
+/// The id of the only resource found; none; or a refusal when several match.
+pub(super) fn single(
+    found: &[Value],
+    what: &str,
+    attribute: &str,
+    value: &str,
+) -> Result<Option<String>, Failure> {
+    match found {
+        [] => Ok(None),
+        [one] => one
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|id| Some(id.to_string()))
+            .ok_or_else(|| transient(format!("the provider listed {what} without an id"))),
+        many => Err(permanent(format!(
+            "{} {what} at the provider have {attribute} {value:?}: merge them there",
+            many.len()
+        ))),
+    }
+}
+
+/// The `id` of a created resource.
+pub fn parse_id(body: &str) -> Result<String, String> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+    value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| "the reply has no id".into())
+}
+
+/// Whether `/ServiceProviderConfig` announces PATCH.
+pub fn parse_patch_supported(body: &str) -> Result<bool, String> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+    if !value.is_object() {
+        return Err("the reply is not a ServiceProviderConfig".into());
+    }
+    Ok(value
+        .pointer("/patch/supported")
+        .and_then(Value::as_bool)
+        .unwrap_or(false))
+}
+
+/// A SCIM error's `scimType` and `detail` (RFC 7644 §3.12), when the body is one.
+pub fn error_text(body: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(body).ok()?;
+    let detail = value.get("detail").and_then(Value::as_str);
+    let kind = value.get("scimType").and_then(Value::as_str);
+    match (kind, detail) {
+        (Some(kind), Some(detail)) => Some(format!("{detail} ({kind})")),
+        (None, Some(detail)) => Some(detail.to_string()),
+        (Some(kind), None) => Some(kind.to_string()),
+        (None, None) => None,
+    }
+}
