@@ -17,6 +17,136 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `text` with the secret replaced by `***`, in every form a server may
+    /// echo it in: as is, JSON-escaped, URL-encoded (`%XX`, in either case,
+    /// and a form's `+` for a space), and base64 (standard and URL-safe,
+    /// padded or not). A base64 run of `text` that decodes to something
+    /// holding the secret (`Basic user:password`) goes whole; where such a run
+    /// is glued to other text, the part of it that encodes only the secret
+    /// goes (the one or two characters at each end that mix it with its
+    /// neighbours stay). Base64 forms shorter than 4 characters are left:
+    /// they could be anything.
+    pub fn scrub(&self, text: &str) -> String {
+        let secret = self.0.as_str();
+        if secret.is_empty() {
+            return text.to_string();
+        }
+        let mut text = scrub_base64_runs(text, secret.as_bytes());
+        let mut forms = scrub_forms(secret);
+        // The longest first, so that no form is left half replaced.
+        forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+        for form in &forms {
+            if text.contains(form.as_str()) {
+                text = text.replace(form.as_str(), "***");
+            }
+        }
+        text
+    }
+}
+
+/// The forms of a secret [`Secret::scrub`] replaces, beyond base64 runs.
+fn scrub_forms(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+    let mut forms = vec![secret.to_string()];
+    if let Ok(json) = serde_json::to_string(secret) {
+        forms.push(json[1..json.len() - 1].to_string());
+    }
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    forms.push(form.replace('+', "%20"));
+    forms.push(form);
+    for upper in [true, false] {
+        forms.push(percent_encode(secret.as_bytes(), upper));
+    }
+    let bytes = secret.as_bytes();
+    let mut encoded = Vec::new();
+    for engine in [&STANDARD, &URL_SAFE] {
+        encoded.push(engine.encode(bytes));
+    }
+    // Within a longer encoding, the secret starts at any offset modulo 3:
+    // the groups of three bytes wholly its own encode the same whatever
+    // surrounds them.
+    for skip in 0..3 {
+        if let Some(rest) = bytes.get(skip..) {
+            let whole = &rest[..rest.len() / 3 * 3];
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                encoded.push(engine.encode(whole));
+            }
+        }
+        if skip == 0 {
+            for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+                encoded.push(engine.encode(bytes));
+            }
+        }
+    }
+    forms.extend(encoded.into_iter().filter(|form| form.len() >= 4));
+    forms.retain(|form| !form.is_empty());
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+/// Every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+fn percent_encode(bytes: &[u8], upper: bool) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else if upper {
+            out.push_str(&format!("%{byte:02X}"));
+        } else {
+            out.push_str(&format!("%{byte:02x}"));
+        }
+    }
+    out
+}
+
+/// `text` with every base64 run (of either alphabet, `=` padding allowed)
+/// that decodes to bytes holding `secret` replaced by `***`.
+fn scrub_base64_runs(text: &str, secret: &[u8]) -> String {
+    use base64::Engine as _;
+    use base64::alphabet;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let engines = [
+        GeneralPurpose::new(&alphabet::STANDARD, config),
+        GeneralPurpose::new(&alphabet::URL_SAFE, config),
+    ];
+    let holds_secret = |run: &str| {
+        engines.iter().any(|engine| {
+            engine
+                .decode(run)
+                .is_ok_and(|decoded| decoded.windows(secret.len()).any(|w| w == secret))
+        })
+    };
+    let in_run = |c: char| c.is_ascii_alphanumeric() || "+/-_".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(in_run) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let mut end = run.find(|c: char| !in_run(c)).unwrap_or(run.len());
+        // At most two padding characters.
+        end += run[end..]
+            .bytes()
+            .take(2)
+            .take_while(|&b| b == b'=')
+            .count();
+        let (run, after) = run.split_at(end);
+        if run.len() >= 4 && holds_secret(run) {
+            out.push_str("***");
+        } else {
+            out.push_str(run);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 impl fmt::Debug for Secret {
@@ -134,6 +264,67 @@ mod tests {
         assert_eq!(format!("{secret}"), "***");
         assert_eq!(format!("{:?}", Some(&secret)), "Some(***)");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn scrub_removes_the_raw_and_json_escaped_forms() {
+        // gestimum::mask's own test, unchanged.
+        let password = Secret::new("p\"w;1");
+        assert_eq!(
+            password.scrub(r#"bad body {"mot_passe":"p\"w;1"} or p"w;1"#),
+            r#"bad body {"mot_passe":"***"} or ***"#
+        );
+        assert_eq!(Secret::new("").scrub("nothing"), "nothing");
+        // pleasanter::scrub's.
+        assert_eq!(
+            Secret::new("k3y-s3cret").scrub("HTTP 400: bad ApiKey k3y-s3cret"),
+            "HTTP 400: bad ApiKey ***"
+        );
+        let backslash = Secret::new(r"a\b");
+        assert_eq!(backslash.scrub(r#"{"k":"a\\b"}"#), r#"{"k":"***"}"#);
+    }
+
+    #[test]
+    fn scrub_removes_the_url_encoded_forms() {
+        let secret = Secret::new("p@ss w/rd&1");
+        for (text, scrubbed) in [
+            ("?password=p%40ss+w%2Frd%261&x=1", "?password=***&x=1"),
+            ("?password=p%40ss%20w%2Frd%261", "?password=***"),
+            ("/login/p%40ss%20w%2frd%261/", "/login/***/"),
+        ] {
+            assert_eq!(secret.scrub(text), scrubbed, "{text}");
+        }
+    }
+
+    #[test]
+    fn scrub_removes_the_base64_forms() {
+        // Standard and URL-safe, padded or not.
+        let secret = Secret::new(">>>???!");
+        for (text, scrubbed) in [
+            ("Bearer Pj4+Pz8/IQ==", "Bearer ***"),
+            ("Bearer Pj4+Pz8/IQ", "Bearer ***"),
+            ("token=Pj4-Pz8_IQ&x", "token=***&x"),
+            (r#"{"t":"Pj4-Pz8_IQ=="}"#, r#"{"t":"***"}"#),
+        ] {
+            assert_eq!(secret.scrub(text), scrubbed, "{text}");
+        }
+        // `Basic user:password` (RFC 7617's example): the whole credential.
+        let password = Secret::new("open sesame");
+        assert_eq!(
+            password.scrub("Authorization: Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            "Authorization: Basic ***"
+        );
+        // Glued to other text, the run no longer decodes: the groups that
+        // encode only the password go ("pen sesam"), the edges stay.
+        assert_eq!(
+            password.scrub("xQWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            "xQWxhZGRpbjpv***ZQ=="
+        );
+        // Runs that do not hold the secret stay, whatever they decode to.
+        assert_eq!(
+            password.scrub("HTTP 401 QWxhZGRpbjpvcGVu"),
+            "HTTP 401 QWxhZGRpbjpvcGVu"
+        );
     }
 
     #[test]

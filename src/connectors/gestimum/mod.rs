@@ -343,8 +343,9 @@ impl Gestimum {
         Attempt::Done(parsed)
     }
 
+    /// `text` without the password, in any form ([`Secret::scrub`]).
     fn mask(&self, text: &str) -> String {
-        mask(text, &self.login.password)
+        self.login.password.scrub(text)
     }
 
     fn mask_failure(&self, failure: Failure) -> Failure {

@@ -4,7 +4,6 @@
 use serde_json::Value;
 
 use crate::retry::Failure;
-use crate::secret::Secret;
 
 use super::SUCCESS;
 
@@ -148,20 +147,4 @@ pub(super) fn strip_timestamp(line: &str) -> &str {
         }
         _ => line,
     }
-}
-
-/// `text` with the password (as is, and as JSON writes it) replaced by `***`.
-pub fn mask(text: &str, password: &Secret) -> String {
-    let secret = password.expose();
-    if secret.is_empty() {
-        return text.to_string();
-    }
-    let mut masked = text.replace(secret, "***");
-    if let Ok(json) = serde_json::to_string(secret) {
-        let escaped = &json[1..json.len() - 1];
-        if escaped != secret {
-            masked = masked.replace(escaped, "***");
-        }
-    }
-    masked
 }

@@ -182,7 +182,7 @@ impl Connector for Pleasanter {
         PushReply {
             outcomes: outcomes
                 .into_iter()
-                .map(|outcome| scrub_outcome(outcome, self.key.expose()))
+                .map(|outcome| scrub_outcome(outcome, &self.key))
                 .collect(),
             halt: None,
         }
@@ -195,7 +195,7 @@ impl Connector for Pleasanter {
             .http
             .send(self.http.client().post(self.http.url(GET_PATH)).json(&body))
             .await
-            .map_err(|failure| scrub(failure.reason(), self.key.expose()))?;
+            .map_err(|failure| self.key.scrub(failure.reason()))?;
         let status = effective_status(&reply);
         if matches!(status, 401 | 403) {
             return Err(format!(
@@ -203,7 +203,7 @@ impl Connector for Pleasanter {
             ));
         }
         if !(200..300).contains(&status) {
-            return Err(scrub(reply_failure(&reply).reason(), self.key.expose()));
+            return Err(self.key.scrub(reply_failure(&reply).reason()));
         }
         parse_users_page(&reply.body)
             .map(|_| ())

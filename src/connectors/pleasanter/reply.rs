@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::connectors::Outcome;
 use crate::connectors::http::Reply;
 use crate::retry::Failure;
+use crate::secret::Secret;
 
 /// One page of `/api/users/get`: (LoginId, UserId) pairs and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,25 +249,17 @@ pub fn judge_import(reply: &Reply, sent: usize) -> ImportVerdict {
     }
 }
 
-/// `text` without the secret in it.
-pub fn scrub(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_string()
-    } else {
-        text.replace(secret, "***")
-    }
-}
-
-pub(super) fn scrub_outcome(outcome: Outcome, secret: &str) -> Outcome {
+/// The outcome with its failure reason scrubbed of the secret ([`Secret::scrub`]).
+pub(super) fn scrub_outcome(outcome: Outcome, secret: &Secret) -> Outcome {
     match outcome {
         Outcome::Failed(Failure::Permanent { reason }) => Outcome::Failed(Failure::Permanent {
-            reason: scrub(&reason, secret),
+            reason: secret.scrub(&reason),
         }),
         Outcome::Failed(Failure::Transient {
             reason,
             retry_after,
         }) => Outcome::Failed(Failure::Transient {
-            reason: scrub(&reason, secret),
+            reason: secret.scrub(&reason),
             retry_after,
         }),
         acked => acked,

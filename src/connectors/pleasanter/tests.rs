@@ -6,6 +6,7 @@ use crate::connectors::{Outcome, PushItem, test_user};
 use crate::model::ActionKind;
 use crate::projection::Fields;
 use crate::retry::Failure;
+use crate::secret::Secret;
 
 fn item(action: ActionKind, active: bool, fields: &[(&str, &str)]) -> PushItem {
     test_user("wiki", action, active, fields)
@@ -262,7 +263,7 @@ fn the_key_is_scrubbed_from_reasons() {
         Outcome::Failed(Failure::Permanent {
             reason: "HTTP 400: bad ApiKey k3y-s3cret".into(),
         }),
-        "k3y-s3cret",
+        &Secret::new("k3y-s3cret"),
     );
     assert_eq!(
         outcome,
