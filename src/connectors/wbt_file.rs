@@ -1,8 +1,9 @@
 //! `wbt-file`: WBT Manager imports files, not API calls. Each push writes one
 //! WBT-format users or organisations CSV into the folder WBT Manager imports
 //! from (seed 003): `;`-separated, a header row, every column of the format in
-//! order, `0`/`1` disable flags, `YYYY/MM/DD` dates, `||` lists; UTF-8 with a
-//! BOM by default. Written atomically (`*.tmp`, fsync, rename, fsync of the
+//! order (`ingest::wbt`, which the `wbt` source preset reads with too),
+//! `0`/`1` disable flags, `YYYY/MM/DD` dates, `||` lists; UTF-8 with a BOM by
+//! default. Written atomically (`*.tmp`, fsync, rename, fsync of the
 //! folder): a record is acknowledged once its file is in place.
 
 use std::convert::Infallible;
@@ -11,69 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::TargetConfig;
-use crate::ingest::record::{Field, FieldName, RecordKind};
-use crate::projection::DefaultFields;
+use crate::ingest::columns::ValueType;
+use crate::ingest::record::{Field, RecordKind};
+use crate::ingest::wbt::{self, Holds};
+use crate::projection::{DefaultFields, is_projectable};
 use crate::retry::Failure;
 
 use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
-
-/// WBT's user import columns, in the format's order.
-pub const USER_COLUMNS: [&str; 35] = [
-    "user_lname",
-    "user_fname",
-    "user_tname",
-    "user_login",
-    "user_password",
-    "org_extid",
-    "user_email",
-    "user_extid",
-    "user_disable",
-    "user_culture",
-    "birth_date",
-    "user_activation_date",
-    "user_expiration_date",
-    "user_manager_extid",
-    "user_alternate_manager_extid",
-    "user_address1",
-    "user_address2",
-    "user_zip",
-    "user_city",
-    "user_country",
-    "user_phone",
-    "user_cellphone",
-    "user_hourly_cost",
-    "user_udtf1",
-    "user_udtf2",
-    "user_udtf3",
-    "user_udtf4",
-    "user_udtf5",
-    "user_udtf6",
-    "user_udtf7",
-    "user_udtf8",
-    "user_udtf9",
-    "user_udtf10",
-    "user_audiences",
-    "user_roles",
-];
-
-/// WBT's organisation import columns, in the format's order.
-pub const ORG_COLUMNS: [&str; 13] = [
-    "org_label",
-    "org_extid",
-    "org_parentextid",
-    "org_disable",
-    "org_description",
-    "org_culture",
-    "org_address1",
-    "org_address2",
-    "org_zip",
-    "org_city",
-    "org_country",
-    "org_institution_code",
-    "org_budget",
-];
-
-const DATE_COLUMNS: [&str; 3] = ["birth_date", "user_activation_date", "user_expiration_date"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileEncoding {
@@ -100,75 +45,20 @@ impl Connector for WbtFile {
         own_keys: &[],
     };
 
+    /// Every column of the format that a projection may hold, under its
+    /// own header (`custom.udtf1`..`custom.udtf10` for the free fields).
     fn default_fields() -> DefaultFields {
-        use Field::*;
-        let known = |pairs: &[(&'static str, Field)]| DefaultFields::known(pairs, &[]).users;
-        let (users, orgs) = (
-            {
-                let mut users = known(&[
-                    ("user_extid", ExtId),
-                    ("user_lname", LastName),
-                    ("user_fname", FirstName),
-                    ("user_tname", Title),
-                    ("user_login", Login),
-                    ("org_extid", OrgExtId),
-                    ("user_email", Email),
-                    ("user_culture", Culture),
-                    ("birth_date", BirthDate),
-                    ("user_activation_date", ActivationDate),
-                    ("user_expiration_date", ExpirationDate),
-                    ("user_manager_extid", ManagerExtId),
-                    ("user_alternate_manager_extid", AltManagerExtId),
-                    ("user_address1", Address1),
-                    ("user_address2", Address2),
-                    ("user_zip", Zip),
-                    ("user_city", City),
-                    ("user_country", Country),
-                    ("user_phone", Phone),
-                    ("user_cellphone", Mobile),
-                    ("user_hourly_cost", HourlyCost),
-                    ("user_audiences", Audiences),
-                    ("user_roles", Roles),
-                ]);
-                // WBT's ten free fields come back from `custom.udtf1`..`custom.udtf10`.
-                users.extend(
-                    [
-                        "udtf1", "udtf2", "udtf3", "udtf4", "udtf5", "udtf6", "udtf7", "udtf8",
-                        "udtf9", "udtf10",
-                    ]
-                    .iter()
-                    .zip([
-                        "user_udtf1",
-                        "user_udtf2",
-                        "user_udtf3",
-                        "user_udtf4",
-                        "user_udtf5",
-                        "user_udtf6",
-                        "user_udtf7",
-                        "user_udtf8",
-                        "user_udtf9",
-                        "user_udtf10",
-                    ])
-                    .map(|(custom, column)| (column, FieldName::Custom((*custom).into()))),
-                );
-                users
-            },
-            known(&[
-                ("org_label", Label),
-                ("org_extid", ExtId),
-                ("org_parentextid", ParentExtId),
-                ("org_description", Description),
-                ("org_culture", Culture),
-                ("org_address1", Address1),
-                ("org_address2", Address2),
-                ("org_zip", Zip),
-                ("org_city", City),
-                ("org_country", Country),
-                ("org_institution_code", InstitutionCode),
-                ("org_budget", Budget),
-            ]),
-        );
-        DefaultFields { users, orgs }
+        let mapping = |kind| {
+            wbt::columns(kind)
+                .iter()
+                .map(|column| (column.header, column.field()))
+                .filter(|(_, field)| is_projectable(field))
+                .collect()
+        };
+        DefaultFields {
+            users: mapping(RecordKind::Users),
+            orgs: mapping(RecordKind::Orgs),
+        }
     }
 
     fn from_config(target: &TargetConfig) -> Result<WbtFile, String> {
@@ -287,25 +177,27 @@ pub fn build_file(
     items: &[PushItem],
     encoding: FileEncoding,
 ) -> Result<(Vec<u8>, std::collections::HashMap<usize, String>), Failure> {
-    let (columns, disable): (&[&str], &str) = match kind {
-        RecordKind::Users => (&USER_COLUMNS, "user_disable"),
-        RecordKind::Orgs => (&ORG_COLUMNS, "org_disable"),
-    };
+    let columns = wbt::columns(kind);
     let mut unencodable = std::collections::HashMap::new();
     let mut out: Vec<u8> = Vec::new();
     if encoding == FileEncoding::Utf8Bom {
         out.extend_from_slice(b"\xEF\xBB\xBF");
     }
-    let mut lines = vec![columns.join(";")];
+    let header: Vec<&str> = columns.iter().map(|column| column.header).collect();
+    let mut lines = vec![header.join(";")];
     for (index, item) in items.iter().enumerate() {
         let row: Vec<String> = columns
             .iter()
-            .map(|&column| {
-                let value = if column == disable {
+            .map(|column| {
+                let value = if column.holds == Holds::Known(Field::Disabled) {
                     if item.active { "0" } else { "1" }.to_string()
                 } else {
-                    let raw = item.fields.get(column).map(String::as_str).unwrap_or("");
-                    if DATE_COLUMNS.contains(&column) {
+                    let raw = item
+                        .fields
+                        .get(column.header)
+                        .map(String::as_str)
+                        .unwrap_or("");
+                    if column.value_type == ValueType::Date {
                         raw.replace('-', "/")
                     } else {
                         raw.to_string()

@@ -67,94 +67,6 @@ pub struct ColumnSpec {
 /// Values of custom sources get a generous bound: no target stores a 10 MB name.
 const CUSTOM_MAX_CHARS: usize = 4000;
 
-const WBT_USERS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
-    use Field::*;
-    use ValueType::*;
-    &[
-        ("user_lname", LastName, false, Some(120), Text),
-        ("user_fname", FirstName, true, Some(120), Text),
-        ("user_tname", Title, false, Some(50), Text),
-        ("user_login", Login, true, Some(120), Text),
-        // Optional, unlike WBT's own rule: HR exports rarely carry passwords.
-        ("user_password", Password, false, Some(120), Text),
-        // May be empty: the user then sits at the top of the hierarchy.
-        ("org_extid", OrgExtId, false, Some(255), Text),
-        (
-            "user_email",
-            Field::Email,
-            false,
-            Some(255),
-            ValueType::Email,
-        ),
-        ("user_extid", ExtId, false, Some(255), Text),
-        ("user_disable", Disabled, false, None, Flag),
-        (
-            "user_culture",
-            Field::Culture,
-            false,
-            None,
-            ValueType::Culture,
-        ),
-        ("birth_date", BirthDate, false, None, Date),
-        ("user_activation_date", ActivationDate, false, None, Date),
-        ("user_expiration_date", ExpirationDate, false, None, Date),
-        ("user_manager_extid", ManagerExtId, false, Some(255), Text),
-        (
-            "user_alternate_manager_extid",
-            AltManagerExtId,
-            false,
-            Some(255),
-            Text,
-        ),
-        ("user_address1", Address1, false, Some(255), Text),
-        ("user_address2", Address2, false, Some(255), Text),
-        ("user_zip", Zip, false, Some(255), Text),
-        ("user_city", City, false, Some(255), Text),
-        ("user_country", Country, false, Some(255), Text),
-        ("user_phone", Phone, false, Some(255), Text),
-        ("user_cellphone", Mobile, false, Some(255), Text),
-        ("user_hourly_cost", HourlyCost, false, None, Float),
-        ("user_audiences", Audiences, false, Some(255), List),
-        ("user_roles", Roles, false, Some(255), List),
-    ]
-};
-
-/// WBT's ten free user fields, `user_udtf1`..`user_udtf10`, become `custom.udtf1`...
-const WBT_USER_FREE_FIELDS: usize = 10;
-
-const WBT_ORGS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
-    use Field::*;
-    use ValueType::*;
-    &[
-        ("org_label", Label, true, Some(255), Text),
-        ("org_extid", ExtId, true, Some(255), Text),
-        ("org_parentextid", ParentExtId, false, Some(255), Text),
-        ("org_disable", Disabled, false, None, Flag),
-        // nvarchar(max)
-        ("org_description", Description, false, None, Text),
-        (
-            "org_culture",
-            Field::Culture,
-            false,
-            None,
-            ValueType::Culture,
-        ),
-        ("org_address1", Address1, false, Some(255), Text),
-        ("org_address2", Address2, false, Some(255), Text),
-        ("org_zip", Zip, false, Some(255), Text),
-        ("org_city", City, false, Some(255), Text),
-        ("org_country", Country, false, Some(255), Text),
-        (
-            "org_institution_code",
-            InstitutionCode,
-            false,
-            Some(255),
-            Text,
-        ),
-        ("org_budget", Budget, false, None, Integer),
-    ]
-};
-
 const COLLABORATOR_USERS: &[(&str, Field, bool, Option<usize>, ValueType)] = {
     use Field::*;
     use ValueType::*;
@@ -204,15 +116,17 @@ const COLLABORATOR_ORGS: &[(&str, Field, bool, Option<usize>, ValueType)] = &[
 /// The columns a source's files are read with. The key column is always required.
 pub fn column_specs(format: &Format, kind: RecordKind, key: Field) -> Vec<ColumnSpec> {
     let mut specs: Vec<ColumnSpec> = match (format, kind) {
-        (Format::Wbt, RecordKind::Users) => {
-            let mut specs = preset(WBT_USERS);
-            specs.extend(
-                (1..=WBT_USER_FREE_FIELDS)
-                    .map(|i| free_field(format!("user_udtf{i}"), format!("udtf{i}"), Some(255))),
-            );
-            specs
-        }
-        (Format::Wbt, RecordKind::Orgs) => preset(WBT_ORGS),
+        (Format::Wbt, kind) => super::wbt::columns(kind)
+            .iter()
+            .map(|column| ColumnSpec {
+                header: Cow::Borrowed(column.header),
+                field: column.field(),
+                column_required: column.required,
+                value_required: column.required,
+                max_chars: column.max_chars,
+                value_type: column.value_type,
+            })
+            .collect(),
         (Format::Collaborator, RecordKind::Users) => {
             let mut specs = preset(COLLABORATOR_USERS);
             specs.extend(

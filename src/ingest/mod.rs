@@ -10,6 +10,7 @@ pub mod problem;
 pub mod record;
 mod rows;
 pub mod values;
+pub mod wbt;
 
 use std::collections::HashMap;
 
