@@ -263,7 +263,9 @@ fn check_online(config: &config::Config) -> anyhow::Result<i32> {
     for target in &config.targets {
         let name = target.name.get_ref();
         let verdict = match AnyConnector::from_config(target) {
-            Ok(connector) => runtime.block_on(connector.check()),
+            Ok(connector) => runtime
+                .block_on(connector.check())
+                .map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),
         };
         match verdict {

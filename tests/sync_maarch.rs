@@ -541,6 +541,7 @@ fn check_says_when_the_credentials_are_refused() {
         tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(connector.check())
+            .map_err(|e| e.to_string())
     };
     assert_eq!(check(PASSWORD), Ok(()));
     let refused = check("wrong").unwrap_err();

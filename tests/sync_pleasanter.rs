@@ -396,7 +396,7 @@ async fn check_tries_the_key() {
                 .unwrap();
         let connector =
             rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
-        let result = connector.check().await;
+        let result = connector.check().await.map_err(|e| e.to_string());
         if ok {
             assert_eq!(result, Ok(()));
         } else {

@@ -532,6 +532,7 @@ fn check_reads_the_configuration_and_tries_the_token() {
         tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(connector.check())
+            .map_err(|e| e.to_string())
     };
     assert_eq!(checked(TOKEN), Ok(()));
     assert_eq!(fake.hits("GET /ServiceProviderConfig"), 1);

@@ -20,7 +20,10 @@ use crate::projection::DefaultFields;
 use crate::retry::Failure;
 
 use super::http::{Http, Reply, secret_header};
-use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict, bisect};
+use super::{
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, ReplyError, Settings,
+    SettingsError, Verdict, bisect,
+};
 
 const BATCH_PATH: &str = "/api/v2/users-import/batch";
 const SINGLE_PATH: &str = "/api/v2/users-import/single";
@@ -69,12 +72,13 @@ impl Connector for Collaborator {
         )
     }
 
-    fn from_config(target: &TargetConfig) -> Result<Collaborator, String> {
+    fn from_config(target: &TargetConfig) -> Result<Collaborator, SettingsError> {
         let token = target
             .token_source()
-            .ok_or("a collaborator target needs a token")?
-            .load()
-            .map_err(|error| error.to_string())?;
+            .ok_or(SettingsError::Missing(
+                "a collaborator target needs a token",
+            ))?
+            .load()?;
         let headers = secret_header("x-cbr-authorization", "Bearer ", &token)?;
         Ok(Collaborator {
             http: Http::new(target, headers)?,
@@ -95,7 +99,7 @@ impl Connector for Collaborator {
     }
 
     /// Tries the token on the batch endpoint with an empty batch.
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
         let reply = self
             .http
             .send(
@@ -104,12 +108,14 @@ impl Connector for Collaborator {
                     .post(self.http.url(BATCH_PATH))
                     .json(&json!([])),
             )
-            .await
-            .map_err(|failure| failure.reason().to_string())?;
+            .await?;
         match reply.status {
-            401 | 403 => Err(format!("the token was refused (HTTP {})", reply.status)),
+            401 | 403 => Err(CheckError::Refused(format!(
+                "the token was refused (HTTP {})",
+                reply.status
+            ))),
             _ if reply.is_success() => Ok(()),
-            _ => Err(reply.failure().reason().to_string()),
+            _ => Err(reply.failure().into()),
         }
     }
 
@@ -173,7 +179,7 @@ impl Collaborator {
                     ),
                 }),
                 Err(reason) => Outcome::Failed(Failure::Transient {
-                    reason,
+                    reason: reason.to_string(),
                     retry_after: None,
                 }),
             },
@@ -277,9 +283,9 @@ pub struct Counts {
     pub unblocked: u64,
 }
 
-pub fn parse_counts(body: &str) -> Result<Counts, String> {
+pub fn parse_counts(body: &str) -> Result<Counts, ReplyError> {
     let value: Value =
-        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
     let count = |name: &str| {
         value
             .get(name)
@@ -287,7 +293,7 @@ pub fn parse_counts(body: &str) -> Result<Counts, String> {
                 v.as_u64()
                     .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
             })
-            .ok_or_else(|| format!("the reply has no {name}"))
+            .ok_or_else(|| ReplyError::shape(format!("the reply has no {name}")))
     };
     Ok(Counts {
         created: count("created_count")?,
@@ -324,7 +330,7 @@ pub fn batch_verdict(part: &[&PushItem], reply: &Reply) -> Verdict {
         // A 200 without readable counts: the upsert may have happened;
         // sending it again is harmless.
         Err(reason) => Verdict::All(Outcome::Failed(Failure::Transient {
-            reason,
+            reason: reason.to_string(),
             retry_after: None,
         })),
         Ok(counts) => match check_counts(part, &counts) {

@@ -13,6 +13,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::TargetConfig;
+use crate::connectors::SettingsError;
 use crate::retry::{self, Failure};
 use crate::secret::Secret;
 
@@ -59,27 +60,33 @@ pub fn quota(rate_per_sec: f64) -> Option<Quota> {
 
 impl Http {
     /// `headers` are sent with every request (authentication, mostly).
-    pub fn new(target: &TargetConfig, headers: HeaderMap) -> Result<Http, String> {
+    pub fn new(target: &TargetConfig, headers: HeaderMap) -> Result<Http, SettingsError> {
         let url = target
             .url
             .as_ref()
             .map(|u| u.get_ref().trim_end_matches('/').to_string())
-            .ok_or("the target needs url")?;
+            .ok_or(SettingsError::Missing("the target needs url"))?;
         let mut builder = reqwest::Client::builder()
             .timeout(target.timeout.0)
             .connect_timeout(target.timeout.0.min(Duration::from_secs(10)))
             .default_headers(headers)
             .user_agent(concat!("rostersync/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &target.ca_file {
-            let pem = std::fs::read(ca.get_ref())
-                .map_err(|error| format!("ca_file {}: {error}", ca.get_ref().display()))?;
-            let certificate = reqwest::Certificate::from_pem(&pem)
-                .map_err(|error| format!("ca_file {}: {error}", ca.get_ref().display()))?;
+            let path = || ca.get_ref().clone();
+            let pem =
+                std::fs::read(ca.get_ref()).map_err(|source| SettingsError::CaFileUnreadable {
+                    path: path(),
+                    source,
+                })?;
+            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|source| {
+                SettingsError::CaFileInvalid {
+                    path: path(),
+                    source,
+                }
+            })?;
             builder = builder.add_root_certificate(certificate);
         }
-        let client = builder
-            .build()
-            .map_err(|error| format!("cannot set up HTTPS: {error}"))?;
+        let client = builder.build().map_err(SettingsError::Https)?;
         let limiter = target
             .rate_per_sec
             .as_ref()
@@ -151,9 +158,9 @@ pub fn secret_header(
     name: &'static str,
     prefix: &str,
     secret: &Secret,
-) -> Result<HeaderMap, String> {
+) -> Result<HeaderMap, SettingsError> {
     let mut value = HeaderValue::from_str(&format!("{prefix}{}", secret.expose()))
-        .map_err(|_| format!("the secret for {name} holds characters a header cannot carry"))?;
+        .map_err(|_| SettingsError::HeaderValue { header: name })?;
     value.set_sensitive(true);
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static(name), value);

@@ -5,6 +5,7 @@
 //! that sends.
 
 pub mod collaborator;
+pub mod error;
 pub mod gestimum;
 pub mod http;
 pub mod maarch;
@@ -16,6 +17,7 @@ pub mod wbt_file;
 use std::future::Future;
 use std::ops::Range;
 
+pub use error::{CheckError, RecordError, ReplyError, SettingsError, UnknownEncoding};
 pub use registry::{AnyConnector, TargetKind};
 
 use crate::config::TargetConfig;
@@ -60,8 +62,11 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("target {target}: {message}")]
-    Settings { target: String, message: String },
+    #[error("target {target}: {source}")]
+    Settings {
+        target: String,
+        source: SettingsError,
+    },
 }
 
 /// A target kind's connector: everything rostersync knows of the kind, in
@@ -86,7 +91,7 @@ pub trait Connector: Sized + Send + Sync + 'static {
     }
 
     /// The connector of a target, secrets loaded, ready to push.
-    fn from_config(target: &TargetConfig) -> Result<Self, String>;
+    fn from_config(target: &TargetConfig) -> Result<Self, SettingsError>;
 
     /// How many records one request (or file) carries at most.
     fn batch_size(&self) -> usize;
@@ -95,7 +100,7 @@ pub trait Connector: Sized + Send + Sync + 'static {
     fn push(&self, items: &[PushItem]) -> impl Future<Output = PushReply> + Send;
 
     /// Reaches the target and tries its credentials (`check --online`).
-    fn check(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn check(&self) -> impl Future<Output = Result<(), CheckError>> + Send;
 
     /// What the kind judges a batch from (its HTTP reply, mostly);
     /// [`std::convert::Infallible`] for a kind that has no batch verdict

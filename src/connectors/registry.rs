@@ -4,8 +4,8 @@
 //! [`AnyConnector`], which dispatches to the kind's connector.
 
 use super::{
-    Connector, ConnectorError, PushItem, PushReply, SettingProblem, Settings, collaborator,
-    gestimum, maarch, pleasanter, scim, wbt_file,
+    CheckError, Connector, ConnectorError, PushItem, PushReply, SettingProblem, Settings,
+    collaborator, gestimum, maarch, pleasanter, scim, wbt_file,
 };
 use crate::config::TargetConfig;
 use crate::projection::DefaultFields;
@@ -67,9 +67,9 @@ macro_rules! registry {
                         <$connector as Connector>::from_config(target).map(AnyConnector::$variant)
                     })*
                 };
-                connector.map_err(|message| ConnectorError::Settings {
+                connector.map_err(|source| ConnectorError::Settings {
                     target: target.name.get_ref().clone(),
-                    message,
+                    source,
                 })
             }
 
@@ -88,7 +88,7 @@ macro_rules! registry {
             }
 
             /// Reaches the target and tries its credentials (`check --online`).
-            pub async fn check(&self) -> Result<(), String> {
+            pub async fn check(&self) -> Result<(), CheckError> {
                 match self {
                     $($(#[$attr])* AnyConnector::$variant(c) => c.check().await,)*
                 }

@@ -18,7 +18,9 @@ use crate::ingest::wbt::{self, Holds};
 use crate::projection::{DefaultFields, is_projectable};
 use crate::retry::Failure;
 
-use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
+use super::{
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError, Verdict,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileEncoding {
@@ -61,21 +63,21 @@ impl Connector for WbtFile {
         }
     }
 
-    fn from_config(target: &TargetConfig) -> Result<WbtFile, String> {
+    fn from_config(target: &TargetConfig) -> Result<WbtFile, SettingsError> {
         let dir = target
             .dir
             .as_ref()
             .map(|d| d.get_ref().clone())
-            .ok_or("a wbt-file target needs dir")?;
+            .ok_or(SettingsError::Missing("a wbt-file target needs dir"))?;
         let encoding = match target.encoding.as_ref().map(|e| e.get_ref().to_lowercase()) {
             None => FileEncoding::Utf8Bom,
             Some(e) if e == "utf-8-bom" => FileEncoding::Utf8Bom,
             Some(e) if e == "utf-8" => FileEncoding::Utf8,
             Some(e) if e == "windows-1252" => FileEncoding::Windows1252,
             Some(other) => {
-                return Err(format!(
+                return Err(SettingsError::Invalid(format!(
                     "encoding {other:?} is not utf-8-bom, utf-8 or windows-1252"
-                ));
+                )));
             }
         };
         Ok(WbtFile {
@@ -97,7 +99,7 @@ impl Connector for WbtFile {
         }
     }
 
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)
@@ -106,10 +108,12 @@ impl Connector for WbtFile {
                     std::fs::write(&probe, b"")?;
                     std::fs::remove_file(probe)
                 })
-                .map_err(|error| format!("cannot write in {}: {error}", dir.display()))
+                .map_err(|error| {
+                    CheckError::Failed(format!("cannot write in {}: {error}", dir.display()))
+                })
         })
         .await
-        .map_err(|error| error.to_string())?
+        .map_err(|error| CheckError::Failed(error.to_string()))?
     }
 
     /// Writes a file: no reply to judge.

@@ -37,7 +37,8 @@ use crate::secret::Secret;
 
 use super::http::Http;
 use super::{
-    Connector, Outcome, Place, PushItem, PushReply, SettingProblem, Settings, Verdict, bisect,
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, SettingProblem, Settings,
+    SettingsError, Verdict, bisect,
 };
 
 mod reply;
@@ -129,31 +130,33 @@ impl Connector for Gestimum {
         problems
     }
 
-    fn from_config(target: &TargetConfig) -> Result<Gestimum, String> {
-        let company = target
-            .company
-            .as_ref()
-            .map(|c| c.get_ref().clone())
-            .ok_or("a gestimum target needs company (the company file users go into)")?;
+    fn from_config(target: &TargetConfig) -> Result<Gestimum, SettingsError> {
+        let company =
+            target
+                .company
+                .as_ref()
+                .map(|c| c.get_ref().clone())
+                .ok_or(SettingsError::Missing(
+                    "a gestimum target needs company (the company file users go into)",
+                ))?;
         let user = target
             .user
             .as_ref()
             .map(|u| u.get_ref().clone())
-            .ok_or("a gestimum target needs user")?;
+            .ok_or(SettingsError::Missing("a gestimum target needs user"))?;
         let password = target
             .password_source()
-            .ok_or("a gestimum target needs a password (password_env, password_file or password_credential)")?
-            .load()
-            .map_err(|error| error.to_string())?;
+            .ok_or(SettingsError::Missing("a gestimum target needs a password (password_env, password_file or password_credential)"))?
+            .load()?;
         let dormant_column = target
             .dormant_column
             .as_ref()
             .map(|c| c.get_ref().clone())
             .unwrap_or_else(|| DEFAULT_DORMANT_COLUMN.to_string());
         if target.fields.get_ref().contains_key(&dormant_column) {
-            return Err(format!(
+            return Err(SettingsError::Invalid(format!(
                 "{dormant_column} carries block/unblock: it cannot also be mapped in [target.fields]"
-            ));
+            )));
         }
         Ok(Gestimum {
             target: target.name.get_ref().clone(),
@@ -191,12 +194,12 @@ impl Connector for Gestimum {
 
     /// Sends an import holding only the header line: it opens the company
     /// file with the credentials and imports nothing.
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
         let header = csv_line([KEY_COLUMN, self.dormant_column.as_str()]);
         match self.import(&[header]).await {
             Attempt::Done(_) => Ok(()),
-            Attempt::Refused(reason) => Err(reason),
-            Attempt::Failed(failure, _) => Err(failure.reason().to_string()),
+            Attempt::Refused(reason) => Err(CheckError::Refused(reason)),
+            Attempt::Failed(failure, _) => Err(failure.into()),
         }
     }
 
@@ -254,7 +257,11 @@ impl Gestimum {
             }
             match check_item(item, &self.dormant_column) {
                 Ok(()) => sendable.push(i),
-                Err(reason) => outcomes[i] = Some(Outcome::Failed(Failure::Permanent { reason })),
+                Err(refused) => {
+                    outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
+                        reason: refused.to_string(),
+                    }))
+                }
             }
         }
         // A batch whose counts fall short is split in two, down to a single line.
@@ -316,7 +323,7 @@ impl Gestimum {
             Err(reason) => {
                 return Attempt::Failed(
                     Failure::Transient {
-                        reason: self.mask(&reason),
+                        reason: self.mask(&reason.to_string()),
                         retry_after: None,
                     },
                     Some(reply.status),

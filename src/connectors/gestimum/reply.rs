@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::connectors::ReplyError;
 use crate::retry::Failure;
 
 use super::SUCCESS;
@@ -46,13 +47,13 @@ impl ImportReply {
 
 /// Reads an import's reply (seed 000: `result[0]` with `resultat`,
 /// `message`, `journal`, `statistiques`; counts as strings or numbers).
-pub fn parse_reply(body: &str) -> Result<ImportReply, String> {
+pub fn parse_reply(body: &str) -> Result<ImportReply, ReplyError> {
     let value: Value = serde_json::from_str(body)
-        .map_err(|error| format!("unreadable reply from Gestimum ({error})"))?;
+        .map_err(|error| ReplyError::unreadable("reply from Gestimum", &error))?;
     let result = value
         .get("result")
         .and_then(|r| r.get(0))
-        .ok_or("Gestimum's reply has no result[0]")?;
+        .ok_or_else(|| ReplyError::shape("Gestimum's reply has no result[0]"))?;
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     let resultat = text(result.get("resultat"));
     let journal = result
@@ -66,14 +67,16 @@ pub fn parse_reply(body: &str) -> Result<ImportReply, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let count = |name: &str| -> Result<Option<u64>, String> {
+    let count = |name: &str| -> Result<Option<u64>, ReplyError> {
         match result.get("statistiques").and_then(|s| s.get(name)) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => v
                 .as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 .map(Some)
-                .ok_or_else(|| format!("Gestimum's reply has an unreadable {name}")),
+                .ok_or_else(|| {
+                    ReplyError::shape(format!("Gestimum's reply has an unreadable {name}"))
+                }),
         }
     };
     Ok(ImportReply {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::connectors::PushItem;
+use crate::connectors::{PushItem, RecordError};
 
 use super::{KEY_COLUMN, Login, QUOTE, SEPARATOR, SIZES};
 
@@ -34,34 +34,34 @@ pub fn import_body(login: &Login, lines: &[String]) -> Value {
 
 /// Whether Gestimum can take the record: it has a `USR_NAME`, no value is
 /// over a known size or holds a line break. The reason names the field.
-pub fn check_item(item: &PushItem, dormant_column: &str) -> Result<(), String> {
+pub fn check_item(item: &PushItem, dormant_column: &str) -> Result<(), RecordError> {
     match item.fields.get(KEY_COLUMN) {
         Some(name) if !name.is_empty() => {}
         _ => {
-            return Err(format!(
+            return Err(RecordError(format!(
                 "no {KEY_COLUMN} (Gestimum's key, the login by default): give the user a login"
-            ));
+            )));
         }
     }
     for (name, value) in &item.fields {
         if value.contains(['\r', '\n']) {
-            return Err(format!(
+            return Err(RecordError(format!(
                 "{name} holds a line break, which a Gestimum import line cannot carry: remove it in the HR file"
-            ));
+            )));
         }
         if let Some(&(_, max)) = SIZES.iter().find(|(column, _)| column == name) {
             let length = value.chars().count();
             if length > max {
-                return Err(format!(
+                return Err(RecordError(format!(
                     "{name} {value:?} is {length} characters; Gestimum holds {max} at most: shorten it in the HR file"
-                ));
+                )));
             }
         }
     }
     if item.fields.contains_key(dormant_column) {
-        return Err(format!(
+        return Err(RecordError(format!(
             "{dormant_column} carries block/unblock: it cannot also be a field"
-        ));
+        )));
     }
     Ok(())
 }

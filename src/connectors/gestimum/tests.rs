@@ -121,7 +121,7 @@ fn records_gestimum_cannot_take_are_refused_with_the_field_named() {
         ),
     ];
     for (item, expected) in cases {
-        let reason = check_item(&item, "USR_DORT").unwrap_err();
+        let reason = check_item(&item, "USR_DORT").unwrap_err().to_string();
         assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
     }
 }

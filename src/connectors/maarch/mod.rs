@@ -40,7 +40,9 @@ use crate::projection::DefaultFields;
 use crate::retry::Failure;
 
 use super::http::{Http, Reply, secret_header};
-use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
+use super::{
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError, Verdict,
+};
 
 mod reply;
 mod request;
@@ -94,16 +96,14 @@ impl Connector for Maarch {
         )
     }
 
-    fn from_config(target: &TargetConfig) -> Result<Maarch, String> {
-        let user = target
-            .user
-            .as_ref()
-            .ok_or("a maarch target needs user (a Maarch user of mode rest)")?;
+    fn from_config(target: &TargetConfig) -> Result<Maarch, SettingsError> {
+        let user = target.user.as_ref().ok_or(SettingsError::Missing(
+            "a maarch target needs user (a Maarch user of mode rest)",
+        ))?;
         let password = target
             .password_source()
-            .ok_or("a maarch target needs a password (password_env, password_file or password_credential)")?
-            .load()
-            .map_err(|error| error.to_string())?;
+            .ok_or(SettingsError::Missing("a maarch target needs a password (password_env, password_file or password_credential)"))?
+            .load()?;
         let credentials = basic_credentials(user.get_ref(), &password);
         let headers = secret_header("authorization", "Basic ", &credentials)?;
         Ok(Maarch {
@@ -137,19 +137,18 @@ impl Connector for Maarch {
     }
 
     /// Lists the users with the credentials.
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
         let reply = self
             .http
             .send(self.http.client().get(self.url(&["rest", "users"])))
-            .await
-            .map_err(|failure| failure.reason().to_string())?;
+            .await?;
         match reply.status {
-            401 | 403 => Err(format!(
+            401 | 403 => Err(CheckError::Refused(format!(
                 "the credentials were refused (HTTP {}): check user and its password, and that this user may manage users",
                 reply.status
-            )),
-            _ if reply.is_success() => parse_users(&reply.body).map(|_| ()),
-            _ => Err(reply.failure().reason().to_string()),
+            ))),
+            _ if reply.is_success() => Ok(parse_users(&reply.body).map(|_| ())?),
+            _ => Err(reply.failure().into()),
         }
     }
 

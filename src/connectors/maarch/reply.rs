@@ -3,17 +3,18 @@
 
 use serde_json::Value;
 
+use crate::connectors::ReplyError;
 use crate::connectors::http::Reply;
 use crate::retry::Failure;
 
 /// The id of `{"id":N}` (a number, or a string of digits).
-pub fn parse_created_id(body: &str) -> Result<String, String> {
+pub fn parse_created_id(body: &str) -> Result<String, ReplyError> {
     let value: Value =
-        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
     value
         .get("id")
         .and_then(id_text)
-        .ok_or_else(|| "the reply has no id".to_string())
+        .ok_or_else(|| ReplyError::shape("the reply has no id"))
 }
 
 pub(super) fn id_text(value: &Value) -> Option<String> {
@@ -34,13 +35,13 @@ pub struct ListedUser {
     pub status: String,
 }
 
-pub fn parse_users(body: &str) -> Result<Vec<ListedUser>, String> {
+pub fn parse_users(body: &str) -> Result<Vec<ListedUser>, ReplyError> {
     let value: Value =
-        serde_json::from_str(body).map_err(|error| format!("unreadable user list ({error})"))?;
+        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("user list", &error))?;
     let users = value
         .get("users")
         .and_then(Value::as_array)
-        .ok_or("the user list has no users array")?;
+        .ok_or_else(|| ReplyError::shape("the user list has no users array"))?;
     Ok(users
         .iter()
         .filter_map(|user| {

@@ -31,7 +31,10 @@ use crate::retry::Failure;
 use crate::secret::Secret;
 
 use super::http::{Http, Reply};
-use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict, bisect};
+use super::{
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError,
+    UnknownEncoding, Verdict, bisect,
+};
 
 mod reply;
 mod request;
@@ -59,13 +62,15 @@ pub enum CsvEncoding {
 
 impl CsvEncoding {
     /// `utf-8` (the default) or `shift_jis`, as the config takes them.
-    pub fn from_config(label: Option<&str>) -> Result<CsvEncoding, String> {
+    pub fn from_config(label: Option<&str>) -> Result<CsvEncoding, UnknownEncoding> {
         match label.map(str::to_ascii_lowercase).as_deref() {
             None | Some("utf-8") | Some("utf8") => Ok(CsvEncoding::Utf8),
             Some("shift_jis") | Some("shift-jis") | Some("sjis") => Ok(CsvEncoding::ShiftJis),
-            Some(other) => Err(format!(
-                "encoding {other:?} is not one pleasanter targets take (utf-8, shift_jis)"
-            )),
+            Some(other) => Err(UnknownEncoding {
+                label: other.to_string(),
+                kind: "pleasanter",
+                takes: "utf-8, shift_jis",
+            }),
         }
     }
 
@@ -133,23 +138,22 @@ impl Connector for Pleasanter {
         )
     }
 
-    fn from_config(target: &TargetConfig) -> Result<Pleasanter, String> {
+    fn from_config(target: &TargetConfig) -> Result<Pleasanter, SettingsError> {
         let key = target
             .token_source()
-            .ok_or(
+            .ok_or(SettingsError::Missing(
                 "a pleasanter target needs an API key (token_env, token_file or token_credential)",
-            )?
-            .load()
-            .map_err(|error| error.to_string())?;
+            ))?
+            .load()?;
         let encoding =
             CsvEncoding::from_config(target.encoding.as_ref().map(|e| e.get_ref().as_str()))?;
         let projector = Projector::new(target.kind, target.fields.get_ref());
         let login_column = projector
             .target_field(RecordKind::Users, Field::Login)
-            .ok_or(
+            .ok_or(SettingsError::Missing(
                 "a pleasanter target must map the login (the import matches users on it): \
                  keep the default `\"Login ID\" = \"login\"` in [target.fields]",
-            )?
+            ))?
             .to_string();
         Ok(Pleasanter {
             http: Http::new(target, Default::default())?,
@@ -189,25 +193,27 @@ impl Connector for Pleasanter {
     }
 
     /// Lists users with the key: a refused key says so.
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
         let body = get_users_body(self.key.expose(), None, 0);
         let reply = self
             .http
             .send(self.http.client().post(self.http.url(GET_PATH)).json(&body))
             .await
-            .map_err(|failure| self.key.scrub(failure.reason()))?;
+            .map_err(|failure| CheckError::Failed(self.key.scrub(failure.reason())))?;
         let status = effective_status(&reply);
         if matches!(status, 401 | 403) {
-            return Err(format!(
+            return Err(CheckError::Refused(format!(
                 "the API key was refused (HTTP {status}): check the key and that API use is allowed for its user"
-            ));
+            )));
         }
         if !(200..300).contains(&status) {
-            return Err(self.key.scrub(reply_failure(&reply).reason()));
+            return Err(CheckError::Failed(
+                self.key.scrub(reply_failure(&reply).reason()),
+            ));
         }
-        parse_users_page(&reply.body)
-            .map(|_| ())
-            .map_err(|reason| format!("{}: {reason}", self.http.url(GET_PATH)))
+        parse_users_page(&reply.body).map(|_| ()).map_err(|reason| {
+            CheckError::Unexpected(format!("{}: {reason}", self.http.url(GET_PATH)))
+        })
     }
 
     type Reply = Reply;
@@ -252,7 +258,11 @@ impl Pleasanter {
             }
             match check_record(item, &self.login_column, self.encoding) {
                 Ok(()) => to_import.push(i),
-                Err(reason) => outcomes[i] = Some(Outcome::Failed(Failure::Permanent { reason })),
+                Err(refused) => {
+                    outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
+                        reason: refused.to_string(),
+                    }))
+                }
             }
         }
         self.import(items, &to_import, &mut outcomes).await;
@@ -303,8 +313,11 @@ impl Pleasanter {
     }
 
     async fn send_import(&self, records: &[&PushItem]) -> Result<Reply, Failure> {
-        let csv = build_csv(records, &self.login_column, self.encoding)
-            .map_err(|reason| Failure::Permanent { reason })?;
+        let csv = build_csv(records, &self.login_column, self.encoding).map_err(|refused| {
+            Failure::Permanent {
+                reason: refused.to_string(),
+            }
+        })?;
         tracing::debug!(
             records = records.len(),
             bytes = csv.len(),

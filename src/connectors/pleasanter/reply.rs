@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::connectors::Outcome;
 use crate::connectors::http::Reply;
+use crate::connectors::{Outcome, ReplyError};
 use crate::retry::Failure;
 use crate::secret::Secret;
 
@@ -15,14 +15,16 @@ pub struct UsersPage {
     pub total: u64,
 }
 
-pub fn parse_users_page(body: &str) -> Result<UsersPage, String> {
+pub fn parse_users_page(body: &str) -> Result<UsersPage, ReplyError> {
     let value: Value =
-        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
-    let response = value.get("Response").ok_or("the reply has no Response")?;
+        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
+    let response = value
+        .get("Response")
+        .ok_or_else(|| ReplyError::shape("the reply has no Response"))?;
     let data = response
         .get("Data")
         .and_then(Value::as_array)
-        .ok_or("the reply has no Response.Data list")?;
+        .ok_or_else(|| ReplyError::shape("the reply has no Response.Data list"))?;
     let mut users = Vec::new();
     for user in data {
         let login = user.get("LoginId").and_then(Value::as_str);

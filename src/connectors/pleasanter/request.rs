@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::connectors::PushItem;
+use crate::connectors::{PushItem, RecordError};
 use crate::model::ActionKind;
 
 use super::{API_VERSION, CsvEncoding};
@@ -35,11 +35,11 @@ pub fn check_record(
     item: &PushItem,
     login_column: &str,
     encoding: CsvEncoding,
-) -> Result<(), String> {
+) -> Result<(), RecordError> {
     if item.fields.get(login_column).is_none_or(|l| l.is_empty()) {
-        return Err(format!(
+        return Err(RecordError(format!(
             "the record has no {login_column} (login), which Pleasanter requires"
-        ));
+        )));
     }
     for (column, value) in &item.fields {
         if encoding.encode(value).is_none() {
@@ -48,10 +48,10 @@ pub fn check_record(
                 .find(|c| encoding.encode(c.encode_utf8(&mut [0; 4])).is_none())
                 .map(|c| format!(" ({c:?}, U+{:04X})", c as u32))
                 .unwrap_or_default();
-            return Err(format!(
+            return Err(RecordError(format!(
                 "{column} holds a character {} cannot encode{culprit}: fix it in the HR file or set encoding = \"utf-8\"",
                 encoding.name()
-            ));
+            )));
         }
     }
     Ok(())
@@ -80,13 +80,13 @@ pub fn build_csv(
     records: &[&PushItem],
     login_column: &str,
     encoding: CsvEncoding,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, RecordError> {
     let header = columns(records, login_column);
     let mut writer = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
-    let failed = |error: csv::Error| format!("cannot write the import CSV: {error}");
+    let failed = |error: csv::Error| RecordError(format!("cannot write the import CSV: {error}"));
     writer.write_record(&header).map_err(failed)?;
     for record in records {
         let row = header
@@ -96,17 +96,18 @@ pub fn build_csv(
     }
     let bytes = writer
         .into_inner()
-        .map_err(|error| format!("cannot write the import CSV: {}", error.error()))?;
-    let text = String::from_utf8(bytes).map_err(|_| "the import CSV is not UTF-8".to_string())?;
+        .map_err(|error| RecordError(format!("cannot write the import CSV: {}", error.error())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| RecordError("the import CSV is not UTF-8".to_string()))?;
     encoding.encode(&text).ok_or_else(|| {
         let column = header.iter().find(|c| encoding.encode(c).is_none());
-        match column {
+        RecordError(match column {
             Some(column) => format!(
                 "the column name {column:?} cannot be written in {}: rename it in [target.fields]",
                 encoding.name()
             ),
             None => format!("the import CSV cannot be written in {}", encoding.name()),
-        }
+        })
     })
 }
 

@@ -171,7 +171,9 @@ fn shift_jis_encodes_japanese_and_names_the_field_it_cannot_encode() {
         true,
         &[("ログインID", "yoshi"), ("名前", "𠮷田 義男")],
     );
-    let reason = check_record(&yoshio, "ログインID", CsvEncoding::ShiftJis).unwrap_err();
+    let reason = check_record(&yoshio, "ログインID", CsvEncoding::ShiftJis)
+        .unwrap_err()
+        .to_string();
     assert!(
         reason.contains("名前") && reason.contains("U+20BB7"),
         "{reason}"
@@ -185,6 +187,7 @@ fn shift_jis_encodes_japanese_and_names_the_field_it_cannot_encode() {
     assert!(
         check_record(&nobody, "ログインID", CsvEncoding::Utf8)
             .unwrap_err()
+            .to_string()
             .contains("ログインID")
     );
 }

@@ -56,7 +56,10 @@ use crate::projection::DefaultFields;
 use crate::retry::Failure;
 
 use super::http::{Http, Reply, secret_header};
-use super::{Connector, Outcome, Place, PushItem, PushReply, Settings, Verdict};
+use super::{
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, ReplyError, Settings,
+    SettingsError, Verdict,
+};
 
 mod reply;
 mod request;
@@ -158,12 +161,13 @@ impl Connector for Scim {
         )
     }
 
-    fn from_config(target: &TargetConfig) -> Result<Scim, String> {
+    fn from_config(target: &TargetConfig) -> Result<Scim, SettingsError> {
         let token = target
             .token_source()
-            .ok_or("a scim target needs a token (token_env, token_file or token_credential)")?
-            .load()
-            .map_err(|error| error.to_string())?;
+            .ok_or(SettingsError::Missing(
+                "a scim target needs a token (token_env, token_file or token_credential)",
+            ))?
+            .load()?;
         let mut headers = secret_header("authorization", "Bearer ", &token)?;
         headers.insert(ACCEPT, HeaderValue::from_static(SCIM_JSON));
         Ok(Scim {
@@ -200,21 +204,21 @@ impl Connector for Scim {
     }
 
     /// Reads `/ServiceProviderConfig`, then lists one user with the token.
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), CheckError> {
+        let unexpected =
+            |what: &str, reason: ReplyError| CheckError::Unexpected(format!("{what}: {reason}"));
         let reply = self
             .call(Method::GET, "/ServiceProviderConfig", None)
-            .await
-            .map_err(|failure| failure.reason().to_string())?;
+            .await?;
         refused_token(&reply, "GET /ServiceProviderConfig")?;
         let patch = parse_patch_supported(&reply.body)
-            .map_err(|reason| format!("GET /ServiceProviderConfig: {reason}"))?;
+            .map_err(|reason| unexpected("GET /ServiceProviderConfig", reason))?;
         let _ = self.patch.set(patch);
         let reply = self
             .call(Method::GET, "/Users?startIndex=1&count=1", None)
-            .await
-            .map_err(|failure| failure.reason().to_string())?;
+            .await?;
         refused_token(&reply, "GET /Users")?;
-        parse_list(&reply.body).map_err(|reason| format!("GET /Users: {reason}"))?;
+        parse_list(&reply.body).map_err(|reason| unexpected("GET /Users", reason))?;
         Ok(())
     }
 

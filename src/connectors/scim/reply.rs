@@ -5,8 +5,8 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::connectors::PushItem;
 use crate::connectors::http::Reply;
+use crate::connectors::{CheckError, PushItem, ReplyError};
 use crate::retry::{self, Failure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,14 +24,17 @@ pub(super) fn written(reply: &Reply, what: &str) -> Result<Written, Failure> {
     }
 }
 
-pub(super) fn refused_token(reply: &Reply, what: &str) -> Result<(), String> {
+pub(super) fn refused_token(reply: &Reply, what: &str) -> Result<(), CheckError> {
     match reply.status {
-        401 | 403 => Err(format!(
+        401 | 403 => Err(CheckError::Refused(format!(
             "{what}: the token was refused (HTTP {}): check the target's token",
             reply.status
-        )),
+        ))),
         _ if reply.is_success() => Ok(()),
-        _ => Err(format!("{what}: {}", failure(reply, what).reason())),
+        _ => Err(CheckError::Failed(format!(
+            "{what}: {}",
+            failure(reply, what).reason()
+        ))),
     }
 }
 
@@ -87,21 +90,29 @@ pub struct ListPage {
     pub resources: Vec<Value>,
 }
 
-pub fn parse_list(body: &str) -> Result<ListPage, String> {
-    let value: Value = serde_json::from_str(body)
-        .map_err(|error| format!("not a SCIM ListResponse: unreadable reply ({error})"))?;
+pub fn parse_list(body: &str) -> Result<ListPage, ReplyError> {
+    let value: Value = serde_json::from_str(body).map_err(|error| {
+        ReplyError::shape(format!(
+            "not a SCIM ListResponse: unreadable reply ({error})"
+        ))
+    })?;
     let number = |name: &str| {
         value.get(name).and_then(|v| {
             v.as_u64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
         })
     };
-    let total =
-        number("totalResults").ok_or("not a SCIM ListResponse: the reply has no totalResults")?;
+    let total = number("totalResults").ok_or_else(|| {
+        ReplyError::shape("not a SCIM ListResponse: the reply has no totalResults")
+    })?;
     let resources = match value.get("Resources") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(resources)) => resources.clone(),
-        Some(_) => return Err("not a SCIM ListResponse: Resources is not a list".into()),
+        Some(_) => {
+            return Err(ReplyError::shape(
+                "not a SCIM ListResponse: Resources is not a list",
+            ));
+        }
     };
     Ok(ListPage {
         total,
@@ -160,23 +171,25 @@ pub(super) fn single(
 }
 
 /// The `id` of a created resource.
-pub fn parse_id(body: &str) -> Result<String, String> {
+pub fn parse_id(body: &str) -> Result<String, ReplyError> {
     let value: Value =
-        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
     value
         .get("id")
         .and_then(Value::as_str)
         .filter(|id| !id.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| "the reply has no id".into())
+        .ok_or_else(|| ReplyError::shape("the reply has no id"))
 }
 
 /// Whether `/ServiceProviderConfig` announces PATCH.
-pub fn parse_patch_supported(body: &str) -> Result<bool, String> {
+pub fn parse_patch_supported(body: &str) -> Result<bool, ReplyError> {
     let value: Value =
-        serde_json::from_str(body).map_err(|error| format!("unreadable reply ({error})"))?;
+        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
     if !value.is_object() {
-        return Err("the reply is not a ServiceProviderConfig".into());
+        return Err(ReplyError::shape(
+            "the reply is not a ServiceProviderConfig",
+        ));
     }
     Ok(value
         .pointer("/patch/supported")

@@ -1,0 +1,106 @@
+//! The errors that leave a connector: its settings it cannot work with, an
+//! online check that failed, a reply it cannot read, a record it cannot
+//! send. Each says what happened; a reply's or a record's error becomes the
+//! reason of a [`Failure`] for the records concerned.
+
+use std::path::PathBuf;
+
+use crate::retry::Failure;
+use crate::secret::SecretError;
+
+/// Settings a connector cannot start with (`Connector::from_config`). The
+/// config check reports the same problems first, located in the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A setting the kind needs is missing.
+    #[error("{0}")]
+    Missing(&'static str),
+    /// A setting has a value the kind cannot use.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Encoding(#[from] UnknownEncoding),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("ca_file {}: {source}", path.display())]
+    CaFileUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ca_file {}: {source}", path.display())]
+    CaFileInvalid {
+        path: PathBuf,
+        source: reqwest::Error,
+    },
+    #[error("cannot set up HTTPS: {0}")]
+    Https(reqwest::Error),
+    #[error("the secret for {header} holds characters a header cannot carry")]
+    HeaderValue { header: &'static str },
+}
+
+/// An `encoding` the kind does not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("encoding {label:?} is not one {kind} targets take ({takes})")]
+pub struct UnknownEncoding {
+    pub label: String,
+    pub kind: &'static str,
+    pub takes: &'static str,
+}
+
+/// Why `check --online` failed for a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// No reply, or a reply that is a failure: the failure's reason.
+    #[error("{0}")]
+    Failed(String),
+    /// The target refused the credentials.
+    #[error("{0}")]
+    Refused(String),
+    /// A reply that is not what the kind answers.
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+impl From<Failure> for CheckError {
+    fn from(failure: Failure) -> CheckError {
+        CheckError::Failed(failure.reason().to_string())
+    }
+}
+
+impl From<ReplyError> for CheckError {
+    fn from(error: ReplyError) -> CheckError {
+        CheckError::Unexpected(error.to_string())
+    }
+}
+
+/// A reply that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// Not JSON, or not the JSON expected: what was read, and the parser's word.
+    #[error("unreadable {what} ({reason})")]
+    Unreadable { what: &'static str, reason: String },
+    /// JSON, without what the kind answers with.
+    #[error("{0}")]
+    Shape(String),
+}
+
+impl ReplyError {
+    /// `unreadable reply (...)` and its likes, from a JSON parse error.
+    pub fn unreadable(what: &'static str, error: &serde_json::Error) -> ReplyError {
+        ReplyError::Unreadable {
+            what,
+            reason: error.to_string(),
+        }
+    }
+
+    /// A reply without what the kind answers with.
+    pub fn shape(message: impl Into<String>) -> ReplyError {
+        ReplyError::Shape(message.into())
+    }
+}
+
+/// Records the target cannot take, found before sending them: the reason
+/// they are refused with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RecordError(pub String);
