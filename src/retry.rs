@@ -88,17 +88,29 @@ fn shorten(text: &str) -> String {
 
 /// The delays between attempts of one push, from a target's `retry` settings.
 pub struct Backoff {
-    inner: backoff::ExponentialBackoff,
+    inner: backoff::exponential::ExponentialBackoff<TokioClock>,
     max_interval: Duration,
+}
+
+/// `max_elapsed` is measured on tokio's clock, the one the push engine
+/// sleeps on: the system's own, except in tests that pause time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl backoff::Clock for TokioClock {
+    fn now(&self) -> std::time::Instant {
+        tokio::time::Instant::now().into_std()
+    }
 }
 
 impl Backoff {
     pub fn new(config: &RetryConfig) -> Backoff {
-        let inner = backoff::ExponentialBackoffBuilder::new()
+        let mut inner = backoff::exponential::ExponentialBackoffBuilder::<TokioClock>::new()
             .with_initial_interval(config.initial.0)
             .with_max_interval(config.max_interval.0)
             .with_max_elapsed_time(Some(config.max_elapsed.0))
             .build();
+        inner.start_time = backoff::Clock::now(&TokioClock);
         Backoff {
             inner,
             max_interval: config.max_interval.0,
@@ -181,8 +193,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn delays_grow_with_jitter_and_stop_after_max_elapsed() {
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn delays_grow_with_jitter_and_stop_after_max_elapsed() {
         let mut backoff = Backoff::new(&config(100, 1_000, 60_000));
         let first = backoff.next_delay(None).unwrap();
         // initial ± 50 % jitter
@@ -198,7 +210,7 @@ mod tests {
         assert!(delays[9] >= Duration::from_millis(500), "{delays:?}");
 
         let mut short = Backoff::new(&config(1, 1, 1));
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::advance(Duration::from_millis(5)).await;
         assert_eq!(short.next_delay(None), None);
     }
 

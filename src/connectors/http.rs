@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -45,7 +45,7 @@ impl Reply {
 pub struct Http {
     client: reqwest::Client,
     base: String,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pace: Option<Arc<Pace>>,
 }
 
 /// `rate_per_sec` as a quota: requests evenly spaced (no burst), so a
@@ -56,6 +56,50 @@ pub fn quota(rate_per_sec: f64) -> Option<Quota> {
     }
     let period = Duration::from_secs_f64(1.0 / rate_per_sec);
     Quota::with_period(period).map(|q| q.allow_burst(NonZeroU32::MIN))
+}
+
+/// A target's `rate_per_sec` as requests evenly spaced: each waits for its
+/// slot, one [`quota`] period after the one before (no burst; after a pause
+/// the next goes at once). On tokio's clock, so that tests can pause it.
+#[derive(Debug)]
+pub struct Pace {
+    period: Duration,
+    next: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pace {
+    pub fn new(quota: Quota) -> Pace {
+        Pace {
+            period: quota.replenish_interval(),
+            next: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The pace of a target, when it sets `rate_per_sec`; shared by every
+    /// task that sends to it.
+    pub fn of(target: &TargetConfig) -> Option<Arc<Pace>> {
+        target
+            .rate_per_sec
+            .as_ref()
+            .and_then(|rate| quota(*rate.get_ref()))
+            .map(|quota| Arc::new(Pace::new(quota)))
+    }
+
+    /// Waits for this request's turn.
+    pub async fn wait(&self) {
+        let slot = {
+            // Holds a time, no invariant a panic could break halfway.
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = tokio::time::Instant::now();
+            let slot = next.map_or(now, |next| next.max(now));
+            *next = Some(slot + self.period);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
 }
 
 impl Http {
@@ -87,15 +131,10 @@ impl Http {
             builder = builder.add_root_certificate(certificate);
         }
         let client = builder.build().map_err(SettingsError::Https)?;
-        let limiter = target
-            .rate_per_sec
-            .as_ref()
-            .and_then(|rate| quota(*rate.get_ref()))
-            .map(|quota| Arc::new(RateLimiter::direct(quota)));
         Ok(Http {
             client,
             base: url,
-            limiter,
+            pace: Pace::of(target),
         })
     }
 
@@ -110,8 +149,8 @@ impl Http {
     /// Sends a request; `Err` only when no reply came (classified: refused
     /// connections and timeouts are transient).
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, Failure> {
-        if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+        if let Some(pace) = &self.pace {
+            pace.wait().await;
         }
         let response = request.send().await.map_err(transport_failure)?;
         let status = response.status().as_u16();
@@ -219,10 +258,10 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_limiter_spaces_requests() {
-        let limiter = RateLimiter::direct(quota(100.0).unwrap());
+        let limiter = Pace::new(quota(100.0).unwrap());
         let start = std::time::Instant::now();
         for _ in 0..5 {
-            limiter.until_ready().await;
+            limiter.wait().await;
         }
         // The first goes at once, the next four 10 ms apart.
         assert!(
