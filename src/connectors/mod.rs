@@ -1,24 +1,31 @@
 //! Connectors: one per target kind, each an implementation of [`Connector`]
-//! in a file (or folder) of its own, registered in [`registry`], the one
-//! place that lists the kinds. Each connector reads top to bottom as its
-//! settings, the pure request building and reply parsing, then the thin part
-//! that sends.
+//! in a file (or folder) of its own, registered with one line in the
+//! `registry!` list below, the one place that names the kinds. Each
+//! connector reads top to bottom as its settings, the pure request building
+//! and reply parsing, then the thin part that sends.
 
-pub mod collaborator;
+#[macro_use]
+mod registry;
+
 pub mod error;
-pub mod gestimum;
 pub mod http;
-pub mod maarch;
-pub mod pleasanter;
-pub mod registry;
-pub mod scim;
-pub mod wbt_file;
+
+// The registry: one line per kind (`module::Connector => Variant`), in the
+// order `rostersync check` lists them. It declares the kind's module and
+// makes it a `TargetKind` and an `AnyConnector`.
+registry! {
+    collaborator::Collaborator => Collaborator,
+    maarch::Maarch => Maarch,
+    gestimum::Gestimum => Gestimum,
+    pleasanter::Pleasanter => Pleasanter,
+    scim::Scim => Scim,
+    wbt_file::WbtFile => WbtFile,
+}
 
 use std::future::Future;
 use std::ops::Range;
 
 pub use error::{CheckError, RecordError, ReplyError, SettingsError, UnknownEncoding};
-pub use registry::{AnyConnector, TargetKind};
 
 use crate::config::TargetConfig;
 use crate::model::{ActionKind, RecordKey};

@@ -1,17 +1,20 @@
-//! The registry: the one place that lists the target kinds. Each line names
-//! a kind's variant and its [`Connector`]; from that list come the config's
-//! [`TargetKind`] (with its name, settings, defaults and checks) and
-//! [`AnyConnector`], which dispatches to the kind's connector.
+//! The machinery behind the registry of kinds (the `registry!` list in
+//! `connectors/mod.rs`, one line per kind): from that list come each kind's
+//! module, the config's [`TargetKind`] (with its name, settings, defaults
+//! and checks) and [`super::AnyConnector`], which dispatches to the kind's
+//! connector.
 
-use super::{
-    CheckError, Connector, ConnectorError, PushItem, PushReply, SettingProblem, Settings,
-    collaborator, gestimum, maarch, pleasanter, scim, wbt_file,
-};
-use crate::config::TargetConfig;
-use crate::projection::DefaultFields;
+use super::TargetKind;
 
+/// `module::Connector => Variant,` per kind: declares the module, and
+/// generates [`TargetKind`] and [`super::AnyConnector`] with a variant per kind.
 macro_rules! registry {
-    ($($(#[$attr:meta])* $variant:ident => $connector:ty,)*) => {
+    ($($(#[$attr:meta])* $module:ident :: $type:ident => $variant:ident,)*) => {
+        $($(#[$attr])* pub mod $module;)*
+
+        registry!(@generate $($(#[$attr])* $variant => $module::$type,)*);
+    };
+    (@generate $($(#[$attr:meta])* $variant:ident => $connector:ty,)*) => {
         /// A target's `kind`.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum TargetKind {
@@ -29,45 +32,50 @@ macro_rules! registry {
 
             /// Every kind's name, in registry order.
             pub const NAMES: &'static [&'static str] =
-                &[$($(#[$attr])* <$connector as Connector>::KIND,)*];
+                &[$($(#[$attr])* <$connector as $crate::connectors::Connector>::KIND,)*];
 
             /// Its name in the config (`kind = "..."`).
             pub fn name(self) -> &'static str {
                 match self {
-                    $($(#[$attr])* TargetKind::$variant => <$connector as Connector>::KIND,)*
+                    $($(#[$attr])* TargetKind::$variant => <$connector as $crate::connectors::Connector>::KIND,)*
                 }
             }
 
             /// What its targets are configured with.
-            pub fn settings(self) -> Settings {
+            pub fn settings(self) -> $crate::connectors::Settings {
                 match self {
-                    $($(#[$attr])* TargetKind::$variant => <$connector as Connector>::SETTINGS,)*
+                    $($(#[$attr])* TargetKind::$variant => <$connector as $crate::connectors::Connector>::SETTINGS,)*
                 }
             }
 
             /// Its default mappings.
-            pub fn default_fields(self) -> DefaultFields {
+            pub fn default_fields(self) -> $crate::projection::DefaultFields {
                 match self {
-                    $($(#[$attr])* TargetKind::$variant => <$connector as Connector>::default_fields(),)*
+                    $($(#[$attr])* TargetKind::$variant => <$connector as $crate::connectors::Connector>::default_fields(),)*
                 }
             }
 
             /// Its config rules of its own, on a target of this kind.
-            pub fn check_config(self, target: &TargetConfig) -> Vec<SettingProblem> {
+            pub fn check_config(
+                self,
+                target: &$crate::config::TargetConfig,
+            ) -> Vec<$crate::connectors::SettingProblem> {
                 match self {
-                    $($(#[$attr])* TargetKind::$variant => <$connector as Connector>::check_config(target),)*
+                    $($(#[$attr])* TargetKind::$variant => <$connector as $crate::connectors::Connector>::check_config(target),)*
                 }
             }
         }
 
         impl AnyConnector {
-            pub fn from_config(target: &TargetConfig) -> Result<AnyConnector, ConnectorError> {
+            pub fn from_config(
+                target: &$crate::config::TargetConfig,
+            ) -> Result<AnyConnector, $crate::connectors::ConnectorError> {
                 let connector = match target.kind {
                     $($(#[$attr])* TargetKind::$variant => {
-                        <$connector as Connector>::from_config(target).map(AnyConnector::$variant)
+                        <$connector as $crate::connectors::Connector>::from_config(target).map(AnyConnector::$variant)
                     })*
                 };
-                connector.map_err(|source| ConnectorError::Settings {
+                connector.map_err(|source| $crate::connectors::ConnectorError::Settings {
                     target: target.name.get_ref().clone(),
                     source,
                 })
@@ -81,30 +89,23 @@ macro_rules! registry {
             }
 
             /// Sends records; one outcome per item, in the same order.
-            pub async fn push(&self, items: &[PushItem]) -> PushReply {
+            pub async fn push(
+                &self,
+                items: &[$crate::connectors::PushItem],
+            ) -> $crate::connectors::PushReply {
                 match self {
                     $($(#[$attr])* AnyConnector::$variant(c) => c.push(items).await,)*
                 }
             }
 
             /// Reaches the target and tries its credentials (`check --online`).
-            pub async fn check(&self) -> Result<(), CheckError> {
+            pub async fn check(&self) -> Result<(), $crate::connectors::CheckError> {
                 match self {
                     $($(#[$attr])* AnyConnector::$variant(c) => c.check().await,)*
                 }
             }
         }
     };
-}
-
-// One line per kind; the order is the order `rostersync check` lists them in.
-registry! {
-    Collaborator => collaborator::Collaborator,
-    Maarch => maarch::Maarch,
-    Gestimum => gestimum::Gestimum,
-    Pleasanter => pleasanter::Pleasanter,
-    Scim => scim::Scim,
-    WbtFile => wbt_file::WbtFile,
 }
 
 impl TargetKind {
