@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
@@ -360,7 +360,7 @@ struct Pass<'r> {
     results: &'r mut Vec<PushResult>,
     /// Confirmed records not yet written to the store, and since when.
     acks: Vec<(RecordKey, Acked, Fields)>,
-    acks_since: Option<Instant>,
+    acks_since: Option<tokio::time::Instant>,
     /// The group being written meanwhile, if any: sending goes on during it.
     writing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
@@ -376,6 +376,14 @@ impl Pass<'_> {
     /// Takes in the reply to one batch: acknowledges what the target
     /// confirmed, parks what it refused, keeps transient failures for the
     /// next round. Returns the target's reason to stop, if it gave one.
+    ///
+    /// A reply carries one outcome per record sent, in order. The records a
+    /// short reply says nothing of may or may not have been applied: they
+    /// fail transiently, as a timeout would. So they are neither
+    /// acknowledged nor sent again at once (a target that always answers
+    /// short would make that a loop without a pause), but retried with the
+    /// backoff, and parked as still failing when the retry budget runs out,
+    /// for an administrator to look at. Outcomes beyond the batch are ignored.
     async fn settle(
         &mut self,
         store: &Arc<Store>,
@@ -383,7 +391,23 @@ impl Pass<'_> {
         reply: PushReply,
         now: fn() -> i64,
     ) -> Result<Option<String>, PushError> {
-        for (item, outcome) in batch.iter().zip(reply.outcomes) {
+        let answered = reply.outcomes.len();
+        if answered != batch.len() {
+            tracing::warn!(target = %batch.first().map_or("", |item| item.key.target.as_str()),
+                sent = batch.len(), answered, "the target's reply does not have one outcome per record sent");
+        }
+        let unanswered = batch.iter().skip(answered).map(|_| {
+            Outcome::Failed(Failure::Transient {
+                reason: "the target's reply said nothing of this record".into(),
+                retry_after: None,
+            })
+        });
+        let outcomes = reply
+            .outcomes
+            .into_iter()
+            .take(batch.len())
+            .chain(unanswered);
+        for (item, outcome) in batch.iter().zip(outcomes) {
             match outcome {
                 Outcome::Acked { target_id } => {
                     let acked = Acked {
@@ -394,7 +418,8 @@ impl Pass<'_> {
                     };
                     self.acks
                         .push((item.key.clone(), acked, item.fields.clone()));
-                    self.acks_since.get_or_insert_with(Instant::now);
+                    self.acks_since
+                        .get_or_insert_with(tokio::time::Instant::now);
                     self.results.push(PushResult {
                         key: item.key.clone(),
                         action: item.action,
@@ -596,3 +621,6 @@ fn load(
     }
     Ok(items)
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,6 +20,8 @@ registry! {
     pleasanter::Pleasanter => Pleasanter,
     scim::Scim => Scim,
     wbt_file::WbtFile => WbtFile,
+    #[cfg(test)]
+    scripted::Scripted => Scripted,
 }
 
 use std::future::Future;
