@@ -8,7 +8,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use governor::Quota;
+use governor::clock::{Clock, Reference};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -58,20 +62,20 @@ pub fn quota(rate_per_sec: f64) -> Option<Quota> {
     Quota::with_period(period).map(|q| q.allow_burst(NonZeroU32::MIN))
 }
 
-/// A target's `rate_per_sec` as requests evenly spaced: each waits for its
-/// slot, one [`quota`] period after the one before (no burst; after a pause
-/// the next goes at once). On tokio's clock, so that tests can pause it.
+/// A target's `rate_per_sec`: governor's limiter (GCRA, no burst), on
+/// tokio's clock so that paused test time drives it too; a request whose
+/// turn has not come sleeps on tokio's timer until it has.
 #[derive(Debug)]
 pub struct Pace {
-    period: Duration,
-    next: std::sync::Mutex<Option<tokio::time::Instant>>,
+    limiter: RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<TokioInstant>>,
+    clock: TokioClock,
 }
 
 impl Pace {
     pub fn new(quota: Quota) -> Pace {
         Pace {
-            period: quota.replenish_interval(),
-            next: std::sync::Mutex::new(None),
+            limiter: RateLimiter::direct_with_clock(quota, TokioClock),
+            clock: TokioClock,
         }
     }
 
@@ -87,18 +91,42 @@ impl Pace {
 
     /// Waits for this request's turn.
     pub async fn wait(&self) {
-        let slot = {
-            // Holds a time, no invariant a panic could break halfway.
-            let mut next = self
-                .next
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let now = tokio::time::Instant::now();
-            let slot = next.map_or(now, |next| next.max(now));
-            *next = Some(slot + self.period);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        while let Err(not_until) = self.limiter.check() {
+            tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+        }
+    }
+}
+
+/// tokio's clock, as governor reads clocks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokioInstant(tokio::time::Instant);
+
+impl Clock for TokioClock {
+    type Instant = TokioInstant;
+
+    fn now(&self) -> TokioInstant {
+        TokioInstant(tokio::time::Instant::now())
+    }
+}
+
+impl std::ops::Add<Nanos> for TokioInstant {
+    type Output = TokioInstant;
+
+    fn add(self, later: Nanos) -> TokioInstant {
+        TokioInstant(self.0 + Duration::from(later))
+    }
+}
+
+impl Reference for TokioInstant {
+    fn duration_since(&self, earlier: Self) -> Nanos {
+        Nanos::from(self.0.saturating_duration_since(earlier.0))
+    }
+
+    fn saturating_sub(&self, duration: Nanos) -> Self {
+        TokioInstant(self.0.checked_sub(duration.into()).unwrap_or(self.0))
     }
 }
 
