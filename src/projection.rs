@@ -1,7 +1,7 @@
 //! Projection: the part of a record one target holds, under that target's
 //! own field names, and its stable hash.
 //!
-//! Each connector kind has default mappings (TARGETS.md), given by its
+//! Each connector kind has default mappings (README, *Targets*), given by its
 //! connector and overridden by the target's `[target.fields]`
 //! (`target_field = "canonical_field"`, or `""` to drop a default). A
 //! projection holds only fields with a value; the active flag is not part of
@@ -121,7 +121,7 @@ pub fn is_projectable(field: &FieldName) -> bool {
 /// Target field ← canonical field.
 pub type Mapping = Vec<(&'static str, FieldName)>;
 
-/// A kind's default mappings (TARGETS.md), as its connector gives them
+/// A kind's default mappings (README, *Targets*), as its connector gives them
 /// ([`crate::connectors::Connector::default_fields`]). Values stay canonical
 /// (ISO dates, `M`/`F`); each connector formats them for its API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! `collaborator`: Collaborator LMS (seed 004). Users go in batches to
+//! `collaborator`: Collaborator LMS. Users go in batches to
 //! `POST /api/v2/users-import/batch` (an upsert keyed by `uid`), blocked and
 //! unblocked through `status` (`"1"` dismissed, `"0"` working). The reply's
 //! counts are checked against the batch: a mismatch splits it, down to

@@ -89,7 +89,7 @@ pub trait Connector: Sized + Send + Sync + 'static {
     /// target of the kind to it (the rules themselves are in `config::check`).
     const SETTINGS: Settings;
 
-    /// Its default mappings (TARGETS.md), which `[target.fields]` overrides.
+    /// Its default mappings (README, *Targets*), which `[target.fields]` overrides.
     fn default_fields() -> DefaultFields;
 
     /// Config rules of its own, beyond [`Connector::SETTINGS`]: each problem

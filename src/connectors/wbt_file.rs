@@ -1,6 +1,6 @@
 //! `wbt-file`: WBT Manager imports files, not API calls. Each push writes one
 //! WBT-format users or organisations CSV into the folder WBT Manager imports
-//! from (seed 003): `;`-separated, a header row, every column of the format in
+//! from (`ingest::wbt`): `;`-separated, a header row, every column of the format in
 //! order (`ingest::wbt`, which the `wbt` source preset reads with too),
 //! `0`/`1` disable flags, `YYYY/MM/DD` dates, `||` lists; UTF-8 with a BOM by
 //! default. Written atomically (`*.tmp`, fsync, rename, fsync of the

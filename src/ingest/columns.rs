@@ -9,7 +9,7 @@ use super::record::{Field, FieldName, RecordKind};
 /// The `format` of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
-    /// WBT Manager's import format (seed 003).
+    /// WBT Manager's import format (`ingest::wbt`).
     Wbt,
     /// Collaborator's CSV layout (its JSON field names as headers).
     Collaborator,
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn wbt_users_has_every_column_of_the_format() {
         let specs = column_specs(&Format::Wbt, RecordKind::Users, Field::ExtId);
-        // 25 named columns and 10 free fields, as in seed 003.
+        // 25 named columns and 10 free fields, as the WBT format defines.
         assert_eq!(specs.len(), 35);
         let extid = specs.iter().find(|s| s.header == "user_extid").unwrap();
         assert!(extid.column_required && extid.value_required);

@@ -1,4 +1,4 @@
-//! WBT Manager's import format (seed 003), defined once: its columns in the
+//! WBT Manager's import format (its vendor's import specification), defined once: its columns in the
 //! format's order, the canonical field each holds, whether a file must have
 //! it, and its size. The ingest `wbt` preset reads files with it, the
 //! `wbt-file` connector writes them with it and maps its fields from it.

@@ -1,4 +1,4 @@
-//! `gestimum`: Gestimum ERP (seed 000). Users go in batches to
+//! `gestimum`: Gestimum ERP. Users go in batches to
 //! `POST {url}/api/rest/Utilisateurs/%22Importer%22` (the path segment is
 //! `"Importer"`, quotes URL-encoded): a JSON body that opens the company file
 //! (`societe`: file, user, password) and carries the users as CSV lines,

@@ -45,7 +45,7 @@ impl ImportReply {
     }
 }
 
-/// Reads an import's reply (seed 000: `result[0]` with `resultat`,
+/// Reads an import's reply (Gestimum's web services: `result[0]` with `resultat`,
 /// `message`, `journal`, `statistiques`; counts as strings or numbers).
 pub fn parse_reply(body: &str) -> Result<ImportReply, ReplyError> {
     let value: Value = serde_json::from_str(body)
@@ -120,7 +120,7 @@ pub fn journal_details(journal: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// The lines every import writes (seed 000).
+/// The lines every import writes.
 pub(super) fn is_routine(line: &str) -> bool {
     const ROUTINE: &[&str] = &[
         "Ouverture de la société",

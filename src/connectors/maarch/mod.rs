@@ -1,4 +1,4 @@
-//! `maarch`: Maarch Courrier (seed 002). HTTP Basic auth, one record per
+//! `maarch`: Maarch Courrier. HTTP Basic auth, one record per
 //! request sequence (`batch_size() == 1`).
 //!
 //! Users: `POST /rest/users` creates and answers `{"id":N}`, kept as the

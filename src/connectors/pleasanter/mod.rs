@@ -1,4 +1,4 @@
-//! `pleasanter`: Implem Pleasanter (seed 001). Users are created and updated
+//! `pleasanter`: Implem Pleasanter. Users are created and updated
 //! in batches through the CSV user import, `POST /api/users/import`
 //! (`multipart/form-data`: a `parameters` JSON with the API key and the CSV's
 //! encoding, and the CSV as `file`; an upsert keyed by `Login ID`). The CSV's
