@@ -84,6 +84,15 @@ pub struct RecordKey {
     pub key: String,
 }
 
+/// What became of a record at a target once its push settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushStatus {
+    /// The target confirmed it.
+    Done,
+    /// Set aside, with the reason.
+    Parked { reason: String },
+}
+
 /// Where one planned action stands, in a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -13,10 +13,12 @@ use crate::config::{RetryConfig, TargetConfig};
 use crate::connectors::{AnyConnector, ConnectorError, Outcome, PushItem, PushReply};
 use crate::diff;
 use crate::ingest::record::{Field, RecordKind};
+pub use crate::model::PushStatus;
+use crate::model::{Acked, ActionKind, RecordKey};
 use crate::projection::Fields;
 use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
-use crate::store::{Acked, ActionKind, Parked, RecordKey, Store, StoreError};
+use crate::store::{Parked, Store, StoreError};
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,12 +26,6 @@ pub struct PushResult {
     pub key: RecordKey,
     pub action: ActionKind,
     pub status: PushStatus,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushStatus {
-    Done,
-    Parked { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ActionStatus, RecordKind};
+use crate::model::{ActionStatus, PushStatus, RecordKind};
 use crate::plan::Plan;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,14 +33,6 @@ pub enum Archived {
     Duplicate,
     /// Its plan was committed before a restart.
     CommittedBeforeRestart,
-}
-
-/// Where a record stands at a target, for a report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordStatus {
-    Pending,
-    Done,
-    Parked(String),
 }
 
 impl FileReport {
@@ -79,12 +71,13 @@ impl FileReport {
         self.plan.targets.keys()
     }
 
-    /// Sets the status of `target`'s pending actions from `lookup(kind, key)`,
-    /// recounts its parked ones and `complete`. Returns whether anything changed.
+    /// Sets the status of `target`'s pending actions from `lookup(kind, key)`
+    /// (`None`: still pending), recounts its parked ones and `complete`.
+    /// Returns whether anything changed.
     pub fn resolve<E>(
         &mut self,
         target: &str,
-        mut lookup: impl FnMut(RecordKind, &str) -> Result<RecordStatus, E>,
+        mut lookup: impl FnMut(RecordKind, &str) -> Result<Option<PushStatus>, E>,
     ) -> Result<bool, E> {
         let mut changed = false;
         if let Some(target_report) = self.plan.targets.get_mut(target) {
@@ -92,12 +85,12 @@ impl FileReport {
             for action in &mut target_report.actions {
                 if action.status == Some(ActionStatus::Pending) {
                     match lookup(action.kind, &action.ext_id)? {
-                        RecordStatus::Pending => {}
-                        RecordStatus::Done => {
+                        None => {}
+                        Some(PushStatus::Done) => {
                             action.status = Some(ActionStatus::Done);
                             changed = true;
                         }
-                        RecordStatus::Parked(reason) => {
+                        Some(PushStatus::Parked { reason }) => {
                             action.status = Some(ActionStatus::Parked);
                             action.reason = Some(reason);
                             changed = true;
@@ -171,8 +164,10 @@ mod tests {
             .resolve::<()>("a", |kind, key| {
                 assert_eq!(kind, RecordKind::Users);
                 Ok(match key {
-                    "E1" => RecordStatus::Done,
-                    _ => RecordStatus::Parked("refused".into()),
+                    "E1" => Some(PushStatus::Done),
+                    _ => Some(PushStatus::Parked {
+                        reason: "refused".into(),
+                    }),
                 })
             })
             .unwrap();
@@ -184,14 +179,10 @@ mod tests {
         assert_eq!(value["complete"], false, "target b has not taken anything");
 
         // A target that is down leaves its records pending.
-        assert!(
-            !report
-                .resolve::<()>("b", |_, _| Ok(RecordStatus::Pending))
-                .unwrap()
-        );
+        assert!(!report.resolve::<()>("b", |_, _| Ok(None)).unwrap());
         assert!(
             report
-                .resolve::<()>("b", |_, _| Ok(RecordStatus::Done))
+                .resolve::<()>("b", |_, _| Ok(Some(PushStatus::Done)))
                 .unwrap()
         );
         assert_eq!(json(&report)["complete"], true);
@@ -202,7 +193,7 @@ mod tests {
         let mut report =
             FileReport::new(&test_plan(), Archived::CommittedBeforeRestart, Utc::now());
         report
-            .resolve::<()>("a", |_, _| Ok(RecordStatus::Done))
+            .resolve::<()>("a", |_, _| Ok(Some(PushStatus::Done)))
             .unwrap();
         let bytes = serde_json::to_vec_pretty(&report).unwrap();
         let read: FileReport = serde_json::from_slice(&bytes).unwrap();

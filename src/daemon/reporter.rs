@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use tracing::{error, warn};
 
 use super::Shared;
-use super::file_report::{FileReport, RecordStatus};
+use super::file_report::FileReport;
 use super::lifecycle;
-use crate::model::{RecordKey, RecordKind};
+use crate::model::{PushStatus, RecordKey, RecordKind};
 use crate::store::{Store, StoreError};
 
 /// How often reports with pending actions are checked against the store,
@@ -132,17 +132,19 @@ fn record_status(
     target: &str,
     kind: RecordKind,
     key: &str,
-) -> Result<RecordStatus, StoreError> {
+) -> Result<Option<PushStatus>, StoreError> {
     let key = RecordKey {
         target: target.to_string(),
         kind,
         key: key.to_string(),
     };
     if let Some(parked) = store.parked_item(&key)? {
-        return Ok(RecordStatus::Parked(parked.reason));
+        return Ok(Some(PushStatus::Parked {
+            reason: parked.reason,
+        }));
     }
     Ok(match store.outbox_item(&key)? {
-        None => RecordStatus::Done,
-        Some(_) => RecordStatus::Pending,
+        None => Some(PushStatus::Done),
+        Some(_) => None,
     })
 }
