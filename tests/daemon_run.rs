@@ -426,28 +426,21 @@ fn poll_mode_takes_files_too() {
     assert!(status.success(), "{log}");
 }
 
-/// README: `cargo run -- run -c config.example.toml` runs the demo on the
-/// example inboxes with the wbt-file target, no server needed.
+/// README: `scripts/demo.sh` runs the daemon on a copy of the example
+/// (its inboxes and `config.example.toml`, paths moved into the copy), with
+/// the wbt-file target, no server needed. `--seed` makes the same copy here.
 #[test]
 fn the_readme_demo_archives_the_example_files_with_their_reports() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        repo.join("config.example.toml"),
-        dir.path().join("config.toml"),
-    )
-    .unwrap();
-    for inbox in ["orgs", "users"] {
-        let from = repo.join("example/inbox").join(inbox);
-        let to = dir.path().join("example/inbox").join(inbox);
-        std::fs::create_dir_all(&to).unwrap();
-        for name in files(&from) {
-            std::fs::copy(from.join(&name), to.join(&name)).unwrap();
-        }
-    }
+    let seeded = std::process::Command::new(repo.join("scripts/demo.sh"))
+        .arg("--seed")
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(seeded.success(), "scripts/demo.sh --seed failed");
     let daemon = Daemon::start(dir.path());
-    let archive =
-        |inbox: &str| files(&dir.path().join("example/inbox").join(inbox).join("archive"));
+    let archive = |inbox: &str| files(&dir.path().join("inbox").join(inbox).join("archive"));
     wait_until(
         Duration::from_secs(20),
         || archive("orgs").len() == 2 && archive("users").len() == 2,
@@ -462,14 +455,14 @@ fn the_readme_demo_archives_the_example_files_with_their_reports() {
         Duration::from_secs(10),
         // Organisations go level by level (parents first), one file each.
         || {
-            let out = files(&dir.path().join("example/wbt-out"));
+            let out = files(&dir.path().join("wbt-out"));
             out.iter().any(|n| n.starts_with("orgs_"))
                 && out.iter().any(|n| n.starts_with("users_"))
         },
         || daemon.log(),
     );
-    assert!(dir.path().join("example/log/status.json").exists());
-    let logs = files(&dir.path().join("example/log"));
+    assert!(dir.path().join("log/status.json").exists());
+    let logs = files(&dir.path().join("log"));
     assert!(
         logs.iter()
             .any(|n| n.starts_with("rostersync.") && n.ends_with(".log")),
