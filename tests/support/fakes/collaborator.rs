@@ -3,7 +3,7 @@
 //! portal option that blocks users missing from a batch.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -12,63 +12,54 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
-use super::{Counter, Faults, roll, serve};
+use super::kernel::admit;
+use super::{Admitted, Kernel, Refusal, Server, header};
 
 #[derive(Default)]
 pub struct Portal {
     pub users: BTreeMap<String, Map<String, Value>>,
     pub orgs: BTreeMap<String, Value>,
-    pub faults: Faults,
     /// The portal's "block missing users" behaviour (its safety option off).
     pub block_missing: bool,
     /// Logins the portal refuses (a 400 for the batch or the single import).
     pub refused_logins: Vec<String>,
-    /// Requests per path.
-    pub hits: BTreeMap<String, u64>,
     /// Users the portal created (a uid it did not hold), and users it received in all.
     pub creates: u64,
     pub received: u64,
 }
 
-pub struct Fake {
-    pub url: String,
-    pub portal: Arc<Mutex<Portal>>,
-    requests: Arc<Counter>,
-}
+/// The portal; its requests per path are counted as "batch", "single" and "orgs".
+pub type Fake = Server<Portal>;
 
-struct Shared {
-    portal: Arc<Mutex<Portal>>,
-    requests: Arc<Counter>,
-    token: String,
+type Shared = Arc<Kernel<Portal>>;
+
+/// How the portal words the kernel's refusals.
+fn refusal(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorised => {
+            (StatusCode::UNAUTHORIZED, "{\"error\":\"invalid token\"}").into_response()
+        }
+        Refusal::TooManyRequests => {
+            (StatusCode::TOO_MANY_REQUESTS, "{\"error\":\"slow down\"}").into_response()
+        }
+        Refusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\":\"maintenance\"}",
+        )
+            .into_response(),
+    }
 }
 
 impl Fake {
     pub fn start(token: &str) -> Fake {
-        let portal = Arc::new(Mutex::new(Portal::default()));
-        let requests = Arc::new(Counter::default());
-        let shared = Arc::new(Shared {
-            portal: Arc::clone(&portal),
-            requests: Arc::clone(&requests),
-            token: format!("Bearer {token}"),
-        });
-        let app = Router::new()
-            .route("/api/v2/users-import/batch", post(batch))
-            .route("/api/v2/users-import/single", post(single))
-            .route("/api/v2/orgstructure/import", post(orgs))
-            .with_state(shared);
-        Fake {
-            url: serve(app),
-            portal,
-            requests,
-        }
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut Portal) -> T) -> T {
-        f(&mut self.portal.lock().unwrap())
+        let kernel = Kernel::new(Portal::default(), Some(format!("Bearer {token}")), refusal);
+        Server::launch(kernel, |kernel| {
+            Router::new()
+                .route("/api/v2/users-import/batch", post(batch))
+                .route("/api/v2/users-import/single", post(single))
+                .route("/api/v2/orgstructure/import", post(orgs))
+                .with_state(kernel)
+        })
     }
 
     /// uid → (login, secondname, email, status) of every user.
@@ -93,45 +84,7 @@ impl Fake {
     }
 }
 
-/// The start of every request: authentication, numbering, injected faults.
-async fn admit(
-    shared: &Shared,
-    headers: &HeaderMap,
-    path: &str,
-) -> Result<(u64, Faults), Response> {
-    let n = shared.requests.next();
-    let faults = {
-        let mut portal = shared.portal.lock().unwrap();
-        *portal.hits.entry(path.to_string()).or_default() += 1;
-        portal.faults.clone()
-    };
-    if faults.slow_ms > 0 {
-        super::delay(faults.slow_ms).await;
-    }
-    let authorised = headers
-        .get("x-cbr-authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == shared.token);
-    if !authorised {
-        return Err((StatusCode::UNAUTHORIZED, "{\"error\":\"invalid token\"}").into_response());
-    }
-    if roll(n, faults.fail_percent, 0) {
-        return Err(match &faults.retry_after {
-            Some(after) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", after.clone())],
-                "{\"error\":\"slow down\"}",
-            )
-                .into_response(),
-            None => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "{\"error\":\"maintenance\"}",
-            )
-                .into_response(),
-        });
-    }
-    Ok((n, faults))
-}
+const AUTHORIZATION: &str = "x-cbr-authorization";
 
 #[derive(Default)]
 struct Counts {
@@ -221,11 +174,11 @@ fn import(portal: &mut Portal, users: &[Value]) -> Result<Counts, Response> {
     Ok(counts)
 }
 
-fn answer(n: u64, faults: &Faults, counts: Counts) -> Response {
-    if roll(n, faults.malformed_percent, 17) {
+fn answer(admitted: &Admitted, counts: Counts) -> Response {
+    if admitted.malformed() {
         return (StatusCode::OK, "{\"created_count\":").into_response();
     }
-    let created = if roll(n, faults.wrong_counts_percent, 31) {
+    let created = if admitted.wrong_counts() {
         counts.created + 1
     } else {
         counts.created
@@ -239,11 +192,8 @@ fn answer(n: u64, faults: &Faults, counts: Counts) -> Response {
     .into_response()
 }
 
-async fn batch(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
-    let (n, faults) = match admit(&shared, &headers, "batch").await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+async fn batch(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let admitted = admit!(kernel, "batch", header(&headers, AUTHORIZATION));
     let Ok(Value::Array(users)) = serde_json::from_str::<Value>(&body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -252,20 +202,17 @@ async fn batch(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Stri
             .into_response();
     };
     let counts = {
-        let mut portal = shared.portal.lock().unwrap();
+        let mut portal = kernel.lock();
         match import(&mut portal, &users) {
             Ok(counts) => counts,
             Err(response) => return response,
         }
     };
-    answer(n, &faults, counts)
+    answer(&admitted, counts)
 }
 
-async fn single(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
-    let (n, _) = match admit(&shared, &headers, "single").await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+async fn single(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    admit!(kernel, "single", header(&headers, AUTHORIZATION));
     let Ok(user @ Value::Object(_)) = serde_json::from_str::<Value>(&body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -274,7 +221,7 @@ async fn single(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
             .into_response();
     };
     let counts = {
-        let mut portal = shared.portal.lock().unwrap();
+        let mut portal = kernel.lock();
         let block_missing = std::mem::take(&mut portal.block_missing);
         let result = import(&mut portal, &[user]);
         portal.block_missing = block_missing;
@@ -284,13 +231,11 @@ async fn single(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Str
         }
     };
     // The single endpoint's counts are always right.
-    answer(n, &Faults::default(), counts)
+    answer(&Admitted::default(), counts)
 }
 
-async fn orgs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: String) -> Response {
-    if let Err(response) = admit(&shared, &headers, "orgs").await {
-        return response;
-    }
+async fn orgs(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    admit!(kernel, "orgs", header(&headers, AUTHORIZATION));
     let Ok(Value::Array(orgs)) = serde_json::from_str::<Value>(&body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -298,7 +243,7 @@ async fn orgs(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Strin
         )
             .into_response();
     };
-    let mut portal = shared.portal.lock().unwrap();
+    let mut portal = kernel.lock();
     for org in orgs {
         let Some(uid) = org.get("uid").and_then(Value::as_str).map(str::to_string) else {
             return (StatusCode::BAD_REQUEST, "{\"error\":\"uid is required\"}").into_response();

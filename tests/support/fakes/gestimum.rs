@@ -5,7 +5,7 @@
 //! refuse), and answers with the journal and statistics as seed 000 shows.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::{Counter, Faults, roll, serve};
+use super::kernel::admit;
+use super::{Kernel, Refusal, Server};
 
 pub const PATH: &str = "/api/rest/Utilisateurs/%22Importer%22";
 const SIZES: &[(&str, usize)] = &[("USR_NAME", 20), ("USR_GROUPE", 20), ("SAL_CODE", 3)];
@@ -24,7 +25,6 @@ const STAMP: &str = "10/09/2019 11:25:38";
 pub struct Erp {
     /// USR_NAME → column → value.
     pub users: BTreeMap<String, BTreeMap<String, String>>,
-    pub faults: Faults,
     /// USR_NAMEs whose lines are not imported ("utilisateur réservé").
     pub refused_names: Vec<String>,
     /// Repeat the password given in the refusal of wrong credentials (a
@@ -34,46 +34,44 @@ pub struct Erp {
     pub imports: Vec<usize>,
 }
 
-pub struct Fake {
-    pub url: String,
-    pub erp: Arc<Mutex<Erp>>,
-    requests: Arc<Counter>,
-}
+/// The ERP; its requests are counted as "import".
+pub type Fake = Server<Erp>;
 
 struct Shared {
-    erp: Arc<Mutex<Erp>>,
-    requests: Arc<Counter>,
+    kernel: Arc<Kernel<Erp>>,
     company: String,
     user: String,
     password: String,
 }
 
-impl Fake {
-    pub fn start(company: &str, user: &str, password: &str) -> Fake {
-        let erp = Arc::new(Mutex::new(Erp::default()));
-        let requests = Arc::new(Counter::default());
-        let shared = Arc::new(Shared {
-            erp: Arc::clone(&erp),
-            requests: Arc::clone(&requests),
-            company: company.into(),
-            user: user.into(),
-            password: password.into(),
-        });
-        let app = Router::new().route(PATH, post(import)).with_state(shared);
-        Fake {
-            url: serve(app),
-            erp,
-            requests,
+/// How the ERP words the kernel's refusals. It reads its credentials in
+/// the request body (see `import`), so the kernel never refuses them.
+fn refusal(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorised => refused("Utilisateur ou mot de passe incorrect"),
+        Refusal::TooManyRequests => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "{\"error\":\"trop de requêtes\"}",
+        )
+            .into_response(),
+        Refusal::Unavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Service indisponible").into_response()
         }
     }
+}
 
-    /// Every request received, answered or not.
-    pub fn requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut Erp) -> T) -> T {
-        f(&mut self.erp.lock().unwrap())
+impl Fake {
+    pub fn start(company: &str, user: &str, password: &str) -> Fake {
+        let (company, user, password) = (company.into(), user.into(), password.into());
+        Server::launch(Kernel::new(Erp::default(), None, refusal), |kernel| {
+            let shared = Arc::new(Shared {
+                kernel,
+                company,
+                user,
+                password,
+            });
+            Router::new().route(PATH, post(import)).with_state(shared)
+        })
     }
 
     /// USR_NAME → (USR_GROUPE, SAL_CODE, USR_DORT) of every user.
@@ -140,22 +138,7 @@ pub fn split_line(line: &str, separator: char, quote: Option<char>) -> Result<Ve
 }
 
 async fn import(State(shared): State<Arc<Shared>>, body: String) -> Response {
-    let n = shared.requests.next();
-    let faults = shared.erp.lock().unwrap().faults.clone();
-    if faults.slow_ms > 0 {
-        super::delay(faults.slow_ms).await;
-    }
-    if roll(n, faults.fail_percent, 0) {
-        return match &faults.retry_after {
-            Some(after) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", after.clone())],
-                "{\"error\":\"trop de requêtes\"}",
-            )
-                .into_response(),
-            None => (StatusCode::SERVICE_UNAVAILABLE, "Service indisponible").into_response(),
-        };
-    }
+    let admitted = admit!(shared.kernel, "import", None);
     let Ok(request) = serde_json::from_str::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "{\"error\":\"JSON invalide\"}").into_response();
     };
@@ -171,7 +154,7 @@ async fn import(State(shared): State<Arc<Shared>>, body: String) -> Response {
     if text(&societe["utilisateur"]) != shared.user
         || text(&societe["mot_passe"]) != shared.password
     {
-        let echo = shared.erp.lock().unwrap().echo_password;
+        let echo = shared.kernel.lock().echo_password;
         return refused(&if echo {
             format!(
                 "Utilisateur ou mot de passe « {} » incorrect",
@@ -214,7 +197,7 @@ async fn import(State(shared): State<Arc<Shared>>, body: String) -> Response {
     ];
     let (mut imported, mut not_imported) = (0u64, 0u64);
     {
-        let mut erp = shared.erp.lock().unwrap();
+        let mut erp = shared.kernel.lock();
         erp.imports.push(rows.len());
         for (i, row) in rows.iter().enumerate() {
             // Line numbers as a file would have them: the header is line 1.
@@ -232,13 +215,13 @@ async fn import(State(shared): State<Arc<Shared>>, body: String) -> Response {
             }
         }
     }
-    if rows.len() > 1 && roll(n, faults.wrong_counts_percent, 31) {
+    if rows.len() > 1 && admitted.wrong_counts() {
         // Statistics that under-count by one (only for several lines: a
         // single line's statistics are always right).
         imported -= imported.min(1);
         not_imported += 1;
     }
-    if roll(n, faults.malformed_percent, 17) {
+    if admitted.malformed() {
         return (StatusCode::OK, "{\"result\":[{\"resultat\":\"succ").into_response();
     }
     journal.extend([

@@ -6,7 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -16,7 +16,8 @@ use axum::routing::{delete, get, post, put};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::{Counter, Faults, roll, serve};
+use super::kernel::admit;
+use super::{Kernel, Refusal, Server, header};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
@@ -49,10 +50,7 @@ pub struct Courrier {
     pub groups: BTreeSet<String>,
     /// Logins that still hold open mail: suspending them answers 403.
     pub open_mail: BTreeSet<String>,
-    pub faults: Faults,
     pub next_id: u64,
-    /// Requests per route ("POST /rest/users", ...).
-    pub hits: BTreeMap<String, u64>,
 }
 
 impl Default for Courrier {
@@ -65,9 +63,7 @@ impl Default for Courrier {
                 .map(String::from)
                 .collect(),
             open_mail: BTreeSet::new(),
-            faults: Faults::default(),
             next_id: 10,
-            hits: BTreeMap::new(),
         }
     }
 }
@@ -102,57 +98,46 @@ pub struct Person {
     pub entities: Vec<String>,
 }
 
-pub struct Fake {
-    pub url: String,
-    pub courrier: Arc<Mutex<Courrier>>,
-    requests: Arc<Counter>,
-}
+/// Maarch; its requests are counted per route ("POST /rest/users", ...).
+pub type Fake = Server<Courrier>;
 
-struct Shared {
-    courrier: Arc<Mutex<Courrier>>,
-    requests: Arc<Counter>,
-    authorization: String,
+type Shared = Arc<Kernel<Courrier>>;
+
+/// How Maarch words the kernel's refusals.
+fn refusal(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorised => error(StatusCode::UNAUTHORIZED, "Authentication Failed"),
+        Refusal::TooManyRequests => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "{\"errors\":\"Too many requests\"}",
+        )
+            .into_response(),
+        Refusal::Unavailable => error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+    }
 }
 
 impl Fake {
     pub fn start(user: &str, password: &str) -> Fake {
-        let courrier = Arc::new(Mutex::new(Courrier::default()));
-        let requests = Arc::new(Counter::default());
         let credentials =
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        let shared = Arc::new(Shared {
-            courrier: Arc::clone(&courrier),
-            requests: Arc::clone(&requests),
-            authorization: format!("Basic {credentials}"),
-        });
-        let app = Router::new()
-            .route("/rest/users", get(list_users).post(create_user))
-            .route("/rest/users/{id}", put(update_user))
-            .route("/rest/users/{id}/suspend", put(suspend_user))
-            .route("/rest/users/{id}/groups", post(add_group))
-            .route("/rest/users/{id}/groups/{group}", delete(remove_group))
-            .route("/rest/users/{id}/entities", post(add_entity))
-            .route("/rest/users/{id}/entities/{entity}", delete(remove_entity))
-            .route("/rest/entities", post(create_entity))
-            .route("/rest/entities/{id}", put(update_entity))
-            .with_state(shared);
-        Fake {
-            url: serve(app),
-            courrier,
-            requests,
-        }
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    pub fn hits(&self, route: &str) -> u64 {
-        self.with(|c| c.hits.get(route).copied().unwrap_or(0))
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut Courrier) -> T) -> T {
-        f(&mut self.courrier.lock().unwrap())
+        let kernel = Kernel::new(
+            Courrier::default(),
+            Some(format!("Basic {credentials}")),
+            refusal,
+        );
+        Server::launch(kernel, |kernel| {
+            Router::new()
+                .route("/rest/users", get(list_users).post(create_user))
+                .route("/rest/users/{id}", put(update_user))
+                .route("/rest/users/{id}/suspend", put(suspend_user))
+                .route("/rest/users/{id}/groups", post(add_group))
+                .route("/rest/users/{id}/groups/{group}", delete(remove_group))
+                .route("/rest/users/{id}/entities", post(add_entity))
+                .route("/rest/users/{id}/entities/{entity}", delete(remove_entity))
+                .route("/rest/entities", post(create_entity))
+                .route("/rest/entities/{id}", put(update_entity))
+                .with_state(kernel)
+        })
     }
 
     /// login → the user, for exact comparisons.
@@ -194,49 +179,10 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "errors": message }))).into_response()
 }
 
-/// The start of every request: numbering, the route's count, slowness,
-/// Basic authentication and injected failures.
-async fn admit(
-    shared: &Shared,
-    headers: &HeaderMap,
-    route: &str,
-) -> Result<(u64, Faults), Response> {
-    let n = shared.requests.next();
-    let faults = {
-        let mut courrier = shared.courrier.lock().unwrap();
-        *courrier.hits.entry(route.to_string()).or_default() += 1;
-        courrier.faults.clone()
-    };
-    if faults.slow_ms > 0 {
-        super::delay(faults.slow_ms).await;
-    }
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == shared.authorization);
-    if !authorised {
-        return Err(error(StatusCode::UNAUTHORIZED, "Authentication Failed"));
-    }
-    if roll(n, faults.fail_percent, 0) {
-        return Err(match &faults.retry_after {
-            Some(after) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", after.clone())],
-                "{\"errors\":\"Too many requests\"}",
-            )
-                .into_response(),
-            None => error(StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
-        });
-    }
-    Ok((n, faults))
-}
-
-macro_rules! admit {
-    ($shared:expr, $headers:expr, $route:expr) => {
-        match admit(&$shared, &$headers, $route).await {
-            Ok(admitted) => admitted,
-            Err(response) => return response,
-        }
+/// Admits a request through the kernel, Basic authentication checked.
+macro_rules! admitted {
+    ($kernel:expr, $headers:expr, $route:expr) => {
+        admit!($kernel, $route, header(&$headers, "authorization"))
     };
 }
 
@@ -255,12 +201,12 @@ fn text(map: &Map<String, Value>, key: &str) -> String {
         .to_string()
 }
 
-async fn list_users(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let (n, faults) = admit!(shared, headers, "GET /rest/users");
-    if roll(n, faults.malformed_percent, 17) {
+async fn list_users(State(kernel): State<Shared>, headers: HeaderMap) -> Response {
+    let admitted = admitted!(kernel, headers, "GET /rest/users");
+    if admitted.malformed() {
         return (StatusCode::OK, "{\"users\":[").into_response();
     }
-    let courrier = shared.courrier.lock().unwrap();
+    let courrier = kernel.lock();
     let users: Vec<Value> = courrier
         .users
         .iter()
@@ -274,12 +220,8 @@ async fn list_users(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
     axum::Json(json!({ "users": users })).into_response()
 }
 
-async fn create_user(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let (n, faults) = admit!(shared, headers, "POST /rest/users");
+async fn create_user(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let admitted = admitted!(kernel, headers, "POST /rest/users");
     let Some(map) = object(&body) else {
         return error(StatusCode::BAD_REQUEST, "Bad Request");
     };
@@ -293,7 +235,7 @@ async fn create_user(
         return error(StatusCode::BAD_REQUEST, "Bad Request");
     }
     let id = {
-        let mut courrier = shared.courrier.lock().unwrap();
+        let mut courrier = kernel.lock();
         if courrier.id_of(&login).is_some() {
             return error(StatusCode::BAD_REQUEST, "User already exists");
         }
@@ -313,7 +255,7 @@ async fn create_user(
             ..User::default()
         })
     };
-    if roll(n, faults.malformed_percent, 17) {
+    if admitted.malformed() {
         return (StatusCode::OK, "{\"id\":").into_response();
     }
     axum::Json(json!({ "id": id })).into_response()
@@ -321,11 +263,11 @@ async fn create_user(
 
 /// The user of a route's `{id}`, under the lock.
 fn with_user<T>(
-    shared: &Shared,
+    kernel: &Kernel<Courrier>,
     id: &str,
     f: impl FnOnce(&mut Courrier, u64) -> T,
 ) -> Result<T, Response> {
-    let mut courrier = shared.courrier.lock().unwrap();
+    let mut courrier = kernel.lock();
     match id.parse::<u64>() {
         Ok(id) if courrier.users.contains_key(&id) => Ok(f(&mut courrier, id)),
         _ => Err(error(StatusCode::BAD_REQUEST, "User not found")),
@@ -333,12 +275,12 @@ fn with_user<T>(
 }
 
 async fn update_user(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    admit!(shared, headers, "PUT /rest/users/{id}");
+    admitted!(kernel, headers, "PUT /rest/users/{id}");
     let Some(map) = object(&body) else {
         return error(StatusCode::BAD_REQUEST, "Bad Request");
     };
@@ -354,7 +296,7 @@ async fn update_user(
     if !["", "OK", "ABS", "SPD"].contains(&status.as_str()) {
         return error(StatusCode::BAD_REQUEST, "Bad Request: status");
     }
-    let result = with_user(&shared, &id, |courrier, id| {
+    let result = with_user(&kernel, &id, |courrier, id| {
         let user = courrier.users.get_mut(&id).unwrap();
         // The whole record is replaced: what is omitted is erased.
         user.firstname = first;
@@ -376,12 +318,12 @@ async fn update_user(
 }
 
 async fn suspend_user(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    admit!(shared, headers, "PUT /rest/users/{id}/suspend");
-    let result = with_user(&shared, &id, |courrier, id| {
+    admitted!(kernel, headers, "PUT /rest/users/{id}/suspend");
+    let result = with_user(&kernel, &id, |courrier, id| {
         let login = courrier.users[&id].login.clone();
         if courrier.open_mail.contains(&login) {
             return Err(error(
@@ -404,8 +346,8 @@ enum List {
     Entities,
 }
 
-fn link(shared: &Shared, id: &str, list: List, value: &str, add: bool) -> Response {
-    let result = with_user(shared, id, |courrier, id| {
+fn link(kernel: &Kernel<Courrier>, id: &str, list: List, value: &str, add: bool) -> Response {
+    let result = with_user(kernel, id, |courrier, id| {
         let exists = match list {
             List::Groups => courrier.groups.contains(value),
             List::Entities => courrier.entities.contains_key(value),
@@ -455,47 +397,47 @@ fn capitalised(word: &str) -> String {
 }
 
 async fn add_group(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    admit!(shared, headers, "POST /rest/users/{id}/groups");
+    admitted!(kernel, headers, "POST /rest/users/{id}/groups");
     let group = object(&body)
         .map(|m| text(&m, "groupId"))
         .unwrap_or_default();
-    link(&shared, &id, List::Groups, &group, true)
+    link(&kernel, &id, List::Groups, &group, true)
 }
 
 async fn remove_group(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path((id, group)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    admit!(shared, headers, "DELETE /rest/users/{id}/groups/{group}");
-    link(&shared, &id, List::Groups, &group, false)
+    admitted!(kernel, headers, "DELETE /rest/users/{id}/groups/{group}");
+    link(&kernel, &id, List::Groups, &group, false)
 }
 
 async fn add_entity(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    admit!(shared, headers, "POST /rest/users/{id}/entities");
+    admitted!(kernel, headers, "POST /rest/users/{id}/entities");
     let entity = object(&body)
         .map(|m| text(&m, "entityId"))
         .unwrap_or_default();
-    link(&shared, &id, List::Entities, &entity, true)
+    link(&kernel, &id, List::Entities, &entity, true)
 }
 
 async fn remove_entity(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path((id, entity)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    admit!(shared, headers, "DELETE /rest/users/{id}/entities/{entity}");
-    link(&shared, &id, List::Entities, &entity, false)
+    admitted!(kernel, headers, "DELETE /rest/users/{id}/entities/{entity}");
+    link(&kernel, &id, List::Entities, &entity, false)
 }
 
 fn read_entity(
@@ -526,12 +468,8 @@ fn read_entity(
     Ok(entity)
 }
 
-async fn create_entity(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    admit!(shared, headers, "POST /rest/entities");
+async fn create_entity(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    admitted!(kernel, headers, "POST /rest/entities");
     let Some(map) = object(&body) else {
         return error(StatusCode::BAD_REQUEST, "Bad Request");
     };
@@ -539,7 +477,7 @@ async fn create_entity(
     if id.is_empty() || id.len() > 32 {
         return error(StatusCode::BAD_REQUEST, "Bad Request: entity_id");
     }
-    let mut courrier = shared.courrier.lock().unwrap();
+    let mut courrier = kernel.lock();
     if courrier.entities.contains_key(&id) {
         return error(StatusCode::BAD_REQUEST, "Entity already exists");
     }
@@ -554,16 +492,16 @@ async fn create_entity(
 }
 
 async fn update_entity(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    admit!(shared, headers, "PUT /rest/entities/{id}");
+    admitted!(kernel, headers, "PUT /rest/entities/{id}");
     let Some(map) = object(&body) else {
         return error(StatusCode::BAD_REQUEST, "Bad Request");
     };
-    let mut courrier = shared.courrier.lock().unwrap();
+    let mut courrier = kernel.lock();
     if !courrier.entities.contains_key(&id) {
         return error(StatusCode::BAD_REQUEST, "Entity not found");
     }

@@ -6,7 +6,7 @@
 //! knows are taken (an unknown header is a 400); faults come from `Faults`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::{Counter, Faults, roll, serve};
+use super::kernel::admit;
+use super::{Kernel, Refusal, Server};
 
 /// A user as the tenant keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,7 +39,6 @@ pub struct Tenant {
     /// Login → user.
     pub users: BTreeMap<String, User>,
     next_id: u64,
-    pub faults: Faults,
     /// Answer the import in Japanese ("N 件追加し、M 件更新しました。").
     pub japanese: bool,
     /// The column display names the import takes; the first is the login,
@@ -48,8 +48,6 @@ pub struct Tenant {
     pub refused_logins: Vec<String>,
     /// Users per page of `/api/users/get`.
     pub page_size: usize,
-    /// Requests per endpoint ("import", "get", "update").
-    pub hits: BTreeMap<String, u64>,
     /// The `Encoding` parameter of each import received.
     pub encodings: Vec<String>,
 }
@@ -90,57 +88,47 @@ impl Default for Tenant {
         Tenant {
             users: BTreeMap::new(),
             next_id: 1,
-            faults: Faults::default(),
             japanese: false,
             columns: english_columns(),
             refused_logins: Vec::new(),
             page_size: 200,
-            hits: BTreeMap::new(),
             encodings: Vec::new(),
         }
     }
 }
 
-pub struct Fake {
-    pub url: String,
-    pub tenant: Arc<Mutex<Tenant>>,
-    requests: Arc<Counter>,
-}
+/// The tenant; its requests are counted per endpoint ("import", "get", "update").
+pub type Fake = Server<Tenant>;
 
-struct Shared {
-    tenant: Arc<Mutex<Tenant>>,
-    requests: Arc<Counter>,
-    key: String,
+type Shared = Arc<Kernel<Tenant>>;
+
+/// How the tenant words the kernel's refusals.
+fn refusal(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorised => pleasanter(StatusCode::UNAUTHORIZED, "Authentication failed."),
+        Refusal::TooManyRequests => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "{\"StatusCode\":429,\"Message\":\"Too many requests.\"}",
+        )
+            .into_response(),
+        Refusal::Unavailable => pleasanter(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is in maintenance.",
+        ),
+    }
 }
 
 impl Fake {
+    /// `key`: the API key every request must carry in its body.
     pub fn start(key: &str) -> Fake {
-        let tenant = Arc::new(Mutex::new(Tenant::default()));
-        let requests = Arc::new(Counter::default());
-        let shared = Arc::new(Shared {
-            tenant: Arc::clone(&tenant),
-            requests: Arc::clone(&requests),
-            key: key.to_string(),
-        });
-        let app = Router::new()
-            .route("/api/users/import", post(import))
-            .route("/api/users/get", post(get))
-            .route("/api/users/{id}/update", post(update))
-            .with_state(shared);
-        Fake {
-            url: serve(app),
-            tenant,
-            requests,
-        }
-    }
-
-    /// Every request received, whatever its answer.
-    pub fn requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut Tenant) -> T) -> T {
-        f(&mut self.tenant.lock().unwrap())
+        let kernel = Kernel::new(Tenant::default(), Some(key.to_string()), refusal);
+        Server::launch(kernel, |kernel| {
+            Router::new()
+                .route("/api/users/import", post(import))
+                .route("/api/users/get", post(get))
+                .route("/api/users/{id}/update", post(update))
+                .with_state(kernel)
+        })
     }
 
     /// Login → what the tenant holds of the user.
@@ -168,45 +156,6 @@ fn pleasanter(status: StatusCode, message: &str) -> Response {
         axum::Json(json!({"Id": 0, "StatusCode": status.as_u16(), "Message": message})),
     )
         .into_response()
-}
-
-/// Numbering, the hit count, slowness; then the key (in the body) and the
-/// injected failures.
-async fn admit(
-    shared: &Shared,
-    endpoint: &str,
-    key: Option<&str>,
-) -> Result<(u64, Faults), Response> {
-    let n = shared.requests.next();
-    let faults = {
-        let mut tenant = shared.tenant.lock().unwrap();
-        *tenant.hits.entry(endpoint.to_string()).or_default() += 1;
-        tenant.faults.clone()
-    };
-    if faults.slow_ms > 0 {
-        super::delay(faults.slow_ms).await;
-    }
-    if key != Some(shared.key.as_str()) {
-        return Err(pleasanter(
-            StatusCode::UNAUTHORIZED,
-            "Authentication failed.",
-        ));
-    }
-    if roll(n, faults.fail_percent, 0) {
-        return Err(match &faults.retry_after {
-            Some(after) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", after.clone())],
-                "{\"StatusCode\":429,\"Message\":\"Too many requests.\"}",
-            )
-                .into_response(),
-            None => pleasanter(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server is in maintenance.",
-            ),
-        });
-    }
-    Ok((n, faults))
 }
 
 /// The parts of a `multipart/form-data` body: name → bytes.
@@ -261,11 +210,11 @@ struct Counts {
     updated: u64,
 }
 
-async fn import(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn import(State(kernel): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let parts = match multipart(&headers, &body) {
         Ok(parts) => parts,
         Err(why) => {
-            shared.requests.next();
+            kernel.number();
             return pleasanter(StatusCode::BAD_REQUEST, &format!("Bad request: {why}"));
         }
     };
@@ -274,10 +223,7 @@ async fn import(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .and_then(|p| serde_json::from_slice(p).ok())
         .unwrap_or(Value::Null);
     let key = parameters.get("ApiKey").and_then(Value::as_str);
-    let (n, faults) = match admit(&shared, "import", key).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+    let admitted = admit!(kernel, "import", key);
     if parameters.get("ApiVersion").and_then(Value::as_f64) != Some(1.1) {
         return pleasanter(StatusCode::BAD_REQUEST, "ApiVersion must be 1.1.");
     }
@@ -324,26 +270,26 @@ async fn import(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         }
     }
     let counts = {
-        let mut tenant = shared.tenant.lock().unwrap();
+        let mut tenant = kernel.lock();
         tenant.encodings.push(encoding);
         match upsert(&mut tenant, &header, &rows) {
             Ok(counts) => counts,
             Err(message) => return pleasanter(StatusCode::BAD_REQUEST, &message),
         }
     };
-    if roll(n, faults.malformed_percent, 17) {
+    if admitted.malformed() {
         return (StatusCode::OK, "{\"Id\":0,\"StatusCode\":200,\"Mess").into_response();
     }
     let (mut added, mut updated) = (counts.added, counts.updated);
     // Short counts, on batches only: a single record's are always right.
-    if rows.len() > 1 && roll(n, faults.wrong_counts_percent, 31) {
+    if rows.len() > 1 && admitted.wrong_counts() {
         if added > 0 {
             added -= 1;
         } else {
             updated = updated.saturating_sub(1);
         }
     }
-    let japanese = shared.tenant.lock().unwrap().japanese;
+    let japanese = kernel.lock().japanese;
     let message = if japanese {
         format!("{added} 件追加し、{updated} 件更新しました。")
     } else {
@@ -418,24 +364,16 @@ fn upsert(tenant: &mut Tenant, header: &[String], rows: &[Vec<String>]) -> Resul
     Ok(counts)
 }
 
-async fn get(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn get(State(kernel): State<Shared>, body: Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if let Err(response) = admit(
-        &shared,
-        "get",
-        request.get("ApiKey").and_then(Value::as_str),
-    )
-    .await
-    {
-        return response;
-    }
+    admit!(kernel, "get", request.get("ApiKey").and_then(Value::as_str));
     let offset = request.get("Offset").and_then(Value::as_u64).unwrap_or(0) as usize;
     // A view filter matches loosely: "ana" finds "banana" too.
     let filter = request
         .pointer("/View/ColumnFilterHash/LoginId")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let tenant = shared.tenant.lock().unwrap();
+    let tenant = kernel.lock();
     let matching: Vec<(&String, &User)> = tenant
         .users
         .iter()
@@ -466,28 +404,20 @@ async fn get(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     .into_response()
 }
 
-async fn update(
-    State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
+async fn update(State(kernel): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    if let Err(response) = admit(
-        &shared,
+    admit!(
+        kernel,
         "update",
-        request.get("ApiKey").and_then(Value::as_str),
-    )
-    .await
-    {
-        return response;
-    }
+        request.get("ApiKey").and_then(Value::as_str)
+    );
     if request.get("ApiVersion").and_then(Value::as_f64) != Some(1.1) {
         return pleasanter(StatusCode::BAD_REQUEST, "ApiVersion must be 1.1.");
     }
     let Some(disabled) = request.get("Disabled").and_then(Value::as_bool) else {
         return pleasanter(StatusCode::BAD_REQUEST, "Disabled must be true or false.");
     };
-    let mut tenant = shared.tenant.lock().unwrap();
+    let mut tenant = kernel.lock();
     let Some(user) = tenant.users.values_mut().find(|u| id.parse() == Ok(u.id)) else {
         return pleasanter(StatusCode::NOT_FOUND, "The user was not found.");
     };

@@ -10,7 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use super::{Counter, Faults, roll, serve};
+use super::kernel::admit;
+use super::{Admitted, Kernel, Refusal, Server, header};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -39,11 +40,8 @@ pub struct Provider {
     /// Answer every filtered list with all resources (a provider that
     /// ignores filters: clients must page and check what they get).
     pub ignore_filter: bool,
-    pub faults: Faults,
     /// userNames refused with a 400 (a provider's own policy).
     pub refused_user_names: Vec<String>,
-    /// Requests per "METHOD /Resource".
-    pub hits: BTreeMap<String, u64>,
     next_id: u64,
 }
 
@@ -68,17 +66,10 @@ pub struct User {
     pub active: bool,
 }
 
-pub struct Fake {
-    pub url: String,
-    pub provider: Arc<Mutex<Provider>>,
-    requests: Arc<Counter>,
-}
+/// The provider; its requests are counted per "METHOD /Resource".
+pub type Fake = Server<Provider>;
 
-struct Shared {
-    provider: Arc<Mutex<Provider>>,
-    requests: Arc<Counter>,
-    token: String,
-}
+type Shared = Arc<Kernel<Provider>>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -114,52 +105,39 @@ impl Kind {
     }
 }
 
+/// How the provider words the kernel's refusals: SCIM error bodies.
+fn refusal(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::Unauthorised => error(StatusCode::UNAUTHORIZED, None, "invalid bearer token"),
+        Refusal::TooManyRequests => error(StatusCode::TOO_MANY_REQUESTS, None, "slow down"),
+        Refusal::Unavailable => error(StatusCode::SERVICE_UNAVAILABLE, None, "maintenance"),
+    }
+}
+
 impl Fake {
     pub fn start(token: &str, patch_supported: bool) -> Fake {
-        let provider = Arc::new(Mutex::new(Provider {
+        let provider = Provider {
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
             patch_supported,
             max_results: 50,
             ignore_filter: false,
-            faults: Faults::default(),
             refused_user_names: Vec::new(),
-            hits: BTreeMap::new(),
             next_id: 0,
-        }));
-        let requests = Arc::new(Counter::default());
-        let shared = Arc::new(Shared {
-            provider: Arc::clone(&provider),
-            requests: Arc::clone(&requests),
-            token: format!("Bearer {token}"),
-        });
-        let app = Router::new()
-            .route("/ServiceProviderConfig", get(config))
-            .route("/Users", get(list_users).post(create_user))
-            .route("/Users/{id}", get(get_user).put(put_user).patch(patch_user))
-            .route("/Groups", get(list_groups).post(create_group))
-            .route(
-                "/Groups/{id}",
-                get(get_group).put(put_group).patch(patch_group),
-            )
-            .with_state(shared);
-        Fake {
-            url: serve(app),
-            provider,
-            requests,
-        }
-    }
-
-    pub fn requests(&self) -> u64 {
-        self.requests.get()
-    }
-
-    pub fn hits(&self, what: &str) -> u64 {
-        self.with(|p| p.hits.get(what).copied().unwrap_or(0))
-    }
-
-    pub fn with<T>(&self, f: impl FnOnce(&mut Provider) -> T) -> T {
-        f(&mut self.provider.lock().unwrap())
+        };
+        let kernel = Kernel::new(provider, Some(format!("Bearer {token}")), refusal);
+        Server::launch(kernel, |kernel| {
+            Router::new()
+                .route("/ServiceProviderConfig", get(config))
+                .route("/Users", get(list_users).post(create_user))
+                .route("/Users/{id}", get(get_user).put(put_user).patch(patch_user))
+                .route("/Groups", get(list_groups).post(create_group))
+                .route(
+                    "/Groups/{id}",
+                    get(get_group).put(put_group).patch(patch_group),
+                )
+                .with_state(kernel)
+        })
     }
 
     /// Puts a user in the provider as an administrator would; returns its id.
@@ -266,69 +244,30 @@ fn scim(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// The start of every request: numbering, authentication, injected faults.
-async fn admit(
-    shared: &Shared,
-    headers: &HeaderMap,
-    what: String,
-) -> Result<(u64, Faults), Response> {
-    let n = shared.requests.next();
-    let faults = {
-        let mut provider = shared.provider.lock().unwrap();
-        *provider.hits.entry(what).or_default() += 1;
-        provider.faults.clone()
+/// Admits a request through the kernel, the bearer token checked.
+macro_rules! admitted {
+    ($kernel:expr, $headers:expr, $what:expr) => {
+        admit!($kernel, &$what, header(&$headers, "authorization"))
     };
-    if faults.slow_ms > 0 {
-        super::delay(faults.slow_ms).await;
-    }
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == shared.token);
-    if !authorised {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "invalid bearer token",
-        ));
-    }
-    if roll(n, faults.fail_percent, 0) {
-        return Err(match &faults.retry_after {
-            Some(after) => {
-                let mut response = error(StatusCode::TOO_MANY_REQUESTS, None, "slow down");
-                response
-                    .headers_mut()
-                    .insert("retry-after", after.parse().unwrap());
-                response
-            }
-            None => error(StatusCode::SERVICE_UNAVAILABLE, None, "maintenance"),
-        });
-    }
-    Ok((n, faults))
 }
 
 /// The reply, or a body cut short when the malformed fault strikes (the
 /// work is done either way).
-fn reply(n: u64, faults: &Faults, status: StatusCode, body: Value) -> Response {
-    if roll(n, faults.malformed_percent, 17) {
+fn reply(admitted: &Admitted, status: StatusCode, body: Value) -> Response {
+    if admitted.malformed() {
         return (status, "{\"id\":").into_response();
     }
     scim(status, body)
 }
 
-async fn config(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let (n, faults) = match admit(&shared, &headers, "GET /ServiceProviderConfig".into()).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
+async fn config(State(kernel): State<Shared>, headers: HeaderMap) -> Response {
+    let admitted = admitted!(kernel, headers, "GET /ServiceProviderConfig");
+    let (patch, max) = {
+        let provider = kernel.lock();
+        (provider.patch_supported, provider.max_results)
     };
-    let (patch, max) = shared
-        .provider
-        .lock()
-        .map(|p| (p.patch_supported, p.max_results))
-        .unwrap();
     reply(
-        n,
-        &faults,
+        &admitted,
         StatusCode::OK,
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
@@ -388,14 +327,11 @@ fn equals(kind: Kind, resource: &Map<String, Value>, name: &str, value: &str) ->
 
 async fn list(
     kind: Kind,
-    shared: Arc<Shared>,
+    kernel: Shared,
     headers: HeaderMap,
     query: HashMap<String, String>,
 ) -> Response {
-    let (n, faults) = match admit(&shared, &headers, format!("GET /{}", kind.name())).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+    let admitted = admitted!(kernel, headers, format!("GET /{}", kind.name()));
     let mut filter = match query.get("filter") {
         None => None,
         Some(text) => match parse_filter(text) {
@@ -411,7 +347,7 @@ async fn list(
     };
     let number = |name: &str| query.get(name).and_then(|v| v.parse::<i64>().ok());
     let start = number("startIndex").unwrap_or(1).max(1) as usize;
-    let mut provider = shared.provider.lock().unwrap();
+    let mut provider = kernel.lock();
     let max = provider.max_results;
     if provider.ignore_filter {
         filter = None;
@@ -428,8 +364,7 @@ async fn list(
         .collect();
     let page: Vec<Value> = found.iter().skip(start - 1).take(count).cloned().collect();
     reply(
-        n,
-        &faults,
+        &admitted,
         StatusCode::OK,
         json!({
             "schemas": [LIST_SCHEMA],
@@ -442,19 +377,19 @@ async fn list(
 }
 
 async fn list_users(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    list(Kind::Users, shared, headers, query).await
+    list(Kind::Users, kernel, headers, query).await
 }
 
 async fn list_groups(
-    State(shared): State<Arc<Shared>>,
+    State(kernel): State<Shared>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    list(Kind::Groups, shared, headers, query).await
+    list(Kind::Groups, kernel, headers, query).await
 }
 
 /// What a strict provider checks of a resource about to be stored.
@@ -581,63 +516,48 @@ fn parse_object(body: &str) -> Result<Map<String, Value>, Response> {
     }
 }
 
-async fn create(kind: Kind, shared: Arc<Shared>, headers: HeaderMap, body: String) -> Response {
-    let (n, faults) = match admit(&shared, &headers, format!("POST /{}", kind.name())).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+async fn create(kind: Kind, kernel: Shared, headers: HeaderMap, body: String) -> Response {
+    let admitted = admitted!(kernel, headers, format!("POST /{}", kind.name()));
     let mut resource = match scim_content(&headers).and_then(|()| parse_object(&body)) {
         Ok(resource) => resource,
         Err(response) => return response,
     };
     resource.remove("id");
     resource.remove("meta");
-    let mut provider = shared.provider.lock().unwrap();
+    let mut provider = kernel.lock();
     if let Err(response) = validate(kind, &provider, &resource, None) {
         return response;
     }
     let id = provider.new_id(if kind == Kind::Users { "u" } else { "g" });
     stamp(kind, &mut resource, &id);
     kind.store(&mut provider).insert(id, resource.clone());
-    reply(n, &faults, StatusCode::CREATED, Value::Object(resource))
+    reply(&admitted, StatusCode::CREATED, Value::Object(resource))
 }
 
-async fn create_user(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    create(Kind::Users, shared, headers, body).await
+async fn create_user(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    create(Kind::Users, kernel, headers, body).await
 }
 
-async fn create_group(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    create(Kind::Groups, shared, headers, body).await
+async fn create_group(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    create(Kind::Groups, kernel, headers, body).await
 }
 
 /// GET, PUT and PATCH of one resource.
 async fn one(
     kind: Kind,
     method: Method,
-    shared: Arc<Shared>,
+    kernel: Shared,
     headers: HeaderMap,
     id: String,
     body: String,
 ) -> Response {
-    let what = format!("{method} /{}", kind.name());
-    let (n, faults) = match admit(&shared, &headers, what).await {
-        Ok(admitted) => admitted,
-        Err(response) => return response,
-    };
+    let admitted = admitted!(kernel, headers, format!("{method} /{}", kind.name()));
     if method != Method::GET
         && let Err(response) = scim_content(&headers)
     {
         return response;
     }
-    let mut provider = shared.provider.lock().unwrap();
+    let mut provider = kernel.lock();
     if method == Method::PATCH && !provider.patch_supported {
         return error(
             StatusCode::NOT_IMPLEMENTED,
@@ -653,7 +573,7 @@ async fn one(
         );
     };
     let mut updated = match method {
-        Method::GET => return reply(n, &faults, StatusCode::OK, Value::Object(current)),
+        Method::GET => return reply(&admitted, StatusCode::OK, Value::Object(current)),
         Method::PUT => match parse_object(&body) {
             Ok(resource) => resource,
             Err(response) => return response,
@@ -669,7 +589,7 @@ async fn one(
     }
     stamp(kind, &mut updated, &id);
     kind.store(&mut provider).insert(id, updated.clone());
-    reply(n, &faults, StatusCode::OK, Value::Object(updated))
+    reply(&admitted, StatusCode::OK, Value::Object(updated))
 }
 
 /// Applies a PatchOp body (RFC 7644 §3.5.2) to a copy of the resource.
@@ -845,12 +765,12 @@ fn apply(
 macro_rules! one_handler {
     ($name:ident, $kind:expr, $method:expr) => {
         async fn $name(
-            State(shared): State<Arc<Shared>>,
+            State(kernel): State<Shared>,
             headers: HeaderMap,
             Path(id): Path<String>,
             body: String,
         ) -> Response {
-            one($kind, $method, shared, headers, id, body).await
+            one($kind, $method, kernel, headers, id, body).await
         }
     };
 }
