@@ -3,13 +3,12 @@
 //! idle cost with 2 sources and 5 targets, and a 100,000-user first import
 //! through the daemon to the Collaborator fake's batch API.
 
-mod daemon_support;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use daemon_support::*;
 use support::fakes::collaborator::Fake;
+use support::*;
 
 fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
@@ -28,20 +27,19 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-fn setup(config: &str, inboxes: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    for inbox in inboxes {
-        std::fs::create_dir_all(dir.path().join(inbox)).unwrap();
-    }
-    dir
+/// Drops a file as an exporter does; returns the moment it was complete.
+fn drop_file<F>(h: &Harness<F>, path: &str, text: &str) -> Instant {
+    h.drop_file(path, text);
+    Instant::now()
 }
 
-fn drop_file(dir: &std::path::Path, path: &str, text: &str) -> Instant {
-    let temporary = dir.join(format!("{path}.tmp"));
-    std::fs::write(&temporary, text).unwrap();
-    std::fs::rename(temporary, dir.join(path)).unwrap();
-    Instant::now()
+/// The portal's fake and one users source feeding it (`lms`).
+fn one_source(fake: Fake, source: Source, lms: Target) -> Harness<Fake> {
+    Harness::builder()
+        .fake(fake)
+        .source(source.targets(&["lms"]))
+        .target(lms.token_env("LMS_TOKEN", TOKEN))
+        .build()
 }
 
 #[test]
@@ -49,39 +47,23 @@ fn drop_file(dir: &std::path::Path, path: &str, text: &str) -> Instant {
 fn latency_from_completion_to_the_first_request() {
     let fake = Fake::start(TOKEN);
     let settle_ms = 500;
-    let dir = setup(
-        &format!(
-            r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-mode = "delta"
-settle = "{settle_ms}ms"
-targets = ["lms"]
-[[target]]
-name = "lms"
-kind = "collaborator"
-url = "{}"
-token_env = "LMS_TOKEN"
-"#,
-            fake.url
-        ),
-        &["inbox"],
+    let h = one_source(
+        fake,
+        Source::users("users", "inbox")
+            .set("mode", "delta")
+            .set("settle", format!("{settle_ms}ms")),
+        Target::collaborator("lms"),
     );
-    let daemon = Daemon::start(dir.path());
+    let daemon = h.start();
     let mut extra = Vec::new();
     for round in 1..=10 {
-        let before = fake.requests();
+        let before = h.fake.requests();
         let done = drop_file(
-            dir.path(),
+            &h,
             &format!("inbox/users{round}.csv"),
             &users_file(&[user(round, false)]),
         );
-        while fake.requests() == before {
+        while h.fake.requests() == before {
             assert!(done.elapsed() < Duration::from_secs(10), "{}", daemon.log());
             std::thread::sleep(Duration::from_micros(500));
         }
@@ -101,40 +83,23 @@ token_env = "LMS_TOKEN"
 #[test]
 #[ignore = "benchmark: scripts/bench-daemon.sh"]
 fn idle_with_two_sources_and_five_targets() {
-    let fake = Fake::start(TOKEN);
-    let mut config = String::from(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-[[source]]
-name = "orgs"
-kind = "orgs"
-inbox = "inbox/orgs"
-targets = ["lms1", "lms2", "wbt1", "wbt2", "wbt3"]
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox/users"
-targets = ["lms1", "lms2", "wbt1", "wbt2", "wbt3"]
-"#,
-    );
+    let all = ["lms1", "lms2", "wbt1", "wbt2", "wbt3"];
+    let mut builder = Harness::builder()
+        .fake(Fake::start(TOKEN))
+        .source(Source::orgs("orgs", "inbox/orgs").targets(&all))
+        .source(Source::users("users", "inbox/users").targets(&all));
     for n in 1..=2 {
-        config.push_str(&format!(
-            "[[target]]\nname = \"lms{n}\"\nkind = \"collaborator\"\nurl = \"{}\"\ntoken_env = \"LMS_TOKEN\"\n",
-            fake.url
-        ));
+        builder =
+            builder.target(Target::collaborator(&format!("lms{n}")).token_env("LMS_TOKEN", TOKEN));
     }
     for n in 1..=3 {
-        config.push_str(&format!(
-            "[[target]]\nname = \"wbt{n}\"\nkind = \"wbt-file\"\ndir = \"out{n}\"\n"
-        ));
+        builder = builder.target(Target::wbt_file(&format!("wbt{n}"), &format!("out{n}")));
     }
-    let dir = setup(&config, &["inbox/orgs", "inbox/users"]);
-    let daemon = Daemon::start(dir.path());
+    let h = builder.build();
+    let daemon = h.start();
     // A first file, so that the state and the workers are warm.
     drop_file(
-        dir.path(),
+        &h,
         "inbox/users/users.csv",
         &users_file(&(1..=100).map(|n| user(n, false)).collect::<Vec<_>>()),
     );
@@ -162,35 +127,17 @@ targets = ["lms1", "lms2", "wbt1", "wbt2", "wbt3"]
 #[ignore = "benchmark: scripts/bench-daemon.sh"]
 fn first_import_of_100_000_users_through_the_daemon() {
     let users = 100_000;
-    let fake = Fake::start(TOKEN);
-    let dir = setup(
-        &format!(
-            r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-settle = "500ms"
-targets = ["lms"]
-[[target]]
-name = "lms"
-kind = "collaborator"
-url = "{}"
-token_env = "LMS_TOKEN"
-batch_size = 500
-"#,
-            fake.url
-        ),
-        &["inbox"],
+    let h = one_source(
+        Fake::start(TOKEN),
+        Source::users("users", "inbox").set("settle", "500ms"),
+        Target::collaborator("lms").set("batch_size", 500),
     );
-    let daemon = Daemon::start(dir.path());
+    let fake = &h.fake;
+    let daemon = h.start();
     let text = users_file(&(1..=users).map(|n| user(n, false)).collect::<Vec<_>>());
     let bytes = text.len();
-    let done = drop_file(dir.path(), "inbox/users.csv", &text);
-    let archive = dir.path().join("inbox/archive");
+    let done = drop_file(&h, "inbox/users.csv", &text);
+    let archive = h.path("inbox/archive");
     let mut archived_at = None;
     let mut first_request = None;
     loop {

@@ -3,53 +3,44 @@
 //! last run to the end. The portal must hold exactly what a clean run gives,
 //! every user created once, nothing left in the inbox, every report complete.
 
-mod daemon_support;
 mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use daemon_support::*;
 use support::fakes::collaborator::Fake;
+use support::*;
 
 const USERS: usize = 10_000;
 const ORGS: usize = 20;
 
-fn config(url: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-
-[safety]
-max_block_percent = 50.0
-max_block_count = 100000
-
-[[source]]
-name = "orgs"
-kind = "orgs"
-inbox = "inbox/orgs"
-settle = "100ms"
-targets = ["lms"]
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox/users"
-settle = "100ms"
-targets = ["lms"]
-
-[[target]]
-name = "lms"
-kind = "collaborator"
-url = "{url}"
-token_env = "LMS_TOKEN"
-batch_size = 50
-timeout = "5s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "30s" }}
-"#
-    )
+/// The portal's fake (2 ms per answer), organisations and users settling
+/// in 100 ms, batches of 50, retries for up to 30 s.
+fn setup() -> Harness<Fake> {
+    let fake = Fake::start(TOKEN);
+    fake.with(|p| p.faults.slow_ms = 2);
+    Harness::builder()
+        .fake(fake)
+        .safety("max_block_percent", 50.0)
+        .safety("max_block_count", 100000)
+        .source(
+            Source::orgs("orgs", "inbox/orgs")
+                .set("settle", "100ms")
+                .targets(&["lms"]),
+        )
+        .source(
+            Source::users("users", "inbox/users")
+                .set("settle", "100ms")
+                .targets(&["lms"]),
+        )
+        .target(
+            Target::collaborator("lms")
+                .token_env("LMS_TOKEN", TOKEN)
+                .set("batch_size", 50)
+                .set("timeout", "5s")
+                .retry("1ms", "5ms", "30s"),
+        )
+        .build()
 }
 
 fn orgs_file() -> String {
@@ -121,33 +112,21 @@ impl Moments {
     }
 }
 
-fn drop_file(dir: &std::path::Path, inbox: &str, name: &str, text: &str) {
-    let temporary = dir.join(format!("{inbox}/{name}.tmp"));
-    std::fs::write(&temporary, text).unwrap();
-    std::fs::rename(temporary, dir.join(format!("{inbox}/{name}"))).unwrap();
-}
-
 #[test]
 fn sigkill_at_20_moments_then_a_restart_ends_as_a_clean_run() {
-    let fake = Fake::start(TOKEN);
-    fake.with(|p| p.faults.slow_ms = 2);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    std::fs::write(root.join("config.toml"), config(&fake.url)).unwrap();
-    for inbox in ["inbox/orgs", "inbox/users"] {
-        std::fs::create_dir_all(root.join(inbox)).unwrap();
-    }
-    drop_file(root, "inbox/orgs", "orgs.csv", &orgs_file());
-    drop_file(root, "inbox/users", "users1.csv", &users_export(false));
+    let h = setup();
+    let (root, fake) = (h.root(), &h.fake);
+    h.drop_file("inbox/orgs/orgs.csv", &orgs_file());
+    h.drop_file("inbox/users/users1.csv", &users_export(false));
 
     let started = Instant::now();
     let mut moments = Moments(0x5eed);
     let mut kills = Vec::new();
     for round in 0..20 {
         if round == 10 {
-            drop_file(root, "inbox/users", "users2.csv", &users_export(true));
+            h.drop_file("inbox/users/users2.csv", &users_export(true));
         }
-        let daemon = Daemon::spawn(root);
+        let daemon = h.spawn();
         let after = 150 + moments.next_ms(1_200);
         std::thread::sleep(Duration::from_millis(after));
         daemon.kill();
@@ -155,13 +134,8 @@ fn sigkill_at_20_moments_then_a_restart_ends_as_a_clean_run() {
     }
     eprintln!("killed at (ms after start, portal requests so far): {kills:?}");
 
-    let daemon = Daemon::start(root);
-    let archived = |inbox: &str| -> Vec<String> {
-        files(&root.join(inbox).join("archive"))
-            .into_iter()
-            .filter(|n| !n.ends_with(".report.json"))
-            .collect()
-    };
+    let daemon = h.start();
+    let archived = |inbox: &str| h.archived(inbox);
     wait_until(
         Duration::from_secs(60),
         || {
@@ -210,7 +184,7 @@ fn sigkill_at_20_moments_then_a_restart_ends_as_a_clean_run() {
                     }
                 }
             }
-            let (_, status, _) = command(root, &["status", "--json"]);
+            let (_, status, _) = h.run(&["status", "--json"]);
             let log = daemon.log();
             let tail: Vec<&str> = log.lines().rev().take(30).collect();
             format!(
@@ -219,7 +193,7 @@ fn sigkill_at_20_moments_then_a_restart_ends_as_a_clean_run() {
             )
         },
     );
-    let (code, out, _) = command(root, &["status", "--json"]);
+    let (code, out, _) = h.run(&["status", "--json"]);
     assert_eq!(code, 0);
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["targets"]["lms"]["outbox"], 0, "{status}");

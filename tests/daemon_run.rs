@@ -3,105 +3,66 @@
 //! files, held files and their approval, duplicates, `status` and `show`
 //! while the daemon runs, SIGTERM and SIGHUP.
 
-mod daemon_support;
 mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::ops::Deref;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use daemon_support::*;
 use support::fakes::collaborator::Fake;
+use support::*;
 
-fn config(url: &str, ready: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-grace = "1s"
-
-[safety]
-max_block_percent = 50.0
-max_shrink_percent = 100.0
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-settle = "300ms"
-ready = "{ready}"
-targets = ["lms"]
-
-[[target]]
-name = "lms"
-kind = "collaborator"
-url = "{url}"
-token_env = "LMS_TOKEN"
-batch_size = 50
-timeout = "2s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
-"#
-    )
+/// The portal's fake, one users source (`ready` as given, settling in
+/// 300 ms), batches of 50.
+fn lms(ready: &str) -> Builder<Fake> {
+    Harness::builder()
+        .fake(Fake::start(TOKEN))
+        .daemon("grace", "1s")
+        .safety("max_block_percent", 50.0)
+        .safety("max_shrink_percent", 100.0)
+        .source(
+            Source::users("users", "inbox")
+                .set("settle", "300ms")
+                .set("ready", ready)
+                .targets(&["lms"]),
+        )
+        .target(
+            Target::collaborator("lms")
+                .token_env("LMS_TOKEN", TOKEN)
+                .set("batch_size", 50)
+                .fast(),
+        )
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    fake: Fake,
+struct Setup(Harness<Fake>);
+
+impl Deref for Setup {
+    type Target = Harness<Fake>;
+    fn deref(&self) -> &Harness<Fake> {
+        &self.0
+    }
 }
 
 impl Setup {
     fn new(ready: &str) -> Setup {
-        let fake = Fake::start(TOKEN);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config(&fake.url, ready)).unwrap();
-        std::fs::create_dir(dir.path().join("inbox")).unwrap();
-        Setup { dir, fake }
-    }
-
-    fn path(&self, relative: &str) -> std::path::PathBuf {
-        self.dir.path().join(relative)
+        Setup(lms(ready).build())
     }
 
     /// Drops a file into the inbox the way a careful exporter does: written
     /// under a temporary name, then renamed.
     fn drop_file(&self, name: &str, text: &str) {
-        let temporary = self.path(&format!("inbox/{name}.part"));
-        std::fs::write(&temporary, text).unwrap();
-        std::fs::rename(temporary, self.path(&format!("inbox/{name}"))).unwrap();
+        self.0.drop_file(&format!("inbox/{name}"), text);
     }
 
     fn archived(&self) -> Vec<String> {
-        files(&self.path("inbox/archive"))
-            .into_iter()
-            .filter(|n| !n.ends_with(".report.json"))
-            .collect()
+        self.0.archived("inbox")
     }
 
     /// Waits until `n` files are archived and their reports complete.
     fn wait_archived(&self, daemon: &Daemon, n: usize) -> Vec<String> {
-        wait_until(
-            Duration::from_secs(20),
-            || {
-                let archived = self.archived();
-                archived.len() >= n
-                    && archived.iter().all(|name| {
-                        std::fs::read(self.path(&format!("inbox/archive/{name}.report.json")))
-                            .ok()
-                            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                            .is_some_and(|r| r["complete"] == true)
-                    })
-            },
-            || {
-                format!(
-                    "{n} complete archived files expected, got {:?}\n{}",
-                    self.archived(),
-                    daemon.log()
-                )
-            },
-        );
-        self.archived()
+        self.0.wait_archived(daemon, "inbox", n)
     }
 
     /// uid → (login, status) at the fake portal.
@@ -124,7 +85,7 @@ fn expected(users: &[(usize, &str)]) -> BTreeMap<String, (String, String)> {
 #[test]
 fn a_file_written_slowly_in_pieces_is_taken_once_complete() {
     let setup = Setup::new("stable");
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     let text = users_file(&(1..=6).map(|n| user(n, false)).collect::<Vec<_>>());
     let mut file = std::fs::File::create(setup.path("inbox/users.csv")).unwrap();
     // Pieces every 150 ms (less than `settle`), cutting lines in the middle.
@@ -160,7 +121,7 @@ fn a_file_written_slowly_in_pieces_is_taken_once_complete() {
 #[test]
 fn marker_mode_waits_for_the_marker() {
     let setup = Setup::new("marker");
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     std::fs::write(
         setup.path("inbox/users.csv"),
         users_file(&[user(1, false), user(2, false)]),
@@ -190,7 +151,7 @@ fn a_bad_file_is_rejected_with_its_errors_and_nothing_is_pushed() {
     );
     setup.drop_file("~$lock.csv", "not a drop");
     setup.drop_file(".hidden.csv", "not a drop");
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     wait_until(
         Duration::from_secs(20),
         || files(&setup.path("inbox/rejected")).len() == 2,
@@ -206,7 +167,7 @@ fn a_bad_file_is_rejected_with_its_errors_and_nothing_is_pushed() {
     assert_eq!(setup.fake.requests(), 0);
     // Hidden and lock files are never taken.
     assert_eq!(files(&setup.path("inbox")), [".hidden.csv", "~$lock.csv"]);
-    let (code, out, _) = command(setup.dir.path(), &["status"]);
+    let (code, out, _) = setup.run(&["status"]);
     assert_eq!(code, 0);
     assert!(out.contains("users: last file bad.csv: rejected"), "{out}");
     let (status, log) = daemon.stop();
@@ -216,7 +177,7 @@ fn a_bad_file_is_rejected_with_its_errors_and_nothing_is_pushed() {
 #[test]
 fn a_mass_block_is_held_until_approved_then_applied() {
     let setup = Setup::new("stable");
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
     setup.drop_file("users1.csv", &users_file(&all));
     setup.wait_archived(&daemon, 1);
@@ -244,10 +205,7 @@ fn a_mass_block_is_held_until_approved_then_applied() {
         "nothing reached the target"
     );
 
-    let (code, out, err) = command(
-        setup.dir.path(),
-        &["approve", &format!("inbox/held/{}", held[0])],
-    );
+    let (code, out, err) = setup.run(&["approve", &format!("inbox/held/{}", held[0])]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("approved"), "{out}");
     setup.wait_archived(&daemon, 2);
@@ -268,7 +226,7 @@ fn a_mass_block_is_held_until_approved_then_applied() {
 #[test]
 fn status_show_and_duplicates_while_the_daemon_runs() {
     let setup = Setup::new("stable");
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     let text = users_file(&[user(1, false), user(2, false)]);
     setup.drop_file("users.csv", &text);
     setup.wait_archived(&daemon, 1);
@@ -283,7 +241,7 @@ fn status_show_and_duplicates_while_the_daemon_runs() {
     assert_eq!(setup.fake.requests(), requests);
 
     // The daemon holds the store: these go through its socket.
-    let (code, out, err) = command(setup.dir.path(), &["status"]);
+    let (code, out, err) = setup.run(&["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("running (pid"), "{out}");
     assert!(out.contains("files today"), "{out}");
@@ -292,18 +250,18 @@ fn status_show_and_duplicates_while_the_daemon_runs() {
         "{out}"
     );
     assert!(out.contains("lms: outbox 0, parked 0, last push"), "{out}");
-    let (code, out, _) = command(setup.dir.path(), &["status", "--json"]);
+    let (code, out, _) = setup.run(&["status", "--json"]);
     assert_eq!(code, 0);
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["files_today"], 2);
     assert_eq!(status["targets"]["lms"]["outbox"], 0);
 
-    let (code, out, err) = command(setup.dir.path(), &["show", "E1"]);
+    let (code, out, err) = setup.run(&["show", "E1"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("lms users E1 (source users):"), "{out}");
     assert!(out.contains("acknowledged: active at"), "{out}");
     assert!(out.contains("login = \"login1\""), "{out}");
-    let (code, out, _) = command(setup.dir.path(), &["show", "E99"]);
+    let (code, out, _) = setup.run(&["show", "E99"]);
     assert_eq!(code, 1, "{out}");
 
     // `plan` and `retry` while it runs.
@@ -312,20 +270,20 @@ fn status_show_and_duplicates_while_the_daemon_runs() {
         users_file(&[user(1, false), user(2, false), user(3, false)]),
     )
     .unwrap();
-    let (code, out, err) = command(setup.dir.path(), &["plan", "next.csv", "--source", "users"]);
+    let (code, out, err) = setup.run(&["plan", "next.csv", "--source", "users"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("target lms: 1 create, 0 update"), "{out}");
-    let (code, out, _) = command(setup.dir.path(), &["retry"]);
+    let (code, out, _) = setup.run(&["retry"]);
     assert_eq!(code, 0);
     assert!(out.contains("lms: 0 parked record(s) released"), "{out}");
 
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
     // Without a daemon, the commands read the state themselves.
-    let (code, out, _) = command(setup.dir.path(), &["status"]);
+    let (code, out, _) = setup.run(&["status"]);
     assert_eq!(code, 0);
     assert!(out.contains("rostersync stopped"), "{out}");
-    let (code, out, _) = command(setup.dir.path(), &["show", "E2"]);
+    let (code, out, _) = setup.run(&["show", "E2"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("acknowledged: active"), "{out}");
     let socket = setup.path("state/control.sock");
@@ -337,7 +295,7 @@ fn sigterm_lets_pushes_finish_and_a_restart_completes_the_rest() {
     let setup = Setup::new("stable");
     // Slow answers: the push is under way when SIGTERM arrives.
     setup.fake.with(|p| p.faults.slow_ms = 150);
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     let all: Vec<String> = (1..=400).map(|n| user(n, false)).collect();
     setup.drop_file("users.csv", &users_file(&all));
     wait_until(
@@ -353,7 +311,7 @@ fn sigterm_lets_pushes_finish_and_a_restart_completes_the_rest() {
     assert_eq!(setup.archived().len(), 1);
 
     setup.fake.with(|p| p.faults.slow_ms = 0);
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     setup.wait_archived(&daemon, 1);
     let want: Vec<(usize, &str)> = (1..=400).map(|n| (n, "0")).collect();
     assert_eq!(setup.portal(), expected(&want));
@@ -364,15 +322,12 @@ fn sigterm_lets_pushes_finish_and_a_restart_completes_the_rest() {
 #[test]
 fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
     let setup = Setup::new("stable");
-    let daemon = Daemon::start(setup.dir.path());
-    let good = std::fs::read_to_string(setup.path("config.toml")).unwrap();
+    let daemon = setup.start();
+    let good = setup.config();
 
     // A bad config: refused, the running one stays.
-    std::fs::write(
-        setup.path("config.toml"),
-        good.replace("settle = \"300ms\"", "settle = \"300ms\"\nsetle = 1"),
-    )
-    .unwrap();
+    setup
+        .rewrite_config(|good| good.replace("settle = \"300ms\"", "settle = \"300ms\"\nsetle = 1"));
     daemon.signal("HUP");
     daemon.wait_log("config reload refused", Duration::from_secs(10));
     assert!(daemon.log().contains("setle"), "{}", daemon.log());
@@ -380,17 +335,11 @@ fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
     setup.wait_archived(&daemon, 1);
 
     // A good one with a second source: its inbox is watched from then on.
-    let second = good.clone()
-        + r#"
-[[source]]
-name = "more"
-kind = "users"
-inbox = "inbox2"
-mode = "delta"
-settle = "300ms"
-targets = ["lms"]
-"#;
-    std::fs::write(setup.path("config.toml"), second).unwrap();
+    let more = Source::users("more", "inbox2")
+        .set("mode", "delta")
+        .set("settle", "300ms")
+        .targets(&["lms"]);
+    setup.rewrite_config(|_| good.clone() + "\n" + &more.toml());
     std::fs::create_dir(setup.path("inbox2")).unwrap();
     daemon.signal("HUP");
     daemon.wait_log("config reloaded", Duration::from_secs(10));
@@ -411,14 +360,12 @@ targets = ["lms"]
 
 #[test]
 fn poll_mode_takes_files_too() {
-    let setup = Setup::new("stable");
-    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
-    std::fs::write(
-        setup.path("config.toml"),
-        config.replace("settle = \"300ms\"", "settle = \"300ms\"\npoll = true"),
-    )
-    .unwrap();
-    let daemon = Daemon::start(setup.dir.path());
+    let setup = Setup(
+        lms("stable")
+            .edit_source("users", |s| s.set("poll", true))
+            .build(),
+    );
+    let daemon = setup.start();
     setup.drop_file("users.csv", &users_file(&[user(1, false)]));
     setup.wait_archived(&daemon, 1);
     assert_eq!(setup.portal(), expected(&[(1, "0")]));
@@ -432,14 +379,15 @@ fn poll_mode_takes_files_too() {
 #[test]
 fn the_readme_demo_archives_the_example_files_with_their_reports() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = tempfile::tempdir().unwrap();
+    let demo = Harness::bare();
+    let dir = &demo.dir;
     let seeded = std::process::Command::new(repo.join("scripts/demo.sh"))
         .arg("--seed")
         .arg(dir.path())
         .status()
         .unwrap();
     assert!(seeded.success(), "scripts/demo.sh --seed failed");
-    let daemon = Daemon::start(dir.path());
+    let daemon = demo.start();
     let archive = |inbox: &str| files(&dir.path().join("inbox").join(inbox).join("archive"));
     wait_until(
         Duration::from_secs(20),
@@ -475,7 +423,7 @@ fn the_readme_demo_archives_the_example_files_with_their_reports() {
 #[test]
 fn approve_without_a_daemon_applies_and_pushes_like_sync() {
     let setup = Setup::new("stable");
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
     setup.drop_file("users1.csv", &users_file(&all));
     setup.wait_archived(&daemon, 1);
@@ -491,10 +439,7 @@ fn approve_without_a_daemon_applies_and_pushes_like_sync() {
     let requests = setup.fake.requests();
 
     // No daemon: `approve` opens the store itself, commits, pushes, files away.
-    let (code, out, err) = command(
-        setup.dir.path(),
-        &["approve", &format!("inbox/held/{held}")],
-    );
+    let (code, out, err) = setup.run(&["approve", &format!("inbox/held/{held}")]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("users2.csv: approved → "), "{out}");
     assert!(out.contains("0 create, 0 update, 3 block"), "{out}");
@@ -513,28 +458,19 @@ fn approve_without_a_daemon_applies_and_pushes_like_sync() {
     let actions = report["targets"]["lms"]["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 3);
     assert!(actions.iter().all(|a| a["status"] == "done"), "{report}");
-    let (code, out, _) = command(setup.dir.path(), &["show", "E2"]);
+    let (code, out, _) = setup.run(&["show", "E2"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("acknowledged: blocked"), "{out}");
     // The store was released: the daemon starts on it again.
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
 
 #[test]
 fn json_logs_are_one_object_per_line_with_the_fields() {
-    let setup = Setup::new("stable");
-    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
-    std::fs::write(
-        setup.path("config.toml"),
-        config.replace(
-            "log_dir = \"log\"",
-            "log_dir = \"log\"\nlog_format = \"json\"",
-        ),
-    )
-    .unwrap();
-    let daemon = Daemon::start(setup.dir.path());
+    let setup = Setup(lms("stable").daemon("log_format", "json").build());
+    let daemon = setup.start();
     setup.drop_file("users.csv", &users_file(&[user(1, false), user(2, false)]));
     setup.wait_archived(&daemon, 1);
     let (status, stderr) = daemon.stop();
@@ -596,7 +532,7 @@ fn json_logs_are_one_object_per_line_with_the_fields() {
 fn the_daily_date_re_plan_activates_and_expires_records() {
     let setup = Setup::new("stable");
     let day = [("ROSTERSYNC_TEST_TODAY", "2030-01-10")];
-    let daemon = Daemon::spawn_with(setup.dir.path(), &day);
+    let daemon = setup.spawn_with(&day);
     daemon.wait_log("watching the inboxes", Duration::from_secs(20));
     // E2 starts on the 11th; the 10th is E3's last day.
     setup.drop_file(
@@ -618,7 +554,7 @@ fn the_daily_date_re_plan_activates_and_expires_records() {
 
     // The next day: E2 is created, E3 blocked, without any new file.
     let day = [("ROSTERSYNC_TEST_TODAY", "2030-01-11")];
-    let daemon = Daemon::spawn_with(setup.dir.path(), &day);
+    let daemon = setup.spawn_with(&day);
     daemon.wait_log("dates re-planned", Duration::from_secs(20));
     wait_until(
         Duration::from_secs(20),
@@ -636,18 +572,15 @@ fn the_daily_date_re_plan_activates_and_expires_records() {
 
 #[test]
 fn a_stop_cuts_requests_still_in_flight_after_the_grace_period() {
-    let setup = Setup::new("stable");
-    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
-    std::fs::write(
-        setup.path("config.toml"),
-        config
-            .replace("grace = \"1s\"", "grace = \"300ms\"")
-            .replace("timeout = \"2s\"", "timeout = \"30s\""),
-    )
-    .unwrap();
+    let setup = Setup(
+        lms("stable")
+            .daemon("grace", "300ms")
+            .edit_target("lms", |t| t.set("timeout", "30s"))
+            .build(),
+    );
     // The portal answers after 4 s: the first request is in flight at the stop.
     setup.fake.with(|p| p.faults.slow_ms = 4_000);
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     setup.drop_file(
         "users.csv",
         &users_file(&[user(1, false), user(2, false), user(3, false)]),
@@ -676,13 +609,7 @@ fn a_stop_cuts_requests_still_in_flight_after_the_grace_period() {
 
 #[test]
 fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
-    let setup = Setup::new("stable");
-    let config = std::fs::read_to_string(setup.path("config.toml")).unwrap();
-    std::fs::write(
-        setup.path("config.toml"),
-        config.replace("grace = \"1s\"", "grace = \"1s\"\nrescan = \"200ms\""),
-    )
-    .unwrap();
+    let setup = Setup(lms("stable").daemon("rescan", "200ms").build());
     // The inbox is a link, as a mount point would be: once it points
     // elsewhere, the watch on the old folder sees nothing of the new one.
     std::fs::remove_dir(setup.path("inbox")).unwrap();
@@ -690,7 +617,7 @@ fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
         std::fs::create_dir(setup.path(folder)).unwrap();
     }
     std::os::unix::fs::symlink("share1", setup.path("inbox")).unwrap();
-    let daemon = Daemon::start(setup.dir.path());
+    let daemon = setup.start();
     std::os::unix::fs::symlink("share2", setup.path("inbox.new")).unwrap();
     std::fs::rename(setup.path("inbox.new"), setup.path("inbox")).unwrap();
     let dropped = Instant::now();

@@ -6,80 +6,53 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
 
-use assert_cmd::Command;
+use assert_cmd::prelude::*;
 use support::fakes::collaborator::Fake;
+use support::{Builder, Harness, Source, Target, USERS_HEADER};
 
 const TOKEN: &str = "cbr-s3cr3t-t0ken-42";
 
-fn config(url: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-
-[safety]
-max_block_percent = 50.0
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-targets = ["lms"]
-
-[[target]]
-name = "lms"
-kind = "collaborator"
-url = "{url}"
-token_env = "LMS_TOKEN"
-batch_size = 3
-timeout = "2s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
-"#
-    )
+/// The portal's fake, one users source, batches of three, syncs at trace.
+fn portal() -> Builder<Fake> {
+    Harness::builder()
+        .fake(Fake::start(TOKEN))
+        .safety("max_block_percent", 50.0)
+        .source(Source::users("users", "inbox").targets(&["lms"]))
+        .target(
+            Target::collaborator("lms")
+                .token_env("LMS_TOKEN", TOKEN)
+                .set("batch_size", 3)
+                .fast(),
+        )
+        .sync_log("trace")
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-    fake: Fake,
-    files: u32,
+struct Run(Harness<Fake>);
+
+impl Deref for Run {
+    type Target = Harness<Fake>;
+    fn deref(&self) -> &Harness<Fake> {
+        &self.0
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Harness<Fake> {
+        &mut self.0
+    }
 }
 
 impl Run {
     fn new() -> Run {
-        let fake = Fake::start(TOKEN);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config(&fake.url)).unwrap();
-        std::fs::create_dir(dir.path().join("inbox")).unwrap();
-        Run {
-            dir,
-            fake,
-            files: 0,
-        }
+        Run(portal().build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr).
     fn sync(&mut self, rows: &[&str]) -> (i32, String, String) {
-        self.files += 1;
-        let mut text =
-            String::from("user_extid;user_lname;user_fname;user_login;user_email;user_disable\n");
-        for row in rows {
-            text.push_str(row);
-            text.push('\n');
-        }
-        let path = self
-            .dir
-            .path()
-            .join(format!("inbox/users{}.csv", self.files));
-        std::fs::write(&path, text).unwrap();
-        sync(self.dir.path(), &path)
+        self.sync_rows("inbox", "users", USERS_HEADER, rows)
     }
-}
-
-fn sync(dir: &Path, file: &Path) -> (i32, String, String) {
-    support::sync_at_trace(dir, file, ("LMS_TOKEN", TOKEN))
 }
 
 fn dir(
@@ -258,53 +231,35 @@ fn a_portal_that_blocks_missing_users_stops_the_target_loudly() {
 #[test]
 fn a_wrong_token_is_refused_and_parks_without_showing_the_token() {
     let mut run = Run::new();
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(run.dir.path())
-        .env("LMS_TOKEN", "wrong-token-value")
-        .env("ROSTERSYNC_LOG", "trace")
-        .args(["sync", "-c", "config.toml"])
-        .arg({
-            std::fs::write(
-                run.dir.path().join("inbox/u.csv"),
-                "user_extid;user_fname;user_login\nE1;Ana;ana\n",
-            )
-            .unwrap();
-            run.dir.path().join("inbox/u.csv")
-        })
-        .output()
-        .unwrap();
-    run.files += 1;
-    let out = String::from_utf8(output.stdout).unwrap();
-    let err = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(output.status.code(), Some(1), "{out}{err}");
+    run.set_secret("LMS_TOKEN", "wrong-token-value");
+    let file = run.write(
+        "inbox/u.csv",
+        "user_extid;user_fname;user_login\nE1;Ana;ana\n",
+    );
+    let (code, out, err) = run.sync_file(&file);
+    assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("HTTP 401"), "{out}");
     assert!(!out.contains("wrong-token-value") && !err.contains("wrong-token-value"));
 }
 
 #[test]
 fn parents_reach_the_portal_before_their_children_with_requests_in_parallel() {
-    let fake = Fake::start(TOKEN);
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(&fake.url)
-        .replace("kind = \"users\"", "kind = \"orgs\"")
-        .replace("batch_size = 3", "batch_size = 1\nconcurrency = 4");
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    std::fs::create_dir(dir.path().join("inbox")).unwrap();
+    let h = portal()
+        .edit_source("users", |s| s.set("kind", "orgs"))
+        .edit_target("lms", |t| t.set("batch_size", 1).set("concurrency", 4))
+        .build();
     // Children listed before their parents, and keys that sort the wrong way.
-    let file = dir.path().join("inbox/orgs.csv");
-    std::fs::write(
-        &file,
+    let file = h.write(
+        "inbox/orgs.csv",
         "org_extid;org_label;org_parentextid\n\
          A3;Team;B2\nA4;Other team;B2\nB2;Division;C1\nC1;Company;\nD0;Lab;C1\n",
-    )
-    .unwrap();
-    let (code, out, err) = sync(dir.path(), &file);
+    );
+    let (code, out, err) = h.sync_file(&file);
     assert_eq!(code, 0, "{out}{err}");
-    let orgs = fake.with(|p| p.orgs.keys().cloned().collect::<Vec<_>>());
+    let orgs = h.fake.with(|p| p.orgs.keys().cloned().collect::<Vec<_>>());
     assert_eq!(orgs, ["A3", "A4", "B2", "C1", "D0"]);
     assert_eq!(
-        fake.with(|p| p.hits.get("orgs").copied()),
+        h.fake.with(|p| p.hits.get("orgs").copied()),
         Some(5),
         "one request each, none refused"
     );
@@ -314,18 +269,13 @@ fn parents_reach_the_portal_before_their_children_with_requests_in_parallel() {
 fn check_online_tries_the_token_without_showing_it() {
     let run = Run::new();
     let check = |token: &str| {
-        let output = Command::cargo_bin("rostersync")
-            .unwrap()
-            .current_dir(run.dir.path())
-            .env("LMS_TOKEN", token)
-            .env("ROSTERSYNC_LOG", "trace")
-            .args(["check", "--online", "-c", "config.toml"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).to_string()
-            + &String::from_utf8_lossy(&output.stderr);
+        let (code, out, err) = run.run_with(
+            &["check", "--online"],
+            &[("LMS_TOKEN", token), ("ROSTERSYNC_LOG", "trace")],
+        );
+        let text = out + &err;
         assert!(!text.contains(token), "the token leaked: {text}");
-        (output.status.code().unwrap(), text)
+        (code, text)
     };
     let (code, text) = check(TOKEN);
     assert_eq!(code, 0, "{text}");
@@ -339,10 +289,7 @@ fn check_online_tries_the_token_without_showing_it() {
     );
     // A config check without --online never reaches the target.
     let requests = run.fake.requests();
-    Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(run.dir.path())
-        .env("LMS_TOKEN", TOKEN)
+    run.command()
         .args(["check", "-c", "config.toml"])
         .assert()
         .success()

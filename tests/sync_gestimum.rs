@@ -8,102 +8,84 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
 
-use assert_cmd::Command;
 use support::fakes::gestimum::Fake;
+use support::{Builder, Harness, Source, Target};
 
 const COMPANY: &str = "DEMO.Gestimum";
 const USER: &str = "ROSTER";
 const PASSWORD: &str = "G3st!mum-p4ss;w0rd";
 
-fn config(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-
-[safety]
-max_block_percent = 50.0
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-format = "custom"
-targets = ["erp"]
-[source.columns]
-ext_id = "Matricule"
-login = "Identifiant"
-department = "Service"
-"custom.sal_code" = "Salarie"
-disabled = "Sorti"
-
-[[target]]
-name = "erp"
-kind = "gestimum"
-url = "{url}"
-company = "{COMPANY}"
-user = "{USER}"
-password_env = "GESTIMUM_PASSWORD"
-batch_size = 3
-concurrency = 1
-timeout = "2s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
-{extra}
-"#
-    )
+/// One users source in a custom layout feeding `target` (batches of three,
+/// one at a time), no fake yet.
+fn erp_config(target: Target) -> Builder {
+    Harness::builder()
+        .safety("max_block_percent", 50.0)
+        .source(
+            Source::users("users", "inbox")
+                .set("format", "custom")
+                .targets(&["erp"])
+                .column("ext_id", "Matricule")
+                .column("login", "Identifiant")
+                .column("department", "Service")
+                .column("custom.sal_code", "Salarie")
+                .column("disabled", "Sorti"),
+        )
+        .target(
+            target
+                .set("company", COMPANY)
+                .user(USER)
+                .set("batch_size", 3)
+                .set("concurrency", 1)
+                .fast(),
+        )
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-    fake: Fake,
-    files: u32,
-    password: String,
+/// The `erp` target, its password from `GESTIMUM_PASSWORD`.
+fn erp_target() -> Target {
+    Target::gestimum("erp").password_env("GESTIMUM_PASSWORD", PASSWORD)
+}
+
+/// The ERP's fake and its config; syncs at trace, never showing PASSWORD.
+fn erp() -> Builder<Fake> {
+    erp_config(erp_target())
+        .fake(Fake::start(COMPANY, USER, PASSWORD))
+        .sync_log("trace")
+        .never_shows(PASSWORD)
+}
+
+struct Run(Harness<Fake>);
+
+impl Deref for Run {
+    type Target = Harness<Fake>;
+    fn deref(&self) -> &Harness<Fake> {
+        &self.0
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Harness<Fake> {
+        &mut self.0
+    }
 }
 
 impl Run {
     fn new() -> Run {
-        let fake = Fake::start(COMPANY, USER, PASSWORD);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config(&fake.url, "")).unwrap();
-        std::fs::create_dir(dir.path().join("inbox")).unwrap();
-        Run {
-            dir,
-            fake,
-            files: 0,
-            password: PASSWORD.into(),
-        }
+        Run(erp().build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr),
-    /// having checked that the password shows in neither.
+    /// the harness having checked that the password (the one given and the
+    /// right one) shows in neither.
     fn sync(&mut self, rows: &[&str]) -> (i32, String, String) {
-        self.files += 1;
-        let mut text = String::from("Matricule;Identifiant;Service;Salarie;Sorti\n");
-        for row in rows {
-            text.push_str(row);
-            text.push('\n');
-        }
-        let path = self
-            .dir
-            .path()
-            .join(format!("inbox/users{}.csv", self.files));
-        std::fs::write(&path, text).unwrap();
-        let (code, out, err) = sync(self.dir.path(), &path, &self.password);
-        for secret in [PASSWORD, self.password.as_str()] {
-            assert!(
-                !out.contains(secret) && !err.contains(secret),
-                "the password leaked into the output:\n{out}\n{err}"
-            );
-        }
-        (code, out, err)
+        self.sync_rows(
+            "inbox",
+            "users",
+            "Matricule;Identifiant;Service;Salarie;Sorti",
+            rows,
+        )
     }
-}
-
-fn sync(dir: &Path, file: &Path, password: &str) -> (i32, String, String) {
-    support::sync_at_trace(dir, file, ("GESTIMUM_PASSWORD", password))
 }
 
 /// USR_NAME → (USR_GROUPE, SAL_CODE, USR_DORT).
@@ -339,7 +321,7 @@ fn statistics_that_under_count_are_split_down_to_single_lines() {
 #[test]
 fn a_refused_password_stops_the_target_and_never_shows() {
     let mut run = Run::new();
-    run.password = "wrong-Pa55word".into();
+    run.set_secret("GESTIMUM_PASSWORD", "wrong-Pa55word");
     // A careless server that repeats the password it was given.
     run.fake.with(|erp| erp.echo_password = true);
     let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN]);
@@ -354,26 +336,20 @@ fn a_refused_password_stops_the_target_and_never_shows() {
     assert!(run.fake.directory().is_empty());
 
     // The right password: everything parked goes with the next file.
-    run.password = PASSWORD.into();
+    run.set_secret("GESTIMUM_PASSWORD", PASSWORD);
     let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN, EVE]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(run.fake.directory().len(), 5);
 }
 
 fn connector(url: &str, password: &str) -> rostersync::connectors::AnyConnector {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("inbox")).unwrap();
-    let secret = dir.path().join("password");
-    std::fs::write(&secret, password).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let text = config(url, "").replace(
-        "password_env = \"GESTIMUM_PASSWORD\"",
-        "password_file = \"password\"",
-    );
-    let config = rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
-        .unwrap_or_else(|problems| panic!("{problems:?}"));
-    rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap()
+    erp_config(
+        Target::gestimum("erp")
+            .url(url)
+            .password_file("password", password),
+    )
+    .build()
+    .connector("erp")
 }
 
 #[test]
@@ -406,37 +382,30 @@ fn check_tries_the_credentials_with_an_empty_import() {
 
 #[test]
 fn dormant_column_is_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("inbox")).unwrap();
-    for (extra, expected) in [
+    /// What a case adds to the target.
+    type Extra = fn(Target) -> Target;
+    let cases: [(Extra, &str); 3] = [
         (
-            "dormant_column = \"USR DORT\"",
+            |t| t.set("dormant_column", "USR DORT"),
             "dormant_column \"USR DORT\" is not a Gestimum column name",
         ),
         (
-            "dormant_column = \"USR_INACTIF\"\n[target.fields]\nUSR_INACTIF = \"email\"",
+            |t| {
+                t.set("dormant_column", "USR_INACTIF")
+                    .field("USR_INACTIF", "email")
+            },
             "USR_INACTIF is the dormant column (block/unblock): it cannot also be mapped in [target.fields]",
         ),
         (
-            "[target.fields]\nUSR_DORT = \"email\"",
+            |t| t.field("USR_DORT", "email"),
             "USR_DORT is the dormant column (block/unblock): it cannot also be mapped in [target.fields]",
         ),
-    ] {
-        std::fs::write(
-            dir.path().join("config.toml"),
-            config("http://127.0.0.1:9", extra),
-        )
-        .unwrap();
-        let output = Command::cargo_bin("rostersync")
-            .unwrap()
-            .current_dir(dir.path())
-            .env("GESTIMUM_PASSWORD", PASSWORD)
-            .args(["check", "-c", "config.toml"])
-            .output()
-            .unwrap();
-        let out =
-            String::from_utf8(output.stdout).unwrap() + &String::from_utf8(output.stderr).unwrap();
-        assert_eq!(output.status.code(), Some(2), "{out}");
+    ];
+    for (extra, expected) in cases {
+        let h = erp_config(extra(erp_target().url("http://127.0.0.1:9"))).build();
+        let (code, out, err) = h.run(&["check"]);
+        let out = out + &err;
+        assert_eq!(code, 2, "{out}");
         assert!(out.contains(expected), "{out}");
     }
 }

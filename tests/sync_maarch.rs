@@ -8,112 +8,70 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
+use std::ops::{Deref, DerefMut};
 
-use assert_cmd::Command;
 use support::fakes::maarch::{Fake, Person, User};
+use support::{Builder, Harness, Source, Target};
 
 const USER: &str = "rostersync";
 const PASSWORD: &str = "M4arch-p@ss-w0rd!";
 
-fn config(url: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
+/// Maarch's fake, organisations and users in WBT files, groups and
+/// entities mapped from roles and organisations, syncs at trace.
+fn courrier() -> Builder<Fake> {
+    courrier_with(Target::maarch("courrier").password_env("MAARCH_PASSWORD", PASSWORD))
+}
 
-[safety]
-max_block_percent = 50.0
-
-[[source]]
-name = "orgs"
-kind = "orgs"
-inbox = "inbox/orgs"
-targets = ["courrier"]
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox/users"
-targets = ["courrier"]
-
-[[target]]
-name = "courrier"
-kind = "maarch"
-url = "{url}"
-user = "{USER}"
-password_env = "MAARCH_PASSWORD"
-timeout = "2s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
-
-[target.fields]
-groups = "roles"
-entities = "org_ext_id"
-"#
-    )
+/// The same with another `courrier` target (its password read otherwise).
+fn courrier_with(target: Target) -> Builder<Fake> {
+    Harness::builder()
+        .fake(Fake::start(USER, PASSWORD))
+        .safety("max_block_percent", 50.0)
+        .source(Source::orgs("orgs", "inbox/orgs").targets(&["courrier"]))
+        .source(Source::users("users", "inbox/users").targets(&["courrier"]))
+        .target(
+            target
+                .user(USER)
+                .fast()
+                .field("groups", "roles")
+                .field("entities", "org_ext_id"),
+        )
+        .sync_log("trace")
 }
 
 const USERS_HEADER: &str = "user_extid;user_lname;user_fname;user_login;user_email;user_phone;org_extid;user_roles;user_disable";
 const ORGS_HEADER: &str = "org_extid;org_label;org_parentextid;org_disable";
 
-struct Run {
-    dir: tempfile::TempDir,
-    fake: Fake,
-    files: u32,
-    password: String,
+struct Run(Harness<Fake>);
+
+impl Deref for Run {
+    type Target = Harness<Fake>;
+    fn deref(&self) -> &Harness<Fake> {
+        &self.0
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Harness<Fake> {
+        &mut self.0
+    }
 }
 
 impl Run {
     fn new() -> Run {
-        let fake = Fake::start(USER, PASSWORD);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config(&fake.url)).unwrap();
-        std::fs::create_dir_all(dir.path().join("inbox/orgs")).unwrap();
-        std::fs::create_dir_all(dir.path().join("inbox/users")).unwrap();
-        Run {
-            dir,
-            fake,
-            files: 0,
-            password: PASSWORD.into(),
-        }
+        Run(courrier().build())
     }
 
     /// Drops a file in the source's inbox and syncs it; returns (exit code,
-    /// stdout, stderr), having checked that the password shows in neither.
+    /// stdout, stderr), the harness having checked that the password shows
+    /// in neither.
     fn drop_file(&mut self, source: &str, header: &str, rows: &[String]) -> (i32, String, String) {
-        self.files += 1;
-        let mut text = format!("{header}\n");
-        for row in rows {
-            text.push_str(row);
-            text.push('\n');
-        }
-        let path = self
-            .dir
-            .path()
-            .join(format!("inbox/{source}/{source}{}.csv", self.files));
-        std::fs::write(&path, text).unwrap();
-        let output = rostersync()
-            .current_dir(self.dir.path())
-            .env("MAARCH_PASSWORD", &self.password)
-            .env("ROSTERSYNC_LOG", "trace")
-            .args(["sync", "-c", "config.toml"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let (out, err) = (
-            String::from_utf8(output.stdout).unwrap(),
-            String::from_utf8(output.stderr).unwrap(),
-        );
-        assert!(
-            !out.contains(&self.password) && !err.contains(&self.password),
-            "the password leaked into the output"
-        );
+        let (code, out, err) = self.sync_rows(&format!("inbox/{source}"), source, header, rows);
         assert!(
             !err.is_empty(),
             "no trace logs: is ROSTERSYNC_LOG honoured?"
         );
-        (output.status.code().unwrap(), out, err)
+        (code, out, err)
     }
 
     fn orgs(&mut self, rows: &[&str]) -> (i32, String, String) {
@@ -123,15 +81,6 @@ impl Run {
 
     fn users(&mut self, rows: &[String]) -> (i32, String, String) {
         self.drop_file("users", USERS_HEADER, rows)
-    }
-}
-
-/// The binary under test: `$ROSTERSYNC_BIN` when set (a build of this branch
-/// kept aside while other builds share the target folder), else cargo's.
-fn rostersync() -> Command {
-    match std::env::var_os("ROSTERSYNC_BIN") {
-        Some(path) => Command::new(path),
-        None => Command::cargo_bin("rostersync").unwrap(),
     }
 }
 
@@ -512,7 +461,7 @@ fn a_user_without_a_last_name_is_parked_without_a_request() {
 #[test]
 fn a_wrong_password_is_refused_without_being_shown() {
     let mut run = Run::new();
-    run.password = "not-the-password".into();
+    run.set_secret("MAARCH_PASSWORD", "not-the-password");
     let (code, out, err) = run.orgs(ORGS);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("HTTP 401"), "{out}");
@@ -521,22 +470,10 @@ fn a_wrong_password_is_refused_without_being_shown() {
 
 #[test]
 fn check_says_when_the_credentials_are_refused() {
-    let run = Run::new();
+    let run = courrier_with(Target::maarch("courrier").password_file("password", PASSWORD)).build();
     let check = |password: &str| {
-        let secret = run.dir.path().join("password");
-        std::fs::write(&secret, password).unwrap();
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let text = std::fs::read_to_string(run.dir.path().join("config.toml"))
-            .unwrap()
-            .replace(
-                "password_env = \"MAARCH_PASSWORD\"",
-                "password_file = \"password\"",
-            );
-        let path = run.dir.path().join("check.toml");
-        std::fs::write(&path, text).unwrap();
-        let config = rostersync::config::load(&path, rostersync::config::CheckLevel::Full).unwrap();
-        let connector =
-            rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
+        run.secret_file("password", password);
+        let connector = run.connector("courrier");
         assert_eq!(connector.batch_size(), 1);
         tokio::runtime::Runtime::new()
             .unwrap()

@@ -9,105 +9,59 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
 
 use support::fakes::pleasanter::{Entry, Fake, japanese_columns};
+use support::{Builder, Harness, Source, Target};
 
 const KEY: &str = "4d84b4773a58bbc3c4-pl34s4nt3r-k3y";
 
 const HEADER: &str =
     "user_extid;user_lname;user_fname;user_login;user_email;org_extid;user_disable";
 
-/// `source_extra` and `extra` go in the source's and the target's tables.
-fn config(url: &str, source_extra: &str, extra: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-
-[safety]
-max_block_percent = 50.0
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-targets = ["wiki"]
-{source_extra}
-
-[[target]]
-name = "wiki"
-kind = "pleasanter"
-url = "{url}"
-token_env = "PLEASANTER_KEY"
-batch_size = 4
-timeout = "2s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
-{extra}
-"#
-    )
+/// The tenant's fake, one users source feeding `target` (batches of four);
+/// syncs at trace, never showing the tenant's key.
+fn wiki_with(target: Target) -> Builder<Fake> {
+    Harness::builder()
+        .fake(Fake::start(KEY))
+        .safety("max_block_percent", 50.0)
+        .source(Source::users("users", "inbox").targets(&["wiki"]))
+        .target(target.set("batch_size", 4).fast())
+        .sync_log("trace")
+        .never_shows(KEY)
 }
 
-struct Run {
-    dir: tempfile::TempDir,
-    fake: Fake,
-    files: u32,
-    key: String,
+/// The same, the key in `PLEASANTER_KEY`.
+fn wiki() -> Builder<Fake> {
+    wiki_with(Target::pleasanter("wiki").token_env("PLEASANTER_KEY", KEY))
+}
+
+struct Run(Harness<Fake>);
+
+impl Deref for Run {
+    type Target = Harness<Fake>;
+    fn deref(&self) -> &Harness<Fake> {
+        &self.0
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Harness<Fake> {
+        &mut self.0
+    }
 }
 
 impl Run {
-    fn new(extra: &str) -> Run {
-        Run::with("", extra)
-    }
-
-    fn with(source_extra: &str, extra: &str) -> Run {
-        let fake = Fake::start(KEY);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("config.toml"),
-            config(&fake.url, source_extra, extra),
-        )
-        .unwrap();
-        std::fs::create_dir(dir.path().join("inbox")).unwrap();
-        Run {
-            dir,
-            fake,
-            files: 0,
-            key: KEY.into(),
-        }
+    fn new(builder: Builder<Fake>) -> Run {
+        Run(builder.build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr),
-    /// having checked that the API key shows in neither.
+    /// the harness having checked that the API key (the one given and the
+    /// tenant's) shows in neither.
     fn sync(&mut self, rows: &[&str]) -> (i32, String, String) {
-        self.files += 1;
-        let mut text = format!("{HEADER}\n");
-        for row in rows {
-            text.push_str(row);
-            text.push('\n');
-        }
-        let path = self
-            .dir
-            .path()
-            .join(format!("inbox/users{}.csv", self.files));
-        std::fs::write(&path, text).unwrap();
-        let (code, out, err) = sync(self.dir.path(), &path, &self.key);
-        assert!(
-            !out.contains(&self.key) && !err.contains(&self.key),
-            "the API key leaked into the output"
-        );
-        assert!(
-            !out.contains(KEY) && !err.contains(KEY),
-            "the tenant's API key leaked into the output"
-        );
-        (code, out, err)
+        self.sync_rows("inbox", "users", HEADER, rows)
     }
-}
-
-fn sync(dir: &Path, file: &Path, key: &str) -> (i32, String, String) {
-    support::sync_at_trace(dir, file, ("PLEASANTER_KEY", key))
 }
 
 /// An expected user: (login, name, user code, mail, department, disabled).
@@ -141,7 +95,7 @@ const EVE_INACTIVE: &str = "E5;Eyre;Eve;eve;eve@x.fr;D2;1";
 #[test]
 fn the_tenant_ends_up_holding_exactly_what_hr_says() {
     // New users disabled in the file are created disabled.
-    let mut run = Run::with("create_disabled = true", "");
+    let mut run = Run::new(wiki().edit_source("users", |s| s.set("create_disabled", true)));
     // First import: four users, and one created already disabled.
     let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN, EVE_INACTIVE]);
     assert_eq!(code, 0, "{out}{err}");
@@ -204,21 +158,19 @@ fn the_tenant_ends_up_holding_exactly_what_hr_says() {
 
 #[test]
 fn japanese_names_go_in_shift_jis_and_one_that_cannot_is_parked_alone() {
-    let mut run = Run::new(
-        r#"encoding = "shift_jis"
-[target.fields]
-"Login ID" = ""
-"Name" = ""
-"User code" = ""
-"Mail address" = ""
-"Department code" = ""
-"ログインID" = "login"
-"名前" = "last_name"
-"ユーザコード" = "ext_id"
-"メールアドレス" = "email"
-"組織コード" = "org_ext_id"
-"#,
-    );
+    let mut run = Run::new(wiki().edit_target("wiki", |t| {
+        t.set("encoding", "shift_jis")
+            .field("Login ID", "")
+            .field("Name", "")
+            .field("User code", "")
+            .field("Mail address", "")
+            .field("Department code", "")
+            .field("ログインID", "login")
+            .field("名前", "last_name")
+            .field("ユーザコード", "ext_id")
+            .field("メールアドレス", "email")
+            .field("組織コード", "org_ext_id")
+    }));
     run.fake.with(|t| {
         t.columns = japanese_columns();
         t.japanese = true;
@@ -287,8 +239,8 @@ fn japanese_names_go_in_shift_jis_and_one_that_cannot_is_parked_alone() {
 
 #[test]
 fn thirty_percent_of_transient_failures_change_nothing_in_the_end() {
-    let mut clean = Run::new("");
-    let mut faulty = Run::new("");
+    let mut clean = Run::new(wiki());
+    let mut faulty = Run::new(wiki());
     faulty.fake.with(|t| {
         t.faults.fail_percent = 30;
         t.faults.malformed_percent = 10;
@@ -336,7 +288,7 @@ fn thirty_percent_of_transient_failures_change_nothing_in_the_end() {
 
 #[test]
 fn a_refused_record_is_split_down_to_and_parked_alone() {
-    let mut run = Run::new("");
+    let mut run = Run::new(wiki());
     run.fake.with(|t| t.refused_logins = vec!["ben".into()]);
     let (code, out, _) = run.sync(&[ANA, BEN, CLE, DAN]);
     assert_eq!(code, 1, "{out}");
@@ -370,8 +322,8 @@ fn a_refused_record_is_split_down_to_and_parked_alone() {
 
 #[test]
 fn a_refused_key_parks_with_a_clear_reason_and_never_shows() {
-    let mut run = Run::new("");
-    run.key = "wrong-api-key-value".into();
+    let mut run = Run::new(wiki());
+    run.set_secret("PLEASANTER_KEY", "wrong-api-key-value");
     let (code, out, err) = run.sync(&[ANA, BEN]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("the API key was refused (HTTP 401)"), "{out}");
@@ -380,22 +332,10 @@ fn a_refused_key_parks_with_a_clear_reason_and_never_shows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_tries_the_key() {
-    let fake = Fake::start(KEY);
-    let dir = tempfile::tempdir().unwrap();
+    let h = wiki_with(Target::pleasanter("wiki").token_file("key", KEY)).build();
     for (key, ok) in [(KEY, true), ("not-the-key", false)] {
-        let text = config(&fake.url, "", "").replace(
-            "token_env = \"PLEASANTER_KEY\"",
-            &format!("token_file = \"key{ok}\""),
-        );
-        let path = dir.path().join(format!("key{ok}"));
-        std::fs::write(&path, key).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
-        let config =
-            rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
-                .unwrap();
-        let connector =
-            rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
+        h.secret_file("key", key);
+        let connector = h.connector("wiki");
         let result = connector.check().await.map_err(|e| e.to_string());
         if ok {
             assert_eq!(result, Ok(()));

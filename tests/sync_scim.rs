@@ -7,100 +7,74 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::ops::{Deref, DerefMut};
 
 use serde_json::json;
 use support::fakes::scim::{Fake, User};
+use support::{Builder, Harness, Source, Target};
 
 const TOKEN: &str = "scim-s3cr3t-t0ken-77";
 
-fn config(url: &str) -> String {
-    format!(
-        r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-
-[safety]
-max_block_percent = 50.0
-max_shrink_percent = 50.0
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox"
-format = "collaborator"
-targets = ["idp"]
-
-[[source]]
-name = "orgs"
-kind = "orgs"
-inbox = "orgs"
-format = "collaborator"
-targets = ["idp"]
-
-[[target]]
-name = "idp"
-kind = "scim"
-url = "{url}"
-token_env = "IDP_TOKEN"
-timeout = "2s"
-retry = {{ initial = "1ms", max_interval = "5ms", max_elapsed = "10s" }}
-"#
+/// The provider's fake (PATCH announced or not), users and organisations
+/// in Collaborator's format, syncs at trace.
+fn provider(patch: bool) -> Builder<Fake> {
+    provider_with(
+        patch,
+        Target::scim("idp").token_env("IDP_TOKEN", TOKEN).fast(),
     )
+}
+
+/// The same with another `idp` target (its credential read otherwise).
+fn provider_with(patch: bool, idp: Target) -> Builder<Fake> {
+    Harness::builder()
+        .fake(Fake::start(TOKEN, patch))
+        .safety("max_block_percent", 50.0)
+        .safety("max_shrink_percent", 50.0)
+        .source(
+            Source::users("users", "inbox")
+                .set("format", "collaborator")
+                .targets(&["idp"]),
+        )
+        .source(
+            Source::orgs("orgs", "orgs")
+                .set("format", "collaborator")
+                .targets(&["idp"]),
+        )
+        .target(idp)
+        .sync_log("trace")
 }
 
 const USERS_HEADER: &str =
     "uid;login;firstname;secondname;email;position;department;manager_uid;status";
 
-struct Run {
-    dir: tempfile::TempDir,
-    fake: Fake,
-    files: u32,
+struct Run(Harness<Fake>);
+
+impl Deref for Run {
+    type Target = Harness<Fake>;
+    fn deref(&self) -> &Harness<Fake> {
+        &self.0
+    }
+}
+
+impl DerefMut for Run {
+    fn deref_mut(&mut self) -> &mut Harness<Fake> {
+        &mut self.0
+    }
 }
 
 impl Run {
     fn new(patch: bool) -> Run {
-        let fake = Fake::start(TOKEN, patch);
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config(&fake.url)).unwrap();
-        std::fs::create_dir(dir.path().join("inbox")).unwrap();
-        std::fs::create_dir(dir.path().join("orgs")).unwrap();
-        Run {
-            dir,
-            fake,
-            files: 0,
-        }
+        Run(provider(patch).build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr).
     fn users(&mut self, rows: &[&str]) -> (i32, String, String) {
-        self.file("inbox", USERS_HEADER, rows)
+        self.sync_rows("inbox", "file", USERS_HEADER, rows)
     }
 
     fn orgs(&mut self, rows: &[&str]) -> (i32, String, String) {
-        self.file("orgs", "uid;parent_uid;title", rows)
+        self.sync_rows("orgs", "file", "uid;parent_uid;title", rows)
     }
-
-    fn file(&mut self, inbox: &str, header: &str, rows: &[&str]) -> (i32, String, String) {
-        self.files += 1;
-        let mut text = format!("{header}\n");
-        for row in rows {
-            text.push_str(row);
-            text.push('\n');
-        }
-        let path = self
-            .dir
-            .path()
-            .join(format!("{inbox}/file{}.csv", self.files));
-        std::fs::write(&path, text).unwrap();
-        sync(self.dir.path(), &path, TOKEN)
-    }
-}
-
-/// Runs the binary at trace level and checks the token never shows.
-fn sync(dir: &Path, file: &Path, token: &str) -> (i32, String, String) {
-    support::sync_at_trace(dir, file, ("IDP_TOKEN", token))
 }
 
 /// (userName, externalId, given, family, email, title, department, manager's externalId, active)
@@ -499,10 +473,10 @@ fn a_manager_missing_everywhere_parks_the_report_with_the_reason() {
 
 #[test]
 fn a_wrong_token_is_refused_without_showing_the_token() {
-    let run = Run::new(true);
-    let file = run.dir.path().join("inbox/u.csv");
-    std::fs::write(&file, format!("{USERS_HEADER}\n{MARA}\n")).unwrap();
-    let (code, out, err) = sync(run.dir.path(), &file, "wrong-token-value");
+    let mut run = Run::new(true);
+    run.set_secret("IDP_TOKEN", "wrong-token-value");
+    let file = run.write("inbox/u.csv", &format!("{USERS_HEADER}\n{MARA}\n"));
+    let (code, out, err) = run.sync_file(&file);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("HTTP 401"), "{out}");
     assert!(run.fake.directory().is_empty());
@@ -510,33 +484,18 @@ fn a_wrong_token_is_refused_without_showing_the_token() {
 
 #[test]
 fn check_reads_the_configuration_and_tries_the_token() {
-    let fake = Fake::start(TOKEN, false);
-    let dir = tempfile::tempdir().unwrap();
-    for inbox in ["inbox", "orgs"] {
-        std::fs::create_dir(dir.path().join(inbox)).unwrap();
-    }
+    let h = provider_with(false, Target::scim("idp").token_file("token", TOKEN).fast()).build();
     let checked = |token: &str| {
-        let path = dir.path().join("token");
-        std::fs::write(&path, token).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        let text = config(&fake.url).replace(
-            "token_env = \"IDP_TOKEN\"",
-            &format!("token_file = {:?}", path.display().to_string()),
-        );
-        let config =
-            rostersync::config::parse(&text, dir.path(), rostersync::config::CheckLevel::Full)
-                .unwrap();
-        let connector =
-            rostersync::connectors::AnyConnector::from_config(&config.targets[0]).unwrap();
+        h.secret_file("token", token);
+        let connector = h.connector("idp");
         tokio::runtime::Runtime::new()
             .unwrap()
             .block_on(connector.check())
             .map_err(|e| e.to_string())
     };
     assert_eq!(checked(TOKEN), Ok(()));
-    assert_eq!(fake.hits("GET /ServiceProviderConfig"), 1);
-    assert_eq!(fake.hits("GET /Users"), 1);
+    assert_eq!(h.fake.hits("GET /ServiceProviderConfig"), 1);
+    assert_eq!(h.fake.hits("GET /Users"), 1);
     let refused = checked("nope").unwrap_err();
     assert!(
         refused.contains("the token was refused (HTTP 401)"),

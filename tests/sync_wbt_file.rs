@@ -2,78 +2,55 @@
 //! binary: a fake WBT Manager applies the files written, in order, and its
 //! directory must equal the expected one after every file.
 
+mod support;
+
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use rostersync::ingest::record::{Field, RecordKind};
 use rostersync::ingest::{Mode, SourceSpec, ingest};
-
-const CONFIG: &str = r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-
-[safety]
-max_block_percent = 50.0
-
-[[source]]
-name = "orgs"
-kind = "orgs"
-inbox = "inbox/orgs"
-targets = ["wbt"]
-
-[[source]]
-name = "users"
-kind = "users"
-inbox = "inbox/users"
-targets = ["wbt"]
-
-[[target]]
-name = "wbt"
-kind = "wbt-file"
-dir = "wbt-import"
-retry = { initial = "5ms", max_interval = "10ms", max_elapsed = "50ms" }
-"#;
+use support::{Harness, Source, Target};
 
 struct Setup {
-    dir: tempfile::TempDir,
+    h: Harness,
     applied: Vec<PathBuf>,
     /// The fake WBT Manager's directory: ext_id → (login, name, email, org, disabled).
     users: BTreeMap<String, (String, String, String, String, bool)>,
     orgs: BTreeMap<String, (String, String, bool)>,
 }
 
+impl Deref for Setup {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
 impl Setup {
+    /// Organisations and users feeding one wbt-file target, `wbt-import`.
     fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-        for inbox in ["inbox/orgs", "inbox/users"] {
-            std::fs::create_dir_all(dir.path().join(inbox)).unwrap();
-        }
+        let h = Harness::builder()
+            .safety("max_block_percent", 50.0)
+            .source(Source::orgs("orgs", "inbox/orgs").targets(&["wbt"]))
+            .source(Source::users("users", "inbox/users").targets(&["wbt"]))
+            .target(Target::wbt_file("wbt", "wbt-import").retry("5ms", "10ms", "50ms"))
+            .build();
         Setup {
-            dir,
+            h,
             applied: Vec::new(),
             users: BTreeMap::new(),
             orgs: BTreeMap::new(),
         }
     }
 
+    /// Drops a file in an inbox, syncs it and has WBT Manager apply what
+    /// was written: (exit code, stdout).
     fn sync(&mut self, inbox: &str, name: &str, text: &str) -> (i32, String) {
-        let path = self.dir.path().join("inbox").join(inbox).join(name);
-        std::fs::write(&path, text).unwrap();
-        let output = Command::cargo_bin("rostersync")
-            .unwrap()
-            .current_dir(self.dir.path())
-            .args(["sync", "-c", "config.toml"])
-            .arg(&path)
-            .output()
-            .unwrap();
+        let path = self.h.write(&format!("inbox/{inbox}/{name}"), text);
+        let (code, out, _) = self.h.sync_file(&path);
         self.apply_new_files();
-        (
-            output.status.code().unwrap(),
-            String::from_utf8(output.stdout).unwrap(),
-        )
+        (code, out)
     }
 
     /// What WBT Manager does: import each new file, upserting by external id.

@@ -1,8 +1,16 @@
-//! Shared test support: a real sled store in a temp dir, sources and targets,
-//! and a "perfect target" that acknowledges everything queued.
+//! Shared test support. `harness.rs`: the end-to-end harness (a temp folder,
+//! its config from a builder, the target's fake, its secrets, the runs of
+//! the real binary, the daemon child); `fakes/`: the stateful fakes of the
+//! target APIs on one kernel. Here: the library-level world of the planning
+//! tests, a real sled store in a temp dir, sources and targets, and a
+//! "perfect target" that acknowledges everything queued.
 #![allow(dead_code)]
 
 pub mod fakes;
+pub mod harness;
+
+#[allow(unused_imports)]
+pub use harness::*;
 
 use std::collections::BTreeMap;
 
@@ -214,40 +222,4 @@ pub fn open_sled(path: &std::path::Path) -> sled::Db {
             Err(error) => panic!("cannot open {}: {error}", path.display()),
         }
     }
-}
-
-/// `rostersync sync -c config.toml FILE` in `dir`, at trace level, with one
-/// secret in the environment (`(variable, value)`): (exit code, stdout,
-/// stderr). Fails the test if the secret shows in either output, or if the
-/// process was killed by a signal (with the end of what it wrote).
-pub fn sync_at_trace(
-    dir: &std::path::Path,
-    file: &std::path::Path,
-    secret: (&str, &str),
-) -> (i32, String, String) {
-    let output = assert_cmd::Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir)
-        .env(secret.0, secret.1)
-        .env("ROSTERSYNC_LOG", "trace")
-        .args(["sync", "-c", "config.toml"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let out = String::from_utf8(output.stdout).unwrap();
-    let err = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        !out.contains(secret.1) && !err.contains(secret.1),
-        "the secret in {} leaked into the output",
-        secret.0
-    );
-    let Some(code) = output.status.code() else {
-        let tail: Vec<&str> = err.lines().rev().take(40).collect();
-        panic!(
-            "rostersync was killed: {:?}\n{}",
-            output.status,
-            tail.join("\n")
-        );
-    };
-    (code, out, err)
 }
