@@ -2,31 +2,15 @@
 //! a future the test completes and its reloads a stream the test feeds, so
 //! a test needs no child process and no signals.
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use rostersync::config::{self, CheckLevel};
 use rostersync::daemon::{self, lifecycle};
-
-const CONFIG: &str = r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-grace = "1s"
-
-[[source]]
-name = "hr"
-kind = "users"
-inbox = "inbox"
-settle = "100ms"
-targets = ["wbt"]
-
-[[target]]
-name = "wbt"
-kind = "wbt-file"
-dir = "wbt-out"
-"#;
+use support::{Harness, Source, Target};
 
 const USERS: &str = "user_extid;user_lname;user_fname;user_login;user_email\n\
 E1;Durand;Paul;pdurand;paul.durand@example.org\n\
@@ -55,12 +39,19 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_runs_in_process_until_its_stop_future_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("config.toml");
-    std::fs::write(&config_path, CONFIG).unwrap();
+    let dir = Harness::builder()
+        .daemon("grace", "1s")
+        .source(
+            Source::users("hr", "inbox")
+                .set("settle", "100ms")
+                .targets(&["wbt"]),
+        )
+        .target(Target::wbt_file("wbt", "wbt-out"))
+        .build();
+    let config_path = dir.path("config.toml");
     let config = config::load(&config_path, CheckLevel::Full).unwrap();
     lifecycle::prepare_folders(&config).unwrap();
-    std::fs::write(dir.path().join("inbox/users.csv"), USERS).unwrap();
+    std::fs::write(dir.path("inbox/users.csv"), USERS).unwrap();
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (reload, reloads) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -77,14 +68,14 @@ async fn the_daemon_runs_in_process_until_its_stop_future_completes() {
         reloads,
     ));
 
-    let archive = dir.path().join("inbox/archive");
+    let archive = dir.path("inbox/archive");
     wait_for("the file to be archived with its report", || {
         files_in(&archive)
             .iter()
             .any(|n| n.ends_with("_users.csv.report.json"))
     })
     .await;
-    let out = dir.path().join("wbt-out");
+    let out = dir.path("wbt-out");
     wait_for("the WBT users file", || {
         files_in(&out).iter().any(|n| n.starts_with("users_"))
     })
@@ -92,7 +83,7 @@ async fn the_daemon_runs_in_process_until_its_stop_future_completes() {
 
     // A reload through the stream is taken while running.
     reload.send(()).unwrap();
-    let status_path = dir.path().join("log/status.json");
+    let status_path = dir.path("log/status.json");
     let status = || -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(&status_path).unwrap_or_default())
             .unwrap_or(serde_json::Value::Null)
@@ -111,12 +102,12 @@ async fn the_daemon_runs_in_process_until_its_stop_future_completes() {
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(status()["running"], false, "status.json says it stopped");
     assert!(
-        !dir.path().join("state/control.sock").exists(),
+        !dir.path("state/control.sock").exists(),
         "the control socket is removed on stop"
     );
     assert!(
-        files_in(&dir.path().join("inbox")) == ["archive", "held", "rejected"],
+        files_in(&dir.path("inbox")) == ["archive", "held", "rejected"],
         "{:?}",
-        files_in(&dir.path().join("inbox"))
+        files_in(&dir.path("inbox"))
     );
 }

@@ -5,38 +5,28 @@ mod support;
 
 use std::path::Path;
 
-use assert_cmd::Command;
+use support::{Builder, Harness, Source, Target};
 
-const CONFIG: &str = r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
+/// One users source feeding a Collaborator and a Gestimum target that
+/// `plan` never reaches.
+fn hr() -> Builder {
+    Harness::builder()
+        .source(Source::users("hr", "inbox").targets(&["lms", "erp"]))
+        .target(
+            Target::collaborator("lms")
+                .url("https://lms.example.org")
+                .set("token_env", "LMS_TOKEN"),
+        )
+        .target(
+            Target::gestimum("erp")
+                .url("https://erp.example.org")
+                .user("sync")
+                .set("password_env", "ERP_PASSWORD"),
+        )
+}
 
-[[source]]
-name = "hr"
-kind = "users"
-inbox = "inbox"
-targets = ["lms", "erp"]
-
-[[target]]
-name = "lms"
-kind = "collaborator"
-url = "https://lms.example.org"
-token_env = "LMS_TOKEN"
-
-[[target]]
-name = "erp"
-kind = "gestimum"
-url = "https://erp.example.org"
-user = "sync"
-password_env = "ERP_PASSWORD"
-"#;
-
-fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    std::fs::create_dir(dir.path().join("inbox")).unwrap();
-    dir
+fn setup() -> Harness {
+    hr().build()
 }
 
 fn users(count: usize) -> String {
@@ -47,25 +37,19 @@ fn users(count: usize) -> String {
     text
 }
 
-fn plan(dir: &Path, file: &str, extra: &[&str]) -> (i32, String) {
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir)
-        .args(["plan", "-c", "config.toml", file])
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap(),
-        String::from_utf8(output.stdout).unwrap(),
-    )
+/// `rostersync plan FILE EXTRA... -c config.toml`: (exit code, stdout).
+fn plan(h: &Harness, file: &str, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["plan", file];
+    args.extend_from_slice(extra);
+    let (code, out, _) = h.run(&args);
+    (code, out)
 }
 
 #[test]
 fn a_first_plan_lists_creates_and_creates_no_state() {
     let dir = setup();
-    std::fs::write(dir.path().join("inbox/users.csv"), users(12)).unwrap();
-    let (code, out) = plan(dir.path(), "inbox/users.csv", &[]);
+    dir.write("inbox/users.csv", &users(12));
+    let (code, out) = plan(&dir, "inbox/users.csv", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.starts_with("plan for users.csv (source hr, 12 rows)\n"),
@@ -84,17 +68,14 @@ fn a_first_plan_lists_creates_and_creates_no_state() {
         "{out}"
     );
     assert!(out.contains("  … and 2 more create"), "{out}");
-    assert!(
-        !dir.path().join("state").exists(),
-        "a dry run created the state"
-    );
+    assert!(!dir.path("state").exists(), "a dry run created the state");
 }
 
 #[test]
 fn json_gives_every_action_in_the_report_shape() {
     let dir = setup();
-    std::fs::write(dir.path().join("inbox/users.csv"), users(12)).unwrap();
-    let (code, out) = plan(dir.path(), "inbox/users.csv", &["--json"]);
+    dir.write("inbox/users.csv", &users(12));
+    let (code, out) = plan(&dir, "inbox/users.csv", &["--json"]);
     assert_eq!(code, 0);
     let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(plan["source"], "hr");
@@ -117,8 +98,8 @@ fn json_gives_every_action_in_the_report_shape() {
 #[test]
 fn a_mass_block_is_held_with_exit_3_and_changes_nothing() {
     let dir = setup();
-    std::fs::write(dir.path().join("inbox/all.csv"), users(40)).unwrap();
-    std::fs::write(dir.path().join("inbox/few.csv"), users(4)).unwrap();
+    dir.write("inbox/all.csv", &users(40));
+    dir.write("inbox/few.csv", &users(4));
     // The state after a first import, built with the library.
     {
         let mut world = support::World::new();
@@ -127,15 +108,15 @@ fn a_mass_block_is_held_with_exit_3_and_changes_nothing() {
             rostersync::ingest::record::RecordKind::Users,
             rostersync::ingest::Mode::Full,
         );
-        world.store = support::open_store(&dir.path().join("state/db"));
+        world.store = support::open_store(&dir.path("state/db"));
         world.targets = vec![
             support::target("lms", rostersync::config::TargetKind::Collaborator),
             support::target("erp", rostersync::config::TargetKind::Gestimum),
         ];
         world.sync(&hr, &users(40));
     }
-    let before = snapshot(&dir.path().join("state/db"));
-    let (code, out) = plan(dir.path(), "inbox/few.csv", &[]);
+    let before = snapshot(&dir.path("state/db"));
+    let (code, out) = plan(&dir, "inbox/few.csv", &[]);
     assert_eq!(code, 3, "{out}");
     assert!(
         out.contains("HELD by safety rule max_shrink_percent: the file has 90.0% fewer rows than the last accepted one, max_shrink_percent is 30"),
@@ -145,7 +126,7 @@ fn a_mass_block_is_held_with_exit_3_and_changes_nothing() {
         out.contains("target lms: 0 create, 0 update, 36 block, 0 unblock"),
         "{out}"
     );
-    assert_eq!(snapshot(&dir.path().join("state/db")), before);
+    assert_eq!(snapshot(&dir.path("state/db")), before);
 }
 
 /// Every key and value of the store, to compare before and after.
@@ -162,19 +143,13 @@ fn snapshot(db: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 
 #[test]
 fn a_file_outside_every_inbox_needs_source_when_there_are_several() {
-    let dir = setup();
-    let config = CONFIG.to_string()
-        + "\n[[source]]\nname = \"hr2\"\nkind = \"orgs\"\ninbox = \"inbox2\"\ntargets = [\"lms\"]\n";
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    std::fs::write(dir.path().join("elsewhere.csv"), users(2)).unwrap();
-    let output = Command::cargo_bin("rostersync")
-        .unwrap()
-        .current_dir(dir.path())
-        .args(["plan", "-c", "config.toml", "elsewhere.csv"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--source"));
-    let (code, _) = plan(dir.path(), "elsewhere.csv", &["--source", "hr"]);
+    let dir = hr()
+        .source(Source::orgs("hr2", "inbox2").targets(&["lms"]))
+        .build();
+    dir.write("elsewhere.csv", &users(2));
+    let (code, _, err) = dir.run(&["plan", "elsewhere.csv"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--source"));
+    let (code, _) = plan(&dir, "elsewhere.csv", &["--source", "hr"]);
     assert_eq!(code, 0);
 }
