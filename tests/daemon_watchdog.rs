@@ -2,29 +2,12 @@
 //! binary under a fake service manager (a datagram socket as
 //! `NOTIFY_SOCKET`), with the processor made to stall after its first file.
 
+mod support;
+
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CONFIG: &str = r#"
-[daemon]
-state_dir = "state"
-log_dir = "log"
-grace = "1s"
-
-[[source]]
-name = "hr"
-kind = "users"
-inbox = "inbox"
-settle = "100ms"
-targets = ["wbt"]
-
-[[target]]
-name = "wbt"
-kind = "wbt-file"
-dir = "wbt-out"
-"#;
+use support::{Harness, Source, Target, wait_exit};
 
 const USERS: &str = "user_extid;user_lname;user_fname;user_login;user_email\n\
 E1;Durand;Paul;pdurand;paul.durand@example.org\n";
@@ -52,31 +35,30 @@ fn watchdogs(messages: &[String]) -> usize {
         .count()
 }
 
-fn start(dir: &Path, socket: &Path) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("rostersync"))
-        .current_dir(dir)
-        .args(["run", "-c", "config.toml"])
-        .env("NOTIFY_SOCKET", socket)
-        .env("WATCHDOG_USEC", "1000000")
-        .env_remove("WATCHDOG_PID")
-        .env("ROSTERSYNC_TEST_STALL_PROCESSOR", "1")
-        .env("ROSTERSYNC_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.stderr")).unwrap())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn the_watchdog_starves_when_the_file_processor_stalls() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
-    std::fs::create_dir(dir.path().join("inbox")).unwrap();
-    let socket_path = dir.path().join("notify.sock");
+    let h = Harness::builder()
+        .daemon("grace", "1s")
+        .source(
+            Source::users("hr", "inbox")
+                .set("settle", "100ms")
+                .targets(&["wbt"]),
+        )
+        .target(Target::wbt_file("wbt", "wbt-out"))
+        .build();
+    let socket_path = h.path("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let mut child = start(dir.path(), &socket_path);
-    let log = || std::fs::read_to_string(dir.path().join("daemon.stderr")).unwrap_or_default();
+    // Under a service manager with a 1 s watchdog, the processor made to
+    // stall after its first file.
+    let mut daemon = h.spawn_custom(|command| {
+        command
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "1000000")
+            .env_remove("WATCHDOG_PID")
+            .env("ROSTERSYNC_TEST_STALL_PROCESSOR", "1")
+            .env("ROSTERSYNC_LOG", "info");
+    });
+    let log = || daemon.log();
 
     let healthy = messages_during(&socket, Duration::from_secs(3));
     assert!(
@@ -89,7 +71,7 @@ fn the_watchdog_starves_when_the_file_processor_stalls() {
         "fed every half period while the processor turns: {healthy:?}"
     );
 
-    std::fs::write(dir.path().join("inbox/users.csv"), USERS).unwrap();
+    h.write("inbox/users.csv", USERS);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !log().contains("systemd's watchdog is no longer fed") {
         assert!(Instant::now() < deadline, "never starved:\n{}", log());
@@ -104,21 +86,7 @@ fn the_watchdog_starves_when_the_file_processor_stalls() {
     );
 
     // SIGTERM still stops it cleanly.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "did not stop:\n{}", log());
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "{status:?}\n{}", log());
+    daemon.signal("TERM");
+    let status = wait_exit(&mut daemon.child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", daemon.log());
 }

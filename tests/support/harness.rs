@@ -693,7 +693,15 @@ impl<F> Harness<F> {
 
     /// Starts it without waiting, with more environment variables.
     pub fn spawn_with(&self, env: &[(&str, &str)]) -> Daemon {
-        Daemon::spawn(self, env)
+        self.spawn_custom(|command| {
+            command.envs(env.iter().copied());
+        })
+    }
+
+    /// Starts it without waiting, its command changed by `customise` last
+    /// (its environment, say: a service manager's variables).
+    pub fn spawn_custom(&self, customise: impl FnOnce(&mut Command)) -> Daemon {
+        Daemon::spawn(self, customise)
     }
 
     /// The files archived in an inbox (not their reports).
@@ -748,7 +756,7 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn spawn<F>(harness: &Harness<F>, env: &[(&str, &str)]) -> Daemon {
+    fn spawn<F>(harness: &Harness<F>, customise: impl FnOnce(&mut Command)) -> Daemon {
         let dir = harness.root();
         let runs = std::fs::read_dir(dir)
             .unwrap()
@@ -761,17 +769,16 @@ impl Daemon {
             })
             .count();
         let log = dir.join(format!("daemon-{runs}.stderr"));
-        let child = harness
-            .command()
+        let mut command = harness.command();
+        command
             .args(["run", "-c", "config.toml"])
             .env("ROSTERSYNC_LOG", "debug")
             .env_remove("NOTIFY_SOCKET")
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+            .stderr(File::create(&log).unwrap());
+        customise(&mut command);
+        let child = command.spawn().unwrap();
         Daemon {
             child,
             dir: dir.to_path_buf(),
