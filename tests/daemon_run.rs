@@ -353,6 +353,9 @@ fn sighup_reloads_a_good_config_and_refuses_a_bad_one() {
         || setup.portal().len() == 2,
         || daemon.log(),
     );
+    // The reporter may still be rewriting the report (a hidden temporary
+    // file beside it) once the portal has the user: wait until it is done.
+    setup.0.wait_archived(&daemon, "inbox2", 1);
     assert_eq!(files(&setup.path("inbox2/archive")).len(), 2);
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
@@ -628,8 +631,9 @@ fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
         || setup.archived().len() == 1,
         || format!("not taken after {:?}\n{}", dropped.elapsed(), daemon.log()),
     );
-    assert_eq!(files(&setup.path("share2/archive")).len(), 2);
+    // Its report complete (no temporary file beside it any more).
     setup.wait_archived(&daemon, 1);
+    assert_eq!(files(&setup.path("share2/archive")).len(), 2);
     assert_eq!(setup.portal(), expected(&[(1, "0")]));
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
