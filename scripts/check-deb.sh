@@ -216,7 +216,7 @@ if command -v strace >/dev/null; then
     demo=$work/demo
     mkdir -p "$demo"
     cp -r example "$demo/"
-    rm -rf "$demo"/example/state "$demo"/example/log "$demo"/example/wbt-out "$demo"/example/inbox/*/archive
+    rm -rf "$demo"/example/run "$demo"/example/state "$demo"/example/log "$demo"/example/wbt-out "$demo"/example/inbox/*/archive
     cp config.example.toml "$demo/config.toml"
     strace -f -qq -o "$work/trace-run" "$root$bin" run -c "$demo/config.toml" >"$work/run.log" 2>&1 &
     tracer=$!

@@ -2,7 +2,7 @@
 //! opens a company file with a user and password, reads CSV lines (header
 //! first, the request's separator and text identifier), upserts users by
 //! `USR_NAME`, refuses lines over the known sizes (and names it chooses to
-//! refuse), and answers with the journal and statistics as seed 000 shows.
+//! refuse), and answers with the journal and statistics as Gestimum's web services do.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
