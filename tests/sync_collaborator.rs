@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
 use assert_cmd::prelude::*;
 use support::fakes::collaborator::Fake;
@@ -29,24 +28,11 @@ fn portal() -> Builder<Fake> {
         .sync_log("trace")
 }
 
-struct Run(Harness<Fake>);
-
-impl Deref for Run {
-    type Target = Harness<Fake>;
-    fn deref(&self) -> &Harness<Fake> {
-        &self.0
-    }
-}
-
-impl DerefMut for Run {
-    fn deref_mut(&mut self) -> &mut Harness<Fake> {
-        &mut self.0
-    }
-}
+type Run = support::Run<Fake>;
 
 impl Run {
     fn new() -> Run {
-        Run(portal().build())
+        Self(portal().build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr).

@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
 use support::fakes::gestimum::Fake;
 use support::{Builder, Harness, Source, Target};
@@ -55,24 +54,11 @@ fn erp() -> Builder<Fake> {
         .never_shows(PASSWORD)
 }
 
-struct Run(Harness<Fake>);
-
-impl Deref for Run {
-    type Target = Harness<Fake>;
-    fn deref(&self) -> &Harness<Fake> {
-        &self.0
-    }
-}
-
-impl DerefMut for Run {
-    fn deref_mut(&mut self) -> &mut Harness<Fake> {
-        &mut self.0
-    }
-}
+type Run = support::Run<Fake>;
 
 impl Run {
     fn new() -> Run {
-        Run(erp().build())
+        Self(erp().build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr),

@@ -8,7 +8,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
 use support::fakes::maarch::{Fake, Person, User};
 use support::{Builder, Harness, Source, Target};
@@ -42,24 +41,11 @@ fn courrier_with(target: Target) -> Builder<Fake> {
 const USERS_HEADER: &str = "user_extid;user_lname;user_fname;user_login;user_email;user_phone;org_extid;user_roles;user_disable";
 const ORGS_HEADER: &str = "org_extid;org_label;org_parentextid;org_disable";
 
-struct Run(Harness<Fake>);
-
-impl Deref for Run {
-    type Target = Harness<Fake>;
-    fn deref(&self) -> &Harness<Fake> {
-        &self.0
-    }
-}
-
-impl DerefMut for Run {
-    fn deref_mut(&mut self) -> &mut Harness<Fake> {
-        &mut self.0
-    }
-}
+type Run = support::Run<Fake>;
 
 impl Run {
     fn new() -> Run {
-        Run(courrier().build())
+        Self(courrier().build())
     }
 
     /// Drops a file in the source's inbox and syncs it; returns (exit code,

@@ -9,7 +9,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
 use support::fakes::pleasanter::{Entry, Fake, japanese_columns};
 use support::{Builder, Harness, Source, Target};
@@ -36,24 +35,11 @@ fn wiki() -> Builder<Fake> {
     wiki_with(Target::pleasanter("wiki").token_env("PLEASANTER_KEY", KEY))
 }
 
-struct Run(Harness<Fake>);
-
-impl Deref for Run {
-    type Target = Harness<Fake>;
-    fn deref(&self) -> &Harness<Fake> {
-        &self.0
-    }
-}
-
-impl DerefMut for Run {
-    fn deref_mut(&mut self) -> &mut Harness<Fake> {
-        &mut self.0
-    }
-}
+type Run = support::Run<Fake>;
 
 impl Run {
     fn new(builder: Builder<Fake>) -> Run {
-        Run(builder.build())
+        Self(builder.build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr),

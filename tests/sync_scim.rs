@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 
 use serde_json::json;
 use support::fakes::scim::{Fake, User};
@@ -47,24 +46,11 @@ fn provider_with(patch: bool, idp: Target) -> Builder<Fake> {
 const USERS_HEADER: &str =
     "uid;login;firstname;secondname;email;position;department;manager_uid;status";
 
-struct Run(Harness<Fake>);
-
-impl Deref for Run {
-    type Target = Harness<Fake>;
-    fn deref(&self) -> &Harness<Fake> {
-        &self.0
-    }
-}
-
-impl DerefMut for Run {
-    fn deref_mut(&mut self) -> &mut Harness<Fake> {
-        &mut self.0
-    }
-}
+type Run = support::Run<Fake>;
 
 impl Run {
     fn new(patch: bool) -> Run {
-        Run(provider(patch).build())
+        Self(provider(patch).build())
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr).

@@ -484,6 +484,23 @@ fn write_secret(path: &Path, value: &str) {
 // ---------------------------------------------------------------------------
 // The harness.
 
+/// A test file's harness with that file's own helpers, added in an
+/// `impl Run<ItsFake>` block (a `type Run = support::Run<Fake>;` there).
+pub struct Run<F>(pub Harness<F>);
+
+impl<F> std::ops::Deref for Run<F> {
+    type Target = Harness<F>;
+    fn deref(&self) -> &Harness<F> {
+        &self.0
+    }
+}
+
+impl<F> std::ops::DerefMut for Run<F> {
+    fn deref_mut(&mut self) -> &mut Harness<F> {
+        &mut self.0
+    }
+}
+
 /// A temp folder with its config.toml, the fake, the secrets, and the runs
 /// of the real binary there (`-c config.toml`, in the folder).
 pub struct Harness<F = ()> {
