@@ -638,3 +638,22 @@ fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_waiting_processor_scans_no_more_often_than_rescan_says() {
+    // The processor beats every second for the watchdog; a beat is not a
+    // reason to look at the inboxes again. An inbox that cannot be read says
+    // so at each scan: with `rescan = "30s"` and no events, once or twice
+    // in four seconds, not every second.
+    let h = Harness::builder()
+        .daemon("rescan", "30s")
+        .source(Source::users("hr", "gone").targets(&["wbt"]))
+        .target(Target::wbt_file("wbt", "wbt-out"))
+        .build();
+    let daemon = h.start();
+    std::fs::remove_dir_all(h.path("gone")).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let (_, log) = daemon.stop();
+    let scans = log.matches("cannot read the inbox").count();
+    assert!(scans <= 2, "{scans} scans in 4 s:\n{log}");
+}

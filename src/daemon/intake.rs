@@ -20,8 +20,18 @@ use crate::watch::{self, Candidate, Rule, Tracker, Watchers};
 
 /// How often the day is checked for the date re-plan.
 const DATE_CHECK: Duration = Duration::from_secs(60);
-/// How often the processor beats while it waits or works.
-const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// What the processor woke up for.
+enum Woke {
+    Stop,
+    Config,
+    Request(ProcessorRequest),
+    /// Inbox events.
+    Events,
+    /// A deadline or the periodic rescan: look at the inboxes again.
+    Look,
+    Dates,
+}
 
 /// Work that other tasks hand to the processor, so that it stays the only
 /// one that commits.
@@ -50,8 +60,6 @@ pub(super) async fn processor(
     let mut config = config_rx.borrow_and_update().clone();
     let mut watchers = start_watchers(&config, &wake);
     ready.notify_one();
-    let mut beat = tokio::time::interval(HEARTBEAT);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut tracker = Tracker::default();
     // Files that could not be processed, until they change.
     let mut failed: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
@@ -99,30 +107,52 @@ pub(super) async fn processor(
             continue; // more may have arrived meanwhile
         }
         let deadline = observed.next.map(Instant::from_std);
-        tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => break,
-            changed = config_rx.changed() => {
-                if changed.is_err() { break }
+        // Waiting beats too (every second), without scanning more often
+        // than the events, the next deadline or `[daemon] rescan` ask.
+        let woke = shared
+            .heartbeat
+            .while_busy(async {
+                tokio::select! {
+                    biased;
+                    _ = shared.cancel.cancelled() => Woke::Stop,
+                    changed = config_rx.changed() => match changed {
+                        Ok(()) => Woke::Config,
+                        Err(_) => Woke::Stop,
+                    },
+                    Some(request) = requests.recv() => Woke::Request(request),
+                    _ = wake.notified() => Woke::Events,
+                    _ = sleep_until(deadline) => Woke::Look,
+                    _ = rescan.tick() => Woke::Look,
+                    _ = date_tick.tick() => Woke::Dates,
+                }
+            })
+            .await;
+        match woke {
+            Woke::Stop => break,
+            Woke::Config => {
                 config = config_rx.borrow_and_update().clone();
                 watchers = start_watchers(&config, &wake);
                 tracker = Tracker::default();
                 failed.clear();
             }
-            Some(request) = requests.recv() => match request {
-                ProcessorRequest::Approve { file, reply } => {
-                    let answer = shared.heartbeat.while_busy(approve::approve(&shared, &config, &file)).await;
-                    let _ = reply.send(answer);
-                }
-            },
-            _ = wake.notified() => {
+            Woke::Request(ProcessorRequest::Approve { file, reply }) => {
+                let answer = shared
+                    .heartbeat
+                    .while_busy(approve::approve(&shared, &config, &file))
+                    .await;
+                let _ = reply.send(answer);
+            }
+            Woke::Events => {
                 // A burst of events (a file written in pieces): one scan for all.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            _ = sleep_until(deadline) => {}
-            _ = rescan.tick() => {}
-            _ = date_tick.tick() => shared.heartbeat.while_busy(dates::replan(&shared, &config)).await,
-            _ = beat.tick() => {}
+            Woke::Look => {}
+            Woke::Dates => {
+                shared
+                    .heartbeat
+                    .while_busy(dates::replan(&shared, &config))
+                    .await
+            }
         }
     }
     drop(watchers);
