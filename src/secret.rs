@@ -18,15 +18,17 @@ impl Secret {
         &self.0
     }
 
-    /// `text` with the secret replaced by `***`, in every form a server may
-    /// echo it in: as is, JSON-escaped, URL-encoded (`%XX`, in either case,
+    /// `text` with the secret replaced by `***`, in the forms a server
+    /// usually echoes it in: as is, JSON-escaped, URL-encoded (`%XX`, in either case,
     /// and a form's `+` for a space), and base64 (standard and URL-safe,
     /// padded or not). A base64 run of `text` that decodes to something
     /// holding the secret (`Basic user:password`) goes whole; where such a run
     /// is glued to other text, the part of it that encodes only the secret
     /// goes (the one or two characters at each end that mix it with its
-    /// neighbours stay). Base64 forms shorter than 4 characters are left:
-    /// they could be anything.
+    /// neighbours stay). Base64 forms shorter than 4 characters, and parts of
+    /// an encoding shorter than 8, are left: they could be anything. JSON
+    /// escapes also cover PHP's `\/`; `\uXXXX` escapes of non-ASCII text
+    /// are not covered.
     pub fn scrub(&self, text: &str) -> String {
         let secret = self.0.as_str();
         if secret.is_empty() {
@@ -52,7 +54,10 @@ fn scrub_forms(secret: &str) -> Vec<String> {
 
     let mut forms = vec![secret.to_string()];
     if let Ok(json) = serde_json::to_string(secret) {
-        forms.push(json[1..json.len() - 1].to_string());
+        let escaped = &json[1..json.len() - 1];
+        // PHP's encoder escapes `/` too.
+        forms.push(escaped.replace('/', "\\/"));
+        forms.push(escaped.to_string());
     }
     let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     forms.push(form.replace('+', "%20"));
@@ -62,6 +67,7 @@ fn scrub_forms(secret: &str) -> Vec<String> {
     }
     let bytes = secret.as_bytes();
     let mut encoded = Vec::new();
+    let mut partial = Vec::new();
     for engine in [&STANDARD, &URL_SAFE] {
         encoded.push(engine.encode(bytes));
     }
@@ -72,7 +78,7 @@ fn scrub_forms(secret: &str) -> Vec<String> {
         if let Some(rest) = bytes.get(skip..) {
             let whole = &rest[..rest.len() / 3 * 3];
             for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
-                encoded.push(engine.encode(whole));
+                partial.push(engine.encode(whole));
             }
         }
         if skip == 0 {
@@ -82,6 +88,8 @@ fn scrub_forms(secret: &str) -> Vec<String> {
         }
     }
     forms.extend(encoded.into_iter().filter(|form| form.len() >= 4));
+    // A part of a short secret's encoding could be part of anything.
+    forms.extend(partial.into_iter().filter(|form| form.len() >= 8));
     forms.retain(|form| !form.is_empty());
     forms.sort();
     forms.dedup();
@@ -176,10 +184,10 @@ pub enum SecretError {
     EnvMissing(String),
     #[error("environment variable {0} is not valid UTF-8")]
     EnvNotUnicode(String),
-    #[error("cannot read secret file {}: {source}", path.display())]
+    #[error("cannot read secret file {}: {error}", path.display())]
     Unreadable {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("secret file {} is readable by others (mode {mode:o}): chmod o-rwx it", path.display())]
     ReadableByOthers { path: PathBuf, mode: u32 },
@@ -216,9 +224,9 @@ impl SecretSource {
 
 /// Mode check first, so a world-readable secret is refused before it is read.
 fn read_secret_file(path: &Path, check_mode: bool) -> Result<Secret, SecretError> {
-    let unreadable = |source| SecretError::Unreadable {
+    let unreadable = |error| SecretError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     if check_mode {
         check_not_world_readable(path)?;
@@ -238,9 +246,9 @@ fn read_secret_file(path: &Path, check_mode: bool) -> Result<Secret, SecretError
 
 pub fn check_not_world_readable(path: &Path) -> Result<(), SecretError> {
     use std::os::unix::fs::PermissionsExt;
-    let metadata = std::fs::metadata(path).map_err(|source| SecretError::Unreadable {
+    let metadata = std::fs::metadata(path).map_err(|error| SecretError::Unreadable {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let mode = metadata.permissions().mode() & 0o7777;
     if mode & 0o004 != 0 {
@@ -268,14 +276,14 @@ mod tests {
 
     #[test]
     fn scrub_removes_the_raw_and_json_escaped_forms() {
-        // gestimum::mask's own test, unchanged.
+        // A password in Gestimum's JSON body.
         let password = Secret::new("p\"w;1");
         assert_eq!(
             password.scrub(r#"bad body {"mot_passe":"p\"w;1"} or p"w;1"#),
             r#"bad body {"mot_passe":"***"} or ***"#
         );
         assert_eq!(Secret::new("").scrub("nothing"), "nothing");
-        // pleasanter::scrub's.
+        // An API key repeated in an error.
         assert_eq!(
             Secret::new("k3y-s3cret").scrub("HTTP 400: bad ApiKey k3y-s3cret"),
             "HTTP 400: bad ApiKey ***"
@@ -325,6 +333,20 @@ mod tests {
             password.scrub("HTTP 401 QWxhZGRpbjpvcGVu"),
             "HTTP 401 QWxhZGRpbjpvcGVu"
         );
+    }
+
+    #[test]
+    fn scrub_covers_php_escapes_and_spares_short_base64_parts() {
+        let secret = Secret::new("a/b-token");
+        assert_eq!(
+            secret.scrub(r#"{"header":"Bearer a\/b-token"}"#),
+            r#"{"header":"Bearer ***"}"#
+        );
+        // Of "pass", whole base64 groups hold only "pas" (`cGFz`): four
+        // characters that also begin the encoding of "pasta".
+        let short = Secret::new("pass");
+        assert_eq!(short.scrub("cGFzdGE="), "cGFzdGE=");
+        assert_eq!(short.scrub("Basic cGFzcw=="), "Basic ***");
     }
 
     #[test]

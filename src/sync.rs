@@ -31,11 +31,8 @@ pub enum SyncOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("cannot read {file}: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {file}: {error}")]
+    Read { file: String, error: std::io::Error },
     #[error("source {0}: {1}")]
     Source(String, String),
     #[error(transparent)]
@@ -155,7 +152,7 @@ pub async fn accept_with(
         .await
         .map_err(|error| SyncError::Read {
             file: shown.clone(),
-            source: error,
+            error,
         })?;
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let name = source.name.get_ref().clone();

@@ -22,15 +22,15 @@ pub enum SettingsError {
     Encoding(#[from] UnknownEncoding),
     #[error(transparent)]
     Secret(#[from] SecretError),
-    #[error("ca_file {}: {source}", path.display())]
+    #[error("ca_file {}: {error}", path.display())]
     CaFileUnreadable {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("ca_file {}: {source}", path.display())]
+    #[error("ca_file {}: {error}", path.display())]
     CaFileInvalid {
         path: PathBuf,
-        source: reqwest::Error,
+        error: reqwest::Error,
     },
     #[error("cannot set up HTTPS: {0}")]
     Https(reqwest::Error),
@@ -104,3 +104,40 @@ impl ReplyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct RecordError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::ConnectorError;
+
+    /// `main` prints errors with their chain (`{:#}`): a cause already in
+    /// the message must not be its `source` too, or it shows twice.
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        let unreadable = |path: &str| SecretError::Unreadable {
+            path: path.into(),
+            error: std::io::Error::other("permission denied"),
+        };
+        let errors = [
+            anyhow::Error::from(ConnectorError::Settings {
+                target: "lms".into(),
+                error: SettingsError::Secret(unreadable("/run/token")),
+            }),
+            anyhow::Error::from(ConnectorError::Settings {
+                target: "lms".into(),
+                error: SettingsError::CaFileUnreadable {
+                    path: "/etc/ca.pem".into(),
+                    error: std::io::Error::other("permission denied"),
+                },
+            }),
+            anyhow::Error::from(crate::sync::SyncError::Read {
+                file: "u.csv".into(),
+                error: std::io::Error::other("permission denied"),
+            }),
+        ];
+        for error in errors {
+            let shown = format!("{error:#}");
+            assert_eq!(shown.matches("permission denied").count(), 1, "{shown}");
+        }
+    }
+}

@@ -146,14 +146,14 @@ impl Http {
         if let Some(ca) = &target.ca_file {
             let path = || ca.get_ref().clone();
             let pem =
-                std::fs::read(ca.get_ref()).map_err(|source| SettingsError::CaFileUnreadable {
+                std::fs::read(ca.get_ref()).map_err(|error| SettingsError::CaFileUnreadable {
                     path: path(),
-                    source,
+                    error,
                 })?;
-            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|source| {
+            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
                 SettingsError::CaFileInvalid {
                     path: path(),
-                    source,
+                    error,
                 }
             })?;
             builder = builder.add_root_certificate(certificate);

@@ -71,10 +71,10 @@ pub enum Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
-    #[error("target {target}: {source}")]
+    #[error("target {target}: {error}")]
     Settings {
         target: String,
-        source: SettingsError,
+        error: SettingsError,
     },
 }
 

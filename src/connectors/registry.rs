@@ -75,9 +75,9 @@ macro_rules! registry {
                         <$connector as $crate::connectors::Connector>::from_config(target).map(AnyConnector::$variant)
                     })*
                 };
-                connector.map_err(|source| $crate::connectors::ConnectorError::Settings {
+                connector.map_err(|error| $crate::connectors::ConnectorError::Settings {
                     target: target.name.get_ref().clone(),
-                    source,
+                    error,
                 })
             }
 

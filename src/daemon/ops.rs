@@ -59,7 +59,7 @@ pub enum OpsError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write the plan as JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
 }
 
 fn when(unix: i64) -> String {
@@ -252,7 +252,7 @@ pub fn plan(
         options,
     )?;
     let output = if json {
-        let mut text = serde_json::to_string_pretty(&planned.plan)?;
+        let mut text = serde_json::to_string_pretty(&planned.plan).map_err(OpsError::Json)?;
         text.push('\n');
         text
     } else {
