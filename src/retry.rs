@@ -21,6 +21,22 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The same failure with its reason rewritten (a secret scrubbed out).
+    pub fn map_reason(self, rewrite: impl FnOnce(&str) -> String) -> Failure {
+        match self {
+            Failure::Transient {
+                reason,
+                retry_after,
+            } => Failure::Transient {
+                reason: rewrite(&reason),
+                retry_after,
+            },
+            Failure::Permanent { reason } => Failure::Permanent {
+                reason: rewrite(&reason),
+            },
+        }
+    }
+
     pub fn reason(&self) -> &str {
         match self {
             Failure::Transient { reason, .. } | Failure::Permanent { reason } => reason,

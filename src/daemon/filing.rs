@@ -18,7 +18,6 @@ use crate::plan::Plan;
 use crate::store;
 use crate::sync::{self, Accepted};
 
-/// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
 /// Why a file could not be taken or filed away; it stays in the inbox and
 /// is tried again when it changes.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +36,7 @@ pub enum FilingError {
     Task(String),
 }
 
+/// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
 pub(super) fn note_before_commit(config: &Config) -> sync::BeforeCommit {
     let state_dir = config.daemon.state_dir.clone();
     Box::new(move |plan, sha256| lifecycle::write_commit_note(&state_dir, plan, sha256))

@@ -1,7 +1,8 @@
 //! Where a processed file goes (README, *Reports*): `archive/` with its
 //! `.report.json`, `rejected/` with its `.errors.txt`, `held/` with its
-//! `.plan.txt` (and `.plan.json`, which `approve` reads back). Names and
-//! report contents are plain functions; moving and writing are the IO part,
+//! `.plan.txt` (and `.plan.json`, which `approve` reads back). Names are
+//! plain functions (report contents are in `file_report.rs`); moving and
+//! writing are the IO part,
 //! always atomic (temporary file, fsync, rename, fsync of the folder).
 
 use std::io::Write;

@@ -165,10 +165,7 @@ pub fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> {
             }
         };
         let reloads = futures_util::stream::unfold(sighup, |mut sighup| async move {
-            sighup.recv().await.map(|()| {
-                info!("SIGHUP: reloading the config");
-                ((), sighup)
-            })
+            sighup.recv().await.map(|()| ((), sighup))
         });
         serve(config_path.to_path_buf(), config, stop, reloads).await
     });
@@ -308,6 +305,8 @@ async fn main_loop(
     reloads: impl Stream<Item = ()>,
 ) {
     tokio::pin!(stop);
+    // Fused: a stream that ended is not polled again (an ended `unfold` panics).
+    let reloads = reloads.fuse();
     tokio::pin!(reloads);
     let watchdog = sd_notify::watchdog_enabled().map(|every| every / 2);
     let mut watchdog_tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));

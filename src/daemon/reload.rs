@@ -13,7 +13,7 @@ use crate::config::{self, CheckLevel};
 /// running one stays.
 pub(super) async fn reload(shared: &Arc<Shared>) {
     let path = shared.config_path.clone();
-    info!(config = %path.display(), "reloading the config");
+    info!(config = %path.display(), "SIGHUP: reloading the config");
     let loaded = tokio::task::spawn_blocking(move || config::load(&path, CheckLevel::Full)).await;
     let Some(mut new) = accepted(loaded) else {
         return;

@@ -87,8 +87,9 @@ pub struct Heartbeat {
 
 /// How often a beat comes while the processor works on one thing.
 const BUSY_BEAT: Duration = Duration::from_secs(1);
-/// A heartbeat this old, or older than systemd's watchdog period, means the
-/// processor stalled (it beats every second while waiting or working).
+/// The least silence that counts as a stall: the watchdog is fed while the
+/// heartbeat is younger than systemd's period or this, whichever is longer
+/// (the processor beats every second while it waits or works).
 pub const STALLED_AFTER: Duration = Duration::from_secs(3);
 
 impl Heartbeat {

@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_format_has_the_seed_s_columns() {
+    fn the_format_has_the_documented_columns() {
         assert_eq!(USERS.len(), 35);
         assert_eq!(ORGS.len(), 13);
         for columns in [USERS, ORGS] {

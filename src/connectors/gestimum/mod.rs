@@ -11,10 +11,10 @@
 //! - Known sizes (`USR_NAME` 20, `USR_GROUPE` 20, `SAL_CODE` 3 characters)
 //!   are checked before sending: a record over them fails alone, unsent.
 //! - A value holding `;` or `"` is quoted (`"…"`, inner quotes doubled) and
-//!   the import says so with `identificateur_texte = "\""` (the seed's text
+//!   the import says so with `identificateur_texte = "\""` (the import's text
 //!   identifier parameter). A value holding a line break cannot travel in one
 //!   line of `fichier_utilisateurs`: the record fails alone, unsent.
-//! - Block and unblock are **inferred** (the seed documents no status): every
+//! - Block and unblock are **inferred** (Gestimum's documentation gives no status): every
 //!   line carries the dormant flag, `USR_DORT` = `1` blocked / `0` active, a
 //!   column named by the target's `dormant_column` setting.
 //! - Gestimum keeps no organisations (the projection maps none): organisation
@@ -356,17 +356,6 @@ impl Gestimum {
     }
 
     fn mask_failure(&self, failure: Failure) -> Failure {
-        match failure {
-            Failure::Transient {
-                reason,
-                retry_after,
-            } => Failure::Transient {
-                reason: self.mask(&reason),
-                retry_after,
-            },
-            Failure::Permanent { reason } => Failure::Permanent {
-                reason: self.mask(&reason),
-            },
-        }
+        failure.map_reason(|reason| self.mask(reason))
     }
 }

@@ -254,16 +254,7 @@ pub fn judge_import(reply: &Reply, sent: usize) -> ImportVerdict {
 /// The outcome with its failure reason scrubbed of the secret ([`Secret::scrub`]).
 pub(super) fn scrub_outcome(outcome: Outcome, secret: &Secret) -> Outcome {
     match outcome {
-        Outcome::Failed(Failure::Permanent { reason }) => Outcome::Failed(Failure::Permanent {
-            reason: secret.scrub(&reason),
-        }),
-        Outcome::Failed(Failure::Transient {
-            reason,
-            retry_after,
-        }) => Outcome::Failed(Failure::Transient {
-            reason: secret.scrub(&reason),
-            retry_after,
-        }),
+        Outcome::Failed(failure) => Outcome::Failed(failure.map_reason(|r| secret.scrub(r))),
         acked => acked,
     }
 }
