@@ -33,8 +33,11 @@ pub enum SyncOutcome {
 pub enum SyncError {
     #[error("cannot read {file}: {error}")]
     Read { file: String, error: std::io::Error },
-    #[error("source {0}: {1}")]
-    Source(String, String),
+    #[error("source {source_name}: {error}")]
+    Source {
+        source_name: String,
+        error: crate::config::SpecError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -165,9 +168,10 @@ pub async fn accept_with(
     if approval == Approval::None && previous.is_some_and(|p| p.last_sha256 == sha256) {
         return Ok(Accepted::Duplicate);
     }
-    let spec = source
-        .spec()
-        .map_err(|error| SyncError::Source(name.clone(), error.to_string()))?;
+    let spec = source.spec().map_err(|error| SyncError::Source {
+        source_name: name.clone(),
+        error,
+    })?;
     let outcome = tokio::task::spawn_blocking(move || ingest::ingest(&bytes, &spec))
         .await
         .map_err(|error| SyncError::Join(error.to_string()))?;

@@ -313,17 +313,17 @@ impl SourceConfig {
         };
         let encoding_label = self.encoding.as_ref().map_or("auto", |e| e.get_ref());
         let encoding = EncodingChoice::from_label(encoding_label)
-            .ok_or_else(|| SpecError(format!("unknown encoding {encoding_label:?}")))?;
+            .ok_or_else(|| SpecError::Encoding(encoding_label.to_string()))?;
         let delimiter = match self.delimiter.as_ref().map(|d| d.get_ref().as_str()) {
             None => None,
-            Some(text) => parse_delimiter(text).map_err(SpecError)?,
+            Some(text) => parse_delimiter(text).map_err(SpecError::Delimiter)?,
         };
         let date_text = self
             .date_format
             .as_ref()
             .map_or(format.default_date_format(), |d| d.get_ref());
         let dates = DateFormat::new(date_text)
-            .ok_or_else(|| SpecError(format!("date_format {date_text:?} cannot read a date")))?;
+            .ok_or_else(|| SpecError::DateFormat(date_text.to_string()))?;
         Ok(SourceSpec {
             kind: self.kind,
             mode: self.mode,
@@ -340,8 +340,15 @@ impl SourceConfig {
 /// A source setting that ingest cannot use (the config check refuses it
 /// too, with its line and column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SpecError(pub String);
+pub enum SpecError {
+    #[error("unknown encoding {0:?}")]
+    Encoding(String),
+    /// What [`parse_delimiter`] says of it.
+    #[error("{0}")]
+    Delimiter(String),
+    #[error("date_format {0:?} cannot read a date")]
+    DateFormat(String),
+}
 
 /// `auto`, one of `;` `,` `|`, or a tab (`"\t"` or `tab`).
 pub fn parse_delimiter(text: &str) -> Result<Option<u8>, String> {
