@@ -41,7 +41,7 @@ fn targets() -> Vec<TargetInfo> {
     .into_iter()
     .map(|(name, kind)| TargetInfo {
         name: name.into(),
-        projector: Projector::new(kind, &BTreeMap::new()),
+        projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
     })
     .collect()
 }

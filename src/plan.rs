@@ -49,7 +49,7 @@ impl TargetInfo {
     pub fn from_config(target: &crate::config::TargetConfig) -> TargetInfo {
         TargetInfo {
             name: target.name.get_ref().clone(),
-            projector: Projector::new(target.kind, target.fields.get_ref()),
+            projector: Projector::new(target.kind.default_fields(), target.fields.get_ref()),
         }
     }
 }

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::TargetKind;
 use crate::ingest::record::{Field, FieldName, Record, RecordKind};
 
 /// Target field name → canonical value, ordered by name.
@@ -27,8 +26,11 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(kind: TargetKind, overrides: &BTreeMap<String, String>) -> Projector {
-        let DefaultFields { users, orgs } = kind.default_fields();
+    /// The kind's `defaults` (its connector gives them), changed by the
+    /// target's `[target.fields]`: the kind is known to the caller, so that
+    /// this pure module needs nothing of the connectors.
+    pub fn new(defaults: DefaultFields, overrides: &BTreeMap<String, String>) -> Projector {
+        let DefaultFields { users, orgs } = defaults;
         let mut projector = Projector {
             users: to_owned(&users),
             orgs: to_owned(&orgs),
@@ -184,6 +186,7 @@ fn hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Projection
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TargetKind;
     use crate::ingest::{SourceSpec, ingest};
 
     fn record(text: &str) -> Record {
@@ -222,7 +225,7 @@ mod tests {
             TargetKind::Scim,
             TargetKind::WbtFile,
         ] {
-            let projector = Projector::new(kind, &BTreeMap::new());
+            let projector = Projector::new(kind.default_fields(), &BTreeMap::new());
             assert_eq!(projector.hash(&r), hash(&projector.project(&r)), "{kind}");
         }
     }
@@ -232,7 +235,7 @@ mod tests {
         let r = record(
             "user_extid;user_fname;user_login;user_email;user_password;user_disable\nE1;Ana;ana;ana@x.fr;secret;1\n",
         );
-        let maarch = Projector::new(TargetKind::Maarch, &BTreeMap::new());
+        let maarch = Projector::new(TargetKind::Maarch.default_fields(), &BTreeMap::new());
         let fields = maarch.project(&r);
         assert_eq!(
             fields,
@@ -242,7 +245,7 @@ mod tests {
                 ("userId".into(), "ana".into()),
             ])
         );
-        let gestimum = Projector::new(TargetKind::Gestimum, &BTreeMap::new());
+        let gestimum = Projector::new(TargetKind::Gestimum.default_fields(), &BTreeMap::new());
         assert!(!gestimum.keeps(RecordKind::Orgs));
     }
 
@@ -255,7 +258,7 @@ mod tests {
             ("badge".to_string(), "custom.udtf1".to_string()),
             ("login".to_string(), "ext_id".to_string()),
         ]);
-        let collaborator = Projector::new(TargetKind::Collaborator, &overrides);
+        let collaborator = Projector::new(TargetKind::Collaborator.default_fields(), &overrides);
         let fields = collaborator.project(&r);
         assert_eq!(fields.get("city"), None);
         assert_eq!(fields.get("badge").map(String::as_str), Some("B-7"));

@@ -67,7 +67,7 @@ struct References {
 
 impl PushTarget {
     pub fn from_config(target: &TargetConfig) -> Result<PushTarget, ConnectorError> {
-        let projector = Projector::new(target.kind, target.fields.get_ref());
+        let projector = Projector::new(target.kind.default_fields(), target.fields.get_ref());
         let references = |kind: RecordKind, fields: &[Field]| References {
             own_id: projector
                 .target_field(kind, Field::ExtId)

@@ -39,7 +39,7 @@ pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 pub fn target(name: &str, kind: TargetKind) -> TargetInfo {
     TargetInfo {
         name: name.into(),
-        projector: Projector::new(kind, &BTreeMap::new()),
+        projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
     }
 }
 

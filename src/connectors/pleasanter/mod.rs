@@ -147,7 +147,7 @@ impl Connector for Pleasanter {
             .load()?;
         let encoding =
             CsvEncoding::from_config(target.encoding.as_ref().map(|e| e.get_ref().as_str()))?;
-        let projector = Projector::new(target.kind, target.fields.get_ref());
+        let projector = Projector::new(target.kind.default_fields(), target.fields.get_ref());
         let login_column = projector
             .target_field(RecordKind::Users, Field::Login)
             .ok_or(SettingsError::Missing(
