@@ -721,11 +721,13 @@ impl<F> Harness<F> {
         Daemon::spawn(self, customise)
     }
 
-    /// The files archived in an inbox (not their reports).
+    /// The files archived in an inbox: neither their reports nor the hidden
+    /// temporary files of atomic writes (`.NAME.PID.tmp`), which a report
+    /// being rewritten shows for a moment and a SIGKILL in mid-write leaves.
     pub fn archived(&self, inbox: &str) -> Vec<String> {
         files(&self.path(inbox).join("archive"))
             .into_iter()
-            .filter(|n| !n.ends_with(".report.json"))
+            .filter(|n| !n.ends_with(".report.json") && !n.starts_with('.'))
             .collect()
     }
 
