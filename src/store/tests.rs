@@ -295,3 +295,142 @@ fn keys_of_one_target_do_not_leak_into_another_with_a_longer_name() {
         .unwrap();
     assert_eq!(store.entries("lms", RecordKind::Users).count(), 0);
 }
+
+/// Writes the v1 fixture used by the v2 migration test (run once, by hand).
+#[test]
+#[ignore]
+fn write_v1_fixture() {
+    let dir = std::path::PathBuf::from(std::env::var("V1_FIXTURE_DIR").unwrap());
+    let store = Store::open(&dir).unwrap();
+    let fields = |login: &str, mail: &str| {
+        Fields::from([
+            ("login".into(), login.into()),
+            ("email".into(), mail.into()),
+        ])
+    };
+    let hash_of = |f: &Fields| crate::projection::hash(f);
+    let mut writes = Vec::new();
+    for (target, kind, k, login) in [
+        ("lms", RecordKind::Users, "E1", "ana"),
+        ("lms", RecordKind::Users, "E2", "ben"),
+        ("lms", RecordKind::Users, "E3", "cy"),
+        ("lms", RecordKind::Users, "E4", "dee"),
+        ("lms", RecordKind::Orgs, "O1", "org-one"),
+        ("crm", RecordKind::Users, "E1", "ana"),
+        ("crm", RecordKind::Users, "E2", "ben"),
+    ] {
+        let f = fields(login, &format!("{login}@old.example"));
+        writes.push(EntryWrite {
+            key: RecordKey {
+                target: target.into(),
+                kind,
+                key: k.into(),
+            },
+            entry: Entry {
+                source: if kind == RecordKind::Orgs {
+                    "hr-orgs".into()
+                } else {
+                    "hr".into()
+                },
+                desired: Desired {
+                    hash: hash_of(&f),
+                    active: true,
+                    disabled: false,
+                    activation: None,
+                    expiration: Some(800_000),
+                    present: true,
+                },
+                acked: None,
+            },
+            desired_fields: Some(EncodedFields::new(&f).unwrap()),
+            outbox: OutboxChange::Put(OutboxItem {
+                action: ActionKind::Create,
+                queued_at: 100,
+            }),
+        });
+    }
+    store
+        .commit(&Commit {
+            writes: writes.clone(),
+            file: Some((
+                [7; 32],
+                FileSeen {
+                    source: "hr".into(),
+                    name: "users_1.csv".into(),
+                    at: 100,
+                },
+            )),
+            source: Some((
+                "hr".into(),
+                SourceState {
+                    last_file: "users_1.csv".into(),
+                    last_sha256: [7; 32],
+                    rows: 4,
+                    at: 100,
+                },
+            )),
+        })
+        .unwrap();
+    // lms acknowledges E1, E2, O1 (with ids); crm acknowledges E1.
+    let ack = |w: &EntryWrite, id: &str| {
+        let f: Fields = postcard::from_bytes(&w.desired_fields.as_ref().unwrap().0).unwrap();
+        (
+            w.key.clone(),
+            Acked {
+                hash: w.entry.desired.hash,
+                active: true,
+                target_id: Some(id.into()),
+                at: 200,
+            },
+            f,
+        )
+    };
+    store
+        .acknowledge_many(&[
+            ack(&writes[0], "u-1"),
+            ack(&writes[1], "u-2"),
+            ack(&writes[4], "g-1"),
+            ack(&writes[5], "c-1"),
+        ])
+        .unwrap();
+    // A second file changes E2's e-mail: lms E2 now lags (explicit acknowledged projection).
+    let mut w = writes[1].clone();
+    let f = fields("ben", "ben@new.example");
+    w.entry.desired.hash = hash_of(&f);
+    w.entry.acked = store.entry(&w.key).unwrap().unwrap().acked;
+    w.desired_fields = Some(EncodedFields::new(&f).unwrap());
+    w.outbox = OutboxChange::Put(OutboxItem {
+        action: ActionKind::Update,
+        queued_at: 300,
+    });
+    store
+        .commit(&Commit {
+            writes: vec![w],
+            ..Commit::default()
+        })
+        .unwrap();
+    // lms parks E3 (refused) and crm parks E2 (transient).
+    store
+        .park(
+            &writes[2].key,
+            &Parked {
+                action: ActionKind::Create,
+                reason: "login taken".into(),
+                at: 400,
+                transient: false,
+            },
+        )
+        .unwrap();
+    store
+        .park(
+            &writes[6].key,
+            &Parked {
+                action: ActionKind::Create,
+                reason: "timed out".into(),
+                at: 401,
+                transient: true,
+            },
+        )
+        .unwrap();
+    store.flush().unwrap();
+}
