@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use rostersync::config::{SafetyConfig, TargetKind};
-use rostersync::ingest::record::RecordKind;
+use rostersync::ingest::record::{Record, RecordKind};
 use rostersync::ingest::{Mode, SourceSpec, ingest};
 use rostersync::plan::{FileInfo, PlanOptions, Planned, SourceInfo, TargetInfo, plan_file};
 use rostersync::projection::Projector;
@@ -57,7 +57,7 @@ fn source() -> SourceInfo {
 
 /// Ingest then plan a file; prints the timings. The file's bytes are dropped
 /// once ingested, as the daemon does.
-fn ingest_and_plan(store: &Store, file: &Path) -> Planned {
+fn ingest_and_plan(store: &Store, file: &Path) -> (Planned, Vec<Record>) {
     let started = Instant::now();
     let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     let sha256 = {
@@ -115,9 +115,14 @@ fn ingest_and_plan(store: &Store, file: &Path) -> Planned {
         (total - ingested).as_secs_f64(),
         total.as_secs_f64(),
         counts.join("; "),
-        planned.commit.writes.len()
+        planned
+            .commit
+            .targets
+            .iter()
+            .map(|t| t.writes.len())
+            .sum::<usize>()
     );
-    planned
+    (planned, outcome.records)
 }
 
 fn main() {
@@ -127,18 +132,20 @@ fn main() {
         std::process::exit(2);
     };
     let store = Store::open(Path::new(state)).unwrap_or_else(|e| panic!("{e}"));
-    let planned = ingest_and_plan(&store, Path::new(file));
+    let (planned, records) = ingest_and_plan(&store, Path::new(file));
     if step == "setup" {
         let started = Instant::now();
         store
-            .commit(&planned.commit)
+            .commit(&planned.commit, &records)
             .unwrap_or_else(|e| panic!("{e}"));
         let committed = started.elapsed();
         drop(planned);
+        drop(records);
         // Every target confirms everything, in batches as a batch API would.
         let started = Instant::now();
         for target in targets() {
             let mut batch = Vec::with_capacity(1000);
+            let projector = target.projector.clone();
             let keys: Vec<String> = store
                 .outbox(&target.name, RecordKind::Users)
                 .map(|item| item.map(|(key, _)| key))
@@ -156,7 +163,7 @@ fn main() {
                     .flatten()
                     .unwrap_or_else(|| panic!("no entry"));
                 let fields = store
-                    .desired_fields(&key)
+                    .desired_fields(&key, &projector)
                     .ok()
                     .flatten()
                     .unwrap_or_default();

@@ -108,7 +108,7 @@ fn setup(kind: &str, latency_ms: u64) -> Setup {
 /// What the store costs a push, one thread, no requests: listing the outbox,
 /// reading each record's entry and projections, and acknowledging them in
 /// groups of 500 (each an entry write and an outbox removal, one sled batch).
-fn store_floor(store: &Store, changes: usize) {
+fn store_floor(store: &Store, projector: &rostersync::projection::Projector, changes: usize) {
     use rostersync::ingest::record::RecordKind;
     use rostersync::store::{Acked, RecordKey};
 
@@ -124,9 +124,15 @@ fn store_floor(store: &Store, changes: usize) {
         .collect();
     let listing = per_record(started);
     let started = Instant::now();
+    let mut reader = store.reader();
     let loaded: Vec<_> = keys
         .iter()
-        .map(|key| store.entry_with_fields(key).expect("read").expect("entry"))
+        .map(|key| {
+            reader
+                .entry_with_fields(key, projector)
+                .expect("read")
+                .expect("entry")
+        })
         .collect();
     let reading = per_record(started);
     let acks: Vec<_> = keys
@@ -238,11 +244,13 @@ fn main() {
         options,
     )
     .expect("plan");
-    store.commit(&planned.commit).expect("commit");
+    store
+        .commit(&planned.commit, &outcome.records)
+        .expect("commit");
     assert_eq!(store.outbox_len("bench"), changes);
 
     if kind == "store" {
-        store_floor(&store, changes);
+        store_floor(&store, &targets[0].projector, changes);
         return;
     }
 

@@ -20,4 +20,6 @@ pub mod safety;
 pub mod secret;
 pub mod store;
 pub mod sync;
+#[cfg(test)]
+mod testing;
 pub mod watch;

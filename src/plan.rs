@@ -11,12 +11,12 @@ use crate::config::SafetyConfig;
 use crate::diff::{self, Change};
 use crate::ingest::Mode;
 use crate::ingest::record::{Field, Record, RecordKind};
-use crate::model::{ActionKind, ActionStatus, Desired, Entry, RecordKey};
+use crate::model::{ActionKind, ActionStatus, Desired, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
 use crate::store::{
-    Commit, EncodedFields, EntryWrite, FileSeen, OutboxChange, OutboxItem, SourceState, Store,
-    StoreError,
+    Commit, EncodedFields, EntryWrite, FileSeen, OutboxChange, OutboxItem, Reader, SourceState,
+    Store, StoreError, StoredEntry, TargetWrites,
 };
 
 /// The source a file came from, as far as planning cares.
@@ -139,14 +139,25 @@ pub fn plan_file(
     options: PlanOptions,
 ) -> Result<Planned, StoreError> {
     // Key order is the store's order: the merge with its entries is one pass.
-    let mut by_key: Vec<&Record> = records.iter().collect();
-    by_key.sort_unstable_by(|a, b| a.key().cmp(b.key()));
+    let mut order: Vec<u32> = (0..records.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| records[a as usize].key().cmp(records[b as usize].key()));
+    let by_key: Vec<&Record> = order.iter().map(|&i| &records[i as usize]).collect();
     let keeping: Vec<&TargetInfo> = targets
         .iter()
         .filter(|t| t.projector.keeps(source.kind))
         .collect();
-    // Targets are independent: plan them side by side.
-    let outcomes: Vec<Result<TargetOutcome, StoreError>> = std::thread::scope(|scope| {
+    // Targets are independent, and the snapshot's changes another pass:
+    // all side by side.
+    let (outcomes, snapshot) = std::thread::scope(|scope| {
+        let snapshot = scope.spawn(|| {
+            store.snapshot_write(
+                &source.name,
+                source.kind,
+                records,
+                &order,
+                source.mode == Mode::Full,
+            )
+        });
         let handles: Vec<_> = keeping
             .iter()
             .map(|target| {
@@ -154,19 +165,12 @@ pub fn plan_file(
                 scope.spawn(move || plan_target(store, source, target, by_key, options))
             })
             .collect();
-        handles
+        let outcomes: Vec<Result<TargetOutcome, StoreError>> = handles
             .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(StoreError::Corrupt {
-                        key: "(plan)".into(),
-                        reason: "a planning thread failed (a bug: please report it)".into(),
-                    })
-                })
-            })
-            .collect()
+            .map(|handle| joined(handle.join()))
+            .collect();
+        (outcomes, joined(snapshot.join()))
     });
-
     let previous = store.source_state(&source.name)?;
     let mut figures = PlanFigures {
         rows: file.rows,
@@ -183,7 +187,10 @@ pub fn plan_file(
         held: None,
         targets: BTreeMap::new(),
     };
-    let mut commit = Commit::default();
+    let mut commit = Commit {
+        snapshot: Some(snapshot?),
+        ..Commit::default()
+    };
     for (target, outcome) in keeping.iter().zip(outcomes) {
         let outcome = outcome?;
         figures.blocks.push((
@@ -191,7 +198,11 @@ pub fn plan_file(
             outcome.plan.block,
             outcome.active_before,
         ));
-        commit.writes.extend(outcome.writes);
+        commit.targets.push(TargetWrites {
+            target: target.name.clone(),
+            kind: source.kind,
+            writes: outcome.writes,
+        });
         plan.targets.insert(target.name.clone(), outcome.plan);
     }
     plan.held = safety::check(safety_rules, &figures);
@@ -210,9 +221,20 @@ pub fn plan_file(
             last_sha256: file.sha256,
             rows: file.rows,
             at: options.now,
+            targets: keeping.iter().map(|t| t.name.clone()).collect(),
         },
     ));
     Ok(Planned { plan, commit })
+}
+
+/// A planning thread's result; its panic (a bug) becomes an error.
+fn joined<T>(result: std::thread::Result<Result<T, StoreError>>) -> Result<T, StoreError> {
+    result.unwrap_or_else(|_| {
+        Err(StoreError::Corrupt {
+            key: "(plan)".into(),
+            reason: "a planning thread failed (a bug: please report it)".into(),
+        })
+    })
 }
 
 /// One target's part of a plan.
@@ -240,14 +262,18 @@ fn plan_target<'r>(
     let mut writes = Vec::new();
     let mut found = Vec::new();
     let mut active_before = 0;
-    let mut visit = |record: Option<&'r Record>, key: &str, entry: Option<Entry>| {
-        if let Some(entry) = &entry
-            && entry.source == source.name
-            && entry.acked.as_ref().is_some_and(|a| a.active)
+    let mut reader = store.reader();
+    let mut visit = |record: Option<&'r Record>,
+                     key: &str,
+                     stored: Option<StoredEntry>,
+                     reader: &mut Reader<'_>| {
+        if let Some(stored) = &stored
+            && stored.entry.source == source.name
+            && stored.entry.acked.as_ref().is_some_and(|a| a.active)
         {
             active_before += 1;
         }
-        if let Some(step) = step(source, target, record, key, entry, options)? {
+        if let Some(step) = step(source, target, record, key, stored, options, reader)? {
             if let Some(action) = step.action {
                 found.push(Found {
                     key: key.to_string(),
@@ -265,11 +291,12 @@ fn plan_target<'r>(
         Mode::Delta => {
             for record in by_key {
                 let key = record_key(target, source.kind, record.key());
-                visit(Some(record), record.key(), store.entry(&key)?)?;
+                let stored = reader.stored(&key)?;
+                visit(Some(record), record.key(), stored, &mut reader)?;
             }
         }
         Mode::Full => {
-            let mut entries = store.entries(&target.name, source.kind).peekable();
+            let mut entries = store.stored_entries(&target.name, source.kind).peekable();
             let mut records = by_key.iter().peekable();
             loop {
                 let next_entry = match entries.peek() {
@@ -287,27 +314,27 @@ fn plan_target<'r>(
                     (None, None) => break,
                     (Some(r), e) if e.is_none_or(|e| r < e) => {
                         let record = records.next().copied();
-                        visit(record, r, None)?;
+                        visit(record, r, None, &mut reader)?;
                     }
                     (r, Some(e)) if r.is_none_or(|r| e < r) => {
-                        if let Some(Ok((key, entry))) = entries.next() {
+                        if let Some(Ok((key, stored))) = entries.next() {
                             // Absent from a full file: blocked, if it is this source's.
-                            if entry.source == source.name {
-                                visit(None, &key, Some(entry))?;
+                            if stored.entry.source == source.name {
+                                visit(None, &key, Some(stored), &mut reader)?;
                             }
                         }
                     }
                     _ => {
                         let record = records.next().copied();
-                        if let (Some(record), Some(Ok((_, entry)))) = (record, entries.next()) {
-                            visit(Some(record), record.key(), Some(entry))?;
+                        if let (Some(record), Some(Ok((_, stored)))) = (record, entries.next()) {
+                            visit(Some(record), record.key(), Some(stored), &mut reader)?;
                         }
                     }
                 }
             }
         }
     }
-    let plan = detail(store, source, target, found, options.detail_limit)?;
+    let plan = detail(&mut reader, source, target, found, options.detail_limit)?;
     Ok(TargetOutcome {
         plan,
         writes,
@@ -334,10 +361,12 @@ fn step(
     target: &TargetInfo,
     record: Option<&Record>,
     key: &str,
-    entry: Option<Entry>,
+    stored: Option<StoredEntry>,
     options: PlanOptions,
+    reader: &mut Reader<'_>,
 ) -> Result<Option<Step>, StoreError> {
-    let mut desired = match (record, &entry) {
+    let entry = stored.as_ref().map(|stored| &stored.entry);
+    let mut desired = match (record, entry) {
         (Some(record), _) => desired_of(record, &target.projector),
         (None, Some(entry)) => Desired {
             present: false,
@@ -346,17 +375,13 @@ fn step(
         (None, None) => return Ok(None),
     };
     desired.active = diff::is_active(&desired, options.today);
-    let queued_before = entry
+    let queued_before = stored
         .as_ref()
-        .and_then(|e| diff::decide(&e.desired, e.acked.as_ref(), source.create_disabled));
-    let entry_changed = entry
-        .as_ref()
-        .is_none_or(|e| e.source != source.name || e.desired != desired);
-    let fields_changed = entry
-        .as_ref()
-        .is_none_or(|e| e.desired.hash != desired.hash);
-    let acked = entry.and_then(|e| e.acked);
-    let action = diff::decide(&desired, acked.as_ref(), source.create_disabled);
+        .and_then(|s| s.queued.as_ref().map(|q| q.action));
+    let entry_changed = entry.is_none_or(|e| e.source != source.name || e.desired != desired);
+    let fields_changed = entry.is_none_or(|e| e.desired.hash != desired.hash);
+    let acked = entry.and_then(|e| e.acked.as_ref());
+    let action = diff::decide(&desired, acked, source.create_disabled);
     let outbox = match action {
         Some(action) if entry_changed || queued_before != Some(action) => {
             OutboxChange::Put(OutboxItem {
@@ -368,20 +393,36 @@ fn step(
         None if queued_before.is_some() => OutboxChange::Remove,
         None => OutboxChange::Keep,
     };
-    let write = if entry_changed || outbox != OutboxChange::Keep {
-        let desired_fields = match record.filter(|_| fields_changed) {
-            Some(record) => Some(EncodedFields::new(&target.projector.project(record))?),
-            None => None,
-        };
+    // The target holds the record's previous desired projection: when the
+    // desired one moves away from it, the store keeps it apart.
+    let acked_fields = match &stored {
+        Some(stored)
+            if fields_changed
+                && stored.acked_fields.is_none()
+                && stored
+                    .entry
+                    .acked
+                    .as_ref()
+                    .is_some_and(|a| a.hash == stored.entry.desired.hash) =>
+        {
+            let key = record_key(target, source.kind, key);
+            match reader.desired_fields(&key, &target.projector)? {
+                Some(fields) => Some(EncodedFields::new(&fields)?),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let in_snapshot = record.is_some();
+    let frozen = stored.as_ref().is_some_and(|s| s.desired_fields.is_some());
+    let write = if entry_changed || outbox != OutboxChange::Keep || (in_snapshot && frozen) {
         Some(EntryWrite {
-            key: record_key(target, source.kind, key),
-            entry: Entry {
-                source: source.name.clone(),
-                desired,
-                acked,
-            },
-            desired_fields,
+            key: key.to_string(),
+            source: source.name.clone(),
+            desired,
             outbox,
+            acked_fields,
+            in_snapshot,
         })
     } else {
         None
@@ -404,7 +445,7 @@ fn desired_of(record: &Record, projector: &Projector) -> Desired {
 /// Orders the actions (dependencies first, blocks last) and fills in the
 /// changed fields of the first `detail_limit` of each kind.
 fn detail(
-    store: &Store,
+    reader: &mut Reader<'_>,
     source: &SourceInfo,
     target: &TargetInfo,
     mut found: Vec<Found<'_>>,
@@ -451,7 +492,7 @@ fn detail(
         let shown = detailed.entry(name).or_default();
         let changes = if *shown < detail_limit {
             *shown += 1;
-            changes_of(store, source, target, f)?
+            changes_of(reader, source, target, f)?
         } else {
             BTreeMap::new()
         };
@@ -478,7 +519,7 @@ fn detail(
 }
 
 fn changes_of(
-    store: &Store,
+    reader: &mut Reader<'_>,
     source: &SourceInfo,
     target: &TargetInfo,
     found: &Found<'_>,
@@ -486,12 +527,16 @@ fn changes_of(
     let key = record_key(target, source.kind, &found.key);
     let new = match found.record {
         Some(record) => target.projector.project(record),
-        None => store.desired_fields(&key)?.unwrap_or_default(),
+        None => reader
+            .desired_fields(&key, &target.projector)?
+            .unwrap_or_default(),
     };
     let old = if found.action == ActionKind::Create {
         Fields::new()
     } else {
-        store.acked_fields(&key)?.unwrap_or_default()
+        reader
+            .acked_fields(&key, &target.projector)?
+            .unwrap_or_default()
     };
     Ok(diff::changes(&old, &new))
 }
@@ -529,11 +574,13 @@ pub fn plan_dates(
 ) -> Result<(Vec<(String, PlannedAction)>, Commit), StoreError> {
     let mut actions = Vec::new();
     let mut commit = Commit::default();
+    let mut writes = Vec::new();
     for target in targets {
         for kind in [RecordKind::Orgs, RecordKind::Users] {
+            let mut reader = store.reader();
             for key in date_changes(store, &target.name, kind, since, options.today)? {
                 let record_key = record_key(target, kind, &key);
-                let Some(entry) = store.entry(&record_key)? else {
+                let Some(entry) = reader.entry(&record_key)? else {
                     continue;
                 };
                 let create_disabled = create_disabled(&entry.source);
@@ -548,10 +595,14 @@ pub fn plan_dates(
                     None => OutboxChange::Remove,
                 };
                 if let Some(action) = action {
-                    let fields = store.desired_fields(&record_key)?.unwrap_or_default();
+                    let fields = reader
+                        .desired_fields(&record_key, &target.projector)?
+                        .unwrap_or_default();
                     let old = match action {
                         ActionKind::Create => Fields::new(),
-                        _ => store.acked_fields(&record_key)?.unwrap_or_default(),
+                        _ => reader
+                            .acked_fields(&record_key, &target.projector)?
+                            .unwrap_or_default(),
                     };
                     actions.push((
                         target.name.clone(),
@@ -566,11 +617,20 @@ pub fn plan_dates(
                         },
                     ));
                 }
-                commit.writes.push(EntryWrite {
-                    key: record_key,
-                    entry: Entry { desired, ..entry },
-                    desired_fields: None,
+                writes.push(EntryWrite {
+                    key: record_key.key,
+                    source: entry.source,
+                    desired,
                     outbox,
+                    acked_fields: None,
+                    in_snapshot: false,
+                });
+            }
+            if !writes.is_empty() {
+                commit.targets.push(TargetWrites {
+                    target: target.name.clone(),
+                    kind,
+                    writes: std::mem::take(&mut writes),
                 });
             }
         }

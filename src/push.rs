@@ -52,17 +52,20 @@ pub struct PushTarget {
     pub retry: RetryConfig,
     /// How many pushes (batches, or single records) may be under way at once.
     pub concurrency: usize,
+    /// How the target sees records: its projections are computed when sent.
+    projector: Arc<Projector>,
     users: References,
     orgs: References,
 }
 
-/// The target fields through which records of one kind refer to each other.
+/// The fields through which records of one kind refer to each other, each
+/// under the target's name and as the canonical field it maps.
 #[derive(Debug, Clone, Default)]
 struct References {
     /// The field holding the record's own external id, when the target maps it.
-    own_id: Option<String>,
+    own_id: Option<(String, Field)>,
     /// Parent organisation; manager and alternate manager.
-    fields: Vec<String>,
+    fields: Vec<(String, Field)>,
 }
 
 impl PushTarget {
@@ -71,11 +74,14 @@ impl PushTarget {
         let references = |kind: RecordKind, fields: &[Field]| References {
             own_id: projector
                 .target_field(kind, Field::ExtId)
-                .map(str::to_string),
+                .map(|name| (name.to_string(), Field::ExtId)),
             fields: fields
                 .iter()
-                .filter_map(|field| projector.target_field(kind, *field))
-                .map(str::to_string)
+                .filter_map(|field| {
+                    projector
+                        .target_field(kind, *field)
+                        .map(|name| (name.to_string(), *field))
+                })
                 .collect(),
         };
         Ok(PushTarget {
@@ -88,6 +94,7 @@ impl PushTarget {
                 &[Field::ManagerExtId, Field::AltManagerExtId],
             ),
             orgs: references(RecordKind::Orgs, &[Field::ParentExtId]),
+            projector: Arc::new(projector),
         })
     }
 
@@ -298,7 +305,8 @@ async fn push_round(
         let read = |page: Vec<(String, ActionKind)>| {
             let store = Arc::clone(store);
             let name = target.name.clone();
-            tokio::task::spawn_blocking(move || load(&store, &name, kind, &page))
+            let projector = Arc::clone(&target.projector);
+            tokio::task::spawn_blocking(move || load(&store, &name, &projector, kind, &page))
         };
         let mut reading = pages.next().map(read);
         let mut batches: VecDeque<Vec<PushItem>> = VecDeque::new();
@@ -499,23 +507,25 @@ impl Pass<'_> {
 
 /// The external id of a waiting record, when it differs from its key (a
 /// source keyed by login), and the ids it refers to.
-fn ids_and_refs(
+/// A record's own external id (when the target maps it and it differs
+/// from the key) and the ids it refers to, given how to read a field.
+fn ids_and_refs<'v>(
     key: &str,
-    fields: &BTreeMap<&str, &str>,
+    value: impl Fn(&(String, Field)) -> Option<&'v str>,
     references: &References,
 ) -> (Option<String>, Vec<String>) {
     let other_id = references
         .own_id
-        .as_deref()
-        .and_then(|field| fields.get(field))
-        .filter(|id| **id != key)
-        .map(|id| id.to_string());
+        .as_ref()
+        .and_then(&value)
+        .filter(|id| *id != key)
+        .map(str::to_string);
     let refs = references
         .fields
         .iter()
-        .filter_map(|field| fields.get(field.as_str()))
+        .filter_map(&value)
         .filter(|id| !id.is_empty())
-        .map(|id| id.to_string())
+        .map(str::to_string)
         .collect();
     (other_id, refs)
 }
@@ -550,7 +560,7 @@ async fn park(
 }
 
 /// The records of a kind waiting for a target, parked ones aside: keys and
-/// references only (the projection is read only where references are mapped).
+/// references only (the record is read only where references are mapped).
 fn waiting(
     store: &Store,
     target: &str,
@@ -559,28 +569,40 @@ fn waiting(
 ) -> Result<Vec<Waiting>, StoreError> {
     let parked = store.parked_keys(target, kind)?;
     let mut records = Vec::new();
-    for item in store.outbox(target, kind) {
-        let (key, outbox) = item?;
+    let mut reader = store.reader();
+    for item in store.stored_entries(target, kind) {
+        let (key, stored) = item?;
+        let Some(queued) = stored.queued else {
+            continue;
+        };
         if parked.contains(&key) {
             continue;
         }
-        let record_key = RecordKey {
-            target: target.to_string(),
-            kind,
-            key,
-        };
-        let (other_id, refs) = if references.fields.is_empty() {
+        let (other_id, refs) = if references.fields.is_empty() && references.own_id.is_none() {
             (None, Vec::new())
+        } else if let Some(bytes) = &stored.desired_fields {
+            // Migrated from schema 1: the projection itself is stored.
+            let fields: BTreeMap<&str, &str> =
+                postcard::from_bytes(bytes).map_err(|error| StoreError::Corrupt {
+                    key: format!("{target}/{kind}/{key}"),
+                    reason: error.to_string(),
+                })?;
+            ids_and_refs(
+                &key,
+                |(name, _)| fields.get(name.as_str()).copied(),
+                references,
+            )
         } else {
-            store
-                .look_at_desired(&record_key, |fields| {
-                    ids_and_refs(&record_key.key, fields, references)
-                })?
-                .unwrap_or_default()
+            match reader.record(&stored.entry.source, kind, &key)? {
+                Some((record, _)) => {
+                    ids_and_refs(&key, |(_, field)| record.get(*field), references)
+                }
+                None => (None, Vec::new()),
+            }
         };
         records.push(Waiting {
-            key: record_key.key,
-            action: outbox.action,
+            key,
+            action: queued.action,
             other_id,
             refs,
         });
@@ -592,17 +614,19 @@ fn waiting(
 fn load(
     store: &Store,
     target: &str,
+    projector: &Projector,
     kind: RecordKind,
     page: &[(String, ActionKind)],
 ) -> Result<Vec<PushItem>, StoreError> {
     let mut items = Vec::with_capacity(page.len());
+    let mut reader = store.reader();
     for (key, action) in page {
         let key = RecordKey {
             target: target.to_string(),
             kind,
             key: key.clone(),
         };
-        let Some((entry, fields, acked_fields)) = store.entry_with_fields(&key)? else {
+        let Some((entry, fields, acked_fields)) = reader.entry_with_fields(&key, projector)? else {
             continue; // gone since it was listed
         };
         items.push(PushItem {

@@ -196,16 +196,18 @@ pub async fn accept_with(
         detail_limit: usize::MAX,
     };
     let safety = context.config.safety.clone();
-    let planned = crate::store::blocking(&store, move |store| {
+    let records = outcome.records;
+    let (planned, records) = crate::store::blocking(&store, move |store| {
         plan_file(
             store,
             &source_info,
             &infos,
-            &outcome.records,
+            &records,
             &file_info,
             &safety,
             options,
         )
+        .map(|planned| (planned, records))
     })
     .await?;
     if planned.held() {
@@ -228,7 +230,7 @@ pub async fn accept_with(
     let commit = planned.commit;
     let target_names: Vec<String> = targets.iter().map(|t| t.name.get_ref().clone()).collect();
     crate::store::blocking(&store, move |store| {
-        store.commit(&commit)?;
+        store.commit(&commit, &records)?;
         // A new file of the source is the moment to try parked records again.
         for target in &target_names {
             store.unpark_all(target)?;

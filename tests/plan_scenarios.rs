@@ -271,7 +271,7 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
             "erp create E4"
         ]
     );
-    world.store.commit(&commit).unwrap();
+    world.store.commit(&commit, &[]).unwrap();
     world.ack_all();
     // Nothing changes between the 2nd and the 31st of December.
     let (actions, _) = rostersync::plan::plan_dates(

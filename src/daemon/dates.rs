@@ -58,7 +58,7 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
                 since,
                 options,
             )?;
-            store.commit(&commit)?;
+            store.commit(&commit, &[])?;
             Ok(actions.len())
         })
         .await;

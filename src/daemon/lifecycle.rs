@@ -385,6 +385,7 @@ mod tests {
             last_sha256: sha,
             rows: 2,
             at: 1_800_000_000,
+            targets: Vec::new(),
         };
         let mut committed = test_plan();
         committed.file = "u.csv".into();

@@ -106,7 +106,13 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
                         let _ = write!(out, " (fields differ from the desired ones)");
                     }
                     out.push('\n');
-                    for (field, value) in store.acked_fields(&key)?.unwrap_or_default() {
+                    for (field, value) in store
+                        .acked_fields(
+                            &key,
+                            &crate::plan::TargetInfo::from_config(target).projector,
+                        )?
+                        .unwrap_or_default()
+                    {
                         let _ = writeln!(out, "    {field} = {value:?}");
                     }
                 }

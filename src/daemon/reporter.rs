@@ -13,7 +13,7 @@ use super::Shared;
 use super::file_report::FileReport;
 use super::lifecycle;
 use crate::model::{PushStatus, RecordKey, RecordKind};
-use crate::store::{Store, StoreError};
+use crate::store::{Reader, Store, StoreError};
 
 /// How often reports with pending actions are checked against the store,
 /// besides the events that say a target drained.
@@ -109,7 +109,11 @@ fn update_reports(
     for (path, report) in &mut open {
         let mut changed = false;
         for target in drained {
-            match report.resolve(target, |kind, key| record_status(store, target, kind, key)) {
+            // One reader for the report: its records come mostly in key
+            // order, so each group of the store is read once.
+            let mut reader = store.reader();
+            let lookup = |kind, key: &str| record_status(store, &mut reader, target, kind, key);
+            match report.resolve(target, lookup) {
                 Ok(c) => changed |= c,
                 Err(error) => error!(report = %path.display(), %error, "cannot update the report"),
             }
@@ -129,6 +133,7 @@ fn update_reports(
 
 fn record_status(
     store: &Store,
+    reader: &mut Reader<'_>,
     target: &str,
     kind: RecordKind,
     key: &str,
@@ -143,8 +148,10 @@ fn record_status(
             reason: parked.reason,
         }));
     }
-    Ok(match store.outbox_item(&key)? {
-        None => Some(PushStatus::Done),
-        Some(_) => None,
-    })
+    Ok(
+        match reader.stored(&key)?.and_then(|stored| stored.queued) {
+            None => Some(PushStatus::Done),
+            Some(_) => None,
+        },
+    )
 }

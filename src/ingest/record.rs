@@ -229,6 +229,26 @@ impl Record {
         &self.schema
     }
 
+    /// The values back to back and where each ends (see [`Record::from_parts`]).
+    pub(crate) fn parts(&self) -> (&str, &[u32]) {
+        (&self.text, &self.ends)
+    }
+
+    /// The values back to back and their ends, without the value at
+    /// `left_out` (what the store keeps: a password is never stored).
+    pub(crate) fn parts_without(&self, left_out: Option<usize>) -> (String, Vec<u32>) {
+        let Some(left_out) = left_out else {
+            return (self.text.to_string(), self.ends.to_vec());
+        };
+        let mut text = String::with_capacity(self.text.len());
+        let mut ends = Vec::with_capacity(self.ends.len());
+        for index in (0..self.ends.len()).filter(|&index| index != left_out) {
+            text.push_str(self.value_at(index));
+            ends.push(text.len() as u32);
+        }
+        (text, ends)
+    }
+
     pub fn kind(&self) -> RecordKind {
         self.schema.kind
     }

@@ -9,8 +9,6 @@ use std::time::Duration;
 use super::*;
 use crate::config::{self, CheckLevel};
 use crate::connectors::scripted::{Answer, Request, Script};
-use crate::model::{Desired, Entry};
-use crate::store::{Commit, EncodedFields, EntryWrite, OutboxChange, OutboxItem};
 
 /// A scripted target `name`, with `settings` (TOML lines) and a retry budget
 /// of `initial = 1s, max_interval = 10s, max_elapsed = 60s` unless given.
@@ -30,48 +28,18 @@ fn target(name: &str, settings: &str) -> TargetConfig {
 }
 
 /// A store in a temp dir with users `E1`..`En` waiting to be created at `target`.
-fn store_with_users(target: &str, n: usize) -> (tempfile::TempDir, Arc<Store>) {
+fn store_with_users(target_name: &str, n: usize) -> (tempfile::TempDir, Arc<Store>) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let writes = (1..=n)
-        .map(|i| {
-            let key = format!("E{i}");
-            let fields = Fields::from([
-                ("ext_id".to_string(), key.clone()),
-                ("login".to_string(), format!("user{i}")),
-            ]);
-            EntryWrite {
-                key: RecordKey {
-                    target: target.into(),
-                    kind: RecordKind::Users,
-                    key,
-                },
-                entry: Entry {
-                    source: "hr".into(),
-                    desired: Desired {
-                        hash: crate::projection::hash(&fields),
-                        active: true,
-                        disabled: false,
-                        activation: None,
-                        expiration: None,
-                        present: true,
-                    },
-                    acked: None,
-                },
-                desired_fields: Some(EncodedFields::new(&fields).unwrap()),
-                outbox: OutboxChange::Put(OutboxItem {
-                    action: ActionKind::Create,
-                    queued_at: 0,
-                }),
-            }
-        })
+    let rows: Vec<(String, String, String)> = (1..=n)
+        .map(|i| (format!("E{i}"), format!("user{i}"), format!("user{i}@x.fr")))
         .collect();
-    store
-        .commit(&Commit {
-            writes,
-            ..Commit::default()
-        })
-        .unwrap();
+    let rows: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    let info = crate::plan::TargetInfo::from_config(&target(target_name, ""));
+    crate::testing::commit(&store, &[info], &crate::testing::users(&rows), "u.csv");
     (dir, Arc::new(store))
 }
 

@@ -1,36 +1,54 @@
 //! The state store: one sled database, reached only through this module so
 //! that another engine could replace it here alone.
 //!
-//! Everything lives in one tree, under key prefixes, so that a file's whole
-//! commit is one atomic batch:
+//! Everything lives in one tree (`state2`), under key prefixes, so that a
+//! file's commit is atomic. Its size grows with the people, not with people
+//! × targets: a source's records are stored once, and each target keeps a
+//! compact summary per record, many records per sled value ([`groups`]).
 //!
 //! | key | value |
 //! |---|---|
-//! | `e\0TARGET\0KIND\0KEY` | [`Entry`]: source, desired and acknowledged summaries |
-//! | `d\0TARGET\0KIND\0KEY` | desired projection ([`Fields`]) |
-//! | `a\0TARGET\0KIND\0KEY` | acknowledged projection ([`Fields`]) |
-//! | `o\0TARGET\0KIND\0KEY` | [`OutboxItem`]: still to push |
+//! | `r\0SOURCE\0KIND\0FIRST` | a group of the source's snapshot: [`StoredRecord`]s |
+//! | `h\0ID` | a column layout of snapshot records |
+//! | `t\0TARGET\0KIND\0FIRST` | a group of a target's [`StoredEntry`]s (desired and acknowledged summaries, what waits) |
+//! | `l\0SEQ` | acknowledgements not yet folded into the groups ([`acklog`]) |
 //! | `p\0TARGET\0KIND\0KEY` | [`Parked`]: a record the target refused, with the reason |
 //! | `f\0SHA256` | [`FileSeen`]: a processed file |
 //! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
 //! | `m\0schema_version` | u32, big-endian |
 //! | `m\0pending_commit` | [`PendingCommit`]: a chunked commit under way |
 //!
-//! Values are postcard-encoded. Names and keys hold no NUL byte (config and
-//! ingest refuse them), so the separators are unambiguous.
+//! What waits for a target (its outbox) is not stored apart: it is the
+//! entries whose `queued` is set, which a commit sets and an acknowledgement
+//! of the desired state clears. Values are postcard-encoded. Names and keys
+//! hold no NUL byte (config and ingest refuse them), so the separators are
+//! unambiguous.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod acklog;
+pub mod groups;
+mod migrate;
+mod snapshot;
+
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::record::RecordKind;
+use crate::ingest::record::{Record, RecordKind};
 pub use crate::model::{Acked, ActionKind, Desired, Entry, RecordKey};
-use crate::projection::Fields;
+use crate::projection::{Fields, Projector};
+use acklog::{LoggedAck, Overlay};
+use groups::{Cursor, Grouped};
+pub use snapshot::StoredRecord;
 
 /// Bumped with every change of key or value layout; [`migrate`] moves older stores up.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The tree of the current layout; older layouts lived in other trees, so
+/// that a migration fills this one and switches to it at once.
+const TREE: &str = "state2";
 
 const SCHEMA_KEY: &[u8] = b"m\0schema_version";
 
@@ -87,41 +105,48 @@ pub struct SourceState {
     pub last_sha256: [u8; 32],
     pub rows: u64,
     pub at: i64,
+    /// The targets the source's snapshot was planned for: a target of the
+    /// source missing here is given the snapshot (see `plan::plan_seed`).
+    pub targets: Vec<String>,
 }
 
-impl RecordKey {
-    fn encode(&self, prefix: u8) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.target.len() + self.key.len() + 10);
-        bytes.extend_from_slice(&[prefix, 0]);
-        bytes.extend_from_slice(self.target.as_bytes());
-        bytes.push(0);
-        bytes.extend_from_slice(kind_tag(self.kind));
-        bytes.push(0);
-        bytes.extend_from_slice(self.key.as_bytes());
-        bytes
+/// One record at one target, as stored in the target's groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEntry {
+    pub entry: Entry,
+    /// Set while the target has not confirmed the desired state.
+    pub queued: Option<OutboxItem>,
+    /// What the target confirmed holding (encoded [`Fields`]), when it is
+    /// not the desired projection. `None` while caught up: it *is* the
+    /// desired projection.
+    pub acked_fields: Option<Vec<u8>>,
+    /// The desired projection (encoded), for a record whose snapshot the
+    /// store does not have (one migrated from schema 1); `None`: projected
+    /// from the source's snapshot.
+    pub desired_fields: Option<Vec<u8>>,
+}
+
+impl StoredEntry {
+    fn caught_up(&self) -> bool {
+        self.entry.acked.as_ref().is_some_and(|acked| {
+            acked.hash == self.entry.desired.hash && acked.active == self.entry.desired.active
+        })
+    }
+
+    fn apply_ack(&mut self, ack: &LoggedAck) {
+        self.entry.acked = Some(ack.acked.clone());
+        self.acked_fields = if ack.acked.hash == self.entry.desired.hash {
+            None
+        } else {
+            ack.fields.clone()
+        };
+        if self.caught_up() {
+            self.queued = None;
+        }
     }
 }
 
-fn kind_tag(kind: RecordKind) -> &'static [u8] {
-    match kind {
-        RecordKind::Users => b"users",
-        RecordKind::Orgs => b"orgs",
-    }
-}
-
-fn scan_prefix(prefix: u8, target: &str, kind: RecordKind) -> Vec<u8> {
-    let mut bytes = RecordKey {
-        target: target.to_string(),
-        kind,
-        key: String::new(),
-    }
-    .encode(prefix);
-    bytes.shrink_to_fit();
-    bytes
-}
-
-/// A projection already encoded for the store: a commit of a million new
-/// records holds these compact bytes, not a million maps.
+/// A projection already encoded for the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFields(Vec<u8>);
 
@@ -131,14 +156,18 @@ impl EncodedFields {
     }
 }
 
-/// One record's change in a commit.
+/// One record's change at one target in a commit.
 #[derive(Debug, Clone)]
 pub struct EntryWrite {
-    pub key: RecordKey,
-    pub entry: Entry,
-    /// `None`: the desired projection did not change.
-    pub desired_fields: Option<EncodedFields>,
+    pub key: String,
+    pub source: String,
+    pub desired: Desired,
     pub outbox: OutboxChange,
+    /// The projection the target holds, when the desired one moves away
+    /// from it (what the record's previous desired projection was).
+    pub acked_fields: Option<EncodedFields>,
+    /// The record is in this commit's snapshot: its desired projection follows from it.
+    pub in_snapshot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,21 +177,62 @@ pub enum OutboxChange {
     Keep,
 }
 
+/// The changes of one target and kind, in key order.
+#[derive(Debug, Clone)]
+pub struct TargetWrites {
+    pub target: String,
+    pub kind: RecordKind,
+    pub writes: Vec<EntryWrite>,
+}
+
+/// The records a commit stores in a source's snapshot, in key order.
+#[derive(Debug, Clone)]
+pub struct SnapshotWrite {
+    pub source: String,
+    pub kind: RecordKind,
+    /// Indices into the records given to [`Store::commit`] of the file's
+    /// records that are new or changed.
+    pub records: Vec<u32>,
+    /// Records of the snapshot absent from this (full) file that were present before.
+    pub now_absent: Vec<String>,
+}
+
 /// Everything one accepted file changes, applied at once.
 #[derive(Debug, Clone, Default)]
 pub struct Commit {
-    pub writes: Vec<EntryWrite>,
+    pub snapshot: Option<SnapshotWrite>,
+    pub targets: Vec<TargetWrites>,
     pub file: Option<([u8; 32], FileSeen)>,
     pub source: Option<(String, SourceState)>,
+}
+
+impl Commit {
+    fn len(&self) -> usize {
+        let snapshot = self
+            .snapshot
+            .as_ref()
+            .map_or(0, |s| s.records.len() + s.now_absent.len());
+        snapshot + self.targets.iter().map(|t| t.writes.len()).sum::<usize>()
+    }
+}
+
+/// What `forget-target` dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub users: usize,
+    pub orgs: usize,
+    pub parked: usize,
 }
 
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
-    /// Serialises commits and acknowledgements: each reads then writes
-    /// entries, and sled allows one process, so a lock here is enough to
-    /// make that read-then-write safe without sled's (slow) transactions.
-    writer: std::sync::Mutex<()>,
+    /// Serialises commits, acknowledgements and folds: each reads then
+    /// writes groups, and sled allows one process, so a lock here is enough
+    /// to make that read-then-write safe without sled's (slow) transactions.
+    writer: Mutex<()>,
+    overlay: Mutex<Overlay>,
+    schemas: snapshot::Schemas,
 }
 
 /// Up to this many parked records of a target and kind, acknowledgements
@@ -171,7 +241,7 @@ const FEW_PARKED: usize = 1_024;
 
 /// Commits of more records than this are written in several batches,
 /// bracketed by a marker (see [`Store::commit`]).
-pub const COMMIT_CHUNK: usize = 1_000;
+pub const COMMIT_CHUNK: usize = 16_384;
 
 const PENDING_KEY: &[u8] = b"m\0pending_commit";
 
@@ -181,6 +251,29 @@ pub struct PendingCommit {
     pub source: String,
     pub file: String,
     pub sha256: [u8; 32],
+}
+
+fn prefix(tag: u8, name: &str, kind: RecordKind) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(name.len() + 10);
+    bytes.extend_from_slice(&[tag, 0]);
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(kind_tag(kind));
+    bytes.push(0);
+    bytes
+}
+
+fn kind_tag(kind: RecordKind) -> &'static [u8] {
+    match kind {
+        RecordKind::Users => b"users",
+        RecordKind::Orgs => b"orgs",
+    }
+}
+
+fn parked_key(key: &RecordKey) -> Vec<u8> {
+    let mut bytes = prefix(b'p', &key.target, key.kind);
+    bytes.extend_from_slice(key.key.as_bytes());
+    bytes
 }
 
 impl Store {
@@ -201,110 +294,105 @@ impl Store {
     }
 
     fn init(db: sled::Db) -> Result<Store, StoreError> {
-        let tree = db.open_tree("state")?;
-        let store = Store {
-            db,
-            tree,
-            writer: std::sync::Mutex::new(()),
-        };
-        match store.schema_version()? {
-            None if store.tree.is_empty() => store.set_schema_version(SCHEMA_VERSION)?,
-            None => migrate(&store, 0)?,
+        let tree = db.open_tree(TREE)?;
+        match read_version(&tree)? {
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(StoreError::NewerSchema {
                     found,
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(found) if found < SCHEMA_VERSION => migrate(&store, found)?,
-            Some(_) => {}
+            Some(_) => migrate::drop_older_trees(&db)?,
+            None => {
+                // Not finished: an older layout's data (migrated into this
+                // tree from scratch), or a new store.
+                migrate::from_older_trees(&db, &tree)?;
+                tree.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
+                migrate::drop_older_trees(&db)?;
+            }
         }
-        Ok(store)
+        let overlay = Overlay::load(&tree)?;
+        Ok(Store {
+            db,
+            tree,
+            writer: Mutex::new(()),
+            overlay: Mutex::new(overlay),
+            schemas: snapshot::Schemas::default(),
+        })
     }
 
     pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
-        let Some(bytes) = self.tree.get(SCHEMA_KEY)? else {
-            return Ok(None);
-        };
-        let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-            key: "schema_version".into(),
-            reason: format!("{} bytes, expected 4", bytes.len()),
-        })?;
-        Ok(Some(u32::from_be_bytes(array)))
+        read_version(&self.tree)
     }
 
-    fn set_schema_version(&self, version: u32) -> Result<(), StoreError> {
-        self.tree.insert(SCHEMA_KEY, &version.to_be_bytes())?;
-        self.db.flush()?;
-        Ok(())
+    fn entries_map(&self, target: &str, kind: RecordKind) -> Grouped<'_> {
+        Grouped::new(&self.tree, prefix(b't', target, kind))
+    }
+
+    fn snapshot_map(&self, source: &str, kind: RecordKind) -> Grouped<'_> {
+        Grouped::new(&self.tree, prefix(b'r', source, kind))
+    }
+
+    /// A reader for many lookups in key order (each group is read once).
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            store: self,
+            entries: HashMap::new(),
+            records: HashMap::new(),
+        }
     }
 
     pub fn entry(&self, key: &RecordKey) -> Result<Option<Entry>, StoreError> {
-        self.get(&key.encode(b'e'))
+        self.reader().entry(key)
     }
 
-    pub fn desired_fields(&self, key: &RecordKey) -> Result<Option<Fields>, StoreError> {
-        self.get(&key.encode(b'd'))
-    }
-
-    /// Looks at a record's desired projection without copying it: `look`
-    /// gets the fields borrowed from the stored bytes (what listing the
-    /// outbox needs, a few references per record, at a fraction of the cost).
-    pub fn look_at_desired<T>(
+    pub fn desired_fields(
         &self,
         key: &RecordKey,
-        look: impl FnOnce(&BTreeMap<&str, &str>) -> T,
-    ) -> Result<Option<T>, StoreError> {
-        let desired_key = key.encode(b'd');
-        match self.tree.get(&desired_key)? {
-            Some(bytes) => {
-                let fields: BTreeMap<&str, &str> = decode(&desired_key, &bytes)?;
-                Ok(Some(look(&fields)))
-            }
-            None => Ok(None),
-        }
+        projector: &Projector,
+    ) -> Result<Option<Fields>, StoreError> {
+        self.reader().desired_fields(key, projector)
     }
 
-    /// What the target confirmed holding. Kept under its own key only while
-    /// it differs from the desired projection; otherwise it *is* the desired
-    /// projection (same hash), which halves what acknowledgements write.
-    /// A record's entry with its desired and acknowledged projections, each
-    /// read once (what a push needs; `acked_fields` alone would read the
-    /// entry and the desired projection a second time).
-    pub fn entry_with_fields(
+    pub fn acked_fields(
         &self,
         key: &RecordKey,
-    ) -> Result<Option<(Entry, Fields, Option<Fields>)>, StoreError> {
-        let Some(entry) = self.entry(key)? else {
-            return Ok(None);
-        };
-        let desired = self.desired_fields(key)?.unwrap_or_default();
-        // The acknowledged projection is stored only while it differs from
-        // the desired one (when present, it is always that of `acked.hash`).
-        let acked = match &entry.acked {
-            None => None,
-            Some(acked) if acked.hash == entry.desired.hash => Some(desired.clone()),
-            Some(_) => self.get(&key.encode(b'a'))?,
-        };
-        Ok(Some((entry, desired, acked)))
-    }
-
-    pub fn acked_fields(&self, key: &RecordKey) -> Result<Option<Fields>, StoreError> {
-        if let Some(fields) = self.get(&key.encode(b'a'))? {
-            return Ok(Some(fields));
-        }
-        match self.entry(key)? {
-            Some(Entry {
-                desired,
-                acked: Some(acked),
-                ..
-            }) if acked.hash == desired.hash => self.desired_fields(key),
-            _ => Ok(None),
-        }
+        projector: &Projector,
+    ) -> Result<Option<Fields>, StoreError> {
+        self.reader().acked_fields(key, projector)
     }
 
     pub fn outbox_item(&self, key: &RecordKey) -> Result<Option<OutboxItem>, StoreError> {
-        self.get(&key.encode(b'o'))
+        Ok(self.reader().stored(key)?.and_then(|stored| stored.queued))
+    }
+
+    /// The acknowledgements of a target and kind not yet folded, by key.
+    fn overlay_of(&self, target: &str, kind: RecordKind) -> HashMap<String, LoggedAck> {
+        self.lock_overlay()
+            .acks
+            .iter()
+            .filter(|(key, _)| key.target == target && key.kind == kind)
+            .map(|(key, ack)| (key.key.clone(), ack.clone()))
+            .collect()
+    }
+
+    /// Every stored entry of a kind at a target, in key order.
+    pub fn stored_entries(
+        &self,
+        target: &str,
+        kind: RecordKind,
+    ) -> impl Iterator<Item = Result<(String, StoredEntry), StoreError>> + '_ {
+        let overlay = self.overlay_of(target, kind);
+        self.entries_map(target, kind)
+            .iter::<StoredEntry>()
+            .map(move |item| {
+                let (key, mut stored) = item?;
+                if let Some(ack) = overlay.get(&key) {
+                    stored.apply_ack(ack);
+                }
+                Ok((key, stored))
+            })
     }
 
     /// Every entry of a kind at a target, in key order.
@@ -313,7 +401,8 @@ impl Store {
         target: &str,
         kind: RecordKind,
     ) -> impl Iterator<Item = Result<(String, Entry), StoreError>> + '_ {
-        self.scan(b'e', target, kind)
+        self.stored_entries(target, kind)
+            .map(|item| item.map(|(key, stored)| (key, stored.entry)))
     }
 
     /// Records still to push to a target, in key order.
@@ -322,43 +411,128 @@ impl Store {
         target: &str,
         kind: RecordKind,
     ) -> impl Iterator<Item = Result<(String, OutboxItem), StoreError>> + '_ {
-        self.scan(b'o', target, kind)
+        self.stored_entries(target, kind)
+            .filter_map(|item| match item {
+                Ok((key, stored)) => stored.queued.map(|queued| Ok((key, queued))),
+                Err(error) => Some(Err(error)),
+            })
     }
 
     pub fn outbox_len(&self, target: &str) -> usize {
         [RecordKind::Orgs, RecordKind::Users]
             .into_iter()
-            .map(|kind| {
-                self.tree
-                    .scan_prefix(scan_prefix(b'o', target, kind))
-                    .count()
-            })
+            .map(|kind| self.outbox(target, kind).filter(Result::is_ok).count())
             .sum()
     }
 
-    fn scan<T: DeserializeOwned>(
+    /// The records of a source's snapshot, in key order, with whether each
+    /// was in its last file.
+    pub fn snapshot(
         &self,
-        prefix: u8,
-        target: &str,
+        source: &str,
         kind: RecordKind,
-    ) -> impl Iterator<Item = Result<(String, T), StoreError>> + '_ {
-        let prefix = scan_prefix(prefix, target, kind);
-        let skip = prefix.len();
-        self.tree.scan_prefix(prefix).map(move |item| {
-            let (key, value) = item?;
-            let record_key = String::from_utf8_lossy(&key[skip..]).into_owned();
-            let decoded = decode(&key, &value)?;
-            Ok((record_key, decoded))
-        })
+    ) -> impl Iterator<Item = Result<(Record, bool), StoreError>> + '_ {
+        self.snapshot_map(source, kind)
+            .iter::<StoredRecord>()
+            .map(|item| {
+                let (_, stored) = item?;
+                let record = self.schemas.record(&self.tree, &stored)?;
+                Ok((record, stored.present))
+            })
+    }
+
+    /// What storing a file's records changes in its source's snapshot:
+    /// `by_key` lists indices into `records` in key order; a full file's
+    /// absence marks the records it lacks absent.
+    pub fn snapshot_write(
+        &self,
+        source: &str,
+        kind: RecordKind,
+        records: &[Record],
+        by_key: &[u32],
+        full: bool,
+    ) -> Result<SnapshotWrite, StoreError> {
+        let mut write = SnapshotWrite {
+            source: source.to_string(),
+            kind,
+            records: Vec::new(),
+            now_absent: Vec::new(),
+        };
+        let mut encoder = snapshot::Encoder::default();
+        let mut stored = self
+            .snapshot_map(source, kind)
+            .iter::<StoredRecord>()
+            .peekable();
+        for &index in by_key {
+            let Some(record) = records.get(index as usize) else {
+                continue;
+            };
+            let key = record.key();
+            let mut same = false;
+            loop {
+                match stored.peek() {
+                    Some(Ok((stored_key, _))) if stored_key.as_str() < key => {
+                        if let Some(Ok((stored_key, old))) = stored.next()
+                            && full
+                            && old.present
+                        {
+                            write.now_absent.push(stored_key);
+                        }
+                    }
+                    Some(Ok((stored_key, old))) if stored_key == key => {
+                        same = encoder.same(record, old)?;
+                        stored.next();
+                        break;
+                    }
+                    Some(Err(_)) => {
+                        if let Some(Err(error)) = stored.next() {
+                            return Err(error);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            if !same {
+                write.records.push(index);
+            }
+        }
+        if full {
+            for item in stored {
+                let (stored_key, old) = item?;
+                if old.present {
+                    write.now_absent.push(stored_key);
+                }
+            }
+        }
+        Ok(write)
+    }
+
+    /// The names of the targets that hold entries, from the stored keys.
+    pub fn targets_held(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = Vec::new();
+        let mut next = b"t\0".to_vec();
+        // Skips from one target to the next: one seek per target.
+        while let Some(item) = self.tree.range(next.clone()..).next() {
+            let (key, _) = item?;
+            let Some(rest) = key.strip_prefix(b"t\0") else {
+                break;
+            };
+            let name = rest.split(|&b| b == 0).next().unwrap_or_default();
+            names.push(String::from_utf8_lossy(name).into_owned());
+            next = b"t\0".to_vec();
+            next.extend_from_slice(name);
+            next.push(1);
+        }
+        Ok(names)
     }
 
     pub fn park(&self, key: &RecordKey, parked: &Parked) -> Result<(), StoreError> {
-        self.tree.insert(key.encode(b'p'), encode(parked)?)?;
+        self.tree.insert(parked_key(key), encode(parked)?)?;
         Ok(())
     }
 
     pub fn parked_item(&self, key: &RecordKey) -> Result<Option<Parked>, StoreError> {
-        self.get(&key.encode(b'p'))
+        self.get(&parked_key(key))
     }
 
     /// The keys of the parked records of a kind at a target.
@@ -378,7 +552,7 @@ impl Store {
         kind: RecordKind,
         limit: usize,
     ) -> Result<Option<HashSet<String>>, StoreError> {
-        let prefix = scan_prefix(b'p', target, kind);
+        let prefix = prefix(b'p', target, kind);
         let skip = prefix.len();
         let mut keys = HashSet::new();
         for key in self.tree.scan_prefix(prefix).keys() {
@@ -396,35 +570,35 @@ impl Store {
         target: &str,
         kind: RecordKind,
     ) -> impl Iterator<Item = Result<(String, Parked), StoreError>> + '_ {
-        self.scan(b'p', target, kind)
+        let prefix = prefix(b'p', target, kind);
+        let skip = prefix.len();
+        self.tree.scan_prefix(prefix).map(move |item| {
+            let (key, value) = item?;
+            let record_key = String::from_utf8_lossy(&key[skip..]).into_owned();
+            Ok((record_key, decode(&key, &value)?))
+        })
     }
 
     /// Releases every parked record of a target for another try; returns how many.
     pub fn unpark_all(&self, target: &str) -> Result<usize, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut count = 0;
-        for kind in [RecordKind::Orgs, RecordKind::Users] {
-            for item in self.tree.scan_prefix(scan_prefix(b'p', target, kind)) {
-                let (key, _) = item?;
-                batch.remove(key);
-                count += 1;
-            }
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(count)
+        self.unpark(target, |_| true)
     }
 
     /// Releases a target's records parked after transient failures (the
     /// retry budget ran out while the target was down); returns how many.
     /// Records the target refused stay parked.
     pub fn unpark_transient(&self, target: &str) -> Result<usize, StoreError> {
+        self.unpark(target, |parked| parked.transient)
+    }
+
+    fn unpark(&self, target: &str, release: impl Fn(&Parked) -> bool) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut count = 0;
         for kind in [RecordKind::Orgs, RecordKind::Users] {
-            for item in self.tree.scan_prefix(scan_prefix(b'p', target, kind)) {
+            for item in self.tree.scan_prefix(prefix(b'p', target, kind)) {
                 let (key, value) = item?;
                 let parked: Parked = decode(&key, &value)?;
-                if parked.transient {
+                if release(&parked) {
                     batch.remove(key);
                     count += 1;
                 }
@@ -442,46 +616,128 @@ impl Store {
         self.get(&source_key(source))
     }
 
-    /// Applies a commit and flushes it to disk before returning.
+    /// Applies a commit and flushes it to disk before returning. `records`
+    /// are those the commit's snapshot indices point into.
     ///
     /// Up to [`COMMIT_CHUNK`] records, the commit is one atomic batch: a crash
-    /// leaves the store as before or as after. A bigger commit (a first import)
-    /// would cost sled gigabytes as one batch, so it is written in chunks,
-    /// each record whole (entry, projection and outbox together), between a
-    /// `pending` marker and the batch that records the file. A crash in
-    /// between leaves [`Store::pending_commit`] set: planning the same file
-    /// again completes it, since the records already written plan as unchanged.
-    pub fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+    /// leaves the store as before or as after. A bigger commit (a first
+    /// import) is written in chunks of consecutive keys, each with every
+    /// change of those keys (snapshot and every target) so that a record is
+    /// always whole, between a `pending` marker and the batch that records
+    /// the file. A crash in between leaves [`Store::pending_commit`] set:
+    /// planning the same file again completes it, since the records already
+    /// written plan as unchanged.
+    pub fn commit(&self, commit: &Commit, records: &[Record]) -> Result<(), StoreError> {
         let _writer = self.lock();
-        let chunked = commit.writes.len() > COMMIT_CHUNK;
-        if chunked {
-            if let Some((sha256, seen)) = &commit.file {
-                let pending = PendingCommit {
-                    source: seen.source.clone(),
-                    file: seen.name.clone(),
-                    sha256: *sha256,
-                };
-                self.tree.insert(PENDING_KEY, encode(&pending)?)?;
-                self.db.flush()?;
-            }
-            for chunk in commit.writes.chunks(COMMIT_CHUNK) {
-                self.tree.apply_batch(writes_batch(&self.tree, chunk)?)?;
-            }
+        self.fold()?;
+        let chunked = commit.len() > COMMIT_CHUNK;
+        if chunked && let Some((sha256, seen)) = &commit.file {
+            let pending = PendingCommit {
+                source: seen.source.clone(),
+                file: seen.name.clone(),
+                sha256: *sha256,
+            };
+            self.tree.insert(PENDING_KEY, encode(&pending)?)?;
+            self.db.flush()?;
         }
-        let mut last = if chunked {
-            sled::Batch::default()
-        } else {
-            writes_batch(&self.tree, &commit.writes)?
+        let mut encoder = snapshot::Encoder::default();
+        let snapshot_changes = match &commit.snapshot {
+            Some(snapshot) => snapshot_changes(snapshot, records)?,
+            None => Vec::new(),
         };
+        let mut target_changes: Vec<(&TargetWrites, Vec<(&str, &EntryWrite)>)> = commit
+            .targets
+            .iter()
+            .map(|writes| {
+                let mut changes: Vec<(&str, &EntryWrite)> =
+                    writes.writes.iter().map(|w| (w.key.as_str(), w)).collect();
+                if !changes.is_sorted_by(|a, b| a.0 < b.0) {
+                    changes.sort_by(|a, b| a.0.cmp(b.0));
+                    changes.dedup_by(|a, b| a.0 == b.0);
+                }
+                (writes, changes)
+            })
+            .collect();
+        let bounds = chunk_bounds(
+            std::iter::once(snapshot_changes.iter().map(|c| c.0).collect::<Vec<_>>())
+                .chain(
+                    target_changes
+                        .iter()
+                        .map(|(_, c)| c.iter().map(|c| c.0).collect()),
+                )
+                .max_by_key(Vec::len)
+                .unwrap_or_default(),
+        );
+        let mut schemas_written = 0;
+        for (index, (low, high)) in bounds.iter().enumerate() {
+            let (low, high) = (low.as_deref(), high.as_deref());
+            let mut batch = sled::Batch::default();
+            if let Some(snapshot) = &commit.snapshot {
+                let chunk = range_of(&snapshot_changes, low, high);
+                let mut stored = Vec::with_capacity(chunk.len());
+                for (key, change) in chunk {
+                    let record = match change {
+                        SnapshotChange::Record(index) => {
+                            let record = records.get(*index as usize).ok_or_else(|| {
+                                StoreError::Corrupt {
+                                    key: key.to_string(),
+                                    reason: "a commit names a record it was not given".into(),
+                                }
+                            })?;
+                            Some(encoder.encode(record, true)?)
+                        }
+                        SnapshotChange::Absent => None,
+                    };
+                    stored.push((*key, record));
+                }
+                for (id, bytes) in &encoder.new_schemas[schemas_written..] {
+                    batch.insert(snapshot::schema_key(*id), bytes.as_slice());
+                }
+                schemas_written = encoder.new_schemas.len();
+                self.snapshot_map(&snapshot.source, snapshot.kind).merge(
+                    &mut batch,
+                    &stored,
+                    |_, current: Option<StoredRecord>, new| {
+                        Ok(match new {
+                            Some(record) => Some(record.clone()),
+                            None => current.map(|record| StoredRecord {
+                                present: false,
+                                ..record
+                            }),
+                        })
+                    },
+                )?;
+            }
+            for (writes, changes) in &mut target_changes {
+                let chunk = range_of(changes, low, high);
+                self.entries_map(&writes.target, writes.kind).merge(
+                    &mut batch,
+                    chunk,
+                    |_, current, write| Ok(Some(apply_write(current, write))),
+                )?;
+            }
+            if !chunked && index + 1 == bounds.len() {
+                self.finish_commit(commit, &mut batch)?;
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        if chunked {
+            let mut last = sled::Batch::default();
+            self.finish_commit(commit, &mut last)?;
+            self.tree.apply_batch(last)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn finish_commit(&self, commit: &Commit, batch: &mut sled::Batch) -> Result<(), StoreError> {
         if let Some((sha, seen)) = &commit.file {
-            last.insert(file_key(sha), encode(seen)?);
+            batch.insert(file_key(sha), encode(seen)?);
         }
         if let Some((name, state)) = &commit.source {
-            last.insert(source_key(name), encode(state)?);
+            batch.insert(source_key(name), encode(state)?);
         }
-        last.remove(PENDING_KEY);
-        self.tree.apply_batch(last)?;
-        self.db.flush()?;
+        batch.remove(PENDING_KEY);
         Ok(())
     }
 
@@ -497,9 +753,16 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that the target holds `pushed` (the desired hash that was sent)
-    /// and drops the outbox entry, in one atomic batch. If the desired state
-    /// moved on meanwhile, the outbox entry stays for the newer change.
+    fn lock_overlay(&self) -> std::sync::MutexGuard<'_, Overlay> {
+        // Entries are inserted whole, after their log is written: a panic
+        // cannot leave a half-made one.
+        self.overlay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that the target holds `pushed` (the desired hash that was sent);
+    /// the record stops waiting unless the desired state moved on meanwhile.
     pub fn acknowledge(
         &self,
         key: &RecordKey,
@@ -510,42 +773,41 @@ impl Store {
     }
 
     /// [`Store::acknowledge`] for several records (a batch the target
-    /// confirmed), in one atomic batch.
+    /// confirmed): one log value, written atomically.
     pub fn acknowledge_many(&self, acks: &[(RecordKey, Acked, Fields)]) -> Result<(), StoreError> {
+        if acks.is_empty() {
+            return Ok(());
+        }
         let _writer = self.lock();
         let mut batch = sled::Batch::default();
+        let mut logged = Vec::with_capacity(acks.len());
+        let mut cursors: HashMap<(&str, RecordKind), Cursor<'_, StoredEntry>> = HashMap::new();
         // Parked keys are looked up once per target and kind when they are
         // few (the usual case: a record is not sent while parked), rather
         // than read for each record.
         let mut few_parked: HashMap<(&str, RecordKind), Option<HashSet<String>>> = HashMap::new();
         for (key, acked, fields) in acks {
-            let entry_key = key.encode(b'e');
-            let Some(mut entry) = self.get::<Entry>(&entry_key)? else {
+            let cursor = cursors
+                .entry((key.target.as_str(), key.kind))
+                .or_insert_with(|| Cursor::new(self.entries_map(&key.target, key.kind)));
+            let Some(stored) = cursor.get(&key.key)? else {
                 return Err(StoreError::Corrupt {
-                    key: String::from_utf8_lossy(&entry_key).replace('\0', "/"),
+                    key: format!("{}/{}/{}", key.target, key.kind, key.key),
                     reason: "acknowledged a record that has no entry".into(),
                 });
             };
-            let caught_up =
-                entry.desired.hash == acked.hash && entry.desired.active == acked.active;
-            // A stored acknowledged projection is that of the previous
-            // `acked.hash`: it can only be stale if that hash changes.
-            let previous_hash = entry.acked.as_ref().map(|previous| previous.hash);
-            entry.acked = Some(acked.clone());
-            batch.insert(entry_key, encode(&entry)?);
-            let acked_key = key.encode(b'a');
-            if entry.desired.hash != acked.hash {
-                batch.insert(acked_key, encode(fields)?);
-            } else if previous_hash.is_some_and(|previous| previous != acked.hash)
-                // Removes only what is there: a read costs far less than a
-                // write in sled.
-                && self.tree.contains_key(&acked_key)?
-            {
-                batch.remove(acked_key); // implicit: the desired projection
-            }
-            if caught_up {
-                batch.remove(key.encode(b'o'));
-            }
+            let fields = if acked.hash == stored.entry.desired.hash {
+                None
+            } else {
+                Some(encode(fields)?)
+            };
+            logged.push(LoggedAck {
+                target: key.target.clone(),
+                kind: key.kind,
+                key: key.key.clone(),
+                acked: acked.clone(),
+                fields,
+            });
             let parked = match few_parked.entry((key.target.as_str(), key.kind)) {
                 std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
                 std::collections::hash_map::Entry::Vacant(unknown) => {
@@ -554,14 +816,99 @@ impl Store {
             };
             let is_parked = match parked {
                 Some(keys) => keys.contains(&key.key),
-                None => self.tree.contains_key(key.encode(b'p'))?,
+                None => self.tree.contains_key(parked_key(key))?,
             };
             if is_parked {
-                batch.remove(key.encode(b'p'));
+                batch.remove(parked_key(key));
+            }
+        }
+        let mut overlay = self.lock_overlay();
+        batch.insert(overlay.log_key(), encode(&logged)?);
+        self.tree.apply_batch(batch)?;
+        for ack in logged {
+            overlay.acks.insert(ack.record_key(), ack);
+        }
+        let fold = overlay.acks.len() >= acklog::FOLD_AT;
+        drop(overlay);
+        if fold {
+            self.fold()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the logged acknowledgements into the targets' groups and
+    /// drops the log, in one batch. The caller holds the writer lock.
+    fn fold(&self) -> Result<(), StoreError> {
+        let mut overlay = self.lock_overlay();
+        if overlay.acks.is_empty() {
+            return Ok(());
+        }
+        let mut by_map: HashMap<(&str, RecordKind), Vec<(&str, &LoggedAck)>> = HashMap::new();
+        for (key, ack) in &overlay.acks {
+            by_map
+                .entry((key.target.as_str(), key.kind))
+                .or_default()
+                .push((key.key.as_str(), ack));
+        }
+        let mut batch = sled::Batch::default();
+        for ((target, kind), mut acks) in by_map {
+            acks.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            self.entries_map(target, kind).merge(
+                &mut batch,
+                &acks,
+                |_, current: Option<StoredEntry>, ack| {
+                    Ok(current.map(|mut stored| {
+                        stored.apply_ack(ack);
+                        stored
+                    }))
+                },
+            )?;
+        }
+        for key in self.tree.scan_prefix(acklog::LOG_PREFIX).keys() {
+            batch.remove(key?);
+        }
+        if std::env::var_os("ROSTERSYNC_TEST_STALL_FOLD").is_some() {
+            // Test hook: the crash tests kill the process here, mid-fold.
+            eprintln!("folding acknowledgements");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        self.tree.apply_batch(batch)?;
+        overlay.acks.clear();
+        Ok(())
+    }
+
+    /// Drops everything a target holds: its entries, parked records and
+    /// logged acknowledgements, and its name from the sources' states.
+    pub fn forget_target(&self, target: &str) -> Result<Forgotten, StoreError> {
+        let _writer = self.lock();
+        self.fold()?;
+        let mut batch = sled::Batch::default();
+        let mut forgotten = Forgotten {
+            users: self
+                .entries_map(target, RecordKind::Users)
+                .clear::<StoredEntry>(&mut batch)?,
+            orgs: self
+                .entries_map(target, RecordKind::Orgs)
+                .clear::<StoredEntry>(&mut batch)?,
+            parked: 0,
+        };
+        for kind in [RecordKind::Orgs, RecordKind::Users] {
+            for key in self.tree.scan_prefix(prefix(b'p', target, kind)).keys() {
+                batch.remove(key?);
+                forgotten.parked += 1;
+            }
+        }
+        for item in self.tree.scan_prefix(b"s\0") {
+            let (key, bytes) = item?;
+            let mut state: SourceState = decode(&key, &bytes)?;
+            if state.targets.iter().any(|name| name == target) {
+                state.targets.retain(|name| name != target);
+                batch.insert(key, encode(&state)?);
             }
         }
         self.tree.apply_batch(batch)?;
-        Ok(())
+        self.db.flush()?;
+        Ok(forgotten)
     }
 
     /// Flushes pending writes to disk.
@@ -578,10 +925,259 @@ impl Store {
     }
 }
 
-/// The entries, projections and outbox items of some records, as one batch.
-/// Where the acknowledged projection is implicit (equal to the desired one,
-/// see [`Store::acked_fields`]) and the desired one changes, the old desired
-/// bytes are kept as the acknowledged ones first.
+/// Lookups of entries and snapshot records, each map's last group kept
+/// decoded: reading records in key order reads each group once.
+pub struct Reader<'s> {
+    store: &'s Store,
+    entries: HashMap<(String, RecordKind), Cursor<'s, StoredEntry>>,
+    records: HashMap<(String, RecordKind), Cursor<'s, StoredRecord>>,
+}
+
+impl<'s> Reader<'s> {
+    /// A record's entry at a target, its logged acknowledgement applied.
+    pub fn stored(&mut self, key: &RecordKey) -> Result<Option<StoredEntry>, StoreError> {
+        let store = self.store;
+        let cursor = self
+            .entries
+            .entry((key.target.clone(), key.kind))
+            .or_insert_with(|| Cursor::new(store.entries_map(&key.target, key.kind)));
+        let Some(stored) = cursor.get(&key.key)? else {
+            return Ok(None);
+        };
+        let mut stored = stored.clone();
+        if let Some(ack) = store.lock_overlay().acks.get(key) {
+            stored.apply_ack(ack);
+        }
+        Ok(Some(stored))
+    }
+
+    pub fn entry(&mut self, key: &RecordKey) -> Result<Option<Entry>, StoreError> {
+        Ok(self.stored(key)?.map(|stored| stored.entry))
+    }
+
+    /// A record of a source's snapshot.
+    pub fn record(
+        &mut self,
+        source: &str,
+        kind: RecordKind,
+        key: &str,
+    ) -> Result<Option<(Record, bool)>, StoreError> {
+        let store = self.store;
+        let cursor = self
+            .records
+            .entry((source.to_string(), kind))
+            .or_insert_with(|| Cursor::new(store.snapshot_map(source, kind)));
+        match cursor.get(key)? {
+            Some(stored) => Ok(Some((
+                store.schemas.record(&store.tree, stored)?,
+                stored.present,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored snapshot record itself (to compare a file's record with).
+    pub fn stored_record(
+        &mut self,
+        source: &str,
+        kind: RecordKind,
+        key: &str,
+    ) -> Result<Option<&StoredRecord>, StoreError> {
+        let store = self.store;
+        let cursor = self
+            .records
+            .entry((source.to_string(), kind))
+            .or_insert_with(|| Cursor::new(store.snapshot_map(source, kind)));
+        cursor.get(key)
+    }
+
+    fn desired_of(
+        &mut self,
+        key: &RecordKey,
+        stored: &StoredEntry,
+        projector: &Projector,
+    ) -> Result<Option<Fields>, StoreError> {
+        if let Some(bytes) = &stored.desired_fields {
+            return decode(key.key.as_bytes(), bytes).map(Some);
+        }
+        Ok(self
+            .record(&stored.entry.source, key.kind, &key.key)?
+            .map(|(record, _)| projector.project(&record)))
+    }
+
+    /// What the target should hold: the projection of the snapshot record.
+    pub fn desired_fields(
+        &mut self,
+        key: &RecordKey,
+        projector: &Projector,
+    ) -> Result<Option<Fields>, StoreError> {
+        match self.stored(key)? {
+            Some(stored) => self.desired_of(key, &stored, projector),
+            None => Ok(None),
+        }
+    }
+
+    /// What the target confirmed holding, when known.
+    pub fn acked_fields(
+        &mut self,
+        key: &RecordKey,
+        projector: &Projector,
+    ) -> Result<Option<Fields>, StoreError> {
+        match self.stored(key)? {
+            Some(stored) => self.acked_of(key, &stored, projector),
+            None => Ok(None),
+        }
+    }
+
+    fn acked_of(
+        &mut self,
+        key: &RecordKey,
+        stored: &StoredEntry,
+        projector: &Projector,
+    ) -> Result<Option<Fields>, StoreError> {
+        if let Some(bytes) = &stored.acked_fields {
+            return decode(key.key.as_bytes(), bytes).map(Some);
+        }
+        match &stored.entry.acked {
+            Some(acked) if acked.hash == stored.entry.desired.hash => {
+                self.desired_of(key, stored, projector)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A record's entry with its desired and acknowledged projections (what a push needs).
+    pub fn entry_with_fields(
+        &mut self,
+        key: &RecordKey,
+        projector: &Projector,
+    ) -> Result<Option<(Entry, Fields, Option<Fields>)>, StoreError> {
+        let Some(stored) = self.stored(key)? else {
+            return Ok(None);
+        };
+        let desired = self
+            .desired_of(key, &stored, projector)?
+            .unwrap_or_default();
+        let acked = match (&stored.acked_fields, &stored.entry.acked) {
+            (Some(bytes), _) => Some(decode(key.key.as_bytes(), bytes)?),
+            (None, Some(acked)) if acked.hash == stored.entry.desired.hash => Some(desired.clone()),
+            _ => None,
+        };
+        Ok(Some((stored.entry, desired, acked)))
+    }
+}
+
+/// A change of one snapshot record.
+enum SnapshotChange {
+    /// The file's record at this index.
+    Record(u32),
+    /// Absent from the file: kept, marked absent.
+    Absent,
+}
+
+fn snapshot_changes<'r>(
+    snapshot: &'r SnapshotWrite,
+    records: &'r [Record],
+) -> Result<Vec<(&'r str, SnapshotChange)>, StoreError> {
+    let mut changes = Vec::with_capacity(snapshot.records.len() + snapshot.now_absent.len());
+    for &index in &snapshot.records {
+        let record = records
+            .get(index as usize)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: format!("record {index}"),
+                reason: "a commit names a record it was not given".into(),
+            })?;
+        changes.push((record.key(), SnapshotChange::Record(index)));
+    }
+    changes.extend(
+        snapshot
+            .now_absent
+            .iter()
+            .map(|key| (key.as_str(), SnapshotChange::Absent)),
+    );
+    changes.sort_by(|a, b| a.0.cmp(b.0));
+    changes.dedup_by(|a, b| a.0 == b.0);
+    Ok(changes)
+}
+
+/// Key ranges of about [`COMMIT_CHUNK`] keys of the longest list of
+/// changes; `None` is open-ended. One range, unbounded, when it is short.
+fn chunk_bounds(keys: Vec<&str>) -> Vec<(Option<String>, Option<String>)> {
+    let cuts: Vec<String> = keys
+        .iter()
+        .skip(COMMIT_CHUNK)
+        .step_by(COMMIT_CHUNK)
+        .map(|key| key.to_string())
+        .collect();
+    let mut bounds = Vec::with_capacity(cuts.len() + 1);
+    let mut low = None;
+    for cut in cuts {
+        bounds.push((low.take(), Some(cut.clone())));
+        low = Some(cut);
+    }
+    bounds.push((low, None));
+    bounds
+}
+
+/// The part of sorted `changes` whose keys are in `[low, high)`.
+fn range_of<'c, T>(
+    changes: &'c [(&'c str, T)],
+    low: Option<&str>,
+    high: Option<&str>,
+) -> &'c [(&'c str, T)] {
+    let start = changes.partition_point(|(key, _)| low.is_some_and(|low| *key < low));
+    let end = changes.partition_point(|(key, _)| high.is_none_or(|high| *key < high));
+    &changes[start..end.max(start)]
+}
+
+/// An entry after a commit's change: the acknowledged state is the store's
+/// (an acknowledgement may have come since the plan read it).
+fn apply_write(current: Option<StoredEntry>, write: &EntryWrite) -> StoredEntry {
+    let mut stored = current.unwrap_or_else(|| StoredEntry {
+        entry: Entry {
+            source: write.source.clone(),
+            desired: write.desired.clone(),
+            acked: None,
+        },
+        queued: None,
+        acked_fields: None,
+        desired_fields: None,
+    });
+    let previous_hash = stored.entry.desired.hash;
+    let implicit = stored.acked_fields.is_none()
+        && stored
+            .entry
+            .acked
+            .as_ref()
+            .is_some_and(|acked| acked.hash == previous_hash);
+    if implicit && write.desired.hash != previous_hash {
+        // The target holds the previous desired projection: keep it apart.
+        stored.acked_fields = write.acked_fields.as_ref().map(|fields| fields.0.clone());
+    }
+    if write.in_snapshot {
+        stored.desired_fields = None;
+    }
+    stored.entry.source = write.source.clone();
+    stored.entry.desired = write.desired.clone();
+    match &write.outbox {
+        OutboxChange::Put(item) => stored.queued = Some(item.clone()),
+        OutboxChange::Remove => stored.queued = None,
+        OutboxChange::Keep => {}
+    }
+    if stored
+        .entry
+        .acked
+        .as_ref()
+        .is_some_and(|acked| acked.hash == stored.entry.desired.hash)
+    {
+        stored.acked_fields = None;
+    }
+    if stored.caught_up() {
+        stored.queued = None;
+    }
+    stored
+}
+
 /// Runs blocking store work on the blocking pool, never on the async
 /// executor's threads: the one way async code reaches the store.
 pub async fn blocking<T: Send + 'static>(
@@ -594,34 +1190,15 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|error| StoreError::Task(error.to_string()))?
 }
 
-fn writes_batch(tree: &sled::Tree, writes: &[EntryWrite]) -> Result<sled::Batch, StoreError> {
-    let mut batch = sled::Batch::default();
-    for write in writes {
-        if let Some(fields) = &write.desired_fields {
-            let desired_key = write.key.encode(b'd');
-            let acked_key = write.key.encode(b'a');
-            let entry_key = write.key.encode(b'e');
-            let implicit = match tree.get(&entry_key)? {
-                Some(bytes) => {
-                    let old: Entry = decode(&entry_key, &bytes)?;
-                    old.acked.is_some_and(|a| a.hash == old.desired.hash)
-                        && !tree.contains_key(&acked_key)?
-                }
-                None => false,
-            };
-            if implicit && let Some(old_fields) = tree.get(&desired_key)? {
-                batch.insert(acked_key, old_fields);
-            }
-            batch.insert(desired_key, fields.0.as_slice());
-        }
-        batch.insert(write.key.encode(b'e'), encode(&write.entry)?);
-        match &write.outbox {
-            OutboxChange::Put(item) => batch.insert(write.key.encode(b'o'), encode(item)?),
-            OutboxChange::Remove => batch.remove(write.key.encode(b'o')),
-            OutboxChange::Keep => {}
-        }
-    }
-    Ok(batch)
+fn read_version(tree: &sled::Tree) -> Result<Option<u32>, StoreError> {
+    let Some(bytes) = tree.get(SCHEMA_KEY)? else {
+        return Ok(None);
+    };
+    let array: [u8; 4] = bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+        key: "schema_version".into(),
+        reason: format!("{} bytes, expected 4", bytes.len()),
+    })?;
+    Ok(Some(u32::from_be_bytes(array)))
 }
 
 fn file_key(sha256: &[u8; 32]) -> Vec<u8> {
@@ -648,27 +1225,6 @@ fn decode<'b, T: Deserialize<'b>>(key: &[u8], bytes: &'b [u8]) -> Result<T, Stor
         key: String::from_utf8_lossy(key).replace('\0', "/"),
         reason: error.to_string(),
     })
-}
-
-/// One step per schema version: `MIGRATIONS[n]` takes a store from version
-/// `n` to `n + 1`. Add a step (and bump [`SCHEMA_VERSION`]) with every layout change.
-type Migration = fn(&Store) -> Result<(), StoreError>;
-
-const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
-    // 0 → 1: data without a version key predates versioning; version 1 is
-    // that first layout, so there is nothing to rewrite.
-    |_| Ok(()),
-];
-
-/// Brings a store written with an older schema up to [`SCHEMA_VERSION`].
-/// Each step records its version when done, so an interrupted migration
-/// resumes where it stopped.
-fn migrate(store: &Store, from: u32) -> Result<(), StoreError> {
-    for version in from..SCHEMA_VERSION {
-        MIGRATIONS[version as usize](store)?;
-        store.set_schema_version(version + 1)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct World {
     pub safety: SafetyConfig,
     pub today: NaiveDate,
     files: u64,
+    /// The records of the file planned last, which its commit stores.
+    records: Vec<rostersync::ingest::record::Record>,
 }
 
 pub fn day(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -68,6 +70,7 @@ impl World {
             safety: SafetyConfig::default(),
             today: day(2026, 11, 21),
             files: 0,
+            records: Vec::new(),
         }
     }
 
@@ -97,7 +100,7 @@ impl World {
             sha256: [self.files as u8; 32],
             rows: outcome.rows as u64,
         };
-        plan_file(
+        let planned = plan_file(
             &self.store,
             source,
             &self.targets,
@@ -106,7 +109,14 @@ impl World {
             &self.safety,
             self.options(),
         )
-        .unwrap()
+        .unwrap();
+        self.records = outcome.records;
+        planned
+    }
+
+    /// Applies a plan of the file planned last.
+    pub fn commit(&self, planned: &Planned) {
+        self.store.commit(&planned.commit, &self.records).unwrap();
     }
 
     /// Plans a file (which must not be held), applies it, and has every target acknowledge
@@ -114,7 +124,7 @@ impl World {
     pub fn sync(&mut self, source: &SourceInfo, text: &str) -> Plan {
         let planned = self.plan(source, text);
         assert!(planned.plan.held.is_none(), "held: {:?}", planned.plan.held);
-        self.store.commit(&planned.commit).unwrap();
+        self.commit(&planned);
         self.ack_all();
         planned.plan
     }
@@ -137,7 +147,7 @@ impl World {
                     let entry = self.store.entry(&record_key).unwrap().unwrap();
                     let fields = self
                         .store
-                        .desired_fields(&record_key)
+                        .desired_fields(&record_key, &target.projector)
                         .unwrap()
                         .unwrap_or_default();
                     let acked = Acked {
