@@ -233,6 +233,9 @@ pub struct Store {
     writer: Mutex<()>,
     overlay: Mutex<Overlay>,
     schemas: snapshot::Schemas,
+    /// [`acklog::FOLD_AT`]; test only: `ROSTERSYNC_TEST_FOLD_AT=N` folds
+    /// far more often (the crash test kills the process during folds).
+    fold_at: usize,
 }
 
 /// Up to this many parked records of a target and kind, acknowledgements
@@ -319,6 +322,10 @@ impl Store {
             writer: Mutex::new(()),
             overlay: Mutex::new(overlay),
             schemas: snapshot::Schemas::default(),
+            fold_at: std::env::var("ROSTERSYNC_TEST_FOLD_AT")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(acklog::FOLD_AT),
         })
     }
 
@@ -828,7 +835,7 @@ impl Store {
         for ack in logged {
             overlay.acks.insert(ack.record_key(), ack);
         }
-        let fold = overlay.acks.len() >= acklog::FOLD_AT;
+        let fold = overlay.acks.len() >= self.fold_at;
         drop(overlay);
         if fold {
             self.fold()?;
@@ -866,11 +873,6 @@ impl Store {
         }
         for key in self.tree.scan_prefix(acklog::LOG_PREFIX).keys() {
             batch.remove(key?);
-        }
-        if std::env::var_os("ROSTERSYNC_TEST_STALL_FOLD").is_some() {
-            // Test hook: the crash tests kill the process here, mid-fold.
-            eprintln!("folding acknowledgements");
-            std::thread::sleep(std::time::Duration::from_millis(200));
         }
         self.tree.apply_batch(batch)?;
         overlay.acks.clear();
