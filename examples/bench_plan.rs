@@ -151,18 +151,20 @@ fn main() {
                 .map(|item| item.map(|(key, _)| key))
                 .collect::<Result<_, _>>()
                 .unwrap_or_else(|e| panic!("{e}"));
+            // As a worker reads a page to send: one reader, in key order.
+            let mut reader = store.reader();
             for key in keys {
                 let key = RecordKey {
                     target: target.name.clone(),
                     kind: RecordKind::Users,
                     key,
                 };
-                let entry = store
+                let entry = reader
                     .entry(&key)
                     .ok()
                     .flatten()
                     .unwrap_or_else(|| panic!("no entry"));
-                let fields = store
+                let fields = reader
                     .desired_fields(&key, &projector)
                     .ok()
                     .flatten()

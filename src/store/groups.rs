@@ -7,8 +7,12 @@
 //! a key below every group's goes to the first group. Groups are split when
 //! they outgrow [`MAX_GROUP`] and are never merged (a map loses records only
 //! all at once, see [`Grouped::clear`]).
+//!
+//! A group is stored as its records' keys, each with its value encoded on
+//! its own: finding one record decodes the keys (borrowed, no copy) and
+//! that record's value only, not the whole group.
 
-use std::ops::Bound;
+use std::ops::{Bound, Range};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,12 +33,65 @@ pub struct Grouped<'t> {
     prefix: Vec<u8>,
 }
 
-/// A group read from the tree, with the range of keys it covers.
-struct Located<V> {
+/// A group read from the tree, with the range of keys it covers: its bytes
+/// and where each record's key and value lie in them.
+struct Located {
     key: sled::IVec,
-    records: Group<V>,
+    bytes: sled::IVec,
+    index: Vec<(Range<usize>, Range<usize>)>,
     /// The next group's first record key; `None` for the last group.
     next: Option<String>,
+}
+
+impl Located {
+    fn find(&self, key: &str) -> Option<usize> {
+        self.index
+            .binary_search_by(|(k, _)| self.bytes[k.clone()].cmp(key.as_bytes()))
+            .ok()
+    }
+
+    fn value<V: DeserializeOwned>(&self, at: usize) -> Result<V, StoreError> {
+        decode(&self.key, &self.bytes[self.index[at].1.clone()])
+    }
+
+    fn records<V: DeserializeOwned>(&self) -> Result<Group<V>, StoreError> {
+        (0..self.index.len())
+            .map(|at| {
+                let key = String::from_utf8_lossy(&self.bytes[self.index[at].0.clone()]).into_owned();
+                Ok((key, self.value(at)?))
+            })
+            .collect()
+    }
+}
+
+/// Where each record's key and value lie in a group's bytes.
+fn index_of(
+    group_key: &[u8],
+    bytes: &[u8],
+) -> Result<Vec<(Range<usize>, Range<usize>)>, StoreError> {
+    let view: Vec<(&str, &[u8])> = decode(group_key, bytes)?;
+    let base = bytes.as_ptr() as usize;
+    let range = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        start..start + part.len()
+    };
+    Ok(view
+        .iter()
+        .map(|(key, value)| (range(key.as_bytes()), range(value)))
+        .collect())
+}
+
+fn encode_group<V: Serialize>(records: &[(String, V)]) -> Result<Vec<u8>, StoreError> {
+    let values = records
+        .iter()
+        .map(|(_, value)| encode(value))
+        .collect::<Result<Vec<_>, _>>()?;
+    let view: Vec<(&str, &[u8])> = records
+        .iter()
+        .zip(&values)
+        .map(|((key, _), value)| (key.as_str(), value.as_slice()))
+        .collect();
+    encode(&view)
 }
 
 impl<'t> Grouped<'t> {
@@ -54,7 +111,7 @@ impl<'t> Grouped<'t> {
     }
 
     /// The group that holds (or would hold) `key`, if the map has any group.
-    fn locate<V: DeserializeOwned>(&self, key: &str) -> Result<Option<Located<V>>, StoreError> {
+    fn locate(&self, key: &str) -> Result<Option<Located>, StoreError> {
         let probe = self.group_key(key);
         let found = match self
             .tree
@@ -70,7 +127,7 @@ impl<'t> Grouped<'t> {
         let Some((group_key, bytes)) = found else {
             return Ok(None);
         };
-        let records: Group<V> = decode(&group_key, &bytes)?;
+        let index = index_of(&group_key, &bytes)?;
         let next = match self
             .tree
             .range::<&[u8], _>((Bound::Excluded(&group_key[..]), Bound::Unbounded))
@@ -86,17 +143,18 @@ impl<'t> Grouped<'t> {
         };
         Ok(Some(Located {
             key: group_key,
-            records,
+            bytes,
+            index,
             next,
         }))
     }
 
-    /// One record, reading its whole group (prefer a [`Cursor`] for many).
+    /// One record (prefer a [`Cursor`] for many).
     pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>, StoreError> {
-        let Some(mut located) = self.locate::<V>(key)? else {
+        let Some(located) = self.locate(key)? else {
             return Ok(None);
         };
-        Ok(find(&located.records, key).map(|index| located.records.swap_remove(index).1))
+        located.find(key).map(|at| located.value(at)).transpose()
     }
 
     /// Every record, in key order, one group decoded at a time.
@@ -106,7 +164,7 @@ impl<'t> Grouped<'t> {
         self.tree.scan_prefix(&self.prefix).flat_map(
             |item| -> Box<dyn Iterator<Item = Result<(String, V), StoreError>>> {
                 match item {
-                    Ok((key, bytes)) => match decode::<Group<V>>(&key, &bytes) {
+                    Ok((key, bytes)) => match decode_group::<V>(&key, &bytes) {
                         Ok(records) => Box::new(records.into_iter().map(Ok)),
                         Err(error) => Box::new(std::iter::once(Err(error))),
                     },
@@ -133,8 +191,11 @@ impl<'t> Grouped<'t> {
     ) -> Result<(), StoreError> {
         let mut start = 0;
         while start < changes.len() {
-            let (old_key, records, next) = match self.locate::<V>(changes[start].0)? {
-                Some(located) => (Some(located.key), located.records, located.next),
+            let (old_key, records, next) = match self.locate(changes[start].0)? {
+                Some(located) => {
+                    let records = located.records()?;
+                    (Some(located.key), records, located.next)
+                }
                 None => (None, Vec::new(), None),
             };
             let end = start
@@ -145,7 +206,7 @@ impl<'t> Grouped<'t> {
                 batch.remove(old_key);
             }
             for piece in split(merged) {
-                batch.insert(self.group_key(&piece[0].0), encode(&piece)?);
+                batch.insert(self.group_key(&piece[0].0), encode_group(&piece)?);
             }
             start = end;
         }
@@ -153,19 +214,23 @@ impl<'t> Grouped<'t> {
     }
 
     /// Adds the removal of every group of the map to `batch`; returns how many records it held.
-    pub fn clear<V: DeserializeOwned>(&self, batch: &mut sled::Batch) -> Result<usize, StoreError> {
+    pub fn clear(&self, batch: &mut sled::Batch) -> Result<usize, StoreError> {
         let mut count = 0;
         for item in self.tree.scan_prefix(&self.prefix) {
             let (key, bytes) = item?;
-            count += decode::<Group<V>>(&key, &bytes)?.len();
+            count += index_of(&key, &bytes)?.len();
             batch.remove(key);
         }
         Ok(count)
     }
 }
 
-fn find<V>(records: &Group<V>, key: &str) -> Option<usize> {
-    records.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()
+/// A whole group, every value decoded.
+fn decode_group<V: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<Group<V>, StoreError> {
+    let view: Vec<(&str, &[u8])> = decode(key, bytes)?;
+    view.into_iter()
+        .map(|(record, value)| Ok((record.to_string(), decode(key, value)?)))
+        .collect()
 }
 
 fn merge_sorted<C, V>(
@@ -211,21 +276,21 @@ fn split<V>(records: Group<V>) -> Vec<Group<V>> {
 }
 
 /// Reads records of one map in (mostly) ascending key order, keeping the
-/// last group decoded: a run of neighbouring keys costs one group read.
-pub struct Cursor<'t, V> {
+/// last group read: a run of neighbouring keys costs one group read.
+pub struct Cursor<'t> {
     grouped: Grouped<'t>,
-    current: Option<Located<V>>,
+    current: Option<Located>,
 }
 
-impl<'t, V: DeserializeOwned> Cursor<'t, V> {
-    pub fn new(grouped: Grouped<'t>) -> Cursor<'t, V> {
+impl<'t> Cursor<'t> {
+    pub fn new(grouped: Grouped<'t>) -> Cursor<'t> {
         Cursor {
             grouped,
             current: None,
         }
     }
 
-    pub fn get(&mut self, key: &str) -> Result<Option<&V>, StoreError> {
+    pub fn get<V: DeserializeOwned>(&mut self, key: &str) -> Result<Option<V>, StoreError> {
         let covered = self.current.as_ref().is_some_and(|located| {
             located.key[self.grouped.prefix.len()..] <= *key.as_bytes()
                 && located.next.as_deref().is_none_or(|next| key < next)
@@ -233,9 +298,9 @@ impl<'t, V: DeserializeOwned> Cursor<'t, V> {
         if !covered {
             self.current = self.grouped.locate(key)?;
         }
-        Ok(self
-            .current
-            .as_ref()
-            .and_then(|located| find(&located.records, key).map(|i| &located.records[i].1)))
+        match &self.current {
+            Some(located) => located.find(key).map(|at| located.value(at)).transpose(),
+            None => Ok(None),
+        }
     }
 }

@@ -788,7 +788,7 @@ impl Store {
         let _writer = self.lock();
         let mut batch = sled::Batch::default();
         let mut logged = Vec::with_capacity(acks.len());
-        let mut cursors: HashMap<(&str, RecordKind), Cursor<'_, StoredEntry>> = HashMap::new();
+        let mut cursors: HashMap<(&str, RecordKind), Cursor<'_>> = HashMap::new();
         // Parked keys are looked up once per target and kind when they are
         // few (the usual case: a record is not sent while parked), rather
         // than read for each record.
@@ -797,7 +797,7 @@ impl Store {
             let cursor = cursors
                 .entry((key.target.as_str(), key.kind))
                 .or_insert_with(|| Cursor::new(self.entries_map(&key.target, key.kind)));
-            let Some(stored) = cursor.get(&key.key)? else {
+            let Some(stored) = cursor.get::<StoredEntry>(&key.key)? else {
                 return Err(StoreError::Corrupt {
                     key: format!("{}/{}/{}", key.target, key.kind, key.key),
                     reason: "acknowledged a record that has no entry".into(),
@@ -888,10 +888,10 @@ impl Store {
         let mut forgotten = Forgotten {
             users: self
                 .entries_map(target, RecordKind::Users)
-                .clear::<StoredEntry>(&mut batch)?,
+                .clear(&mut batch)?,
             orgs: self
                 .entries_map(target, RecordKind::Orgs)
-                .clear::<StoredEntry>(&mut batch)?,
+                .clear(&mut batch)?,
             parked: 0,
         };
         for kind in [RecordKind::Orgs, RecordKind::Users] {
@@ -931,8 +931,8 @@ impl Store {
 /// decoded: reading records in key order reads each group once.
 pub struct Reader<'s> {
     store: &'s Store,
-    entries: HashMap<(String, RecordKind), Cursor<'s, StoredEntry>>,
-    records: HashMap<(String, RecordKind), Cursor<'s, StoredRecord>>,
+    entries: HashMap<(String, RecordKind), Cursor<'s>>,
+    records: HashMap<(String, RecordKind), Cursor<'s>>,
 }
 
 impl<'s> Reader<'s> {
@@ -943,10 +943,9 @@ impl<'s> Reader<'s> {
             .entries
             .entry((key.target.clone(), key.kind))
             .or_insert_with(|| Cursor::new(store.entries_map(&key.target, key.kind)));
-        let Some(stored) = cursor.get(&key.key)? else {
+        let Some(mut stored) = cursor.get::<StoredEntry>(&key.key)? else {
             return Ok(None);
         };
-        let mut stored = stored.clone();
         if let Some(ack) = store.lock_overlay().acks.get(key) {
             stored.apply_ack(ack);
         }
@@ -969,28 +968,13 @@ impl<'s> Reader<'s> {
             .records
             .entry((source.to_string(), kind))
             .or_insert_with(|| Cursor::new(store.snapshot_map(source, kind)));
-        match cursor.get(key)? {
+        match cursor.get::<StoredRecord>(key)? {
             Some(stored) => Ok(Some((
-                store.schemas.record(&store.tree, stored)?,
+                store.schemas.record(&store.tree, &stored)?,
                 stored.present,
             ))),
             None => Ok(None),
         }
-    }
-
-    /// The stored snapshot record itself (to compare a file's record with).
-    pub fn stored_record(
-        &mut self,
-        source: &str,
-        kind: RecordKind,
-        key: &str,
-    ) -> Result<Option<&StoredRecord>, StoreError> {
-        let store = self.store;
-        let cursor = self
-            .records
-            .entry((source.to_string(), kind))
-            .or_insert_with(|| Cursor::new(store.snapshot_map(source, kind)));
-        cursor.get(key)
     }
 
     fn desired_of(
