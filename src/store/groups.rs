@@ -57,7 +57,8 @@ impl Located {
     fn records<V: DeserializeOwned>(&self) -> Result<Group<V>, StoreError> {
         (0..self.index.len())
             .map(|at| {
-                let key = String::from_utf8_lossy(&self.bytes[self.index[at].0.clone()]).into_owned();
+                let key =
+                    String::from_utf8_lossy(&self.bytes[self.index[at].0.clone()]).into_owned();
                 Ok((key, self.value(at)?))
             })
             .collect()
