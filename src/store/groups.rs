@@ -38,7 +38,7 @@ pub struct Grouped<'t> {
 struct Located {
     key: sled::IVec,
     bytes: sled::IVec,
-    index: Vec<(Range<usize>, Range<usize>)>,
+    index: Vec<Slot>,
     /// The next group's first record key; `None` for the last group.
     next: Option<String>,
 }
@@ -65,11 +65,14 @@ impl Located {
     }
 }
 
+/// Where one record's key and value lie in its group's bytes.
+type Slot = (Range<usize>, Range<usize>);
+
 /// Where each record's key and value lie in a group's bytes.
 fn index_of(
     group_key: &[u8],
     bytes: &[u8],
-) -> Result<Vec<(Range<usize>, Range<usize>)>, StoreError> {
+) -> Result<Vec<Slot>, StoreError> {
     let view: Vec<(&str, &[u8])> = decode(group_key, bytes)?;
     let base = bytes.as_ptr() as usize;
     let range = |part: &[u8]| {
