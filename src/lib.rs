@@ -12,6 +12,7 @@ pub mod diff;
 pub mod ingest;
 pub mod model;
 pub mod plan;
+pub mod plan_output;
 pub mod projection;
 pub mod push;
 pub mod report;

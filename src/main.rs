@@ -149,7 +149,7 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
 /// Asks the running daemon, if one listens on the state folder's socket.
 fn ask_daemon(config: &config::Config, request: &Request) -> anyhow::Result<Option<i32>> {
     let socket = control::socket_path(&config.daemon.state_dir);
-    match control::ask(&socket, request)? {
+    match control::ask(&socket, request, &mut std::io::stdout().lock())? {
         Some(answer) => {
             print!("{}", answer.output);
             Ok(Some(answer.code))
@@ -333,9 +333,8 @@ fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
     // Usage problems (no such source, a target that is not defined) are exit 2.
     ops::resolve_source(&config, file, source).map_err(|error| Usage(error.to_string()))?;
     let store = open_store_read(&config.daemon.state_dir)?;
-    Ok(print_answer(ops::plan(
-        &config, &store, file, source, json,
-    )?))
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    Ok(ops::plan(&config, &store, file, source, json, &mut out)?)
 }
 
 fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {

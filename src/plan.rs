@@ -118,8 +118,13 @@ pub struct PlannedAction {
 /// A plan and what applying it writes.
 #[derive(Debug)]
 pub struct Planned {
+    /// Counts, and the first `detail_limit` actions of each kind per target.
     pub plan: Plan,
     pub commit: Commit,
+    /// Every action per target, in sending order, compactly: what
+    /// [`Planned::each_action`] details one at a time.
+    orders: Vec<(String, Vec<Ordered>)>,
+    kind: RecordKind,
 }
 
 impl Planned {
@@ -141,7 +146,7 @@ pub fn plan_file(
     // Key order is the store's order: the merge with its entries is one pass.
     let mut order: Vec<u32> = (0..records.len() as u32).collect();
     order.sort_unstable_by(|&a, &b| records[a as usize].key().cmp(records[b as usize].key()));
-    let by_key: Vec<&Record> = order.iter().map(|&i| &records[i as usize]).collect();
+    let by_key: Vec<(u32, &Record)> = order.iter().map(|&i| (i, &records[i as usize])).collect();
     let keeping: Vec<&TargetInfo> = targets
         .iter()
         .filter(|t| t.projector.keeps(source.kind))
@@ -191,8 +196,10 @@ pub fn plan_file(
         snapshot: Some(snapshot?),
         ..Commit::default()
     };
+    let mut orders = Vec::new();
     for (target, outcome) in keeping.iter().zip(outcomes) {
         let outcome = outcome?;
+        orders.push((target.name.clone(), outcome.order));
         figures.blocks.push((
             target.name.clone(),
             outcome.plan.block,
@@ -224,7 +231,12 @@ pub fn plan_file(
             targets: keeping.iter().map(|t| t.name.clone()).collect(),
         },
     ));
-    Ok(Planned { plan, commit })
+    Ok(Planned {
+        plan,
+        commit,
+        orders,
+        kind: source.kind,
+    })
 }
 
 /// The source's last file planned again for the targets that have not had
@@ -258,7 +270,7 @@ pub fn plan_seed(
             records.push(record);
         }
     }
-    let by_key: Vec<&Record> = records.iter().collect();
+    let by_key: Vec<(u32, &Record)> = (0u32..).zip(records.iter()).collect();
     let outcomes: Vec<Result<TargetOutcome, StoreError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = seeding
             .iter()
@@ -282,8 +294,10 @@ pub fn plan_seed(
         targets: BTreeMap::new(),
     };
     let mut commit = Commit::default();
+    let mut orders = Vec::new();
     for (target, outcome) in seeding.iter().zip(outcomes) {
         let outcome = outcome?;
+        orders.push((target.name.clone(), outcome.order));
         figures.blocks.push((
             target.name.clone(),
             outcome.plan.block,
@@ -299,7 +313,13 @@ pub fn plan_seed(
     }
     plan.held = safety::check(safety_rules, &figures);
     commit.source = Some((source.name.clone(), state));
-    Ok(Some((Planned { plan, commit }, records)))
+    let planned = Planned {
+        plan,
+        commit,
+        orders,
+        kind: source.kind,
+    };
+    Ok(Some((planned, records)))
 }
 
 /// A planning thread's result; its panic (a bug) becomes an error.
@@ -315,6 +335,7 @@ fn joined<T>(result: std::thread::Result<Result<T, StoreError>>) -> Result<T, St
 /// One target's part of a plan.
 struct TargetOutcome {
     plan: TargetPlan,
+    order: Vec<Ordered>,
     writes: Vec<EntryWrite>,
     /// The source's records active at the target before this file.
     active_before: u64,
@@ -324,21 +345,40 @@ struct TargetOutcome {
 struct Found<'r> {
     key: String,
     action: ActionKind,
-    record: Option<&'r Record>,
+    /// The file's record, with its index among the records planned.
+    record: Option<(u32, &'r Record)>,
+}
+
+/// One action of a plan, in sending order, without its detail.
+#[derive(Debug, Clone)]
+struct Ordered {
+    subject: Subject,
+    action: ActionKind,
+    /// Its references are sent in a second pass (they loop).
+    deferred: bool,
+}
+
+/// What an action is about.
+#[derive(Debug, Clone)]
+enum Subject {
+    /// A record of the file, by its index among the records planned.
+    Record(u32),
+    /// A record absent from the file (a block), by its key.
+    Absent(Box<str>),
 }
 
 fn plan_target<'r>(
     store: &Store,
     source: &SourceInfo,
     target: &TargetInfo,
-    by_key: &[&'r Record],
+    by_key: &[(u32, &'r Record)],
     options: PlanOptions,
 ) -> Result<TargetOutcome, StoreError> {
     let mut writes = Vec::new();
     let mut found = Vec::new();
     let mut active_before = 0;
     let mut reader = store.reader();
-    let mut visit = |record: Option<&'r Record>,
+    let mut visit = |record: Option<(u32, &'r Record)>,
                      key: &str,
                      stored: Option<StoredEntry>,
                      reader: &mut Reader<'_>| {
@@ -348,7 +388,8 @@ fn plan_target<'r>(
         {
             active_before += 1;
         }
-        if let Some(step) = step(source, target, record, key, stored, options, reader)? {
+        let file_record = record.map(|(_, record)| record);
+        if let Some(step) = step(source, target, file_record, key, stored, options, reader)? {
             if let Some(action) = step.action {
                 found.push(Found {
                     key: key.to_string(),
@@ -364,10 +405,10 @@ fn plan_target<'r>(
     };
     match source.mode {
         Mode::Delta => {
-            for record in by_key {
+            for &(index, record) in by_key {
                 let key = record_key(target, source.kind, record.key());
                 let stored = reader.stored(&key)?;
-                visit(Some(record), record.key(), stored, &mut reader)?;
+                visit(Some((index, record)), record.key(), stored, &mut reader)?;
             }
         }
         Mode::Full => {
@@ -384,7 +425,7 @@ fn plan_target<'r>(
                     }
                     None => None,
                 };
-                let next_record = records.peek().map(|r| r.key());
+                let next_record = records.peek().map(|(_, r)| r.key());
                 match (next_record, next_entry) {
                     (None, None) => break,
                     (Some(r), e) if e.is_none_or(|e| r < e) => {
@@ -402,16 +443,17 @@ fn plan_target<'r>(
                     _ => {
                         let record = records.next().copied();
                         if let (Some(record), Some(Ok((_, stored)))) = (record, entries.next()) {
-                            visit(Some(record), record.key(), Some(stored), &mut reader)?;
+                            visit(Some(record), record.1.key(), Some(stored), &mut reader)?;
                         }
                     }
                 }
             }
         }
     }
-    let plan = detail(&mut reader, source, target, found, options.detail_limit)?;
+    let (plan, order) = detail(&mut reader, source, target, found, options.detail_limit)?;
     Ok(TargetOutcome {
         plan,
+        order,
         writes,
         active_before,
     })
@@ -517,15 +559,22 @@ fn desired_of(record: &Record, projector: &Projector) -> Desired {
     }
 }
 
-/// Orders the actions (dependencies first, blocks last) and fills in the
-/// changed fields of the first `detail_limit` of each kind.
+fn reference_fields(kind: RecordKind) -> &'static [Field] {
+    match kind {
+        RecordKind::Orgs => &[Field::ParentExtId],
+        RecordKind::Users => &[Field::ManagerExtId, Field::AltManagerExtId],
+    }
+}
+
+/// Orders the actions (dependencies first, blocks last), counts them, and
+/// details (changed fields) the first `detail_limit` of each kind.
 fn detail(
     reader: &mut Reader<'_>,
     source: &SourceInfo,
     target: &TargetInfo,
     mut found: Vec<Found<'_>>,
     detail_limit: usize,
-) -> Result<TargetPlan, StoreError> {
+) -> Result<(TargetPlan, Vec<Ordered>), StoreError> {
     // Key order, so that the plan never depends on the order of the file's
     // rows; blocks (which send no references) last.
     found.sort_by(|a, b| {
@@ -536,16 +585,12 @@ fn detail(
         .filter(|f| f.action != ActionKind::Block)
         .count();
     let keys: Vec<&str> = found[..sending].iter().map(|f| f.key.as_str()).collect();
-    let reference_fields: &[Field] = match source.kind {
-        RecordKind::Orgs => &[Field::ParentExtId],
-        RecordKind::Users => &[Field::ManagerExtId, Field::AltManagerExtId],
-    };
     let references: Vec<Vec<&str>> = found[..sending]
         .iter()
         .map(|f| {
-            reference_fields
+            reference_fields(source.kind)
                 .iter()
-                .filter_map(|&field| f.record.and_then(|r| r.get(field)))
+                .filter_map(|&field| f.record.and_then(|(_, r)| r.get(field)))
                 .collect()
         })
         .collect();
@@ -554,59 +599,142 @@ fn detail(
 
     let mut plan = TargetPlan::default();
     let mut detailed: BTreeMap<ActionKind, usize> = BTreeMap::new();
+    let mut ordered = Vec::with_capacity(found.len());
     let sequence = order.into_iter().chain(sending..found.len());
     for index in sequence {
         let f = &found[index];
-        let name = f.action;
         match f.action {
             ActionKind::Create => plan.create += 1,
             ActionKind::Update => plan.update += 1,
             ActionKind::Block => plan.block += 1,
             ActionKind::Unblock => plan.unblock += 1,
         }
-        let shown = detailed.entry(name).or_default();
-        let changes = if *shown < detail_limit {
+        let is_deferred = deferred.contains(&index);
+        let shown = detailed.entry(f.action).or_default();
+        if *shown < detail_limit {
             *shown += 1;
-            changes_of(reader, source, target, f)?
-        } else {
-            BTreeMap::new()
-        };
-        let deferred_fields = if deferred.contains(&index) {
-            reference_fields
-                .iter()
-                .filter(|&&field| f.record.and_then(|r| r.get(field)).is_some())
-                .map(|field| field.name().to_string())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        plan.actions.push(PlannedAction {
-            action: name,
-            kind: source.kind,
-            ext_id: f.key.clone(),
-            changes,
-            deferred: deferred_fields,
-            status: None,
-            reason: None,
+            plan.actions.push(planned_action(
+                reader,
+                source.kind,
+                target,
+                &f.key,
+                f.action,
+                f.record.map(|(_, r)| r),
+                is_deferred,
+            )?);
+        }
+        ordered.push(Ordered {
+            subject: match f.record {
+                Some((index, _)) => Subject::Record(index),
+                None => Subject::Absent(f.key.as_str().into()),
+            },
+            action: f.action,
+            deferred: is_deferred,
         });
     }
-    Ok(plan)
+    Ok((plan, ordered))
+}
+
+/// One action with its changed fields (read from the store as it is before
+/// the commit) and its deferred references.
+fn planned_action(
+    reader: &mut Reader<'_>,
+    kind: RecordKind,
+    target: &TargetInfo,
+    key: &str,
+    action: ActionKind,
+    record: Option<&Record>,
+    deferred: bool,
+) -> Result<PlannedAction, StoreError> {
+    let deferred = if deferred {
+        reference_fields(kind)
+            .iter()
+            .filter(|&&field| record.and_then(|r| r.get(field)).is_some())
+            .map(|field| field.name().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(PlannedAction {
+        action,
+        kind,
+        ext_id: key.to_string(),
+        changes: changes_of(reader, kind, target, key, action, record)?,
+        deferred,
+        status: None,
+        reason: None,
+    })
+}
+
+impl Planned {
+    /// Every action planned for `target`, in sending order, with its changed
+    /// fields, given to `each` one at a time (the plan itself keeps only the
+    /// first of each kind). `records` are those the plan was made of; the
+    /// store must be as it was when planning (before the commit).
+    pub fn each_action<E: From<StoreError>>(
+        &self,
+        store: &Store,
+        records: &[Record],
+        target: &TargetInfo,
+        mut each: impl FnMut(PlannedAction) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some((_, order)) = self.orders.iter().find(|(name, _)| *name == target.name) else {
+            return Ok(());
+        };
+        let mut reader = store.reader();
+        for ordered in order {
+            let (key, record) = match &ordered.subject {
+                Subject::Record(index) => {
+                    let record =
+                        records
+                            .get(*index as usize)
+                            .ok_or_else(|| StoreError::Corrupt {
+                                key: format!("record {index}"),
+                                reason: "a plan names a record it was not given".into(),
+                            })?;
+                    (record.key(), Some(record))
+                }
+                Subject::Absent(key) => (&**key, None),
+            };
+            let action = planned_action(
+                &mut reader,
+                self.kind,
+                target,
+                key,
+                ordered.action,
+                record,
+                ordered.deferred,
+            )?;
+            each(action)?;
+        }
+        Ok(())
+    }
+
+    /// How many actions of any kind the plan holds for a target.
+    pub fn action_count(&self, target: &str) -> usize {
+        self.orders
+            .iter()
+            .find(|(name, _)| name == target)
+            .map_or(0, |(_, order)| order.len())
+    }
 }
 
 fn changes_of(
     reader: &mut Reader<'_>,
-    source: &SourceInfo,
+    kind: RecordKind,
     target: &TargetInfo,
-    found: &Found<'_>,
+    key: &str,
+    action: ActionKind,
+    record: Option<&Record>,
 ) -> Result<BTreeMap<String, Change>, StoreError> {
-    let key = record_key(target, source.kind, &found.key);
-    let new = match found.record {
+    let key = record_key(target, kind, key);
+    let new = match record {
         Some(record) => target.projector.project(record),
         None => reader
             .desired_fields(&key, &target.projector)?
             .unwrap_or_default(),
     };
-    let old = if found.action == ActionKind::Create {
+    let old = if action == ActionKind::Create {
         Fields::new()
     } else {
         reader

@@ -80,12 +80,16 @@ pub fn plan_table(plan: &Plan) -> String {
                 }
                 out.push('\n');
             }
-            if of_kind.len() > SHOWN_PER_ACTION {
-                let _ = writeln!(
-                    out,
-                    "  … and {} more {action_name}",
-                    of_kind.len() - SHOWN_PER_ACTION
-                );
+            // The plan keeps only the first actions of each kind: the count says how many.
+            let count = match action_name {
+                ActionKind::Create => target.create,
+                ActionKind::Update => target.update,
+                ActionKind::Block => target.block,
+                ActionKind::Unblock => target.unblock,
+            } as usize;
+            let shown = of_kind.len().min(SHOWN_PER_ACTION);
+            if count > shown {
+                let _ = writeln!(out, "  … and {} more {action_name}", count - shown);
             }
         }
     }

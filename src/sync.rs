@@ -193,7 +193,7 @@ pub async fn accept_with(
     let options = PlanOptions {
         today: context.today,
         now: (context.now)(),
-        detail_limit: usize::MAX,
+        detail_limit: context.config.daemon.report_actions,
     };
     let safety = context.config.safety.clone();
     let records = outcome.records;

@@ -273,6 +273,31 @@ fn status_show_and_duplicates_while_the_daemon_runs() {
     let (code, out, err) = setup.run(&["plan", "next.csv", "--source", "users"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("target lms: 1 create, 0 update"), "{out}");
+    // A plan too big for one answer streams through the socket in pieces,
+    // and says what the same plan says without a daemon.
+    let many: Vec<String> = (1..=800).map(|n| user(n, false)).collect();
+    std::fs::write(setup.path("many.csv"), users_file(&many)).unwrap();
+    let (code, streamed, err) = setup.run(&["plan", "many.csv", "--source", "users", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(streamed.len() > 2 * 64 * 1024, "{} bytes", streamed.len());
+    let plan: serde_json::Value = serde_json::from_str(&streamed).unwrap();
+    let actions = plan["targets"]["lms"]["actions"].as_array().unwrap();
+    let lms = &plan["targets"]["lms"];
+    assert_eq!(lms["create"], 798, "{lms}");
+    let counted: u64 = ["create", "update", "block", "unblock"]
+        .iter()
+        .map(|kind| lms[kind].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        actions.len() as u64,
+        counted,
+        "every action, not the first few"
+    );
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["changes"].as_object().is_some_and(|c| !c.is_empty()))
+    );
     let (code, out, _) = setup.run(&["retry"]);
     assert_eq!(code, 0);
     assert!(out.contains("lms: 0 parked record(s) released"), "{out}");

@@ -62,6 +62,9 @@ pub struct DaemonConfig {
     /// The inboxes are scanned this often even without an event (events
     /// can be missed: a share remounted, a watch limit reached). Above 0.
     pub rescan: Spanned<HumanDuration>,
+    /// How many actions per target and action a `.report.json` lists; the
+    /// rest are in `.actions.jsonl` beside it.
+    pub report_actions: usize,
 }
 
 impl Default for DaemonConfig {
@@ -73,6 +76,7 @@ impl Default for DaemonConfig {
             log_keep: 14,
             grace: HumanDuration(std::time::Duration::from_secs(5)),
             rescan: Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(10))),
+            report_actions: 1_000,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The control socket (`state_dir/control.sock`, owner only): sled allows one
 //! process, so while the daemon runs, `status`, `show`, `approve`, `retry`
 //! and `plan` ask it instead of opening the store. One JSON request per
-//! line, one JSON [`Answer`] per line.
+//! line; the answer is one JSON [`Answer`] line, after any number of
+//! `{"chunk": TEXT}` lines for output too long to hold (`plan --json` of a
+//! big file streams through them).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -43,8 +45,70 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET_NAME)
 }
 
+/// A piece of an answer's output, sent ahead of the answer.
+#[derive(Debug, Serialize, Deserialize)]
+struct Chunk {
+    chunk: String,
+}
+
+/// Where a long answer's output goes, piece by piece, from the blocking
+/// task that makes it to the connection.
+pub type Chunks = tokio::sync::mpsc::Sender<String>;
+
+/// Writes into [`Chunks`] from a blocking task, in pieces of about 64 KiB
+/// (cut at a character boundary).
+pub struct ChunkWriter {
+    chunks: Chunks,
+    buffer: Vec<u8>,
+}
+
+impl ChunkWriter {
+    pub fn new(chunks: Chunks) -> ChunkWriter {
+        ChunkWriter {
+            chunks,
+            buffer: Vec::with_capacity(CHUNK_BYTES),
+        }
+    }
+
+    fn send(&mut self, all: bool) -> std::io::Result<()> {
+        let valid = match std::str::from_utf8(&self.buffer) {
+            Ok(text) => text.len(),
+            Err(error) => error.valid_up_to(),
+        };
+        let end = if all { self.buffer.len() } else { valid };
+        let piece: Vec<u8> = self.buffer.drain(..end).collect();
+        if piece.is_empty() {
+            return Ok(());
+        }
+        self.chunks
+            .blocking_send(String::from_utf8_lossy(&piece).into_owned())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))
+    }
+}
+
+const CHUNK_BYTES: usize = 64 * 1024;
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK_BYTES {
+            self.send(false)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send(true)
+    }
+}
+
 /// Asks the running daemon; `Ok(None)` when none listens on the socket.
-pub fn ask(socket: &Path, request: &Request) -> std::io::Result<Option<Answer>> {
+/// Output streamed ahead of the answer goes to `out` as it comes.
+pub fn ask(
+    socket: &Path,
+    request: &Request,
+    out: &mut dyn Write,
+) -> std::io::Result<Option<Answer>> {
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(stream) => stream,
         Err(error)
@@ -67,8 +131,16 @@ pub fn ask(socket: &Path, request: &Request) -> std::io::Result<Option<Answer>> 
     let mut line = serde_json::to_string(request).map_err(std::io::Error::other)?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;
+    let mut reader = BufReader::new(stream);
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply)?;
+    loop {
+        reply.clear();
+        reader.read_line(&mut reply)?;
+        match serde_json::from_str::<Chunk>(&reply) {
+            Ok(chunk) => out.write_all(chunk.chunk.as_bytes())?,
+            Err(_) => break,
+        }
+    }
     serde_json::from_str(&reply).map(Some).map_err(|error| {
         std::io::Error::other(format!(
             "the daemon's answer on {} is unreadable: {error}",
@@ -89,23 +161,42 @@ pub fn bind(socket: &Path) -> std::io::Result<tokio::net::UnixListener> {
     Ok(listener)
 }
 
-/// Reads one request from a connection and writes the answer `handle` gives.
+/// Reads one request from a connection and writes the answer `handle`
+/// gives, after the output it streams through its [`Chunks`].
 pub async fn serve_connection<F, Fut>(stream: tokio::net::UnixStream, handle: F)
 where
-    F: FnOnce(Request) -> Fut,
+    F: FnOnce(Request, Chunks) -> Fut,
     Fut: std::future::Future<Output = Answer>,
 {
     let (read, mut write) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(read).lines();
-    let answer = match lines.next_line().await {
-        Ok(Some(line)) => match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handle(request).await,
-            Err(error) => Answer::new(
-                crate::cli::exit::USAGE,
-                format!("unreadable request: {error}\n"),
-            ),
-        },
+    let request = match lines.next_line().await {
+        Ok(Some(line)) => serde_json::from_str::<Request>(&line),
         _ => return,
+    };
+    let answer = match request {
+        Ok(request) => {
+            // A few pieces in flight: the task making them waits for the client.
+            let (chunks, mut pieces) = tokio::sync::mpsc::channel::<String>(4);
+            let forward = async {
+                let mut open = true;
+                while let Some(piece) = pieces.recv().await {
+                    if !open {
+                        continue;
+                    }
+                    if let Ok(mut text) = serde_json::to_string(&Chunk { chunk: piece }) {
+                        text.push('\n');
+                        open = write.write_all(text.as_bytes()).await.is_ok();
+                    }
+                }
+            };
+            let (answer, ()) = tokio::join!(handle(request, chunks), forward);
+            answer
+        }
+        Err(error) => Answer::new(
+            crate::cli::exit::USAGE,
+            format!("unreadable request: {error}\n"),
+        ),
     };
     if let Ok(mut text) = serde_json::to_string(&answer) {
         text.push('\n');
@@ -137,18 +228,23 @@ mod tests {
         assert_eq!(mode, 0o600);
         tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
-            serve_connection(stream, |request| async move {
+            serve_connection(stream, |request, _| async move {
                 Answer::new(0, format!("{request:?}"))
             })
             .await;
         });
         let path = socket.clone();
-        let answer =
-            tokio::task::spawn_blocking(move || ask(&path, &Request::Show { id: "E1".into() }))
-                .await
-                .unwrap()
-                .unwrap()
-                .unwrap();
+        let answer = tokio::task::spawn_blocking(move || {
+            ask(
+                &path,
+                &Request::Show { id: "E1".into() },
+                &mut std::io::sink(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
         assert_eq!(answer, Answer::new(0, "Show { id: \"E1\" }"));
         drop(dir);
     }
@@ -156,7 +252,12 @@ mod tests {
     #[test]
     fn no_daemon_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let answer = ask(&socket_path(dir.path()), &Request::Status { json: false }).unwrap();
+        let answer = ask(
+            &socket_path(dir.path()),
+            &Request::Status { json: false },
+            &mut std::io::sink(),
+        )
+        .unwrap();
         assert!(answer.is_none());
     }
 }

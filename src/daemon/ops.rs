@@ -58,8 +58,10 @@ pub enum OpsError {
     Source(#[from] crate::config::SpecError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot write the plan as JSON: {0}")]
-    Json(serde_json::Error),
+    #[error(transparent)]
+    Plan(#[from] crate::plan_output::OutputError),
+    #[error("cannot write the plan: {0}")]
+    Output(std::io::Error),
 }
 
 fn when(unix: i64) -> String {
@@ -196,14 +198,16 @@ pub fn resolve_source<'c>(
     }
 }
 
-/// `rostersync plan FILE`: the dry run, as a table or JSON.
+/// `rostersync plan FILE`: the dry run, as a table or JSON, written to
+/// `out` (JSON one action at a time); returns the exit code.
 pub fn plan(
     config: &Config,
     store: &Store,
     file: &Path,
     source: Option<&str>,
     json: bool,
-) -> Result<Answer, OpsError> {
+    out: &mut dyn std::io::Write,
+) -> Result<i32, OpsError> {
     let source = resolve_source(config, file, source)?;
     let spec = source.spec()?;
     let bytes = std::fs::read(file).map_err(|error| OpsError::Read {
@@ -213,12 +217,14 @@ pub fn plan(
     let outcome = ingest::ingest(&bytes, &spec);
     let shown = file.display().to_string();
     if !outcome.accepted() {
-        let mut out = String::new();
+        let mut text = String::new();
         for problem in &outcome.problems {
-            let _ = writeln!(out, "{}", problem.located(&shown));
+            let _ = writeln!(text, "{}", problem.located(&shown));
         }
-        let _ = writeln!(out, "{}", report::verdict_line(&shown, &outcome, &spec));
-        return Ok(Answer::new(exit::FAILURE, out));
+        let _ = writeln!(text, "{}", report::verdict_line(&shown, &outcome, &spec));
+        out.write_all(text.as_bytes()).map_err(OpsError::Output)?;
+        out.flush().map_err(OpsError::Output)?;
+        return Ok(exit::FAILURE);
     }
     let mut targets = Vec::new();
     for name in source.targets.get_ref() {
@@ -235,11 +241,8 @@ pub fn plan(
     let options = PlanOptions {
         today: super::today(),
         now: chrono::Utc::now().timestamp(),
-        detail_limit: if json {
-            usize::MAX
-        } else {
-            report::SHOWN_PER_ACTION
-        },
+        // JSON: every action, written one at a time below.
+        detail_limit: report::SHOWN_PER_ACTION,
     };
     let file_info = FileInfo {
         name: file
@@ -257,17 +260,14 @@ pub fn plan(
         &config.safety,
         options,
     )?;
-    let output = if json {
-        let mut text = serde_json::to_string_pretty(&planned.plan).map_err(OpsError::Json)?;
-        text.push('\n');
-        text
+    if json {
+        crate::plan_output::write_json(&planned, store, &outcome.records, &targets, out)?;
     } else {
-        report::plan_table(&planned.plan)
-    };
-    Ok(Answer::new(
-        if planned.held() { exit::HELD } else { exit::OK },
-        output,
-    ))
+        out.write_all(report::plan_table(&planned.plan).as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(OpsError::Output)?;
+    }
+    Ok(if planned.held() { exit::HELD } else { exit::OK })
 }
 
 /// A held file to approve: its source, and the blocks its held plan showed.

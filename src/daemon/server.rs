@@ -22,8 +22,8 @@ pub(super) async fn control_server(shared: Arc<Shared>, listener: Arc<tokio::net
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let handler = Arc::clone(&shared);
-                    shared.tasks.spawn(control::serve_connection(stream, move |request| {
-                        answer(handler, request)
+                    shared.tasks.spawn(control::serve_connection(stream, move |request, chunks| {
+                        answer(handler, request, chunks)
                     }));
                 }
                 Err(error) => {
@@ -35,7 +35,7 @@ pub(super) async fn control_server(shared: Arc<Shared>, listener: Arc<tokio::net
     }
 }
 
-async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
+async fn answer(shared: Arc<Shared>, request: control::Request, chunks: control::Chunks) -> Answer {
     use control::Request;
     let config = shared.config();
     let failed =
@@ -73,12 +73,15 @@ async fn answer(shared: Arc<Shared>, request: control::Request) -> Answer {
         }
         Request::Plan { file, source, json } => {
             let store = Arc::clone(&shared.store);
+            // Streamed: a big file's plan is never held whole.
             tokio::task::spawn_blocking(move || {
-                ops::plan(&config, &store, &file, source.as_deref(), json)
+                let mut out = control::ChunkWriter::new(chunks);
+                ops::plan(&config, &store, &file, source.as_deref(), json, &mut out)
             })
             .await
             .map_err(|error| error.to_string())
-            .and_then(|answer| answer.map_err(|error| error.to_string()))
+            .and_then(|code| code.map_err(|error| error.to_string()))
+            .map(|code| Answer::new(code, String::new()))
             .unwrap_or_else(|message| Answer::new(exit::USAGE, format!("{message}\n")))
         }
         Request::Approve { file } => {

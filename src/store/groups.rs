@@ -69,10 +69,7 @@ impl Located {
 type Slot = (Range<usize>, Range<usize>);
 
 /// Where each record's key and value lie in a group's bytes.
-fn index_of(
-    group_key: &[u8],
-    bytes: &[u8],
-) -> Result<Vec<Slot>, StoreError> {
+fn index_of(group_key: &[u8], bytes: &[u8]) -> Result<Vec<Slot>, StoreError> {
     let view: Vec<(&str, &[u8])> = decode(group_key, bytes)?;
     let base = bytes.as_ptr() as usize;
     let range = |part: &[u8]| {
