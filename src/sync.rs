@@ -3,7 +3,7 @@
 //! it for each finished file.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -46,6 +46,8 @@ pub enum SyncError {
     Push(#[from] PushError),
     #[error("cannot write down the plan before committing it: {0}")]
     BeforeCommit(std::io::Error),
+    #[error("cannot write down every action before committing: {0}")]
+    Actions(crate::plan_output::OutputError),
     #[error("internal error: {0}")]
     Join(String),
 }
@@ -181,6 +183,7 @@ pub async fn accept_with(
 
     let targets = source_targets(context.config, source);
     let infos: Vec<TargetInfo> = targets.iter().map(|t| TargetInfo::from_config(t)).collect();
+    let infos_for_note = infos.clone();
     let source_info = SourceInfo::from_config(source);
     let file_info = FileInfo {
         name: context.file_name.clone().unwrap_or_else(|| {
@@ -219,6 +222,29 @@ pub async fn accept_with(
             return Ok(Accepted::Held(planned.plan));
         }
     }
+    // More actions than a report lists: every one is written down now,
+    // while the store still holds what they change from.
+    let report_actions = context.config.daemon.report_actions;
+    let note = actions_note_path(&context.config.daemon.state_dir, &name);
+    let spill = planned
+        .plan
+        .targets
+        .keys()
+        .any(|target| planned.action_count(target) > report_actions);
+    let (planned, records) = {
+        let store = Arc::clone(&store);
+        tokio::task::spawn_blocking(move || {
+            let written = if spill {
+                write_actions_note(&store, &planned, &records, &infos_for_note, &note)
+            } else {
+                remove_actions_note(&note)
+            };
+            written.map(|()| (planned, records))
+        })
+        .await
+        .map_err(|error| SyncError::Join(error.to_string()))?
+        .map_err(SyncError::Actions)?
+    };
     let mut plan = planned.plan;
     plan.held = None;
     if let Some(before_commit) = before_commit {
@@ -239,6 +265,42 @@ pub async fn accept_with(
     })
     .await?;
     Ok(Accepted::Committed(plan))
+}
+
+/// Where every action of a source's plan is written down before its
+/// commit when there are more than a report lists; moved beside the
+/// report as `<...>.actions.jsonl` once the file is archived.
+pub fn actions_note_path(state_dir: &Path, source: &str) -> PathBuf {
+    state_dir
+        .join("commits")
+        .join(format!("{source}.actions.jsonl"))
+}
+
+fn write_actions_note(
+    store: &Store,
+    planned: &crate::plan::Planned,
+    records: &[crate::ingest::record::Record],
+    targets: &[TargetInfo],
+    path: &Path,
+) -> Result<(), crate::plan_output::OutputError> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    let partial = path.with_extension("jsonl.part");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+    crate::plan_output::write_jsonl(planned, store, records, targets, &mut out)?;
+    out.into_inner()
+        .map_err(|error| error.into_error())?
+        .sync_all()?;
+    std::fs::rename(&partial, path)?;
+    Ok(())
+}
+
+fn remove_actions_note(path: &Path) -> Result<(), crate::plan_output::OutputError> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
 }
 
 /// Blocks of a plan, all targets together.

@@ -20,6 +20,10 @@ pub struct FileReport {
     pub committed_before_restart: bool,
     /// UTC, RFC 3339.
     pub processed_at: String,
+    /// Beside the report, every action and where it stands, one JSON object
+    /// per line, when there are more than the report lists (`report_actions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions_file: Option<String>,
     #[serde(flatten)]
     pub plan: Plan,
 }
@@ -51,6 +55,7 @@ impl FileReport {
             duplicate: how == Archived::Duplicate,
             committed_before_restart: how == Archived::CommittedBeforeRestart,
             processed_at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            actions_file: None,
             plan,
         };
         report.complete = report.all_taken();

@@ -108,7 +108,19 @@ pub(super) async fn settle_file(
     resumed: bool,
     started: std::time::Instant,
 ) -> Result<Disposed, FilingError> {
-    let filed = file_away(source, path, name, &accepted, resumed).await?;
+    let mut filed = file_away(source, path, name, &accepted, resumed).await?;
+    if let Accepted::Committed(_) = &accepted {
+        let note = crate::sync::actions_note_path(
+            &shared.config().daemon.state_dir,
+            source.name.get_ref(),
+        );
+        let archived = filed.disposed.moved_to.clone();
+        let open = filed.open_report.take();
+        filed.open_report =
+            tokio::task::spawn_blocking(move || name_actions_file(&note, &archived, open))
+                .await
+                .map_err(|error| FilingError::Task(error.to_string()))?;
+    }
     if let Accepted::Committed(_) = &accepted {
         let state_dir = shared.config().daemon.state_dir.clone();
         let source_name = source.name.get_ref().clone();
@@ -272,6 +284,29 @@ pub(super) async fn file_away(
         disposed: Disposed { outcome, moved_to },
         open_report,
     })
+}
+
+/// Moves the written-down actions of a committed file beside it, and names
+/// them in its report (rewritten). A failure is logged: the report's counts
+/// and first actions stand without them.
+fn name_actions_file(
+    note: &Path,
+    archived: &Path,
+    open: Option<(PathBuf, FileReport)>,
+) -> Option<(PathBuf, FileReport)> {
+    let moved = match lifecycle::move_actions_note(note, archived) {
+        Ok(moved) => moved?,
+        Err(error) => {
+            warn!(file = %archived.display(), %error, "cannot move every action beside the report; the report lists the first ones");
+            return open;
+        }
+    };
+    let (path, mut report) = open?;
+    report.actions_file = Some(moved);
+    if let Err(error) = lifecycle::write_atomic(&path, &pretty(&report)) {
+        warn!(report = %path.display(), %error, "cannot name the actions file in the report");
+    }
+    Some((path, report))
 }
 
 /// Pretty JSON with a final newline.

@@ -25,6 +25,7 @@ pub const REPORT_SUFFIX: &str = ".report.json";
 pub const ERRORS_SUFFIX: &str = ".errors.txt";
 pub const PLAN_TEXT_SUFFIX: &str = ".plan.txt";
 pub const PLAN_JSON_SUFFIX: &str = ".plan.json";
+pub const ACTIONS_SUFFIX: &str = ".actions.jsonl";
 
 /// `<UTC timestamp>_<name>`, the timestamp to the millisecond and free of
 /// characters that network shares refuse: `20261121T093012.345Z_users.csv`.
@@ -156,6 +157,26 @@ pub fn file_away(
         let _ = std::fs::remove_file(marker);
     }
     Ok(destination)
+}
+
+/// Moves the source's written-down actions (see `sync::actions_note_path`)
+/// beside an archived file; returns the name they have there, if there were any.
+pub fn move_actions_note(note: &Path, archived: &Path) -> std::io::Result<Option<String>> {
+    if !note.exists() {
+        return Ok(None);
+    }
+    let destination = beside(archived, ACTIONS_SUFFIX);
+    // The state and the inbox may be on different filesystems.
+    if std::fs::rename(note, &destination).is_err() {
+        std::fs::copy(note, &destination)?;
+        std::fs::remove_file(note)?;
+    }
+    if let Some(dir) = destination.parent() {
+        sync_folder(dir);
+    }
+    Ok(destination
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned()))
 }
 
 /// Where the daemon writes down, just before a commit, the plan it commits

@@ -2,7 +2,7 @@
 //! park its records, until every action is done or parked.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use tracing::{error, warn};
 use super::Shared;
 use super::file_report::FileReport;
 use super::lifecycle;
-use crate::model::{PushStatus, RecordKey, RecordKind};
+use crate::model::{ActionStatus, PushStatus, RecordKey, RecordKind};
+use crate::plan_output::ActionLine;
 use crate::store::{Reader, Store, StoreError};
 
 /// How often reports with pending actions are checked against the store,
@@ -118,6 +119,15 @@ fn update_reports(
                 Err(error) => error!(report = %path.display(), %error, "cannot update the report"),
             }
         }
+        if let Some(name) = report.actions_file.clone() {
+            let file = path.with_file_name(&name);
+            match resolve_actions_file(store, &file, report, drained) {
+                Ok(c) => changed |= c,
+                Err(error) => {
+                    error!(actions = %file.display(), %error, "cannot update the actions file")
+                }
+            }
+        }
         if changed {
             let written = serde_json::to_vec_pretty(report)
                 .map_err(std::io::Error::other)
@@ -129,6 +139,101 @@ fn update_reports(
     }
     open.retain(|(_, report)| !report.complete);
     open
+}
+
+/// Sets where each pending action of `drained` targets stands in a report's
+/// `.actions.jsonl` (rewritten line by line, never held whole), adds the
+/// parked ones the report does not list to it (a report lists every parked
+/// record), and keeps the report incomplete while a line is pending.
+fn resolve_actions_file(
+    store: &Store,
+    file: &Path,
+    report: &mut FileReport,
+    drained: &BTreeSet<String>,
+) -> std::io::Result<bool> {
+    use std::io::{BufRead, Write};
+    let partial = file.with_extension("jsonl.part");
+    let input = std::io::BufReader::new(std::fs::File::open(file)?);
+    let mut output = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+    let mut reader = store.reader();
+    let (mut changed, mut pending) = (false, 0u64);
+    let mut parked: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in input.lines() {
+        let line = line?;
+        let Ok(mut entry) = serde_json::from_str::<ActionLine>(&line) else {
+            output.write_all(line.as_bytes())?; // kept as it was
+            output.write_all(b"\n")?;
+            continue;
+        };
+        let action = &mut entry.action;
+        let open = matches!(action.status, None | Some(ActionStatus::Pending));
+        if open && drained.contains(&entry.target) {
+            let status = record_status(
+                store,
+                &mut reader,
+                &entry.target,
+                action.kind,
+                &action.ext_id,
+            )
+            .map_err(std::io::Error::other)?;
+            match status {
+                Some(PushStatus::Done) => action.status = Some(ActionStatus::Done),
+                Some(PushStatus::Parked { reason }) => {
+                    action.status = Some(ActionStatus::Parked);
+                    action.reason = Some(reason);
+                    if let Some(target) = report.plan.targets.get_mut(&entry.target)
+                        && !target.actions.iter().any(|listed| {
+                            listed.ext_id == action.ext_id && listed.kind == action.kind
+                        })
+                    {
+                        target.actions.push(action.clone());
+                    }
+                }
+                None => action.status = Some(ActionStatus::Pending),
+            }
+            changed = true;
+        }
+        match action.status {
+            None | Some(ActionStatus::Pending) => pending += 1,
+            Some(ActionStatus::Parked) => *parked.entry(entry.target.clone()).or_default() += 1,
+            Some(ActionStatus::Done) => {}
+        }
+        serde_json::to_writer(&mut output, &entry)?;
+        output.write_all(b"\n")?;
+    }
+    output
+        .into_inner()
+        .map_err(|error| error.into_error())?
+        .sync_all()?;
+    if changed {
+        std::fs::rename(&partial, file)?;
+    } else {
+        let _ = std::fs::remove_file(&partial);
+    }
+    // The file has every action: its figures are the report's.
+    let before = (
+        report.complete,
+        report
+            .plan
+            .targets
+            .values()
+            .map(|t| t.parked)
+            .collect::<Vec<_>>(),
+    );
+    for (name, target) in &mut report.plan.targets {
+        target.parked = parked.get(name).copied().unwrap_or(0);
+    }
+    report.complete = pending == 0 && report.all_taken();
+    let after = (
+        report.complete,
+        report
+            .plan
+            .targets
+            .values()
+            .map(|t| t.parked)
+            .collect::<Vec<_>>(),
+    );
+    Ok(changed || before != after)
 }
 
 fn record_status(

@@ -1,0 +1,73 @@
+//! A report of a file with more actions than `report_actions`: counts whole,
+//! the first actions of each kind listed, and every action with where it
+//! stands in the `.actions.jsonl` the report names.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Harness, Source, Target, user, users_file, wait_until};
+
+#[test]
+fn a_big_report_lists_the_first_actions_and_names_a_file_with_every_one() {
+    let h = Harness::builder()
+        .daemon("report_actions", 5)
+        .source(
+            Source::users("hr", "inbox")
+                .set("settle", "100ms")
+                .targets(&["wbt"]),
+        )
+        .target(Target::wbt_file("wbt", "wbt-out"))
+        .build();
+    let daemon = h.start();
+    let rows: Vec<String> = (1..=40).map(|n| user(n, false)).collect();
+    h.drop_file("inbox/users.csv", &users_file(&rows));
+    let report_path = || {
+        std::fs::read_dir(h.path("inbox/archive"))
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.to_string_lossy().ends_with(".report.json"))
+    };
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        || report_path().is_some_and(|path| read(&path)["complete"] == true),
+        || {
+            let report = report_path().map(|path| read(&path));
+            format!("no complete report: {report:?}\n{}", daemon.log())
+        },
+    );
+    let report = read(&report_path().unwrap());
+    let wbt = &report["targets"]["wbt"];
+    assert_eq!(wbt["create"], 40, "{report}");
+    assert_eq!(wbt["actions"].as_array().unwrap().len(), 5, "{report}");
+    let name = report["actions_file"]
+        .as_str()
+        .expect("the report names its actions file");
+    assert!(name.ends_with("_users.csv.actions.jsonl"), "{name}");
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(h.path(&format!("inbox/archive/{name}")))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+    assert_eq!(lines.len(), 40);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["target"] == "wbt" && l["action"] == "create" && l["status"] == "done"),
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines[0]["changes"]["user_login"][1], "login1",
+        "{}",
+        lines[0]
+    );
+    // Nothing is left in the state folder for it.
+    assert!(!h.path("state/commits/hr.actions.jsonl").exists());
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
