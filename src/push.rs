@@ -618,9 +618,13 @@ fn load(
     kind: RecordKind,
     page: &[(String, ActionKind)],
 ) -> Result<Vec<PushItem>, StoreError> {
-    let mut items = Vec::with_capacity(page.len());
+    // Read in key order (each group of the store once), sent in the page's order.
+    let mut by_key: Vec<usize> = (0..page.len()).collect();
+    by_key.sort_by(|&a, &b| page[a].0.cmp(&page[b].0));
+    let mut items: Vec<Option<PushItem>> = (0..page.len()).map(|_| None).collect();
     let mut reader = store.reader();
-    for (key, action) in page {
+    for index in by_key {
+        let (key, action) = &page[index];
         let key = RecordKey {
             target: target.to_string(),
             kind,
@@ -629,7 +633,7 @@ fn load(
         let Some((entry, fields, acked_fields)) = reader.entry_with_fields(&key, projector)? else {
             continue; // gone since it was listed
         };
-        items.push(PushItem {
+        items[index] = Some(PushItem {
             fields,
             acked_fields,
             hash: entry.desired.hash,
@@ -639,7 +643,7 @@ fn load(
             key,
         });
     }
-    Ok(items)
+    Ok(items.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

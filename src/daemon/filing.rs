@@ -295,7 +295,8 @@ fn name_actions_file(
     open: Option<(PathBuf, FileReport)>,
 ) -> Option<(PathBuf, FileReport)> {
     let moved = match lifecycle::move_actions_note(note, archived) {
-        Ok(moved) => moved?,
+        Ok(Some(moved)) => moved,
+        Ok(None) => return open, // the report lists every action
         Err(error) => {
             warn!(file = %archived.display(), %error, "cannot move every action beside the report; the report lists the first ones");
             return open;

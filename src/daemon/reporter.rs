@@ -152,7 +152,11 @@ fn resolve_actions_file(
     drained: &BTreeSet<String>,
 ) -> std::io::Result<bool> {
     use std::io::{BufRead, Write};
-    let partial = file.with_extension("jsonl.part");
+    // Hidden, as the temporary files of atomic writes are.
+    let partial = file.with_file_name(format!(
+        ".{}.part",
+        file.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let input = std::io::BufReader::new(std::fs::File::open(file)?);
     let mut output = std::io::BufWriter::new(std::fs::File::create(&partial)?);
     let mut reader = store.reader();

@@ -793,7 +793,11 @@ impl Store {
         // few (the usual case: a record is not sent while parked), rather
         // than read for each record.
         let mut few_parked: HashMap<(&str, RecordKind), Option<HashSet<String>>> = HashMap::new();
-        for (key, acked, fields) in acks {
+        // Looked up in key order (each group once); logged in that order too,
+        // a record confirmed twice keeping its later confirmation last.
+        let mut sorted: Vec<&(RecordKey, Acked, Fields)> = acks.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, acked, fields) in sorted {
             let cursor = cursors
                 .entry((key.target.as_str(), key.kind))
                 .or_insert_with(|| Cursor::new(self.entries_map(&key.target, key.kind)));

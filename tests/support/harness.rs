@@ -721,13 +721,18 @@ impl<F> Harness<F> {
         Daemon::spawn(self, customise)
     }
 
-    /// The files archived in an inbox: neither their reports nor the hidden
-    /// temporary files of atomic writes (`.NAME.PID.tmp`), which a report
-    /// being rewritten shows for a moment and a SIGKILL in mid-write leaves.
+    /// The files archived in an inbox: neither their reports and actions
+    /// files nor the hidden temporary files of atomic writes
+    /// (`.NAME.PID.tmp`), which a report being rewritten shows for a moment
+    /// and a SIGKILL in mid-write leaves.
     pub fn archived(&self, inbox: &str) -> Vec<String> {
         files(&self.path(inbox).join("archive"))
             .into_iter()
-            .filter(|n| !n.ends_with(".report.json") && !n.starts_with('.'))
+            .filter(|n| {
+                !n.ends_with(".report.json")
+                    && !n.ends_with(".actions.jsonl")
+                    && !n.starts_with('.')
+            })
             .collect()
     }
 
