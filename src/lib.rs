@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod model;
 pub mod plan;
 pub mod plan_output;
+pub mod progress;
 pub mod projection;
 pub mod push;
 pub mod report;

@@ -378,6 +378,11 @@ fn plan_target<'r>(
     let mut found = Vec::new();
     let mut active_before = 0;
     let mut reader = store.reader();
+    let progress = crate::progress::Progress::new(
+        format!("planning {} for {}", source.name, target.name),
+        by_key.len() as u64,
+    );
+    let mut visited = 0u64;
     let mut visit = |record: Option<(u32, &'r Record)>,
                      key: &str,
                      stored: Option<StoredEntry>,
@@ -387,6 +392,10 @@ fn plan_target<'r>(
             && stored.entry.acked.as_ref().is_some_and(|a| a.active)
         {
             active_before += 1;
+        }
+        visited += 1;
+        if visited.is_multiple_of(4_096) {
+            progress.advance(4_096);
         }
         let file_record = record.map(|(_, record)| record);
         if let Some(step) = step(source, target, file_record, key, stored, options, reader)? {
@@ -450,6 +459,7 @@ fn plan_target<'r>(
             }
         }
     }
+    progress.finish();
     let (plan, order) = detail(&mut reader, source, target, found, options.detail_limit)?;
     Ok(TargetOutcome {
         plan,

@@ -238,6 +238,10 @@ async fn push_round(
     results: &mut Vec<PushResult>,
     now: fn() -> i64,
 ) -> Result<Round, PushError> {
+    let progress = crate::progress::Progress::new(
+        format!("pushing {kind} to {}", target.name),
+        records.len() as u64,
+    );
     // dependency_levels wants one key per record: its key stands for it, and
     // references to its external id are rewritten to that key.
     let alias: HashMap<&str, &str> = records
@@ -260,6 +264,7 @@ async fn push_round(
         failing: Vec::new(),
         failed: HashMap::new(),
         results,
+        progress: &progress,
         acks: Vec::new(),
         acks_since: None,
         writing: None,
@@ -349,6 +354,7 @@ async fn push_round(
             }
         }
     }
+    progress.finish();
     Ok(Round {
         failing: pass.failing,
         halt: None,
@@ -362,6 +368,7 @@ struct Pass<'r> {
     /// Keys of records that failed, with the parking reason when refused.
     failed: HashMap<String, Option<String>>,
     results: &'r mut Vec<PushResult>,
+    progress: &'r crate::progress::Progress,
     /// Confirmed records not yet written to the store, and since when.
     acks: Vec<(RecordKey, Acked, Fields)>,
     acks_since: Option<tokio::time::Instant>,
@@ -411,6 +418,7 @@ impl Pass<'_> {
             .into_iter()
             .take(batch.len())
             .chain(unanswered);
+        self.progress.advance(batch.len() as u64);
         for (item, outcome) in batch.iter().zip(outcomes) {
             match outcome {
                 Outcome::Acked { target_id } => {

@@ -676,6 +676,13 @@ impl Store {
                 .unwrap_or_default(),
         );
         let mut schemas_written = 0;
+        let progress = crate::progress::Progress::new(
+            match &commit.file {
+                Some((_, seen)) => format!("committing {}", seen.name),
+                None => "committing".to_string(),
+            },
+            commit.len() as u64,
+        );
         for (index, (low, high)) in bounds.iter().enumerate() {
             let (low, high) = (low.as_deref(), high.as_deref());
             let mut batch = sled::Batch::default();
@@ -727,7 +734,11 @@ impl Store {
                 self.finish_commit(commit, &mut batch)?;
             }
             self.tree.apply_batch(batch)?;
+            let written =
+                snapshot_changes.len() + target_changes.iter().map(|(_, c)| c.len()).sum::<usize>();
+            progress.advance((written / bounds.len().max(1)) as u64);
         }
+        progress.finish();
         if chunked {
             let mut last = sled::Batch::default();
             self.finish_commit(commit, &mut last)?;
