@@ -102,7 +102,8 @@ pub struct PlannedAction {
     pub action: ActionKind,
     pub kind: RecordKind,
     pub ext_id: String,
-    /// Field → [old, new]; empty beyond the plan's detail limit.
+    /// Field → [old, new]; empty in a report's `.actions.jsonl`.
+    #[serde(default)]
     pub changes: BTreeMap<String, Change>,
     /// References (parent, manager) sent in a second pass, because they loop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -631,6 +632,7 @@ fn detail(
                 f.action,
                 f.record.map(|(_, r)| r),
                 is_deferred,
+                true,
             )?);
         }
         ordered.push(Ordered {
@@ -655,6 +657,7 @@ fn planned_action(
     action: ActionKind,
     record: Option<&Record>,
     deferred: bool,
+    with_changes: bool,
 ) -> Result<PlannedAction, StoreError> {
     let deferred = if deferred {
         reference_fields(kind)
@@ -669,7 +672,11 @@ fn planned_action(
         action,
         kind,
         ext_id: key.to_string(),
-        changes: changes_of(reader, kind, target, key, action, record)?,
+        changes: if with_changes {
+            changes_of(reader, kind, target, key, action, record)?
+        } else {
+            BTreeMap::new()
+        },
         deferred,
         status: None,
         reason: None,
@@ -678,14 +685,16 @@ fn planned_action(
 
 impl Planned {
     /// Every action planned for `target`, in sending order, with its changed
-    /// fields, given to `each` one at a time (the plan itself keeps only the
-    /// first of each kind). `records` are those the plan was made of; the
-    /// store must be as it was when planning (before the commit).
+    /// fields when `with_changes` (reading the store for the old values),
+    /// given to `each` one at a time (the plan itself keeps only the first
+    /// of each kind). `records` are those the plan was made of; the store
+    /// must be as it was when planning (before the commit).
     pub fn each_action<E: From<StoreError>>(
         &self,
         store: &Store,
         records: &[Record],
         target: &TargetInfo,
+        with_changes: bool,
         mut each: impl FnMut(PlannedAction) -> Result<(), E>,
     ) -> Result<(), E> {
         let Some((_, order)) = self.orders.iter().find(|(name, _)| *name == target.name) else {
@@ -714,6 +723,7 @@ impl Planned {
                 ordered.action,
                 record,
                 ordered.deferred,
+                with_changes,
             )?;
             each(action)?;
         }

@@ -52,7 +52,7 @@ pub fn write_json(
         )?;
         let mut first = true;
         if let Some(target) = targets.iter().find(|t| &t.name == name) {
-            planned.each_action(store, records, target, |action| {
+            planned.each_action(store, records, target, true, |action| {
                 write!(out, "{}\n        ", if first { "" } else { "," })?;
                 first = false;
                 serde_json::to_writer(&mut *out, &action)?;
@@ -74,7 +74,10 @@ pub struct ActionLine {
     pub action: PlannedAction,
 }
 
-/// Every action of every target, one JSON object per line.
+/// Every action of every target, one JSON object per line: what it is and
+/// (once the reporter fills it in) where it stands. Without the changed
+/// fields, which the report shows for its first actions: they would cost a
+/// first import's file several times its own size.
 pub fn write_jsonl(
     planned: &Planned,
     store: &Store,
@@ -83,7 +86,7 @@ pub fn write_jsonl(
     out: &mut (impl Write + ?Sized),
 ) -> Result<(), OutputError> {
     for target in targets {
-        planned.each_action(store, records, target, |action| {
+        planned.each_action(store, records, target, false, |action| {
             let line = ActionLine {
                 target: target.name.clone(),
                 action,
