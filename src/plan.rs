@@ -624,16 +624,14 @@ fn detail(
         let shown = detailed.entry(f.action).or_default();
         if *shown < detail_limit {
             *shown += 1;
-            plan.actions.push(planned_action(
-                reader,
-                source.kind,
-                target,
-                &f.key,
-                f.action,
-                f.record.map(|(_, r)| r),
-                is_deferred,
-                true,
-            )?);
+            let subject = Subjected {
+                key: &f.key,
+                action: f.action,
+                record: f.record.map(|(_, r)| r),
+                deferred: is_deferred,
+            };
+            plan.actions
+                .push(planned_action(reader, source.kind, target, subject, true)?);
         }
         ordered.push(Ordered {
             subject: match f.record {
@@ -649,16 +647,27 @@ fn detail(
 
 /// One action with its changed fields (read from the store as it is before
 /// the commit) and its deferred references.
+/// One action, as [`planned_action`] details it.
+struct Subjected<'a> {
+    key: &'a str,
+    action: ActionKind,
+    record: Option<&'a Record>,
+    deferred: bool,
+}
+
 fn planned_action(
     reader: &mut Reader<'_>,
     kind: RecordKind,
     target: &TargetInfo,
-    key: &str,
-    action: ActionKind,
-    record: Option<&Record>,
-    deferred: bool,
+    subject: Subjected<'_>,
     with_changes: bool,
 ) -> Result<PlannedAction, StoreError> {
+    let Subjected {
+        key,
+        action,
+        record,
+        deferred,
+    } = subject;
     let deferred = if deferred {
         reference_fields(kind)
             .iter()
@@ -715,16 +724,13 @@ impl Planned {
                 }
                 Subject::Absent(key) => (&**key, None),
             };
-            let action = planned_action(
-                &mut reader,
-                self.kind,
-                target,
+            let subject = Subjected {
                 key,
-                ordered.action,
+                action: ordered.action,
                 record,
-                ordered.deferred,
-                with_changes,
-            )?;
+                deferred: ordered.deferred,
+            };
+            let action = planned_action(&mut reader, self.kind, target, subject, with_changes)?;
             each(action)?;
         }
         Ok(())
