@@ -363,3 +363,141 @@ fn apply_statuses(plan: &mut Plan, results: &HashMap<String, Vec<PushResult>>) {
         }
     }
 }
+
+/// What seeding a source's new targets did ([`seed_source`]).
+#[derive(Debug)]
+pub enum Seeding {
+    /// Every target of the source had its snapshot, or it has no file yet.
+    Nothing,
+    /// A commit of this source was cut short by a crash: its snapshot is
+    /// half new, so the seed waits until that file is planned again.
+    Pending,
+    /// A safety rule holds the seed's plan: nothing was committed.
+    Held(Plan),
+    /// Committed: each target of the plan has its records in its outbox.
+    Committed(Plan),
+}
+
+/// What [`seed_source`] needs of the config, owned (it runs on the blocking pool).
+#[derive(Debug, Clone)]
+pub struct SeedInputs {
+    pub source: SourceInfo,
+    /// Every target of the source, in config order.
+    pub targets: Vec<TargetInfo>,
+    pub safety: crate::config::SafetyConfig,
+}
+
+impl SeedInputs {
+    pub fn new(config: &Config, source: &SourceConfig) -> SeedInputs {
+        SeedInputs {
+            source: SourceInfo::from_config(source),
+            targets: source_targets(config, source)
+                .into_iter()
+                .map(TargetInfo::from_config)
+                .collect(),
+            safety: config.safety.clone(),
+        }
+    }
+}
+
+/// A target added to a source since its last file (or listed again) is
+/// given every record of the source's snapshot, as a commit of its own
+/// (the safety rules apply as to a file); other targets are left as they
+/// are. Logs one line per seeded target, or an error per target when the
+/// seed is held. Blocking: call it on the blocking pool.
+pub fn seed_source(
+    store: &Store,
+    inputs: &SeedInputs,
+    today: NaiveDate,
+    now: i64,
+) -> Result<Seeding, StoreError> {
+    let name = &inputs.source.name;
+    if store.pending_commit()?.is_some_and(|p| &p.source == name) {
+        tracing::info!(source = %name, "a commit of this source was cut short: its new targets are seeded once that file is taken again");
+        return Ok(Seeding::Pending);
+    }
+    let options = PlanOptions {
+        today,
+        now,
+        // Counts are whole; no one reads the changed fields of a seed.
+        detail_limit: 0,
+    };
+    let seeded = crate::plan::plan_seed(
+        store,
+        &inputs.source,
+        &inputs.targets,
+        &inputs.safety,
+        options,
+    )?;
+    let Some((planned, records)) = seeded else {
+        return Ok(Seeding::Nothing);
+    };
+    if let Some(held) = &planned.plan.held {
+        for target in planned.plan.targets.keys() {
+            tracing::error!(
+                source = %name,
+                target = %target,
+                rule = %held.rule,
+                value = held.value,
+                limit = held.limit,
+                "the seed of a target new to the source is held by a safety rule ({held}): nothing committed, tried again at the next start or reload (or planned with the source's next file)"
+            );
+        }
+        return Ok(Seeding::Held(planned.plan));
+    }
+    store.commit(&planned.commit, &records)?;
+    for (target, plan) in &planned.plan.targets {
+        tracing::info!(
+            source = %name,
+            target = %target,
+            file = %planned.plan.file,
+            records = plan.create + plan.update + plan.block + plan.unblock,
+            "target seeded with the source's last file: its records are queued"
+        );
+    }
+    Ok(Seeding::Committed(planned.plan))
+}
+
+/// `rostersync sync`'s first step, as the daemon's start: [`seed_source`],
+/// then the seeded records pushed to their targets. Returns the seed's plan,
+/// each action with its status, when something was seeded.
+pub async fn seed_and_push(
+    context: &SyncContext<'_>,
+    source: &SourceConfig,
+) -> Result<Option<Plan>, SyncError> {
+    // Connector settings are checked before anything is committed.
+    let connectors = source_targets(context.config, source)
+        .into_iter()
+        .map(PushTarget::from_config)
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = SeedInputs::new(context.config, source);
+    let (today, now) = (context.today, (context.now)());
+    let seeding = crate::store::blocking(&context.store, move |store| {
+        seed_source(store, &inputs, today, now)
+    })
+    .await?;
+    let Seeding::Committed(mut plan) = seeding else {
+        return Ok(None);
+    };
+    let connectors = connectors
+        .into_iter()
+        .filter(|c| plan.targets.contains_key(&c.name))
+        .collect();
+    push_all(context, connectors, &mut plan).await?;
+    for (target, seeded) in &plan.targets {
+        let done = seeded
+            .actions
+            .iter()
+            .filter(|a| a.status == Some(ActionStatus::Done))
+            .count();
+        match &seeded.stopped {
+            Some(reason) => {
+                tracing::warn!(target = %target, done, parked = seeded.parked, %reason, "seeded records pushed, until the target stopped")
+            }
+            None => {
+                tracing::info!(target = %target, done, parked = seeded.parked, "seeded records pushed")
+            }
+        }
+    }
+    Ok(Some(plan))
+}

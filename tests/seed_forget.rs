@@ -1,0 +1,157 @@
+//! Targets that come and go (issue 12), through the real binary on
+//! wbt-file targets: a target added to a source later gets every record of
+//! the source's last file, without a new file (in `rostersync sync`); a seed
+//! that a safety rule holds is not committed.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use support::*;
+
+/// One users source (settling in 200 ms) feeding `targets`, of wbt-file
+/// targets `a` (writing to `out-a`) and `b` (`out-b`); `defined` are the
+/// targets of the config.
+fn builder(targets: &[&str], defined: &[&str]) -> Builder {
+    let mut builder = Harness::builder()
+        .daemon("grace", "1s")
+        .safety("max_block_percent", 100.0)
+        .safety("max_shrink_percent", 100.0)
+        .source(
+            Source::users("users", "inbox")
+                .set("settle", "200ms")
+                .targets(targets),
+        );
+    for name in defined {
+        builder = builder
+            .target(Target::wbt_file(name, &format!("out-{name}")).retry("5ms", "10ms", "50ms"));
+    }
+    builder
+}
+
+fn config(targets: &[&str], defined: &[&str]) -> String {
+    builder(targets, defined).config()
+}
+
+/// The first file: E1 to E4, all active.
+fn first_file() -> String {
+    users_file(&(1..=4).map(|n| user(n, false)).collect::<Vec<_>>())
+}
+
+/// The last file: E1 and E4 active, E2 disabled, E3 gone.
+fn last_file() -> String {
+    users_file(&[user(1, false), user(2, true), user(4, false)])
+}
+
+/// What a wbt-file target's folder says of each user, its files applied in
+/// order: external id → disabled.
+fn written(h: &Harness, target: &str) -> BTreeMap<String, bool> {
+    let mut users = BTreeMap::new();
+    for name in files(&h.path(&format!("out-{target}"))) {
+        if name.ends_with(".tmp") || !name.starts_with("users_") {
+            continue;
+        }
+        let bytes = std::fs::read(h.path(&format!("out-{target}/{name}"))).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim_start_matches('\u{feff}');
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+        let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let (id, disabled) = (column("user_extid"), column("user_disable"));
+        for line in lines.filter(|l| !l.is_empty()) {
+            let values: Vec<&str> = line.split(';').collect();
+            users.insert(values[id].to_string(), values[disabled] == "1");
+        }
+    }
+    users
+}
+
+/// A log without its colours (tracing's terminal escapes), so that its
+/// `field=value` pairs read as such.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn users_at(ids: &[(&str, bool)]) -> BTreeMap<String, bool> {
+    ids.iter().map(|(id, d)| (id.to_string(), *d)).collect()
+}
+
+/// What the seed of `b` must write: the last file's active records only.
+fn seeded_b() -> BTreeMap<String, bool> {
+    users_at(&[("E1", false), ("E4", false)])
+}
+
+#[test]
+fn sync_seeds_a_new_target_before_its_file_even_a_duplicate() {
+    let h = builder(&["a"], &["a"]).build();
+    let first = h.write("inbox/users1.csv", &first_file());
+    let last = h.write("inbox/users2.csv", &last_file());
+    assert_eq!(h.sync_file(&first).0, 0);
+    assert_eq!(h.sync_file(&last).0, 0);
+    h.rewrite_config(|_| config(&["a", "b"], &["a", "b"]));
+    let (code, out, err) = h.sync_file(&last);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("nothing to do"), "the same bytes: {out}");
+    assert!(err.contains("target seeded"), "{err}");
+    assert_eq!(written(&h, "b"), seeded_b());
+}
+
+#[test]
+fn a_seed_held_by_a_safety_rule_is_not_committed_until_the_rule_allows_it() {
+    // b had every record, then left the source, which dropped E2 to E4
+    // meanwhile: listing b again would block three records there.
+    let h = builder(&["a", "b"], &["a", "b"]).build();
+    let first = h.write("inbox/users1.csv", &first_file());
+    assert_eq!(h.sync_file(&first).0, 0);
+    h.rewrite_config(|_| config(&["a"], &["a", "b"]));
+    let only_e1 = h.write("inbox/users2.csv", &users_file(&[user(1, false)]));
+    assert_eq!(h.sync_file(&only_e1).0, 0);
+    let before = files(&h.path("out-b"));
+
+    h.rewrite_config(|_| {
+        builder(&["a", "b"], &["a", "b"])
+            .safety("max_block_count", 2)
+            .config()
+    });
+    let (code, out, err) = h.sync_file(&only_e1);
+    assert_eq!(code, 0, "{out}{err}");
+    let err = plain(&err);
+    let held: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("held by a safety rule"))
+        .collect();
+    assert_eq!(held.len(), 1, "{err}");
+    for part in [
+        "source=users",
+        "target=b",
+        "rule=max_block_count",
+        "value=3",
+        "limit=2",
+    ] {
+        assert!(held[0].contains(part), "{part} in {}", held[0]);
+    }
+    assert_eq!(files(&h.path("out-b")), before, "nothing pushed to b");
+
+    // Tried again next time; allowed now, b blocks what left.
+    h.rewrite_config(|_| config(&["a", "b"], &["a", "b"]));
+    let (code, out, err) = h.sync_file(&only_e1);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("target seeded"), "{err}");
+    assert_eq!(
+        written(&h, "b"),
+        users_at(&[("E1", false), ("E2", true), ("E3", true), ("E4", true)])
+    );
+}
