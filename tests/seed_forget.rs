@@ -1,11 +1,13 @@
 //! Targets that come and go (issue 12), through the real binary on
 //! wbt-file targets: a target added to a source later gets every record of
-//! the source's last file, without a new file (in `rostersync sync`); a seed
-//! that a safety rule holds is not committed.
+//! the source's last file, without a new file (on the daemon's start, after
+//! a SIGHUP, and in `rostersync sync`); a seed that a safety rule holds is
+//! not committed.
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use support::*;
 
@@ -154,4 +156,97 @@ fn a_seed_held_by_a_safety_rule_is_not_committed_until_the_rule_allows_it() {
         written(&h, "b"),
         users_at(&[("E1", false), ("E2", true), ("E3", true), ("E4", true)])
     );
+}
+
+/// The daemon with target `a` takes both files; then stops.
+fn two_files_to_a() -> Harness {
+    let h = builder(&["a"], &["a"]).build();
+    let daemon = h.start();
+    h.drop_file("inbox/users1.csv", &first_file());
+    h.wait_archived(&daemon, "inbox", 1);
+    h.drop_file("inbox/users2.csv", &last_file());
+    h.wait_archived(&daemon, "inbox", 2);
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        written(&h, "a"),
+        users_at(&[("E1", false), ("E2", true), ("E3", true), ("E4", false)])
+    );
+    h
+}
+
+fn wait_written(h: &Harness, daemon: &Daemon, target: &str, want: &BTreeMap<String, bool>) {
+    wait_until(
+        Duration::from_secs(20),
+        || &written(h, target) == want,
+        || {
+            format!(
+                "{target} holds {:?}, {want:?} expected\n{}",
+                written(h, target),
+                daemon.log()
+            )
+        },
+    );
+}
+
+#[test]
+fn a_target_added_to_a_source_gets_its_last_file_on_restart() {
+    let h = two_files_to_a();
+    let a_files = files(&h.path("out-a"));
+    h.rewrite_config(|_| config(&["a", "b"], &["a", "b"]));
+    let daemon = h.start();
+    wait_written(&h, &daemon, "b", &seeded_b());
+    daemon.wait_log("target seeded", Duration::from_secs(5));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let log = plain(&log);
+    let seeded: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("target seeded"))
+        .collect();
+    assert_eq!(seeded.len(), 1, "one line per seeded target:\n{log}");
+    for part in ["source=users", "target=b", "records=2", "file=users2.csv"] {
+        assert!(seeded[0].contains(part), "{part} in {}", seeded[0]);
+    }
+    assert_eq!(files(&h.path("out-a")), a_files, "a is left as it was");
+    assert!(h.archived("inbox").len() == 2, "no new file was needed");
+
+    // Seeded once: the next start has nothing to seed.
+    let daemon = h.start();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("target seeded"), "{log}");
+    assert_eq!(written(&h, "b"), seeded_b());
+}
+
+#[test]
+fn a_target_added_to_a_source_gets_its_last_file_after_sighup() {
+    let h = builder(&["a"], &["a"]).build();
+    let daemon = h.start();
+    h.drop_file("inbox/users1.csv", &first_file());
+    h.wait_archived(&daemon, "inbox", 1);
+    h.drop_file("inbox/users2.csv", &last_file());
+    h.wait_archived(&daemon, "inbox", 2);
+    assert!(files(&h.path("out-b")).is_empty());
+
+    h.rewrite_config(|_| config(&["a", "b"], &["a", "b"]));
+    daemon.signal("HUP");
+    daemon.wait_log("config reloaded", Duration::from_secs(10));
+    wait_written(&h, &daemon, "b", &seeded_b());
+    // A file after it changes b as it changes a.
+    h.drop_file(
+        "inbox/users3.csv",
+        &users_file(&[user(1, false), user(4, true), user(5, false)]),
+    );
+    h.wait_archived(&daemon, "inbox", 3);
+    wait_written(
+        &h,
+        &daemon,
+        "b",
+        &users_at(&[("E1", false), ("E4", true), ("E5", false)]),
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(log.matches("target seeded").count(), 1, "{log}");
 }

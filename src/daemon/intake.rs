@@ -1,6 +1,7 @@
 //! The file processor: watches the inboxes (`notify`, plus a periodic
 //! rescan), takes each complete file in order, and is the only task that
-//! commits plans (files, approvals, the daily date re-plan), one at a time.
+//! commits plans (files, approvals, the daily date re-plan, the seeds of
+//! targets new to a source), one at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{error, warn};
 
 use super::ops::Answer;
-use super::{Shared, approve, dates, filing, today, utc_now};
+use super::{Shared, approve, dates, filing, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
 use crate::ingest::record::RecordKind;
 use crate::sync::{self, Accepted, Approval, SyncContext};
@@ -60,6 +61,11 @@ pub(super) async fn processor(
     let mut config = config_rx.borrow_and_update().clone();
     let mut watchers = start_watchers(&config, &wake);
     ready.notify_one();
+    // Before any file: a target new to a source gets its snapshot first.
+    shared
+        .heartbeat
+        .while_busy(seed::seed_sources(&shared, &config))
+        .await;
     let mut tracker = Tracker::default();
     // Files that could not be processed, until they change.
     let mut failed: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
@@ -134,6 +140,10 @@ pub(super) async fn processor(
                 watchers = start_watchers(&config, &wake);
                 tracker = Tracker::default();
                 failed.clear();
+                shared
+                    .heartbeat
+                    .while_busy(seed::seed_sources(&shared, &config))
+                    .await;
             }
             Woke::Request(ProcessorRequest::Approve { file, reply }) => {
                 let answer = shared

@@ -9,6 +9,8 @@
 //!   park its records;
 //! - [`server`]: the control socket ([`control`]) answers `status`, `show`,
 //!   `approve`, `retry`, `plan`;
+//! - [`seed`]: targets new to a source get its snapshot (on start and after
+//!   each reload, in the processor);
 //! - the main loop here: stop and reload signals, `status.json`
 //!   ([`status_file`]), systemd's notifications and watchdog.
 //!
@@ -25,6 +27,7 @@ pub mod lifecycle;
 pub mod ops;
 mod reload;
 mod reporter;
+mod seed;
 mod server;
 pub mod status;
 mod status_file;
