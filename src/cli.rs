@@ -91,6 +91,13 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         target: Option<String>,
     },
+    /// Drop what the store keeps for a target removed from the config (its records, what
+    /// waits, its parked records) and say what was dropped; refused (exit 2) while the
+    /// config still has it
+    ForgetTarget {
+        /// The target's name, as it was in the config
+        name: String,
+    },
 }
 
 /// Exit codes shared by every command (README, *Commands and the daemon*).

@@ -142,6 +142,7 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
         Command::Show { external_id } => show(&config_path, external_id),
         Command::Approve { held_file } => approve(&config_path, held_file),
         Command::Retry { target } => retry(&config_path, target.as_deref()),
+        Command::ForgetTarget { name } => forget_target(&config_path, name),
         Command::Run => Ok(exit::OK),
     }
 }
@@ -215,6 +216,20 @@ fn retry(config_path: &Path, target: Option<&str>) -> anyhow::Result<i32> {
         println!("(no daemon runs: they are pushed when it starts)");
     }
     Ok(code)
+}
+
+/// `forget-target NAME`: through the daemon (which checks its running
+/// config), else on the store directly; no store yet holds nothing.
+fn forget_target(config_path: &Path, name: &str) -> anyhow::Result<i32> {
+    let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    let request = Request::ForgetTarget {
+        target: name.to_string(),
+    };
+    if let Some(code) = ask_daemon(&config, &request)? {
+        return Ok(code);
+    }
+    let store = open_store_read(&config.daemon.state_dir)?;
+    Ok(print_answer(ops::forget_target(&config, &store, name)?))
 }
 
 fn approve(config_path: &Path, file: &Path) -> anyhow::Result<i32> {

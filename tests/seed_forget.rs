@@ -2,7 +2,8 @@
 //! wbt-file targets: a target added to a source later gets every record of
 //! the source's last file, without a new file (on the daemon's start, after
 //! a SIGHUP, and in `rostersync sync`); a seed that a safety rule holds is
-//! not committed.
+//! not committed; a target removed from the config keeps its state until
+//! `rostersync forget-target NAME`, with the daemon running or not.
 
 mod support;
 
@@ -249,4 +250,140 @@ fn a_target_added_to_a_source_gets_its_last_file_after_sighup() {
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
     assert_eq!(log.matches("target seeded").count(), 1, "{log}");
+}
+
+/// `show E1`: (exit code, stdout and stderr).
+fn show(h: &Harness) -> (i32, String) {
+    let (code, out, err) = h.run(&["show", "E1"]);
+    (code, out + &err)
+}
+
+/// `forget-target b`: (exit code, stdout and stderr).
+fn forget_b(h: &Harness) -> (i32, String) {
+    let (code, out, err) = h.run(&["forget-target", "b"]);
+    (code, out + &err)
+}
+
+#[test]
+fn forget_target_without_a_daemon() {
+    let h = builder(&["a", "b"], &["a", "b"]).build();
+    let first = h.write("inbox/users1.csv", &first_file());
+    assert_eq!(h.sync_file(&first).0, 0);
+
+    let (code, out) = forget_b(&h);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("\"b\" is still in the config: remove it from the config first"),
+        "{out}"
+    );
+    assert!(show(&h).1.contains("b users E1"), "nothing was dropped");
+
+    h.rewrite_config(|_| config(&["a"], &["a"]));
+    let (code, out) = show(&h);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("b users E1 (source users; target no longer in the config"),
+        "show lists what b keeps: {out}"
+    );
+    let (code, out) = forget_b(&h);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "forgot target \"b\": 4 users, 0 organisations, 0 parked records\n"
+    );
+    let (code, out) = show(&h);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("a users E1"), "{out}");
+    assert!(!out.contains("b users"), "b is gone: {out}");
+    let (code, out) = forget_b(&h);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "the store held nothing for target \"b\"\n")
+    );
+
+    // b listed again later is a new target: it gets the source's last file.
+    h.rewrite_config(|_| config(&["a", "b"], &["a", "b"]));
+    let before = files(&h.path("out-b")).len();
+    let (code, out, err) = h.sync_file(&first);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(plain(&err).contains("records=4"), "{err}");
+    assert_eq!(files(&h.path("out-b")).len(), before + 1);
+}
+
+#[test]
+fn forget_target_with_the_daemon_running() {
+    let h = builder(&["a", "b"], &["a", "b"]).build();
+    let daemon = h.start();
+    h.drop_file("inbox/users1.csv", &first_file());
+    h.wait_archived(&daemon, "inbox", 1);
+    wait_written(
+        &h,
+        &daemon,
+        "b",
+        &users_at(&[("E1", false), ("E2", false), ("E3", false), ("E4", false)]),
+    );
+
+    let (code, out) = forget_b(&h);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("still in the config"), "{out}");
+
+    // Out of the file but not yet reloaded: the running config has it.
+    h.rewrite_config(|_| config(&["a"], &["a"]));
+    let (code, out) = forget_b(&h);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("reload the daemon"), "{out}");
+    daemon.signal("HUP");
+    daemon.wait_log("config reloaded", Duration::from_secs(10));
+    daemon.wait_log("its worker stops", Duration::from_secs(10));
+
+    let (code, out) = show(&h);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("b users E1 (source users; target no longer"),
+        "{out}"
+    );
+    // Its worker lets go of it once its last push is over.
+    let mut forgot = forget_b(&h);
+    while forgot.0 == 1 && forgot.1.contains("still finishing") {
+        std::thread::sleep(Duration::from_millis(50));
+        forgot = forget_b(&h);
+    }
+    let (code, out) = forgot;
+    assert_eq!(code, 0, "{out}\n{}", daemon.log());
+    assert_eq!(
+        out,
+        "forgot target \"b\": 4 users, 0 organisations, 0 parked records\n"
+    );
+    let (code, out) = show(&h);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("b users"), "{out}");
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn a_start_warns_of_each_target_kept_that_the_config_no_longer_has() {
+    let h = builder(&["a", "b"], &["a", "b"]).build();
+    let first = h.write("inbox/users1.csv", &first_file());
+    assert_eq!(h.sync_file(&first).0, 0);
+    h.rewrite_config(|_| config(&["a"], &["a"]));
+    let daemon = h.start();
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    let warned: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("forget-target"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(warned[0].contains("WARN"), "{}", warned[0]);
+    assert!(
+        warned[0].contains("`rostersync forget-target b`"),
+        "{}",
+        warned[0]
+    );
+
+    assert_eq!(forget_b(&h).0, 0);
+    let daemon = h.start();
+    let (_, log) = daemon.stop();
+    assert!(!log.contains("forget-target"), "{log}");
 }

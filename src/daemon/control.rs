@@ -1,9 +1,9 @@
 //! The control socket (`state_dir/control.sock`, owner only): sled allows one
-//! process, so while the daemon runs, `status`, `show`, `approve`, `retry`
-//! and `plan` ask it instead of opening the store. One JSON request per
-//! line; the answer is one JSON [`Answer`] line, after any number of
-//! `{"chunk": TEXT}` lines for output too long to hold (`plan --json` of a
-//! big file streams through them).
+//! process, so while the daemon runs, `status`, `show`, `approve`, `retry`,
+//! `plan` and `forget-target` ask it instead of opening the store. One JSON
+//! request per line; the answer is one JSON [`Answer`] line, after any
+//! number of `{"chunk": TEXT}` lines for output too long to hold (`plan
+//! --json` of a big file streams through them).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -38,6 +38,11 @@ pub enum Request {
         file: PathBuf,
         source: Option<String>,
         json: bool,
+    },
+    /// `forget-target NAME`.
+    #[serde(rename = "forget-target")]
+    ForgetTarget {
+        target: String,
     },
 }
 
@@ -207,6 +212,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forget_target_is_named_as_the_command() {
+        let request = Request::ForgetTarget {
+            target: "old-lms".into(),
+        };
+        let text = serde_json::to_string(&request).unwrap();
+        assert_eq!(text, r#"{"command":"forget-target","target":"old-lms"}"#);
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), request);
+    }
 
     #[test]
     fn requests_are_one_json_line() {

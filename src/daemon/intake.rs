@@ -1,7 +1,7 @@
 //! The file processor: watches the inboxes (`notify`, plus a periodic
 //! rescan), takes each complete file in order, and is the only task that
 //! commits plans (files, approvals, the daily date re-plan, the seeds of
-//! targets new to a source), one at a time.
+//! targets new to a source, `forget-target`), one at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +39,11 @@ enum Woke {
 pub(super) enum ProcessorRequest {
     Approve {
         file: PathBuf,
+        reply: oneshot::Sender<Answer>,
+    },
+    /// `forget-target NAME`: the processor commits seeds, which name targets.
+    ForgetTarget {
+        target: String,
         reply: oneshot::Sender<Answer>,
     },
 }
@@ -149,6 +154,13 @@ pub(super) async fn processor(
                 let answer = shared
                     .heartbeat
                     .while_busy(approve::approve(&shared, &config, &file))
+                    .await;
+                let _ = reply.send(answer);
+            }
+            Woke::Request(ProcessorRequest::ForgetTarget { target, reply }) => {
+                let answer = shared
+                    .heartbeat
+                    .while_busy(seed::forget_target(&shared, &config, target))
                     .await;
                 let _ = reply.send(answer);
             }

@@ -8,9 +8,10 @@
 //! - [`reporter`]: updates each file's `.report.json` as targets take or
 //!   park its records;
 //! - [`server`]: the control socket ([`control`]) answers `status`, `show`,
-//!   `approve`, `retry`, `plan`;
+//!   `approve`, `retry`, `plan`, `forget-target`;
 //! - [`seed`]: targets new to a source get its snapshot (on start and after
-//!   each reload, in the processor);
+//!   each reload, in the processor); targets gone from the config keep
+//!   their state until `forget-target`;
 //! - the main loop here: stop and reload signals, `status.json`
 //!   ([`status_file`]), systemd's notifications and watchdog.
 //!
@@ -236,6 +237,7 @@ pub async fn serve(
     supervised(&shared, "reporter", move |shared| {
         reporter::reporter(shared, Arc::clone(&reports_rx))
     });
+    seed::warn_unconfigured(&shared).await;
     for name in targets {
         worker::spawn_worker(&shared, name);
     }

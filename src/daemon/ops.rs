@@ -135,6 +135,7 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
             }
         }
     }
+    found |= show_unconfigured(config, store, id, &mut out)?;
     if !found {
         return Ok(Answer::new(
             exit::FAILURE,
@@ -305,4 +306,96 @@ pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, Op
         source,
         blocks,
     })
+}
+
+/// `show` for the targets the store holds that the config no longer has
+/// (kept until `forget-target`): what each holds of the record, without
+/// its fields (how the target sees a record left with its config).
+fn show_unconfigured(
+    config: &Config,
+    store: &Store,
+    id: &str,
+    out: &mut String,
+) -> Result<bool, StoreError> {
+    let mut found = false;
+    for name in store.targets_held()? {
+        if config.targets.iter().any(|t| t.name.get_ref() == &name) {
+            continue;
+        }
+        for kind in [RecordKind::Users, RecordKind::Orgs] {
+            let key = RecordKey {
+                target: name.clone(),
+                kind,
+                key: id.to_string(),
+            };
+            let Some(entry) = store.entry(&key)? else {
+                continue;
+            };
+            found = true;
+            let _ = writeln!(
+                out,
+                "{name} {kind} {id} (source {}; target no longer in the config, kept until `rostersync forget-target {name}`):",
+                entry.source
+            );
+            let active = |active: bool| if active { "active" } else { "blocked" };
+            let _ = writeln!(out, "  desired: {}", active(entry.desired.active));
+            match &entry.acked {
+                Some(acked) => {
+                    let _ = writeln!(
+                        out,
+                        "  acknowledged: {} at {}",
+                        active(acked.active),
+                        when(acked.at)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "  acknowledged: nothing yet");
+                }
+            }
+            if let Some(item) = store.outbox_item(&key)? {
+                let _ = writeln!(
+                    out,
+                    "  to push: {} (queued {})",
+                    item.action,
+                    when(item.queued_at)
+                );
+            }
+            if let Some(parked) = store.parked_item(&key)? {
+                let _ = writeln!(out, "  parked at {}: {}", when(parked.at), parked.reason);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// `rostersync forget-target NAME`: drops what the store holds for a
+/// target that left the config (its records, what waits, its parked
+/// records), and says what it dropped. Refused while the config has it.
+pub fn forget_target(config: &Config, store: &Store, name: &str) -> Result<Answer, StoreError> {
+    if config.targets.iter().any(|t| t.name.get_ref() == name) {
+        return Ok(Answer::new(
+            exit::USAGE,
+            format!(
+                "target {name:?} is still in the config: remove it from the config first (and reload the daemon if one runs), then forget it\n"
+            ),
+        ));
+    }
+    let forgotten = store.forget_target(name)?;
+    if forgotten == crate::store::Forgotten::default() {
+        return Ok(Answer::new(
+            exit::OK,
+            format!("the store held nothing for target {name:?}\n"),
+        ));
+    }
+    let counted =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    Ok(Answer::new(
+        exit::OK,
+        format!(
+            "forgot target {name:?}: {}, {}, {}\n",
+            counted(forgotten.users, "user", "users"),
+            counted(forgotten.orgs, "organisation", "organisations"),
+            counted(forgotten.parked, "parked record", "parked records"),
+        ),
+    ))
 }

@@ -1,5 +1,6 @@
 //! The daemon's side of the control socket: answers `status`, `show`,
-//! `retry`, `plan` and `approve` (the wire format is in [`super::control`]).
+//! `retry`, `plan`, `approve` and `forget-target` (the wire format is in
+//! [`super::control`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +84,16 @@ async fn answer(shared: Arc<Shared>, request: control::Request, chunks: control:
             .and_then(|code| code.map_err(|error| error.to_string()))
             .map(|code| Answer::new(code, String::new()))
             .unwrap_or_else(|message| Answer::new(exit::USAGE, format!("{message}\n")))
+        }
+        Request::ForgetTarget { target } => {
+            let (reply, answer) = oneshot::channel();
+            let request = ProcessorRequest::ForgetTarget { target, reply };
+            if shared.processor.send(request).await.is_err() {
+                return failed(&"the daemon is stopping");
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| failed(&"the daemon is stopping"))
         }
         Request::Approve { file } => {
             let (reply, answer) = oneshot::channel();
