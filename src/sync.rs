@@ -432,6 +432,12 @@ pub fn seed_source(
     let Some((planned, records)) = seeded else {
         return Ok(Seeding::Nothing);
     };
+    if records.is_empty() {
+        // A store migrated from schema 1 has no snapshot until the source's
+        // next file: nothing to give (and not a file of 0 rows to hold).
+        tracing::info!(source = %name, "the source's last file is not in the store (migrated from an older layout): its new targets get their records with its next file");
+        return Ok(Seeding::Nothing);
+    }
     if let Some(held) = &planned.plan.held {
         for target in planned.plan.targets.keys() {
             tracing::error!(

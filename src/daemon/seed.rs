@@ -89,3 +89,77 @@ pub(super) async fn forget_target(
     shared.touch();
     answer
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SafetyConfig;
+    use crate::store::{Commit, SourceState, Store};
+    use crate::testing::{commit, source, target, users};
+
+    fn inputs(targets: &[&str]) -> SeedInputs {
+        SeedInputs {
+            source: source("hr"),
+            targets: targets.iter().map(|name| target(name)).collect(),
+            safety: SafetyConfig::default(),
+        }
+    }
+
+    fn today() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+    }
+
+    #[test]
+    fn a_seed_commits_once_and_a_held_one_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let records = users(&[("E1", "ana", "ana@x.fr"), ("E2", "ben", "ben@x.fr")]);
+        commit(&store, &[target("lms")], &records, "u1.csv");
+
+        let mut strict = inputs(&["lms", "crm"]);
+        strict.safety.min_rows = 3;
+        let held = sync::seed_source(&store, &strict, today(), 1_800_000_001).unwrap();
+        assert!(
+            matches!(&held, Seeding::Held(plan) if plan.held.as_ref().is_some_and(|h| h.rule == "min_rows")),
+            "{held:?}"
+        );
+        assert_eq!(store.outbox_len("crm"), 0, "nothing committed");
+        assert_eq!(store.source_state("hr").unwrap().unwrap().targets, ["lms"]);
+
+        let seeded =
+            sync::seed_source(&store, &inputs(&["lms", "crm"]), today(), 1_800_000_002).unwrap();
+        let Seeding::Committed(plan) = seeded else {
+            panic!("{seeded:?}");
+        };
+        assert_eq!(plan.targets.keys().collect::<Vec<_>>(), ["crm"]);
+        assert_eq!(plan.targets["crm"].create, 2);
+        assert_eq!(store.outbox_len("crm"), 2);
+        let again =
+            sync::seed_source(&store, &inputs(&["lms", "crm"]), today(), 1_800_000_003).unwrap();
+        assert!(matches!(again, Seeding::Nothing), "{again:?}");
+    }
+
+    #[test]
+    fn a_source_without_a_snapshot_seeds_nothing_and_holds_nothing() {
+        // What a store migrated from schema 1 holds until the source's next
+        // file: its state, no snapshot.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let state = SourceState {
+            last_file: "u1.csv".into(),
+            last_sha256: [1; 32],
+            rows: 2,
+            at: 1_800_000_000,
+            targets: vec!["lms".into()],
+        };
+        let migrated = Commit {
+            source: Some(("hr".into(), state)),
+            ..Commit::default()
+        };
+        store.commit(&migrated, &[]).unwrap();
+        let seeding =
+            sync::seed_source(&store, &inputs(&["lms", "crm"]), today(), 1_800_000_001).unwrap();
+        assert!(matches!(seeding, Seeding::Nothing), "{seeding:?}");
+        assert_eq!(store.source_state("hr").unwrap().unwrap().targets, ["lms"]);
+    }
+}
