@@ -379,7 +379,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
     let seeded = runtime.block_on(rostersync::sync::seed_and_push(&context, source))?;
     let outcome = runtime.block_on(sync_file(&context, source, file))?;
     let shown = file.display().to_string();
-    Ok(seeded_code(seeded.as_ref()).max(match outcome {
+    Ok(seeded_code(&seeded).max(match outcome {
         SyncOutcome::Refused(ingested) => {
             for problem in &ingested.problems {
                 println!("{}", problem.located(&shown));
@@ -422,13 +422,12 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
 
 /// `sync`'s exit code for the records seeded before its file: 1 when some
 /// were parked or a target stopped.
-fn seeded_code(seeded: Option<&rostersync::plan::Plan>) -> i32 {
-    let failed = seeded.is_some_and(|plan| {
-        plan.targets
-            .values()
-            .any(|t| t.parked > 0 || t.stopped.is_some())
-    });
-    if failed { exit::FAILURE } else { exit::OK }
+fn seeded_code(seeded: &std::collections::BTreeMap<String, rostersync::sync::SeedPushed>) -> i32 {
+    if seeded.values().any(|pushed| pushed.failed()) {
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
 }
 
 /// The store as it is, for reading; an empty one in memory if there is none

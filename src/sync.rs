@@ -464,13 +464,30 @@ pub fn seed_source(
     Ok(Seeding::Committed(planned.plan))
 }
 
+/// What pushing its seed did to one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeedPushed {
+    pub done: usize,
+    pub parked: usize,
+    /// Why pushing to the target stopped, when it did.
+    pub stopped: Option<String>,
+}
+
+impl SeedPushed {
+    /// Some record was parked, or the target stopped.
+    pub fn failed(&self) -> bool {
+        self.parked > 0 || self.stopped.is_some()
+    }
+}
+
 /// `rostersync sync`'s first step, as the daemon's start: [`seed_source`],
-/// then the seeded records pushed to their targets. Returns the seed's plan,
-/// each action with its status, when something was seeded.
+/// then each seeded target's outbox drained (side by side), logged per
+/// target. Returns what each seeded target took; empty when nothing was
+/// seeded.
 pub async fn seed_and_push(
     context: &SyncContext<'_>,
     source: &SourceConfig,
-) -> Result<Option<Plan>, SyncError> {
+) -> Result<std::collections::BTreeMap<String, SeedPushed>, SyncError> {
     // Connector settings are checked before anything is committed.
     let connectors = source_targets(context.config, source)
         .into_iter()
@@ -482,20 +499,35 @@ pub async fn seed_and_push(
         seed_source(store, &inputs, today, now)
     })
     .await?;
-    let Seeding::Committed(mut plan) = seeding else {
-        return Ok(None);
+    let mut pushed = std::collections::BTreeMap::new();
+    let Seeding::Committed(plan) = seeding else {
+        return Ok(pushed);
     };
-    let connectors = connectors
-        .into_iter()
-        .filter(|c| plan.targets.contains_key(&c.name))
-        .collect();
-    push_all(context, connectors, &mut plan).await?;
-    for (target, seeded) in &plan.targets {
-        let done = seeded
-            .actions
+    let mut tasks = tokio::task::JoinSet::new();
+    for pusher in connectors {
+        if !plan.targets.contains_key(&pusher.name) {
+            continue;
+        }
+        let store = Arc::clone(&context.store);
+        let now = context.now;
+        tasks.spawn(async move {
+            let drained = push::drain(&store, &pusher, now).await;
+            (pusher.name, drained)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (target, drained) = joined.map_err(|error| SyncError::Join(error.to_string()))?;
+        let drained = drained?;
+        let done = drained
+            .results
             .iter()
-            .filter(|a| a.status == Some(ActionStatus::Done))
+            .filter(|r| r.status == PushStatus::Done)
             .count();
+        let seeded = SeedPushed {
+            done,
+            parked: drained.results.len() - done,
+            stopped: drained.stopped,
+        };
         match &seeded.stopped {
             Some(reason) => {
                 tracing::warn!(target = %target, done, parked = seeded.parked, %reason, "seeded records pushed, until the target stopped")
@@ -504,6 +536,7 @@ pub async fn seed_and_push(
                 tracing::info!(target = %target, done, parked = seeded.parked, "seeded records pushed")
             }
         }
+        pushed.insert(target, seeded);
     }
-    Ok(Some(plan))
+    Ok(pushed)
 }

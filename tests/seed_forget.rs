@@ -113,6 +113,34 @@ fn sync_seeds_a_new_target_before_its_file_even_a_duplicate() {
 }
 
 #[test]
+fn sync_exits_1_when_seeded_records_are_parked() {
+    let h = builder(&["a"], &["a"]).build();
+    // Ł is not in windows-1252: a target writing it refuses that record.
+    let mut rows = vec![user(1, false), user(2, false)];
+    rows[1] = rows[1].replace("First2", "Łukasz");
+    let file = h.write("inbox/users1.csv", &users_file(&rows));
+    assert_eq!(h.sync_file(&file).0, 0);
+    h.rewrite_config(|_| {
+        config(&["a", "b"], &["a", "b"]).replace(
+            "dir = \"out-b\"",
+            "dir = \"out-b\"\nencoding = \"windows-1252\"",
+        )
+    });
+    assert!(h.config().contains("windows-1252"), "{}", h.config());
+    let (code, out, err) = h.sync_file(&file);
+    assert_eq!(code, 1, "{out}{err}");
+    let err = plain(&err);
+    let pushed: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("seeded records pushed"))
+        .collect();
+    assert_eq!(pushed.len(), 1, "{err}");
+    for part in ["target=b", "done=1", "parked=1"] {
+        assert!(pushed[0].contains(part), "{part} in {}", pushed[0]);
+    }
+}
+
+#[test]
 fn a_seed_held_by_a_safety_rule_is_not_committed_until_the_rule_allows_it() {
     // b had every record, then left the source, which dropped E2 to E4
     // meanwhile: listing b again would block three records there.
@@ -164,16 +192,28 @@ fn two_files_to_a() -> Harness {
     let h = builder(&["a"], &["a"]).build();
     let daemon = h.start();
     h.drop_file("inbox/users1.csv", &first_file());
-    h.wait_archived(&daemon, "inbox", 1);
+    wait_taken(&h, &daemon, 1);
     h.drop_file("inbox/users2.csv", &last_file());
-    h.wait_archived(&daemon, "inbox", 2);
+    wait_taken(&h, &daemon, 2);
+    wait_written(
+        &h,
+        &daemon,
+        "a",
+        &users_at(&[("E1", false), ("E2", true), ("E3", true), ("E4", false)]),
+    );
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
-    assert_eq!(
-        written(&h, "a"),
-        users_at(&[("E1", false), ("E2", true), ("E3", true), ("E4", false)])
-    );
     h
+}
+
+/// Waits until the daemon took `n` files (archived; their reports are
+/// another story, not these tests').
+fn wait_taken(h: &Harness, daemon: &Daemon, n: usize) {
+    wait_until(
+        Duration::from_secs(20),
+        || h.archived("inbox").len() >= n,
+        || format!("{n} archived files expected\n{}", daemon.log()),
+    );
 }
 
 fn wait_written(h: &Harness, daemon: &Daemon, target: &str, want: &BTreeMap<String, bool>) {
@@ -226,9 +266,15 @@ fn a_target_added_to_a_source_gets_its_last_file_after_sighup() {
     let h = builder(&["a"], &["a"]).build();
     let daemon = h.start();
     h.drop_file("inbox/users1.csv", &first_file());
-    h.wait_archived(&daemon, "inbox", 1);
+    wait_taken(&h, &daemon, 1);
     h.drop_file("inbox/users2.csv", &last_file());
-    h.wait_archived(&daemon, "inbox", 2);
+    wait_taken(&h, &daemon, 2);
+    wait_written(
+        &h,
+        &daemon,
+        "a",
+        &users_at(&[("E1", false), ("E2", true), ("E3", true), ("E4", false)]),
+    );
     assert!(files(&h.path("out-b")).is_empty());
 
     h.rewrite_config(|_| config(&["a", "b"], &["a", "b"]));
@@ -240,7 +286,7 @@ fn a_target_added_to_a_source_gets_its_last_file_after_sighup() {
         "inbox/users3.csv",
         &users_file(&[user(1, false), user(4, true), user(5, false)]),
     );
-    h.wait_archived(&daemon, "inbox", 3);
+    wait_taken(&h, &daemon, 3);
     wait_written(
         &h,
         &daemon,
@@ -315,7 +361,7 @@ fn forget_target_with_the_daemon_running() {
     let h = builder(&["a", "b"], &["a", "b"]).build();
     let daemon = h.start();
     h.drop_file("inbox/users1.csv", &first_file());
-    h.wait_archived(&daemon, "inbox", 1);
+    wait_taken(&h, &daemon, 1);
     wait_written(
         &h,
         &daemon,
