@@ -197,22 +197,14 @@ pub fn plan_file(
         snapshot: Some(snapshot?),
         ..Commit::default()
     };
-    let mut orders = Vec::new();
-    for (target, outcome) in keeping.iter().zip(outcomes) {
-        let outcome = outcome?;
-        orders.push((target.name.clone(), outcome.order));
-        figures.blocks.push((
-            target.name.clone(),
-            outcome.plan.block,
-            outcome.active_before,
-        ));
-        commit.targets.push(TargetWrites {
-            target: target.name.clone(),
-            kind: source.kind,
-            writes: outcome.writes,
-        });
-        plan.targets.insert(target.name.clone(), outcome.plan);
-    }
+    let orders = gather(
+        source,
+        &keeping,
+        outcomes,
+        &mut plan,
+        &mut commit,
+        &mut figures,
+    )?;
     plan.held = safety::check(safety_rules, &figures);
     commit.file = Some((
         file.sha256,
@@ -295,8 +287,38 @@ pub fn plan_seed(
         targets: BTreeMap::new(),
     };
     let mut commit = Commit::default();
-    let mut orders = Vec::new();
-    for (target, outcome) in seeding.iter().zip(outcomes) {
+    let orders = gather(
+        source,
+        &seeding,
+        outcomes,
+        &mut plan,
+        &mut commit,
+        &mut figures,
+    )?;
+    state.targets.extend(seeding.iter().map(|t| t.name.clone()));
+    plan.held = safety::check(safety_rules, &figures);
+    commit.source = Some((source.name.clone(), state));
+    let planned = Planned {
+        plan,
+        commit,
+        orders,
+        kind: source.kind,
+    };
+    Ok(Some((planned, records)))
+}
+
+/// Puts each target's outcome in the plan, the commit and the safety
+/// figures; returns the targets' action orders.
+fn gather(
+    source: &SourceInfo,
+    targets: &[&TargetInfo],
+    outcomes: Vec<Result<TargetOutcome, StoreError>>,
+    plan: &mut Plan,
+    commit: &mut Commit,
+    figures: &mut PlanFigures,
+) -> Result<Vec<(String, Vec<Ordered>)>, StoreError> {
+    let mut orders = Vec::with_capacity(targets.len());
+    for (target, outcome) in targets.iter().zip(outcomes) {
         let outcome = outcome?;
         orders.push((target.name.clone(), outcome.order));
         figures.blocks.push((
@@ -310,17 +332,8 @@ pub fn plan_seed(
             writes: outcome.writes,
         });
         plan.targets.insert(target.name.clone(), outcome.plan);
-        state.targets.push(target.name.clone());
     }
-    plan.held = safety::check(safety_rules, &figures);
-    commit.source = Some((source.name.clone(), state));
-    let planned = Planned {
-        plan,
-        commit,
-        orders,
-        kind: source.kind,
-    };
-    Ok(Some((planned, records)))
+    Ok(orders)
 }
 
 /// A planning thread's result; its panic (a bug) becomes an error.
