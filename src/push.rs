@@ -20,14 +20,6 @@ use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
 use crate::store::{Parked, Store, StoreError};
 
-/// What became of one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushResult {
-    pub key: RecordKey,
-    pub action: ActionKind,
-    pub status: PushStatus,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error(transparent)]
@@ -36,12 +28,26 @@ pub enum PushError {
     Join(String),
 }
 
-/// What draining a target did.
-#[derive(Debug, Clone, Default)]
+/// What draining a target did: counts, not one result per record (a
+/// million records' results would outweigh the push itself). Where each
+/// record stands is in the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drained {
-    pub results: Vec<PushResult>,
+    /// Records the target confirmed.
+    pub done: u64,
+    /// Records parked in this drain.
+    pub parked: u64,
+    /// The last record parked, as `kind key: reason`.
+    pub last_parked: Option<String>,
     /// Why pushing to the target stopped, if the target showed it must not get more.
     pub stopped: Option<String>,
+}
+
+impl Drained {
+    fn parked(&mut self, key: &RecordKey, reason: &str) {
+        self.parked += 1;
+        self.last_parked = Some(format!("{} {}: {reason}", key.kind, key.key));
+    }
 }
 
 /// What the push engine needs to know of a target.
@@ -117,7 +123,7 @@ pub async fn drain(
     target: &PushTarget,
     now: fn() -> i64,
 ) -> Result<Drained, PushError> {
-    let mut results = Vec::new();
+    let mut drained = Drained::default();
     for kind in [RecordKind::Orgs, RecordKind::Users] {
         let mut backoff = Backoff::new(&target.retry);
         loop {
@@ -130,7 +136,7 @@ pub async fn drain(
             if records.is_empty() {
                 break;
             }
-            let round = push_round(store, target, kind, &records, &mut results, now).await?;
+            let round = push_round(store, target, kind, &records, &mut drained, now).await?;
             if let Some(reason) = round.halt {
                 // The target showed it must not get more: everything still
                 // waiting is parked with the reason, for a person to look at.
@@ -144,12 +150,10 @@ pub async fn drain(
                 for record in &left {
                     let key = record.record_key(target, kind);
                     park(store, &key, record.action, &reason, false, now()).await?;
-                    results.push(parked(&key, record.action, &reason));
+                    drained.parked(&key, &reason);
                 }
-                return Ok(Drained {
-                    results,
-                    stopped: Some(reason),
-                });
+                drained.stopped = Some(reason);
+                return Ok(drained);
             }
             let failing = round.failing;
             if failing.is_empty() {
@@ -174,16 +178,13 @@ pub async fn drain(
                             failed.failure.reason()
                         );
                         park(store, &failed.key, failed.action, &reason, true, now()).await?;
-                        results.push(parked(&failed.key, failed.action, &reason));
+                        drained.parked(&failed.key, &reason);
                     }
                 }
             }
         }
     }
-    Ok(Drained {
-        results,
-        stopped: None,
-    })
+    Ok(drained)
 }
 
 /// A record waiting to be pushed, with what ordering needs and no more.
@@ -235,7 +236,7 @@ async fn push_round(
     target: &PushTarget,
     kind: RecordKind,
     records: &[Waiting],
-    results: &mut Vec<PushResult>,
+    drained: &mut Drained,
     now: fn() -> i64,
 ) -> Result<Round, PushError> {
     let progress = crate::progress::Progress::new(
@@ -263,7 +264,7 @@ async fn push_round(
     let mut pass = Pass {
         failing: Vec::new(),
         failed: HashMap::new(),
-        results,
+        drained,
         progress: &progress,
         acks: Vec::new(),
         acks_since: None,
@@ -283,7 +284,7 @@ async fn push_round(
                 Some((id, Some(refused))) => {
                     let reason = format!("{id}, which it refers to, is parked: {refused}");
                     park(store, &key(), record.action, &reason, false, now()).await?;
-                    pass.results.push(parked(&key(), record.action, &reason));
+                    pass.drained.parked(&key(), &reason);
                     pass.failed.insert(keys[index].to_string(), Some(reason));
                 }
                 Some((id, None)) => {
@@ -345,7 +346,7 @@ async fn push_round(
                 break;
             };
             let (batch, reply) = joined.map_err(|error| PushError::Join(error.to_string()))?;
-            if let Some(halt) = pass.settle(store, &batch, reply, now).await? {
+            if let Some(halt) = pass.settle(store, batch, reply, now).await? {
                 replies.abort_all();
                 return Ok(Round {
                     failing: pass.failing,
@@ -367,7 +368,7 @@ struct Pass<'r> {
     failing: Vec<Failed>,
     /// Keys of records that failed, with the parking reason when refused.
     failed: HashMap<String, Option<String>>,
-    results: &'r mut Vec<PushResult>,
+    drained: &'r mut Drained,
     progress: &'r crate::progress::Progress,
     /// Confirmed records not yet written to the store, and since when.
     acks: Vec<(RecordKey, Acked, Fields)>,
@@ -398,7 +399,7 @@ impl Pass<'_> {
     async fn settle(
         &mut self,
         store: &Arc<Store>,
-        batch: &[PushItem],
+        batch: Vec<PushItem>,
         reply: PushReply,
         now: fn() -> i64,
     ) -> Result<Option<String>, PushError> {
@@ -407,7 +408,7 @@ impl Pass<'_> {
             tracing::warn!(target = %batch.first().map_or("", |item| item.key.target.as_str()),
                 sent = batch.len(), answered, "the target's reply does not have one outcome per record sent");
         }
-        let unanswered = batch.iter().skip(answered).map(|_| {
+        let unanswered = (answered..batch.len()).map(|_| {
             Outcome::Failed(Failure::Transient {
                 reason: "the target's reply said nothing of this record".into(),
                 retry_after: None,
@@ -419,7 +420,7 @@ impl Pass<'_> {
             .take(batch.len())
             .chain(unanswered);
         self.progress.advance(batch.len() as u64);
-        for (item, outcome) in batch.iter().zip(outcomes) {
+        for (item, outcome) in batch.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Acked { target_id } => {
                     let acked = Acked {
@@ -428,15 +429,10 @@ impl Pass<'_> {
                         target_id: target_id.or_else(|| item.target_id.clone()),
                         at: now(),
                     };
-                    self.acks
-                        .push((item.key.clone(), acked, item.fields.clone()));
+                    self.acks.push((item.key, acked, item.fields));
                     self.acks_since
                         .get_or_insert_with(tokio::time::Instant::now);
-                    self.results.push(PushResult {
-                        key: item.key.clone(),
-                        action: item.action,
-                        status: PushStatus::Done,
-                    });
+                    self.drained.done += 1;
                 }
                 Outcome::Failed(failure @ Failure::Permanent { .. }) => {
                     park(
@@ -448,8 +444,7 @@ impl Pass<'_> {
                         now(),
                     )
                     .await?;
-                    self.results
-                        .push(parked(&item.key, item.action, failure.reason()));
+                    self.drained.parked(&item.key, failure.reason());
                     self.failed
                         .insert(item.key.key.clone(), Some(failure.reason().to_string()));
                 }
@@ -536,16 +531,6 @@ fn ids_and_refs<'v>(
         .map(str::to_string)
         .collect();
     (other_id, refs)
-}
-
-fn parked(key: &RecordKey, action: ActionKind, reason: &str) -> PushResult {
-    PushResult {
-        key: key.clone(),
-        action,
-        status: PushStatus::Parked {
-            reason: reason.to_string(),
-        },
-    }
 }
 
 async fn park(

@@ -2,7 +2,6 @@
 //! acknowledgement, report. `rostersync sync` runs it once; the daemon runs
 //! it for each finished file.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use crate::connectors::ConnectorError;
 use crate::ingest::{self, Ingested};
 use crate::model::ActionStatus;
 use crate::plan::{FileInfo, Plan, PlanOptions, SourceInfo, TargetInfo, plan_file};
-use crate::push::{self, PushError, PushResult, PushStatus, PushTarget};
+use crate::push::{self, PushError, PushStatus, PushTarget};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug)]
@@ -309,7 +308,8 @@ pub fn total_blocks(plan: &Plan) -> u64 {
 }
 
 /// Drains each target's outbox (side by side: a slow or failing target does
-/// not hold the others) and marks the plan's actions done or parked.
+/// not hold the others), then marks the plan's listed actions done or
+/// parked as the store has them, and counts each target's parked records.
 pub async fn push_all(
     context: &SyncContext<'_>,
     connectors: Vec<PushTarget>,
@@ -321,47 +321,51 @@ pub async fn push_all(
         let store = Arc::clone(&store);
         let now = context.now;
         tasks.spawn(async move {
-            let results = push::drain(&store, &pusher, now).await;
-            (pusher.name, results)
+            let drained = push::drain(&store, &pusher, now).await;
+            (pusher.name, drained)
         });
     }
-    let mut results: HashMap<String, Vec<PushResult>> = HashMap::new();
     while let Some(joined) = tasks.join_next().await {
-        let (name, pushed) = joined.map_err(|error| SyncError::Join(error.to_string()))?;
-        let drained = pushed?;
+        let (name, drained) = joined.map_err(|error| SyncError::Join(error.to_string()))?;
+        let drained = drained?;
         if let Some(target) = plan.targets.get_mut(&name) {
             target.stopped = drained.stopped;
+            target.parked = drained.parked;
         }
-        results.insert(name, drained.results);
     }
-    apply_statuses(plan, &results);
+    let mut listed = std::mem::take(&mut plan.targets);
+    listed = crate::store::blocking(&store, move |store| {
+        apply_statuses(store, &mut listed).map(|()| listed)
+    })
+    .await?;
+    plan.targets = listed;
     Ok(())
 }
 
-/// Marks each planned action done or parked, from what the pushes reported.
-fn apply_statuses(plan: &mut Plan, results: &HashMap<String, Vec<PushResult>>) {
-    for (name, target) in plan.targets.iter_mut() {
-        let by_key: HashMap<(String, crate::ingest::record::RecordKind), &PushResult> = results
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|r| ((r.key.key.clone(), r.key.kind), r))
-            .collect();
+/// Marks each listed action done or parked, as the store has it.
+fn apply_statuses(
+    store: &Store,
+    targets: &mut std::collections::BTreeMap<String, crate::plan::TargetPlan>,
+) -> Result<(), StoreError> {
+    let mut reader = store.reader();
+    for (name, target) in targets.iter_mut() {
         for action in &mut target.actions {
-            match by_key
-                .get(&(action.ext_id.clone(), action.kind))
-                .map(|r| &r.status)
-            {
+            let key = crate::model::RecordKey {
+                target: name.clone(),
+                kind: action.kind,
+                key: action.ext_id.clone(),
+            };
+            match reader.push_status(&key)? {
                 Some(PushStatus::Done) => action.status = Some(ActionStatus::Done),
                 Some(PushStatus::Parked { reason }) => {
                     action.status = Some(ActionStatus::Parked);
-                    action.reason = Some(reason.clone());
-                    target.parked += 1;
+                    action.reason = Some(reason);
                 }
                 None => {}
             }
         }
     }
+    Ok(())
 }
 
 /// What seeding a source's new targets did ([`seed_source`]).
@@ -467,8 +471,8 @@ pub fn seed_source(
 /// What pushing its seed did to one target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeedPushed {
-    pub done: usize,
-    pub parked: usize,
+    pub done: u64,
+    pub parked: u64,
     /// Why pushing to the target stopped, when it did.
     pub stopped: Option<String>,
 }
@@ -518,14 +522,10 @@ pub async fn seed_and_push(
     while let Some(joined) = tasks.join_next().await {
         let (target, drained) = joined.map_err(|error| SyncError::Join(error.to_string()))?;
         let drained = drained?;
-        let done = drained
-            .results
-            .iter()
-            .filter(|r| r.status == PushStatus::Done)
-            .count();
+        let done = drained.done;
         let seeded = SeedPushed {
             done,
-            parked: drained.results.len() - done,
+            parked: drained.parked,
             stopped: drained.stopped,
         };
         match &seeded.stopped {

@@ -300,6 +300,28 @@ fn a_user_already_at_the_provider_is_adopted_not_duplicated() {
     }
 }
 
+/// A record parked beyond the actions a report lists still counts: `sync`
+/// exits 1 and says how many were parked (it once counted only the listed ones).
+#[test]
+fn a_parked_record_the_report_does_not_list_still_fails_the_sync() {
+    let mut run = support::Run(provider(true).daemon("report_actions", 1).build());
+    run.fake.add_user(
+        json!({"schemas": [support::fakes::scim::USER_SCHEMA], "userName": "cleo",
+               "externalId": "X99", "active": true})
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    let (code, out, _) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        !out.contains("A3"),
+        "the parked record is listed after all: {out}"
+    );
+    assert!(out.contains("1 parked"), "{out}");
+    assert_eq!(run.fake.directory().len(), 4);
+}
+
 #[test]
 fn a_login_held_by_another_person_is_not_taken_over() {
     let mut run = Run::new(true);

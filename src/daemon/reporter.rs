@@ -14,7 +14,7 @@ use super::file_report::FileReport;
 use super::lifecycle;
 use crate::model::{ActionStatus, PushStatus, RecordKey, RecordKind};
 use crate::plan_output::ActionLine;
-use crate::store::{Reader, Store, StoreError};
+use crate::store::Store;
 
 /// How often reports with pending actions are checked against the store,
 /// besides the events that say a target drained.
@@ -113,7 +113,7 @@ fn update_reports(
             // One reader for the report: its records come mostly in key
             // order, so each group of the store is read once.
             let mut reader = store.reader();
-            let lookup = |kind, key: &str| record_status(store, &mut reader, target, kind, key);
+            let lookup = |kind, key: &str| reader.push_status(&record_key(target, kind, key));
             match report.resolve(target, lookup) {
                 Ok(c) => changed |= c,
                 Err(error) => error!(report = %path.display(), %error, "cannot update the report"),
@@ -172,14 +172,9 @@ fn resolve_actions_file(
         let action = &mut entry.action;
         let open = matches!(action.status, None | Some(ActionStatus::Pending));
         if open && drained.contains(&entry.target) {
-            let status = record_status(
-                store,
-                &mut reader,
-                &entry.target,
-                action.kind,
-                &action.ext_id,
-            )
-            .map_err(std::io::Error::other)?;
+            let status = reader
+                .push_status(&record_key(&entry.target, action.kind, &action.ext_id))
+                .map_err(std::io::Error::other)?;
             match status {
                 Some(PushStatus::Done) => action.status = Some(ActionStatus::Done),
                 Some(PushStatus::Parked { reason }) => {
@@ -240,27 +235,10 @@ fn resolve_actions_file(
     Ok(changed || before != after)
 }
 
-fn record_status(
-    store: &Store,
-    reader: &mut Reader<'_>,
-    target: &str,
-    kind: RecordKind,
-    key: &str,
-) -> Result<Option<PushStatus>, StoreError> {
-    let key = RecordKey {
+fn record_key(target: &str, kind: RecordKind, key: &str) -> RecordKey {
+    RecordKey {
         target: target.to_string(),
         kind,
         key: key.to_string(),
-    };
-    if let Some(parked) = store.parked_item(&key)? {
-        return Ok(Some(PushStatus::Parked {
-            reason: parked.reason,
-        }));
     }
-    Ok(
-        match reader.stored(&key)?.and_then(|stored| stored.queued) {
-            None => Some(PushStatus::Done),
-            Some(_) => None,
-        },
-    )
 }

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use super::reporter::ReportEvent;
 use super::supervise::{self, Ended};
 use super::{Shared, lock, utc_now};
-use crate::push::{self, Drained, PushError, PushStatus, PushTarget};
+use crate::push::{self, Drained, PushError, PushTarget};
 use crate::{store, sync};
 
 /// Starts a target's worker, supervised: one that panics is started again
@@ -138,18 +138,11 @@ async fn drain_with_grace(
 }
 
 fn note_drained(shared: &Shared, name: &str, drained: &Drained) {
-    let done = drained
-        .results
-        .iter()
-        .filter(|r| r.status == PushStatus::Done)
-        .count();
-    let parked = drained.results.iter().rev().find_map(|r| match &r.status {
-        PushStatus::Parked { reason } => Some(format!("{} {}: {reason}", r.key.kind, r.key.key)),
-        PushStatus::Done => None,
-    });
-    if done > 0 || parked.is_some() {
-        info!(target = %name, done, parked = drained.results.len() - done, "pushed");
+    let (done, parked) = (drained.done, drained.parked);
+    if done > 0 || parked > 0 {
+        info!(target = %name, done, parked, "pushed");
     }
+    let parked = drained.last_parked.clone();
     shared.with_status(|status| {
         let target = status.targets.entry(name.to_string()).or_default();
         if done > 0 {

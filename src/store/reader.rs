@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::groups::Cursor;
 use super::{Entry, RecordKey, Store, StoreError, StoredEntry, StoredRecord, decode};
 use crate::ingest::record::{Record, RecordKind};
+use crate::model::PushStatus;
 use crate::projection::{Fields, Projector};
 
 /// Lookups of entries and snapshot records, each map's last group kept
@@ -23,6 +24,20 @@ impl<'s> Reader<'s> {
             entries: HashMap::new(),
             records: HashMap::new(),
         }
+    }
+
+    /// Where a record stands at a target: parked (with the reason), done
+    /// (nothing waits), or `None` while it still waits to be sent.
+    pub fn push_status(&mut self, key: &RecordKey) -> Result<Option<PushStatus>, StoreError> {
+        if let Some(parked) = self.store.parked_item(key)? {
+            return Ok(Some(PushStatus::Parked {
+                reason: parked.reason,
+            }));
+        }
+        Ok(match self.stored(key)?.and_then(|stored| stored.queued) {
+            None => Some(PushStatus::Done),
+            Some(_) => None,
+        })
     }
 
     /// A record's entry at a target, its logged acknowledgement applied.
