@@ -1,15 +1,18 @@
 //! `rostersync sync` end to end against the stateful Collaborator fake,
 //! through the real binary: the portal's directory after each file, retries
-//! through transient faults, a refused record parked alone, count mismatches
-//! split to the culprit, the stop on unexpected blocks, and no token in logs.
+//! through transient faults, batches sent again after a lost answer or a
+//! kill, blocks and unblocks, a refused record parked alone, the stop on
+//! unexpected blocks or counts above the batch, and no token in logs. Last,
+//! the fake's own counting rules.
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use assert_cmd::prelude::*;
 use support::fakes::collaborator::Fake;
-use support::{Builder, Harness, Source, Target, USERS_HEADER};
+use support::{Builder, Harness, Source, Target, USERS_HEADER, user, users_file, wait_until};
 
 const TOKEN: &str = "cbr-s3cr3t-t0ken-42";
 
@@ -64,6 +67,16 @@ const ANA: &str = "E1;Alves;Ana;ana;ana@x.fr;0";
 const BEN: &str = "E2;Blanc;Ben;ben;ben@x.fr;0";
 const CLE: &str = "E3;Colin;Cléo;cleo;cleo@x.fr;0";
 const DAN: &str = "E4;Dias;Dan;dan;dan@x.fr;0";
+
+/// The portal holding Ana, Ben, Cléo and Dan, all at work.
+fn everyone_active() -> BTreeMap<String, (String, String, String, String)> {
+    dir(&[
+        ("E1", "ana", "Alves", "ana@x.fr", "0"),
+        ("E2", "ben", "Blanc", "ben@x.fr", "0"),
+        ("E3", "cleo", "Colin", "cleo@x.fr", "0"),
+        ("E4", "dan", "Dias", "dan@x.fr", "0"),
+    ])
+}
 
 #[test]
 fn the_portal_ends_up_holding_exactly_what_hr_says() {
@@ -166,7 +179,11 @@ fn a_refused_record_is_parked_alone_and_retried_with_the_next_file() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("1 parked"), "{out}");
     assert!(
-        out.contains("[parked: HTTP 400: {\"error\":\"login ben is reserved\"}]"),
+        out.contains(
+            "[parked: the portal refused this user: HTTP 400: {\"error\":\"login ben is reserved\"}. \
+             Correct the record in HR's export or in the portal; it is sent again with the next file, \
+             or at `rostersync retry --target lms`]"
+        ),
         "{out}"
     );
     let directory = run.fake.directory();
@@ -186,13 +203,124 @@ fn a_refused_record_is_parked_alone_and_retried_with_the_next_file() {
 }
 
 #[test]
-fn counts_that_do_not_add_up_are_split_down_to_single_imports() {
+fn counts_above_the_batch_stop_the_target_loudly() {
     let mut run = Run::new();
+    // The portal says it created one user more than the batch held.
     run.fake.with(|p| p.faults.wrong_counts_percent = 100);
-    let (code, out, _) = run.sync(&[ANA, BEN, CLE]);
-    assert_eq!(code, 0, "{out}");
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("STOPPED"), "{out}");
+    assert!(err.contains("pushing to this target stopped"), "{err}");
+    assert!(
+        out.contains("created 4 and updated 0 for 3 users sent"),
+        "{out}"
+    );
+    // The portal did take the batch; nothing was split to find a culprit.
     assert_eq!(run.fake.directory().len(), 3);
-    assert_eq!(run.fake.with(|p| p.hits.get("single").copied()), Some(3));
+    assert_eq!(run.fake.hits("single"), 0);
+}
+
+#[test]
+fn a_batch_whose_answer_was_lost_is_sent_again_and_nothing_is_parked() {
+    let mut run = Run::new();
+    // The first batch is imported but its answer never comes (the client
+    // times out): the same batch goes again and changes nothing there.
+    run.fake.with(|p| p.lost_answers = 1);
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("parked"), "{out}");
+    assert_eq!(run.fake.directory(), everyone_active());
+    assert_eq!(run.fake.with(|p| (p.creates, p.received)), (4, 7));
+}
+
+#[test]
+fn a_daemon_killed_mid_import_sends_the_batch_again_and_parks_nothing() {
+    let h = portal().build();
+    h.fake.with(|p| p.lost_answers = 1);
+    let rows: Vec<String> = (1..=7).map(|n| user(n, false)).collect();
+    let daemon = h.start();
+    h.drop_file("inbox/users.csv", &users_file(&rows));
+    // Killed once the portal has imported a batch whose answer it holds.
+    wait_until(
+        Duration::from_secs(20),
+        || h.fake.with(|p| p.lost_answers == 0),
+        || format!("no batch reached the portal\n{}", daemon.log()),
+    );
+    daemon.kill();
+    let daemon = h.start();
+    h.wait_archived(&daemon, "inbox", 1);
+    let (code, out, _) = h.run(&["status", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["targets"]["lms"]["outbox"], 0, "{status}");
+    assert_eq!(status["targets"]["lms"]["parked"], 0, "{status}");
+    let (exit, log) = daemon.stop();
+    assert!(exit.success(), "{log}");
+    let expected: BTreeMap<_, _> = (1..=7)
+        .map(|n| {
+            let login = format!("login{n}");
+            let user = (
+                login.clone(),
+                format!("Name{n}"),
+                format!("{login}@x.fr"),
+                "0".into(),
+            );
+            (format!("E{n}"), user)
+        })
+        .collect();
+    assert_eq!(h.fake.directory(), expected);
+    let (creates, received) = h.fake.with(|p| (p.creates, p.received));
+    assert_eq!(creates, 7);
+    assert!(received > 7, "the held batch was not sent again");
+}
+
+#[test]
+fn a_first_sync_into_a_portal_already_holding_the_users_parks_nothing() {
+    // What the portal holds after a run whose acknowledgements were lost.
+    let mut earlier = Run::new();
+    earlier.sync(&[ANA, BEN, CLE]);
+    let held = earlier.fake.with(|p| p.users.clone());
+    let mut run = Run::new();
+    run.fake.with(|p| p.users = held);
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("parked"), "{out}");
+    assert_eq!(run.fake.directory(), everyone_active());
+    assert_eq!(run.fake.with(|p| p.creates), 1, "only Dan is new");
+}
+
+#[test]
+fn leavers_and_returners_are_blocked_and_unblocked_with_nothing_parked() {
+    let mut run = support::Run(portal().safety("max_block_percent", 100.0).build());
+    let (code, out, _) = run.sync(&[ANA, BEN, CLE, DAN]);
+    assert_eq!(code, 0, "{out}");
+    let disabled = |row: &str| row.replace(";0", ";1");
+    // Dan leaves alone (a batch of one: the single import).
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, &disabled(DAN)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("0 create, 0 update, 1 block, 0 unblock\n"),
+        "{out}"
+    );
+    assert_eq!(run.fake.directory()["E4"].3, "1");
+    // Ben and Cléo leave and Dan comes back, in one batch.
+    let batches = run.fake.hits("batch");
+    let (code, out, err) = run.sync(&[ANA, &disabled(BEN), &disabled(CLE), DAN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("0 create, 0 update, 2 block, 1 unblock\n"),
+        "{out}"
+    );
+    assert_eq!(run.fake.hits("batch"), batches + 1);
+    assert_eq!(
+        run.fake.directory(),
+        dir(&[
+            ("E1", "ana", "Alves", "ana@x.fr", "0"),
+            ("E2", "ben", "Blanc", "ben@x.fr", "1"),
+            ("E3", "cleo", "Colin", "cleo@x.fr", "1"),
+            ("E4", "dan", "Dias", "dan@x.fr", "0"),
+        ])
+    );
 }
 
 #[test]
@@ -212,6 +340,10 @@ fn a_portal_that_blocks_missing_users_stops_the_target_loudly() {
     assert!(out.contains("STOPPED"), "{out}");
     assert!(err.contains("pushing to this target stopped"), "{err}");
     assert!(err.contains("don't block missing users"), "{err}");
+    assert!(
+        out.contains("unblock there the users it blocked, then `rostersync retry --target lms`"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -281,4 +413,161 @@ fn check_online_tries_the_token_without_showing_it() {
         .success()
         .stdout("ok\n");
     assert_eq!(run.fake.requests(), requests);
+}
+
+/// The fake on its own, over HTTP: it must count as the real portal does,
+/// each rule with its test, since the connector is only as right as this.
+mod the_fake_portal {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::{Fake, TOKEN};
+
+    /// POSTs `body` to `path` with the token, a 1 s timeout:
+    /// (HTTP status, JSON answer), or `None` when no answer came in time.
+    fn post(fake: &Fake, path: &str, body: &Value) -> Option<(u16, Value)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let reply = reqwest::Client::new()
+                .post(format!("{}{path}", fake.url))
+                .header("x-cbr-authorization", format!("Bearer {TOKEN}"))
+                .timeout(Duration::from_secs(1))
+                .json(body)
+                .send()
+                .await
+                .ok()?;
+            let status = reply.status().as_u16();
+            let text = reply.text().await.ok()?;
+            Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        })
+    }
+
+    /// (created, updated, blocked, unblocked) of a 200 answer to `path`.
+    fn counts(fake: &Fake, path: &str, body: Value) -> (u64, u64, u64, u64) {
+        let (status, reply) = post(fake, path, &body).expect("an answer");
+        assert_eq!(status, 200, "{reply}");
+        let count = |name: &str| reply[name].as_u64().unwrap_or_else(|| panic!("{reply}"));
+        (
+            count("created_count"),
+            count("updated_count"),
+            count("blocked_count"),
+            count("unblocked_count"),
+        )
+    }
+
+    fn batch(fake: &Fake, users: &[Value]) -> (u64, u64, u64, u64) {
+        counts(fake, "/api/v2/users-import/batch", json!(users))
+    }
+
+    fn single(fake: &Fake, user: Value) -> (u64, u64, u64, u64) {
+        counts(fake, "/api/v2/users-import/single", user)
+    }
+
+    fn user(uid: &str, email: &str, status: &str) -> Value {
+        json!({"uid": uid, "login": uid.to_lowercase(), "email": email, "status": status})
+    }
+
+    fn status(fake: &Fake, uid: &str) -> String {
+        fake.directory()[uid].3.clone()
+    }
+
+    #[test]
+    fn new_users_count_as_created() {
+        let fake = Fake::start(TOKEN);
+        let users = [user("E1", "a@x.fr", "0"), user("E2", "b@x.fr", "1")];
+        assert_eq!(batch(&fake, &users), (2, 0, 0, 0));
+        // Created dismissed is a creation, not a block.
+        assert_eq!(status(&fake, "E2"), "1");
+    }
+
+    #[test]
+    fn a_batch_sent_again_as_it_was_counts_nothing() {
+        let fake = Fake::start(TOKEN);
+        let users = [user("E1", "a@x.fr", "0"), user("E2", "b@x.fr", "1")];
+        batch(&fake, &users);
+        let held = fake.directory();
+        assert_eq!(batch(&fake, &users), (0, 0, 0, 0));
+        assert_eq!(fake.directory(), held);
+    }
+
+    #[test]
+    fn only_a_user_whose_fields_changed_counts_as_updated() {
+        let fake = Fake::start(TOKEN);
+        batch(
+            &fake,
+            &[user("E1", "a@x.fr", "0"), user("E2", "b@x.fr", "0")],
+        );
+        let sent = [user("E1", "a@x.fr", "0"), user("E2", "b2@x.fr", "0")];
+        assert_eq!(batch(&fake, &sent), (0, 1, 0, 0));
+        assert_eq!(fake.directory()["E2"].2, "b2@x.fr");
+    }
+
+    #[test]
+    fn a_block_counts_only_as_blocked() {
+        let fake = Fake::start(TOKEN);
+        batch(
+            &fake,
+            &[user("E1", "a@x.fr", "0"), user("E2", "b@x.fr", "0")],
+        );
+        let sent = [user("E1", "a@x.fr", "1"), user("E2", "b2@x.fr", "1")];
+        // E1 only blocked; E2 blocked and, its e-mail changed, updated too.
+        assert_eq!(batch(&fake, &sent), (0, 1, 2, 0));
+        assert_eq!(
+            (status(&fake, "E1"), status(&fake, "E2")),
+            ("1".into(), "1".into())
+        );
+        // Blocking a dismissed user again changes nothing.
+        assert_eq!(batch(&fake, &sent), (0, 0, 0, 0));
+    }
+
+    #[test]
+    fn an_unblock_counts_only_as_unblocked() {
+        let fake = Fake::start(TOKEN);
+        batch(&fake, &[user("E1", "a@x.fr", "1")]);
+        assert_eq!(batch(&fake, &[user("E1", "a@x.fr", "0")]), (0, 0, 0, 1));
+        assert_eq!(status(&fake, "E1"), "0");
+    }
+
+    #[test]
+    fn the_single_import_counts_the_same_way() {
+        let fake = Fake::start(TOKEN);
+        assert_eq!(single(&fake, user("E1", "a@x.fr", "0")), (1, 0, 0, 0));
+        assert_eq!(single(&fake, user("E1", "a@x.fr", "0")), (0, 0, 0, 0));
+        assert_eq!(single(&fake, user("E1", "a@x.fr", "1")), (0, 0, 1, 0));
+        assert_eq!(single(&fake, user("E1", "a2@x.fr", "0")), (0, 1, 0, 1));
+    }
+
+    #[test]
+    fn with_block_missing_on_the_users_absent_from_a_batch_are_blocked_and_counted() {
+        let fake = Fake::start(TOKEN);
+        batch(
+            &fake,
+            &[user("E1", "a@x.fr", "0"), user("E2", "b@x.fr", "0")],
+        );
+        fake.with(|p| p.block_missing = true);
+        assert_eq!(batch(&fake, &[user("E1", "a@x.fr", "0")]), (0, 0, 1, 0));
+        assert_eq!(status(&fake, "E2"), "1");
+    }
+
+    #[test]
+    fn wrong_counts_count_more_users_than_the_batch_held() {
+        let fake = Fake::start(TOKEN);
+        fake.with(|p| p.faults.wrong_counts_percent = 100);
+        assert_eq!(batch(&fake, &[user("E1", "a@x.fr", "0")]).0, 2);
+    }
+
+    #[test]
+    fn a_lost_answer_comes_too_late_but_the_import_happened() {
+        let fake = Fake::start(TOKEN);
+        fake.with(|p| p.lost_answers = 1);
+        let users = json!([user("E1", "a@x.fr", "0")]);
+        assert_eq!(post(&fake, "/api/v2/users-import/batch", &users), None);
+        assert_eq!(fake.directory().len(), 1);
+        // Only the next one: the one after is answered.
+        assert_eq!(batch(&fake, &[user("E1", "a@x.fr", "0")]), (0, 0, 0, 0));
+    }
 }

@@ -1,10 +1,15 @@
 //! `collaborator`: Collaborator LMS. Users go in batches to
 //! `POST /api/v2/users-import/batch` (an upsert keyed by `uid`), blocked and
 //! unblocked through `status` (`"1"` dismissed, `"0"` working). The reply's
-//! counts are checked against the batch: a mismatch splits it, down to
-//! `POST /api/v2/users-import/single`, to find the culprit; more blocks than
-//! were sent means the portal blocks users missing from a batch (its "don't
-//! block missing users" option is off): pushing to it stops, loudly.
+//! counts are counts of *changes*: a user sent as the portal already holds it
+//! counts in no total, a block or an unblock may count only as such, so a
+//! total below the batch is normal (a batch sent again after a restart
+//! answers 0, 0) and never a refusal. A refused batch (an error reply) is
+//! split, down to `POST /api/v2/users-import/single`, to find the record.
+//! More blocks than were sent means the portal blocks users missing from a
+//! batch (its "don't block missing users" option is off), and a count above
+//! the batch means it changed users it was not sent: either way pushing to
+//! it stops, loudly.
 //! Organisations (inferred from the vendor's other pages) go to
 //! `POST /api/v2/orgstructure/import` as `[{"uid","parent_uid","title"}]`.
 
@@ -32,6 +37,8 @@ const ORGS_PATH: &str = "/api/v2/orgstructure/import";
 pub struct Collaborator {
     http: Http,
     batch_size: usize,
+    /// The target's name, for the commands its messages tell to run.
+    name: String,
 }
 
 impl Connector for Collaborator {
@@ -83,6 +90,7 @@ impl Connector for Collaborator {
         Ok(Collaborator {
             http: Http::new(target, headers)?,
             batch_size: *target.batch_size.get_ref(),
+            name: target.name.get_ref().clone(),
         })
     }
 
@@ -123,18 +131,18 @@ impl Connector for Collaborator {
 
     /// A batch import's reply: see [`batch_verdict`].
     fn verdict(&self, sent: &[&PushItem], reply: &Reply) -> Verdict {
-        batch_verdict(sent, reply)
+        batch_verdict(sent, reply, &self.name)
     }
 }
 
 impl Collaborator {
-    /// A batch; one whose counts do not add up is split in two, and a
-    /// single record goes to the single endpoint.
+    /// A batch; a refused one is split in two, and a single record goes to
+    /// the single endpoint.
     async fn push_users(&self, items: &[PushItem]) -> PushReply {
         let (outcomes, halt) = bisect(items.len(), move |range| async move {
             let part = &items[range];
             if let [single] = part {
-                return Verdict::All(self.push_single(single).await);
+                return self.push_single(single).await;
             }
             let body: Vec<UserJson<'_>> = part.iter().map(UserJson).collect();
             let reply = self
@@ -155,7 +163,7 @@ impl Collaborator {
         PushReply { outcomes, halt }
     }
 
-    async fn push_single(&self, item: &PushItem) -> Outcome {
+    async fn push_single(&self, item: &PushItem) -> Verdict {
         let reply = self
             .http
             .send(
@@ -166,23 +174,8 @@ impl Collaborator {
             )
             .await;
         match reply {
-            Err(failure) => Outcome::Failed(failure),
-            Ok(reply) if !reply.is_success() => Outcome::Failed(reply.failure()),
-            Ok(reply) => match parse_counts(&reply.body) {
-                Ok(counts) if counts.created + counts.updated == 1 => {
-                    Outcome::Acked { target_id: None }
-                }
-                Ok(counts) => Outcome::Failed(Failure::Permanent {
-                    reason: format!(
-                        "the portal did not import the user (created {}, updated {})",
-                        counts.created, counts.updated
-                    ),
-                }),
-                Err(reason) => Outcome::Failed(Failure::Transient {
-                    reason: reason.to_string(),
-                    retry_after: None,
-                }),
-            },
+            Err(failure) => Verdict::All(Outcome::Failed(failure)),
+            Ok(reply) => single_verdict(item, &reply, &self.name),
         }
     }
 
@@ -303,22 +296,24 @@ pub fn parse_counts(body: &str) -> Result<Counts, ReplyError> {
     })
 }
 
+/// What a reply's counts say of the batch, read as counts of changes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CountCheck {
+    /// No count above what the batch could change (below is normal: a user
+    /// sent as the portal holds it counts in no total).
     Consistent,
-    /// Not every user of the batch was created or updated.
-    Mismatch(String),
     /// More users blocked than blocks sent.
-    MissingUsersBlocked {
-        blocked: u64,
-        sent: u64,
-    },
+    MissingUsersBlocked { blocked: u64, sent: u64 },
+    /// More users created, updated or unblocked than the batch holds: what
+    /// the portal answered, in words.
+    Excess(String),
 }
 
 /// What the reply to a batch import says of the users it carried: all
-/// imported; a split when its counts do not add up or the batch was refused
-/// (to find the record); a halt when the portal blocked users missing from it.
-pub fn batch_verdict(part: &[&PushItem], reply: &Reply) -> Verdict {
+/// imported, whatever its counts (a user already as sent counts nowhere); a
+/// split when the batch was refused (to find the record); a halt when the
+/// portal changed users the batch did not hold.
+pub fn batch_verdict(part: &[&PushItem], reply: &Reply, target: &str) -> Verdict {
     if !reply.is_success() {
         return match reply.failure() {
             // A refused batch: find the record it refuses.
@@ -326,7 +321,43 @@ pub fn batch_verdict(part: &[&PushItem], reply: &Reply) -> Verdict {
             transient => Verdict::All(Outcome::Failed(transient)),
         };
     }
-    match parse_counts(&reply.body) {
+    counts_verdict(part, &reply.body, target)
+}
+
+/// What the single import's reply says of its user: imported on a 200 (its
+/// counts checked as a batch's), else refused with what the portal said.
+pub fn single_verdict(item: &PushItem, reply: &Reply, target: &str) -> Verdict {
+    if reply.is_success() {
+        return counts_verdict(&[item], &reply.body, target);
+    }
+    Verdict::All(Outcome::Failed(match reply.failure() {
+        Failure::Permanent { reason } => Failure::Permanent {
+            reason: refusal_reason(reply.status, &reason, target),
+        },
+        transient => transient,
+    }))
+}
+
+/// A park reason for a refused user: what the portal said, and what to do.
+fn refusal_reason(status: u16, said: &str, target: &str) -> String {
+    match status {
+        401 | 403 => format!(
+            "the portal refused the token ({said}): check the target's token \
+             (`rostersync check --online`), then `rostersync retry --target {target}`"
+        ),
+        _ => format!(
+            "the portal refused this user: {said}. Correct the record in HR's export \
+             or in the portal; it is sent again with the next file, or at \
+             `rostersync retry --target {target}`"
+        ),
+    }
+}
+
+/// A 200's counts: the part is imported, and pushing stops when the counts
+/// show the portal changed more than it was sent.
+fn counts_verdict(part: &[&PushItem], body: &str, target: &str) -> Verdict {
+    let acked = Outcome::Acked { target_id: None };
+    match parse_counts(body) {
         // A 200 without readable counts: the upsert may have happened;
         // sending it again is harmless.
         Err(reason) => Verdict::All(Outcome::Failed(Failure::Transient {
@@ -334,37 +365,53 @@ pub fn batch_verdict(part: &[&PushItem], reply: &Reply) -> Verdict {
             retry_after: None,
         })),
         Ok(counts) => match check_counts(part, &counts) {
-            CountCheck::Consistent => Verdict::All(Outcome::Acked { target_id: None }),
+            CountCheck::Consistent => Verdict::All(acked),
             CountCheck::MissingUsersBlocked { blocked, sent } => Verdict::Halt(
-                Outcome::Acked { target_id: None },
+                acked,
                 format!(
                     "the portal blocked {blocked} users for {sent} blocks sent: it blocks users missing from a batch. \
-                     Turn on its \"don't block missing users\" option; pushing to this target is stopped"
+                     Turn on its \"don't block missing users\" option, unblock there the users it blocked, \
+                     then `rostersync retry --target {target}`; pushing to this target is stopped"
                 ),
             ),
-            CountCheck::Mismatch(_) => Verdict::Split,
+            CountCheck::Excess(answered) => Verdict::Halt(
+                acked,
+                format!(
+                    "the portal answered {answered}: it changed users it was not sent, or its counts \
+                     cannot be trusted. Check its users and import log, then \
+                     `rostersync retry --target {target}`; pushing to this target is stopped"
+                ),
+            ),
         },
     }
 }
 
-/// Every user sent is either created or updated; no more users are blocked
-/// than were sent inactive (fewer is fine: a replayed block changes nothing).
+/// No more users blocked than were sent inactive, and no more created,
+/// updated or unblocked than were sent. Fewer is fine: the portal counts
+/// only what changed.
 pub fn check_counts<I: Borrow<PushItem>>(items: &[I], counts: &Counts) -> CountCheck {
+    let sent = items.len() as u64;
     let inactive = items
         .iter()
         .filter(|item| !Borrow::<PushItem>::borrow(*item).active)
         .count() as u64;
+    let active = sent - inactive;
     if counts.blocked > inactive {
         return CountCheck::MissingUsersBlocked {
             blocked: counts.blocked,
             sent: inactive,
         };
     }
-    let sent = items.len() as u64;
-    if counts.created + counts.updated != sent {
-        return CountCheck::Mismatch(format!(
-            "{sent} users sent, {} created and {} updated",
+    if counts.created.saturating_add(counts.updated) > sent {
+        return CountCheck::Excess(format!(
+            "created {} and updated {} for {sent} users sent",
             counts.created, counts.updated
+        ));
+    }
+    if counts.unblocked > active {
+        return CountCheck::Excess(format!(
+            "unblocked {} for {active} users sent active",
+            counts.unblocked
         ));
     }
     CountCheck::Consistent
@@ -401,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_read_and_checked() {
+    fn counts_are_read_as_numbers_or_strings() {
         let counts = parse_counts(
             r#"{"created_count":1,"updated_count":"2","blocked_count":0,"unblocked_count":0}"#,
         )
@@ -417,46 +464,137 @@ mod tests {
         );
         assert!(parse_counts("<html>").is_err());
         assert!(parse_counts("{}").is_err());
+    }
 
-        let batch = [item(&[], true), item(&[], true), item(&[], false)];
+    fn counts(created: u64, updated: u64, blocked: u64, unblocked: u64) -> Counts {
+        Counts {
+            created,
+            updated,
+            blocked,
+            unblocked,
+        }
+    }
+
+    /// Two users sent active, one inactive.
+    fn batch() -> [PushItem; 3] {
+        [item(&[], true), item(&[], true), item(&[], false)]
+    }
+
+    #[test]
+    fn counts_below_the_batch_are_consistent() {
+        let batch = batch();
+        // Sent again as the portal holds them; a block counted only as one.
+        for below in [counts(0, 0, 0, 0), counts(0, 0, 1, 0), counts(2, 1, 1, 0)] {
+            assert_eq!(check_counts(&batch, &below), CountCheck::Consistent);
+        }
+    }
+
+    #[test]
+    fn more_blocks_than_sent_mean_the_portal_blocked_missing_users() {
         assert_eq!(
-            check_counts(
-                &batch,
-                &Counts {
-                    created: 2,
-                    updated: 1,
-                    blocked: 1,
-                    unblocked: 0
-                }
-            ),
-            CountCheck::Consistent
-        );
-        assert!(matches!(
-            check_counts(
-                &batch,
-                &Counts {
-                    created: 2,
-                    updated: 0,
-                    blocked: 1,
-                    unblocked: 0
-                }
-            ),
-            CountCheck::Mismatch(_)
-        ));
-        assert_eq!(
-            check_counts(
-                &batch,
-                &Counts {
-                    created: 0,
-                    updated: 3,
-                    blocked: 40,
-                    unblocked: 0
-                }
-            ),
+            check_counts(&batch(), &counts(0, 3, 40, 0)),
             CountCheck::MissingUsersBlocked {
                 blocked: 40,
                 sent: 1
             }
         );
+    }
+
+    #[test]
+    fn counts_above_the_batch_are_an_excess() {
+        let batch = batch();
+        assert_eq!(
+            check_counts(&batch, &counts(2, 2, 0, 0)),
+            CountCheck::Excess("created 2 and updated 2 for 3 users sent".into())
+        );
+        assert_eq!(
+            check_counts(&batch, &counts(0, 0, 0, 3)),
+            CountCheck::Excess("unblocked 3 for 2 users sent active".into())
+        );
+        // Numbers from outside: no overflow.
+        assert!(matches!(
+            check_counts(&batch, &counts(u64::MAX, u64::MAX, 0, 0)),
+            CountCheck::Excess(_)
+        ));
+    }
+
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+        }
+    }
+
+    const NOTHING_CHANGED: &str =
+        r#"{"created_count":0,"updated_count":0,"blocked_count":0,"unblocked_count":0}"#;
+
+    #[test]
+    fn a_batch_that_changed_nothing_is_imported() {
+        let batch = batch();
+        let sent: Vec<&PushItem> = batch.iter().collect();
+        assert!(matches!(
+            batch_verdict(&sent, &reply(200, NOTHING_CHANGED), "lms"),
+            Verdict::All(Outcome::Acked { target_id: None })
+        ));
+        let ana = item(&[], false);
+        assert!(matches!(
+            single_verdict(&ana, &reply(200, NOTHING_CHANGED), "lms"),
+            Verdict::All(Outcome::Acked { target_id: None })
+        ));
+    }
+
+    #[test]
+    fn a_refused_batch_is_split_and_a_busy_portal_retried() {
+        let batch = batch();
+        let sent: Vec<&PushItem> = batch.iter().collect();
+        assert!(matches!(
+            batch_verdict(&sent, &reply(400, r#"{"error":"bad"}"#), "lms"),
+            Verdict::Split
+        ));
+        assert!(matches!(
+            batch_verdict(&sent, &reply(503, ""), "lms"),
+            Verdict::All(Outcome::Failed(Failure::Transient { .. }))
+        ));
+    }
+
+    #[test]
+    fn counts_above_the_batch_stop_the_target_with_what_to_do() {
+        let batch = batch();
+        let sent: Vec<&PushItem> = batch.iter().collect();
+        let body = r#"{"created_count":9,"updated_count":0,"blocked_count":0,"unblocked_count":0}"#;
+        let Verdict::Halt(Outcome::Acked { .. }, reason) =
+            batch_verdict(&sent, &reply(200, body), "lms")
+        else {
+            panic!("not a halt");
+        };
+        assert!(
+            reason.starts_with("the portal answered created 9 and updated 0 for 3 users sent")
+                && reason.contains("rostersync retry --target lms"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn a_user_the_single_import_refuses_is_parked_with_what_the_portal_said() {
+        let ana = item(&[], true);
+        let verdict = single_verdict(&ana, &reply(400, r#"{"error":"login taken"}"#), "lms");
+        let Verdict::All(Outcome::Failed(Failure::Permanent { reason })) = verdict else {
+            panic!("not refused: {verdict:?}");
+        };
+        assert!(
+            reason.starts_with(r#"the portal refused this user: HTTP 400: {"error":"login taken"}"#)
+                && reason.contains("rostersync retry --target lms"),
+            "{reason}"
+        );
+        let verdict = single_verdict(&ana, &reply(401, ""), "lms");
+        let Verdict::All(Outcome::Failed(Failure::Permanent { reason })) = verdict else {
+            panic!("not refused: {verdict:?}");
+        };
+        assert!(reason.starts_with("the portal refused the token (HTTP 401)"), "{reason}");
+        assert!(matches!(
+            single_verdict(&ana, &reply(503, ""), "lms"),
+            Verdict::All(Outcome::Failed(Failure::Transient { .. }))
+        ));
     }
 }

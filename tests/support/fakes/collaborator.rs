@@ -1,6 +1,10 @@
 //! A fake Collaborator LMS: batch and single user import (an upsert by `uid`
-//! with the portal's counts), organisation import, the bearer token, and the
-//! portal option that blocks users missing from a batch.
+//! answered with counts of *changes*: a user sent as the portal holds it
+//! counts nowhere, a block or an unblock only as such), organisation import,
+//! the bearer token, the portal option that blocks users missing from a
+//! batch, and imports whose answer never arrives.
+// The handlers' errors are the HTTP answers themselves.
+#![allow(clippy::result_large_err)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
 
-use super::kernel::admit;
+use super::kernel::{admit, delay};
 use super::{Admitted, Kernel, Refusal, Server, header};
 
 #[derive(Default)]
@@ -23,6 +27,10 @@ pub struct Portal {
     pub block_missing: bool,
     /// Logins the portal refuses (a 400 for the batch or the single import).
     pub refused_logins: Vec<String>,
+    /// The next this many batch imports are done, but their answer is held
+    /// past any client's timeout, then given as a 504: the client never learns
+    /// that the import happened (as when it is killed mid-request).
+    pub lost_answers: u64,
     /// Users the portal created (a uid it did not hold), and users it received in all.
     pub creates: u64,
     pub received: u64,
@@ -86,6 +94,9 @@ impl Fake {
 
 const AUTHORIZATION: &str = "x-cbr-authorization";
 
+/// How long a lost answer is held: longer than the tests' client timeouts.
+const LOST_ANSWER_MS: u64 = 5_000;
+
 #[derive(Default)]
 struct Counts {
     created: u64,
@@ -94,10 +105,13 @@ struct Counts {
     unblocked: u64,
 }
 
-// A fake's handler: the error is the HTTP answer itself.
-#[allow(clippy::result_large_err)]
-fn import(portal: &mut Portal, users: &[Value]) -> Result<Counts, Response> {
-    let mut counts = Counts::default();
+/// `status` "1" is dismissed (blocked); anything else is at work or on leave.
+fn is_blocked(user: &Map<String, Value>) -> bool {
+    user.get("status").and_then(Value::as_str) == Some("1")
+}
+
+/// Refuses the whole batch for its first bad user, before changing anything.
+fn validate(portal: &Portal, users: &[Value]) -> Result<(), Response> {
     for user in users {
         let Some(object) = user.as_object() else {
             return Err((
@@ -120,66 +134,80 @@ fn import(portal: &mut Portal, users: &[Value]) -> Result<Counts, Response> {
                 .into_response());
         }
     }
+    Ok(())
+}
+
+/// Upserts one user and counts what changed, as the portal does: a new uid
+/// is created; for a known one, a change of `status` counts only as a block
+/// or an unblock, a change of any other field as an update, and a user sent
+/// exactly as held counts nowhere.
+fn upsert(portal: &mut Portal, user: Map<String, Value>, counts: &mut Counts) {
+    let uid = user
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    portal.received += 1;
+    let Some(existing) = portal.users.get_mut(&uid) else {
+        counts.created += 1;
+        portal.creates += 1;
+        portal.users.insert(uid, user);
+        return;
+    };
+    match (is_blocked(existing), is_blocked(&user)) {
+        (false, true) => counts.blocked += 1,
+        (true, false) => counts.unblocked += 1,
+        _ => {}
+    }
+    let fields_changed = user
+        .iter()
+        .any(|(key, value)| key != "status" && existing.get(key) != Some(value));
+    if fields_changed {
+        counts.updated += 1;
+    }
+    existing.extend(user);
+}
+
+/// With its "don't block missing users" option off, the portal blocks every
+/// active user the batch does not hold, and counts them as blocked.
+fn block_missing(portal: &mut Portal, users: &[Value], counts: &mut Counts) {
     let sent: Vec<&str> = users
         .iter()
         .filter_map(|u| u.get("uid").and_then(Value::as_str))
         .collect();
-    for user in users {
-        let object = user.as_object().cloned().unwrap_or_default();
-        let uid = object
-            .get("uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let status = object
-            .get("status")
-            .and_then(Value::as_str)
-            .unwrap_or("0")
-            .to_string();
-        portal.received += 1;
-        match portal.users.get_mut(&uid) {
-            None => {
-                counts.created += 1;
-                portal.creates += 1;
-                portal.users.insert(uid, object);
-            }
-            Some(existing) => {
-                counts.updated += 1;
-                let before = existing
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("0")
-                    .to_string();
-                match (before.as_str(), status.as_str()) {
-                    ("0", "1") => counts.blocked += 1,
-                    ("1", "0") => counts.unblocked += 1,
-                    _ => {}
-                }
-                for (key, value) in object {
-                    existing.insert(key, value);
-                }
-            }
+    for (uid, user) in portal.users.iter_mut() {
+        if !sent.contains(&uid.as_str()) && !is_blocked(user) {
+            user.insert("status".into(), json!("1"));
+            counts.blocked += 1;
         }
     }
+}
+
+fn import(portal: &mut Portal, users: &[Value]) -> Result<Counts, Response> {
+    validate(portal, users)?;
+    let mut counts = Counts::default();
+    for user in users {
+        upsert(
+            portal,
+            user.as_object().cloned().unwrap_or_default(),
+            &mut counts,
+        );
+    }
     if portal.block_missing {
-        for (uid, user) in portal.users.iter_mut() {
-            if !sent.contains(&uid.as_str())
-                && user.get("status").and_then(Value::as_str) == Some("0")
-            {
-                user.insert("status".into(), json!("1"));
-                counts.blocked += 1;
-            }
-        }
+        block_missing(portal, users, &mut counts);
     }
     Ok(counts)
 }
 
-fn answer(admitted: &Admitted, counts: Counts) -> Response {
+/// The counts as JSON; with the wrong-counts fault, more users created
+/// than the batch held (the one error in counts a client can see: fewer
+/// is what a batch of unchanged users gives).
+fn answer(admitted: &Admitted, counts: Counts, sent: usize) -> Response {
     if admitted.malformed() {
         return (StatusCode::OK, "{\"created_count\":").into_response();
     }
     let created = if admitted.wrong_counts() {
-        counts.created + 1
+        sent as u64 + 1
     } else {
         counts.created
     };
@@ -201,14 +229,21 @@ async fn batch(State(kernel): State<Shared>, headers: HeaderMap, body: String) -
         )
             .into_response();
     };
-    let counts = {
+    let (counts, lost) = {
         let mut portal = kernel.lock();
-        match import(&mut portal, &users) {
+        let counts = match import(&mut portal, &users) {
             Ok(counts) => counts,
             Err(response) => return response,
-        }
+        };
+        let lost = portal.lost_answers > 0;
+        portal.lost_answers = portal.lost_answers.saturating_sub(1);
+        (counts, lost)
     };
-    answer(&admitted, counts)
+    if lost {
+        delay(LOST_ANSWER_MS).await;
+        return (StatusCode::GATEWAY_TIMEOUT, "{\"error\":\"timeout\"}").into_response();
+    }
+    answer(&admitted, counts, users.len())
 }
 
 async fn single(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
@@ -231,7 +266,7 @@ async fn single(State(kernel): State<Shared>, headers: HeaderMap, body: String) 
         }
     };
     // The single endpoint's counts are always right.
-    answer(&Admitted::default(), counts)
+    answer(&Admitted::default(), counts, 1)
 }
 
 async fn orgs(State(kernel): State<Shared>, headers: HeaderMap, body: String) -> Response {
