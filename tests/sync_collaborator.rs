@@ -203,6 +203,28 @@ fn a_refused_record_is_parked_alone_and_retried_with_the_next_file() {
 }
 
 #[test]
+fn a_user_the_portal_answers_500_for_is_parked_alone() {
+    let mut run = Run::new();
+    run.fake.with(|p| {
+        p.refused_logins = vec!["ben".into()];
+        p.refuse_with_500 = true;
+    });
+    let (code, out, _) = run.sync(&[ANA, BEN, CLE, DAN]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(", 1 parked\n"), "{out}");
+    assert!(
+        out.contains(
+            "the portal refused this user: HTTP 500: {\"error\":\"login ben is reserved\"}"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        run.fake.directory().keys().collect::<Vec<_>>(),
+        ["E1", "E3", "E4"]
+    );
+}
+
+#[test]
 fn counts_above_the_batch_stop_the_target_loudly() {
     let mut run = Run::new();
     // The portal says it created one user more than the batch held.
@@ -551,6 +573,22 @@ mod the_fake_portal {
         fake.with(|p| p.block_missing = true);
         assert_eq!(batch(&fake, &[user("E1", "a@x.fr", "0")]), (0, 0, 1, 0));
         assert_eq!(status(&fake, "E2"), "1");
+    }
+
+    #[test]
+    fn a_refused_login_refuses_the_whole_batch_with_400_or_500() {
+        let fake = Fake::start(TOKEN);
+        fake.with(|p| p.refused_logins = vec!["e2".into()]);
+        let users = json!([user("E1", "a@x.fr", "0"), user("E2", "b@x.fr", "0")]);
+        let (status, reply) = post(&fake, "/api/v2/users-import/batch", &users).unwrap();
+        assert_eq!(
+            (status, reply),
+            (400, json!({"error": "login e2 is reserved"}))
+        );
+        fake.with(|p| p.refuse_with_500 = true);
+        let (status, _) = post(&fake, "/api/v2/users-import/batch", &users).unwrap();
+        assert_eq!(status, 500);
+        assert!(fake.directory().is_empty());
     }
 
     #[test]

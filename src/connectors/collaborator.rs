@@ -315,7 +315,7 @@ pub enum CountCheck {
 /// portal changed users the batch did not hold.
 pub fn batch_verdict(part: &[&PushItem], reply: &Reply, target: &str) -> Verdict {
     if !reply.is_success() {
-        return match reply.failure() {
+        return match reply_failure(reply) {
             // A refused batch: find the record it refuses.
             Failure::Permanent { .. } => Verdict::Split,
             transient => Verdict::All(Outcome::Failed(transient)),
@@ -330,12 +330,27 @@ pub fn single_verdict(item: &PushItem, reply: &Reply, target: &str) -> Verdict {
     if reply.is_success() {
         return counts_verdict(&[item], &reply.body, target);
     }
-    Verdict::All(Outcome::Failed(match reply.failure() {
+    Verdict::All(Outcome::Failed(match reply_failure(reply) {
         Failure::Permanent { reason } => Failure::Permanent {
             reason: refusal_reason(reply.status, &reason, target),
         },
         transient => transient,
     }))
+}
+
+/// An error reply as a failure. The portal answers a record it cannot take
+/// with a 400 or a 500 and a JSON object saying why: both are refusals. Any
+/// other 5xx, or a 500 without that object (a proxy's page), is the portal
+/// or the way to it failing, worth another try.
+fn reply_failure(reply: &Reply) -> Failure {
+    let failure = reply.failure();
+    let said_why = serde_json::from_str::<Value>(&reply.body).is_ok_and(|v| v.is_object());
+    if reply.status == 500 && said_why {
+        return Failure::Permanent {
+            reason: failure.reason().to_string(),
+        };
+    }
+    failure
 }
 
 /// A park reason for a refused user: what the portal said, and what to do.
@@ -553,9 +568,15 @@ mod tests {
             Verdict::Split
         ));
         assert!(matches!(
-            batch_verdict(&sent, &reply(503, ""), "lms"),
-            Verdict::All(Outcome::Failed(Failure::Transient { .. }))
+            batch_verdict(&sent, &reply(500, r#"{"error":"bad"}"#), "lms"),
+            Verdict::Split
         ));
+        for busy in [reply(503, r#"{"error":"maintenance"}"#), reply(500, "<html>")] {
+            assert!(matches!(
+                batch_verdict(&sent, &busy, "lms"),
+                Verdict::All(Outcome::Failed(Failure::Transient { .. }))
+            ));
+        }
     }
 
     #[test]
@@ -592,6 +613,10 @@ mod tests {
             panic!("not refused: {verdict:?}");
         };
         assert!(reason.starts_with("the portal refused the token (HTTP 401)"), "{reason}");
+        assert!(matches!(
+            single_verdict(&ana, &reply(500, r#"{"error":"bad date"}"#), "lms"),
+            Verdict::All(Outcome::Failed(Failure::Permanent { .. }))
+        ));
         assert!(matches!(
             single_verdict(&ana, &reply(503, ""), "lms"),
             Verdict::All(Outcome::Failed(Failure::Transient { .. }))

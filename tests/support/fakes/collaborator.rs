@@ -27,6 +27,9 @@ pub struct Portal {
     pub block_missing: bool,
     /// Logins the portal refuses (a 400 for the batch or the single import).
     pub refused_logins: Vec<String>,
+    /// Refuse them with a 500 instead, as the portal answers some record
+    /// errors (a JSON object saying why, like a 400's).
+    pub refuse_with_500: bool,
     /// The next this many batch imports are done, but their answer is held
     /// past any client's timeout, then given as a 504: the client never learns
     /// that the import happened (as when it is killed mid-request).
@@ -127,8 +130,13 @@ fn validate(portal: &Portal, users: &[Value]) -> Result<(), Response> {
         }
         let login = object.get("login").and_then(Value::as_str).unwrap_or("");
         if portal.refused_logins.iter().any(|l| l == login) {
+            let status = if portal.refuse_with_500 {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             return Err((
-                StatusCode::BAD_REQUEST,
+                status,
                 format!("{{\"error\":\"login {login} is reserved\"}}"),
             )
                 .into_response());
