@@ -71,6 +71,11 @@ impl Projector {
             .map(|(name, _)| name.as_str())
     }
 
+    /// The target fields it holds for records of a kind, in name order.
+    pub fn target_fields(&self, kind: RecordKind) -> impl Iterator<Item = &str> {
+        self.mapping(kind).iter().map(|(name, _)| name.as_str())
+    }
+
     /// Whether the target keeps records of this kind at all.
     pub fn keeps(&self, kind: RecordKind) -> bool {
         !self.mapping(kind).is_empty()

@@ -1,17 +1,19 @@
 //! `rostersync sync` end to end against the stateful Pleasanter fake, through
-//! the real binary: the tenant's users after each file (create, update,
-//! block, unblock, a department move), nothing sent for a file that changes
-//! nothing, Shift-JIS with Japanese column names and names (a character
-//! Shift-JIS cannot carry parks that user alone), transient faults, a refused
-//! record split down to itself, a refused key; and never the API key in the
-//! output at `ROSTERSYNC_LOG=trace`.
+//! the real binary: the tenant's users after each file (every mapped field,
+//! e-mail included; create, update, block, unblock, a department move), a
+//! tenant that already holds the users, a replay after a kill, records the
+//! tenant refuses parked alone with what it said, a login rename, Shift-JIS
+//! with Japanese labels, transient faults, a refused key, `check` offline and
+//! online; and never the API key in the output at `ROSTERSYNC_LOG=trace`.
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
 
-use support::fakes::pleasanter::{Entry, Fake, japanese_columns};
-use support::{Builder, Harness, Source, Target};
+use support::fakes::pleasanter::{Entry, Fake, Language};
+use support::{Builder, Harness, Source, Target, wait_until};
 
 const KEY: &str = "4d84b4773a58bbc3c4-pl34s4nt3r-k3y";
 
@@ -48,25 +50,44 @@ impl Run {
     fn sync(&mut self, rows: &[&str]) -> (i32, String, String) {
         self.sync_rows("inbox", "users", HEADER, rows)
     }
+
+    /// What `retry` says of the records the store holds parked (releasing
+    /// them: a look at the end of a test).
+    fn parked(&self) -> String {
+        let (code, out, err) = self.run(&["retry"]);
+        assert_eq!(code, 0, "{out}{err}");
+        out.lines().next().unwrap_or_default().to_string()
+    }
+
+    fn imports(&self) -> u64 {
+        self.fake.hits("import")
+    }
 }
+
+const NOTHING_PARKED: &str = "wiki: 0 parked record(s) released";
 
 /// An expected user: (login, name, user code, mail, department, disabled).
 type Expected<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, bool);
+
+/// The columns Pleasanter holds for a user, by their API names.
+fn columns(name: &str, code: &str, mail: &str, dept: &str) -> BTreeMap<String, String> {
+    [
+        ("Name", name),
+        ("UserCode", code),
+        ("MailAddress", mail),
+        ("DeptCode", dept),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
 
 fn directory(users: &[Expected<'_>]) -> BTreeMap<String, Entry> {
     users
         .iter()
         .map(|&(login, name, code, mail, dept, disabled)| {
-            let columns = [
-                ("Name", name),
-                ("User code", code),
-                ("Mail address", mail),
-                ("Department code", dept),
-            ]
-            .into_iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+            let columns = columns(name, code, mail, dept);
             (login.to_string(), Entry { columns, disabled })
         })
         .collect()
@@ -78,25 +99,30 @@ const CLE: &str = "E3;Colin;Cléo;cleo;cleo@x.fr;D2;0";
 const DAN: &str = "E4;Dias;Dan;dan;dan@x.fr;D2;0";
 const EVE_INACTIVE: &str = "E5;Eyre;Eve;eve;eve@x.fr;D2;1";
 
-#[test]
-fn the_tenant_ends_up_holding_exactly_what_hr_says() {
-    // New users disabled in the file are created disabled.
-    let mut run = Run::new(wiki().edit_source("users", |s| s.set("create_disabled", true)));
-    // First import: four users, and one created already disabled.
-    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN, EVE_INACTIVE]);
-    assert_eq!(code, 0, "{out}{err}");
-    let mut expected = vec![
+/// What the tenant holds once ANA to EVE_INACTIVE are in.
+fn five() -> Vec<Expected<'static>> {
+    vec![
         ("ana", "Alves", "E1", "ana@x.fr", "D1", false),
         ("ben", "Blanc", "E2", "ben@x.fr", "D1", false),
         ("cleo", "Colin", "E3", "cleo@x.fr", "D2", false),
         ("dan", "Dias", "E4", "dan@x.fr", "D2", false),
         ("eve", "Eyre", "E5", "eve@x.fr", "D2", true),
-    ];
+    ]
+}
+
+#[test]
+fn the_tenant_holds_every_mapped_field_email_included_after_each_file() {
+    // New users disabled in the file are created disabled.
+    let mut run = Run::new(wiki().edit_source("users", |s| s.set("create_disabled", true)));
+    // First import: four users, and one created already disabled.
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN, EVE_INACTIVE]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut expected = five();
     assert_eq!(run.fake.directory(), directory(&expected));
     assert_eq!(
         run.fake.with(|t| t.encodings.clone()),
         ["UTF-8", "UTF-8"],
-        "two imports for five users in batches of four"
+        "two imports for five users in batches of four, Eve disabled in hers"
     );
 
     // An e-mail change and a leaver (Dan is no longer in the file).
@@ -117,7 +143,7 @@ fn the_tenant_ends_up_holding_exactly_what_hr_says() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(run.fake.requests(), requests, "{out}");
 
-    // Dan comes back with a new address: an import, then Disabled false.
+    // Dan comes back with a new address.
     let dan = DAN.replace("dan@x.fr", "daniel@x.fr");
     let (code, out, err) = run.sync(&[ANA, &ben, CLE, &dan, EVE_INACTIVE]);
     assert_eq!(code, 0, "{out}{err}");
@@ -129,27 +155,199 @@ fn the_tenant_ends_up_holding_exactly_what_hr_says() {
     // Ana moves to department D3; Eve is enabled as she is.
     let ana = ANA.replace(";D1;", ";D3;");
     let eve = EVE_INACTIVE.replace(";1", ";0");
-    let imports = run.fake.with(|t| t.hits.get("import").copied());
+    let imports = run.imports();
     let (code, out, err) = run.sync(&[&ana, &ben, CLE, &dan, &eve]);
     assert_eq!(code, 0, "{out}{err}");
     expected[0].4 = "D3";
     expected[4].5 = false;
     assert_eq!(run.fake.directory(), directory(&expected));
     assert_eq!(
-        run.fake.with(|t| t.hits.get("import").copied()),
-        imports.map(|n| n + 1),
-        "one import for the move; Eve's unblock changes no field and needs none"
+        run.imports(),
+        imports + 1,
+        "one import for the move and the unblock"
+    );
+    assert_eq!(
+        (run.fake.hits("get"), run.fake.hits("update")),
+        (0, 0),
+        "block and unblock travel in the import"
     );
 }
 
 #[test]
-fn japanese_names_go_in_shift_jis_and_one_that_cannot_is_parked_alone() {
+fn a_tenant_already_holding_the_users_takes_them_blocks_and_unblocks_with_nothing_parked() {
+    let mut run = Run::new(wiki().edit_source("users", |s| s.set("create_disabled", true)));
+    let ids: Vec<u64> = run.fake.with(|t| {
+        five()
+            .iter()
+            .map(|&(login, name, code, mail, dept, disabled)| {
+                let columns = columns(name, code, mail, dept);
+                let columns: Vec<(&str, &str)> = columns
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                t.add(login, &columns, disabled)
+            })
+            .collect()
+    });
+    // rostersync's first sync: every row is one Pleasanter already holds as is.
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN, EVE_INACTIVE]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("parked"), "{out}");
+    let mut expected = five();
+    assert_eq!(run.fake.directory(), directory(&expected));
+    assert_eq!(
+        run.fake
+            .with(|t| t.users.values().map(|u| u.id).collect::<Vec<_>>()),
+        ids,
+        "no user made twice"
+    );
+
+    // Dan leaves, Eve comes back.
+    let eve = EVE_INACTIVE.replace(";1", ";0");
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, &eve]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 block, 1 unblock"), "{out}");
+    expected[3].5 = true;
+    expected[4].5 = false;
+    assert_eq!(run.fake.directory(), directory(&expected));
+    assert_eq!((run.fake.hits("get"), run.fake.hits("update")), (0, 0));
+    assert_eq!(run.parked(), NOTHING_PARKED);
+}
+
+#[test]
+fn a_replay_after_a_kill_ends_with_the_exact_directory_and_nothing_parked() {
+    let mut run = Run::new(wiki().edit_source("users", |s| s.set("create_disabled", true)));
+    // The imports are done, their replies never come: the process is killed meanwhile.
+    run.fake.with(|t| t.late_reply_ms = 60_000);
+    let name = run.numbered("inbox", "users");
+    let file = run.write(
+        &name,
+        &support::csv(HEADER, &[ANA, BEN, CLE, DAN, EVE_INACTIVE]),
+    );
+    let mut sync = run
+        .command()
+        .args(["sync", "-c", "config.toml"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || run.fake.directory().len() == 5,
+        || format!("the tenant holds {:?}", run.fake.directory().keys()),
+    );
+    sync.kill().unwrap();
+    sync.wait().unwrap();
+    let expected = directory(&five());
+    assert_eq!(run.fake.directory(), expected);
+
+    // The next file replays the same import, unchanged rows and all.
+    run.fake.with(|t| t.late_reply_ms = 0);
+    let rows_before = run.fake.with(|t| t.rows_received);
+    let (code, out, err) = run.sync(&[EVE_INACTIVE, DAN, CLE, BEN, ANA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        run.fake.with(|t| t.rows_received) - rows_before,
+        5,
+        "the five rows replayed"
+    );
+    assert_eq!(run.fake.directory(), expected);
+    // Acknowledged: the same content again sends nothing.
+    let requests = run.fake.requests();
+    let (code, out, _) = run.sync(&[DAN, EVE_INACTIVE, ANA, BEN, CLE]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(run.fake.requests(), requests, "{out}");
+    assert_eq!(run.parked(), NOTHING_PARKED);
+}
+
+#[test]
+fn counts_below_the_rows_sent_are_no_refusal() {
+    let mut run = Run::new(wiki());
+    run.fake.with(|t| t.faults.wrong_counts_percent = 100);
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory().len(), 4);
+    assert_eq!(run.imports(), 1, "nothing split");
+}
+
+#[test]
+fn a_record_pleasanter_refuses_is_parked_with_what_it_said_and_the_rest_of_its_batch_lands() {
+    let mut run = Run::new(wiki());
+    run.fake.with(|t| {
+        t.other_tenants = vec!["ben".into()];
+        t.exception_logins = vec!["fay".into()];
+    });
+    let gus = format!("G{};Gomes;Gus;gus;gus@x.fr;D1;0", "1".repeat(32));
+    let (code, out, err) = run.sync(&[
+        ANA,
+        BEN,
+        // An address the HR file takes and Pleasanter does not.
+        "E3;Colin;Élodie;elodie;élodie@x.fr;D2;0",
+        DAN,
+        "E5;Eyre;Eve;eve;eve@x.fr;D2;0",
+        "E6;Faure;Fay;fay;fay@x.fr;D1;0",
+        // A user code over Pleasanter's 32 characters: never sent.
+        &gus,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("4 parked"), "{out}");
+    for said in [
+        "\"This login ID is already in use.\"",
+        "unique across all tenants",
+        "\"Invalid email address.[élodie@x.fr]\"",
+        "fix the address in the HR file",
+        "a server error",
+        "User code is 33 characters long; Pleasanter takes 32 at most",
+    ] {
+        assert!(out.contains(said), "{said}: {out}");
+    }
+    assert_eq!(
+        run.fake.directory().keys().collect::<Vec<_>>(),
+        ["ana", "dan", "eve"]
+    );
+    assert_eq!(run.fake.hits("errors"), 0, "no redirect followed");
+}
+
+#[test]
+fn a_login_change_renames_the_user_found_by_its_exact_login() {
+    let mut run = Run::new(wiki());
+    run.fake.with(|t| {
+        // Logins that hold "ana" and sort before it, over pages of two: a
+        // partial match would find it on the second page only.
+        t.page_size = 2;
+        for login in ["a.ana", "aana", "anabel", "banana"] {
+            t.add(login, &[("Name", login)], false);
+        }
+    });
+    let (code, out, err) = run.sync(&[ANA, BEN]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = run.fake.with(|t| t.users["ana"].id);
+    let ana = ANA.replace(";ana;", ";ana.alves;");
+    let (code, out, err) = run.sync(&[&ana, BEN]);
+    assert_eq!(code, 0, "{out}{err}");
+    let directory = run.fake.directory();
+    assert!(!directory.contains_key("ana"), "{directory:?}");
+    assert_eq!(
+        directory["ana.alves"].columns,
+        columns("Alves", "E1", "ana@x.fr", "D1")
+    );
+    assert_eq!(run.fake.with(|t| t.users["ana.alves"].id), id);
+    assert_eq!(
+        (run.fake.hits("get"), run.fake.hits("update")),
+        (1, 1),
+        "one exact lookup, one rename"
+    );
+}
+
+#[test]
+fn japanese_labels_go_in_shift_jis_and_a_name_that_cannot_is_parked_alone() {
     let mut run = Run::new(wiki().edit_target("wiki", |t| {
         t.set("encoding", "shift_jis")
             .field("Login ID", "")
             .field("Name", "")
             .field("User code", "")
-            .field("Mail address", "")
+            .field("Email address", "")
             .field("Department code", "")
             .field("ログインID", "login")
             .field("名前", "last_name")
@@ -157,10 +355,7 @@ fn japanese_names_go_in_shift_jis_and_one_that_cannot_is_parked_alone() {
             .field("メールアドレス", "email")
             .field("組織コード", "org_ext_id")
     }));
-    run.fake.with(|t| {
-        t.columns = japanese_columns();
-        t.japanese = true;
-    });
+    run.fake.with(|t| t.language = Language::Japanese);
     let (code, out, err) = run.sync(&[
         "J1;山田 太郎;太郎;yamada;yamada@example.jp;営業部;0",
         "J2;佐藤 花子;花子;sato;sato@example.jp;総務部;0",
@@ -172,15 +367,7 @@ fn japanese_names_go_in_shift_jis_and_one_that_cannot_is_parked_alone() {
     assert!(out.contains("1 parked"), "{out}");
     assert!(out.contains("名前") && out.contains("U+20BB7"), "{out}");
     let japanese = |name: &str, code: &str, mail: &str, dept: &str| Entry {
-        columns: [
-            ("名前", name),
-            ("ユーザコード", code),
-            ("メールアドレス", mail),
-            ("組織コード", dept),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
+        columns: columns(name, code, mail, dept),
         disabled: false,
     };
     assert_eq!(
@@ -206,7 +393,7 @@ fn japanese_names_go_in_shift_jis_and_one_that_cannot_is_parked_alone() {
     );
 
     // HR writes the name in common characters: the next file gets Yoshida in;
-    // Sato leaves (blocked through the JSON API, found by login).
+    // Sato leaves (無効 in the import).
     let (code, out, err) = run.sync(&[
         "J1;山田 太郎;太郎;yamada;yamada@example.jp;営業部;0",
         "J2;佐藤 花子;花子;sato;sato@example.jp;総務部;1",
@@ -231,7 +418,6 @@ fn thirty_percent_of_transient_failures_change_nothing_in_the_end() {
         t.faults.fail_percent = 30;
         t.faults.malformed_percent = 10;
         t.faults.wrong_counts_percent = 10;
-        t.page_size = 3; // blocks look users up over several pages
     });
     let mut rows: Vec<String> = (0..30)
         .map(|i| format!("U{i:02};Nom{i};Pré{i};login{i};u{i}@x.fr;D{};0", i % 3))
@@ -266,43 +452,9 @@ fn thirty_percent_of_transient_failures_change_nothing_in_the_end() {
     assert_eq!(
         directory
             .values()
-            .filter(|u| u.columns["Mail address"].ends_with("@y.fr"))
+            .filter(|u| u.columns["MailAddress"].ends_with("@y.fr"))
             .count(),
         15
-    );
-}
-
-#[test]
-fn a_refused_record_is_split_down_to_and_parked_alone() {
-    let mut run = Run::new(wiki());
-    run.fake.with(|t| t.refused_logins = vec!["ben".into()]);
-    let (code, out, _) = run.sync(&[ANA, BEN, CLE, DAN]);
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("1 parked"), "{out}");
-    assert!(out.contains("Row 2: ben cannot be used."), "{out}");
-    assert_eq!(
-        run.fake.directory().keys().collect::<Vec<_>>(),
-        ["ana", "cleo", "dan"]
-    );
-
-    // Counts that fall short are split too, down to single imports.
-    run.fake.with(|t| {
-        t.refused_logins.clear();
-        t.faults.wrong_counts_percent = 100;
-    });
-    let before = run
-        .fake
-        .with(|t| t.hits.get("import").copied().unwrap_or(0));
-    let (code, out, _) = run.sync(&[ANA, BEN, CLE, DAN, "E6;Faure;Fay;fay;fay@x.fr;D1;0"]);
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(run.fake.directory().len(), 5);
-    let imports = run
-        .fake
-        .with(|t| t.hits.get("import").copied().unwrap_or(0))
-        - before;
-    assert_eq!(
-        imports, 3,
-        "a batch of two, then each alone (replays are harmless)"
     );
 }
 
@@ -312,23 +464,56 @@ fn a_refused_key_parks_with_a_clear_reason_and_never_shows() {
     run.set_secret("PLEASANTER_KEY", "wrong-api-key-value");
     let (code, out, err) = run.sync(&[ANA, BEN]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("the API key was refused (HTTP 401)"), "{out}");
+    assert!(out.contains("the API key was refused (HTTP 401"), "{out}");
     assert!(run.fake.directory().is_empty());
 }
 
+#[test]
+fn check_names_the_headers_that_are_no_labels() {
+    let run = Run::new(wiki().edit_target("wiki", |t| {
+        t.field("Mail address", "email").field("Email address", "")
+    }));
+    let (code, out, err) = run.run(&["check"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let said = format!("{out}{err}");
+    assert!(
+        said.contains("\"Mail address\" is not a label of Pleasanter's user import")
+            && said.contains("Email address"),
+        "{said}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn check_tries_the_key() {
+async fn check_online_probes_the_key_with_an_empty_import() {
     let h = wiki_with(Target::pleasanter("wiki").token_file("key", KEY)).build();
-    for (key, ok) in [(KEY, true), ("not-the-key", false)] {
+    let check = |key: &str| {
         h.secret_file("key", key);
         let connector = h.connector("wiki");
-        let result = connector.check().await.map_err(|e| e.to_string());
-        if ok {
-            assert_eq!(result, Ok(()));
-        } else {
-            let message = result.unwrap_err();
-            assert!(message.contains("API key was refused"), "{message}");
-            assert!(!message.contains("not-the-key"));
-        }
-    }
+        async move { connector.check().await.map_err(|e| e.to_string()) }
+    };
+    assert_eq!(check(KEY).await, Ok(()));
+    assert_eq!(h.fake.hits("import"), 1);
+    assert!(h.fake.directory().is_empty());
+
+    let refused = check("not-the-key").await.unwrap_err();
+    assert!(
+        refused.contains("the API key was refused (HTTP 401"),
+        "{refused}"
+    );
+    assert!(!refused.contains("not-the-key"));
+
+    h.fake.with(|t| t.manager = false);
+    let refused = check(KEY).await.unwrap_err();
+    assert!(refused.contains("not a tenant manager"), "{refused}");
+
+    // The key's user reads Japanese: the English labels would all be dropped.
+    h.fake.with(|t| {
+        t.manager = true;
+        t.language = Language::Japanese;
+    });
+    let wrong = check(KEY).await.unwrap_err();
+    assert!(
+        wrong.contains("answers in Japanese") && wrong.contains("ログインID"),
+        "{wrong}"
+    );
 }

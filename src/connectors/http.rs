@@ -133,6 +133,23 @@ impl Reference for TokioInstant {
 impl Http {
     /// `headers` are sent with every request (authentication, mostly).
     pub fn new(target: &TargetConfig, headers: HeaderMap) -> Result<Http, SettingsError> {
+        Http::build(target, headers, reqwest::redirect::Policy::default())
+    }
+
+    /// The same, following no redirect: for a target whose redirect is an
+    /// answer of its own (Pleasanter's to its error page after an exception).
+    pub fn without_redirects(
+        target: &TargetConfig,
+        headers: HeaderMap,
+    ) -> Result<Http, SettingsError> {
+        Http::build(target, headers, reqwest::redirect::Policy::none())
+    }
+
+    fn build(
+        target: &TargetConfig,
+        headers: HeaderMap,
+        redirects: reqwest::redirect::Policy,
+    ) -> Result<Http, SettingsError> {
         let url = target
             .url
             .as_ref()
@@ -142,6 +159,7 @@ impl Http {
             .timeout(target.timeout.0)
             .connect_timeout(target.timeout.0.min(Duration::from_secs(10)))
             .default_headers(headers)
+            .redirect(redirects)
             .user_agent(concat!("rostersync/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &target.ca_file {
             let path = || ca.get_ref().clone();

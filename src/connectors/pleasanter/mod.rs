@@ -1,28 +1,36 @@
-//! `pleasanter`: Implem Pleasanter. Users are created and updated
-//! in batches through the CSV user import, `POST /api/users/import`
-//! (`multipart/form-data`: a `parameters` JSON with the API key and the CSV's
-//! encoding, and the CSV as `file`; an upsert keyed by `Login ID`). The CSV's
-//! header row holds the tenant's column display names, which are the target
-//! field names of the projection (`Login ID`, `Name`, `User code`,
-//! `Mail address`, `Department code` by default). It is encoded in UTF-8 or
-//! Shift-JIS (`encoding`); a value Shift-JIS cannot carry fails that record
-//! alone. The reply's localised message ("50 items added and 12 items
-//! updated." / "50 件追加し、12 件更新しました。") gives the counts: fewer
-//! than sent splits the batch, down to single records, to find the culprit.
+//! `pleasanter`: Implem Pleasanter. Users are created, updated, blocked
+//! and unblocked in batches through the CSV user import, `POST
+//! /api/users/import` (`multipart/form-data`: a `parameters` JSON with the
+//! API key and the CSV's encoding, and the CSV as `file`; an upsert keyed by
+//! `Login ID`).
 //!
-//! Block and unblock go through the JSON API (the import carries no
-//! `Disabled`): `POST /api/users/get` finds the `UserId` of a login (kept as
-//! the record's target id), `POST /api/users/{UserId}/update` sets
-//! `Disabled`. An unblock whose fields changed is an import then the update;
-//! a record created inactive is an import then `Disabled: true`.
+//! The CSV's headers are the column labels in the language of the API key's
+//! user, and Pleasanter drops a header that is none without an error: the
+//! target field names of the projection are checked against the English
+//! and Japanese labels ([`labels`]). The header is the same for every batch
+//! (an empty cell clears a value) and ends with `Disabled` (1 or 0), so a
+//! block or an unblock is an import too. The CSV is UTF-8 or Shift-JIS
+//! (`encoding`), encoded strictly here: Pleasanter would replace a bad byte
+//! silently. Values longer than Pleasanter's columns are refused before
+//! sending.
+//!
+//! Each row is written on its own. A 200 means every row was read: the
+//! counts in its message leave out unchanged rows (a replay, a user the
+//! tenant already held), so they are only logged. A refused record answers
+//! 500 with a message (or a redirect to the error page, for a server
+//! exception): the batch is split to isolate it, and alone it is parked with
+//! what Pleasanter said. No redirect is followed.
+//!
+//! The import cannot rename a login (a new login is a new user): a changed
+//! login is first renamed with `POST /api/users/{UserId}/update`, the
+//! `UserId` found with `POST /api/users/get` by exact login (its filter
+//! alone matches any login containing the one asked for).
 //!
 //! Pleasanter keeps departments of its own, referenced by `Department code`:
 //! this connector keeps no organisations.
 //!
 //! The API key travels in request bodies: it is never logged, and every
 //! failure reason is scrubbed of it.
-
-use serde_json::json;
 
 use crate::config::TargetConfig;
 use crate::ingest::record::{Field, RecordKind};
@@ -32,15 +40,17 @@ use crate::secret::Secret;
 
 use super::http::{Http, Reply};
 use super::{
-    CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError,
-    UnknownEncoding, Verdict, bisect,
+    CheckError, Connector, Outcome, Place, PushItem, PushReply, SettingProblem, Settings,
+    SettingsError, UnknownEncoding, Verdict, bisect,
 };
 
+mod labels;
 mod reply;
 mod request;
 #[cfg(test)]
 mod tests;
 
+use labels::Layout;
 pub use reply::*;
 pub use request::*;
 
@@ -74,7 +84,8 @@ impl CsvEncoding {
         }
     }
 
-    /// The `Encoding` import parameter.
+    /// The `Encoding` import parameter (Pleasanter reads anything but the
+    /// exact `Shift-JIS` as UTF-8).
     pub fn parameter(self) -> &'static str {
         match self {
             CsvEncoding::Utf8 => "UTF-8",
@@ -105,9 +116,14 @@ pub struct Pleasanter {
     http: Http,
     key: Secret,
     encoding: CsvEncoding,
-    /// The column (target field) that holds the login: `Login ID` by default.
-    login_column: String,
+    layout: Layout,
     batch_size: usize,
+}
+
+/// The import layout of a target's mapped fields.
+fn target_layout(target: &TargetConfig) -> Result<Layout, Vec<String>> {
+    let projector = Projector::new(Pleasanter::default_fields(), target.fields.get_ref());
+    labels::layout(projector.target_fields(RecordKind::Users))
 }
 
 impl Connector for Pleasanter {
@@ -122,20 +138,30 @@ impl Connector for Pleasanter {
 
     fn default_fields() -> DefaultFields {
         use Field::*;
-        // The column display names of an English tenant's user import
-        // (a Japanese tenant renames them in [target.fields]). `Name`, the
-        // display name Pleasanter requires, is the last name unless a
-        // full-name column is mapped to it.
+        // English labels (a Japanese key owner's are mapped in
+        // [target.fields]). `Name`, the display name Pleasanter requires, is
+        // the last name unless a full-name column is mapped to it.
         DefaultFields::known(
             &[
                 ("Login ID", Login),
                 ("Name", LastName),
                 ("User code", ExtId),
-                ("Mail address", Email),
+                ("Email address", Email),
                 ("Department code", OrgExtId),
             ],
             &[],
         )
+    }
+
+    /// Every mapped name must be a label of the import, all of one language.
+    fn check_config(target: &TargetConfig) -> Vec<SettingProblem> {
+        match target_layout(target) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems
+                .into_iter()
+                .map(|problem| (target.fields.span(), problem))
+                .collect(),
+        }
     }
 
     fn from_config(target: &TargetConfig) -> Result<Pleasanter, SettingsError> {
@@ -147,19 +173,14 @@ impl Connector for Pleasanter {
             .load()?;
         let encoding =
             CsvEncoding::from_config(target.encoding.as_ref().map(|e| e.get_ref().as_str()))?;
-        let projector = Projector::new(target.kind.default_fields(), target.fields.get_ref());
-        let login_column = projector
-            .target_field(RecordKind::Users, Field::Login)
-            .ok_or(SettingsError::Missing(
-                "a pleasanter target must map the login (the import matches users on it): \
-                 keep the default `\"Login ID\" = \"login\"` in [target.fields]",
-            ))?
-            .to_string();
+        let layout =
+            target_layout(target).map_err(|problems| SettingsError::Invalid(problems.join("; ")))?;
         Ok(Pleasanter {
-            http: Http::new(target, Default::default())?,
+            // A redirect is Pleasanter's answer to an exception, not a place to go.
+            http: Http::without_redirects(target, Default::default())?,
             key,
             encoding,
-            login_column,
+            layout,
             batch_size: *target.batch_size.get_ref(),
         })
     }
@@ -192,51 +213,36 @@ impl Connector for Pleasanter {
         }
     }
 
-    /// Lists users with the key: a refused key says so.
+    /// Sends an import of the header alone: Pleasanter checks the key and
+    /// its user's right before it finds no rows, and answers in that user's
+    /// language, which must be the labels'.
     async fn check(&self) -> Result<(), CheckError> {
-        let body = get_users_body(self.key.expose(), None, 0);
+        let scrub = |error: CheckError| match error {
+            CheckError::Failed(reason) => CheckError::Failed(self.key.scrub(&reason)),
+            CheckError::Refused(reason) => CheckError::Refused(self.key.scrub(&reason)),
+            CheckError::Unexpected(reason) => CheckError::Unexpected(self.key.scrub(&reason)),
+        };
         let reply = self
-            .http
-            .send(self.http.client().post(self.http.url(GET_PATH)).json(&body))
+            .send_import(&[])
             .await
             .map_err(|failure| CheckError::Failed(self.key.scrub(failure.reason())))?;
-        let status = effective_status(&reply);
-        if matches!(status, 401 | 403) {
-            return Err(CheckError::Refused(format!(
-                "the API key was refused (HTTP {status}): check the key and that API use is allowed for its user"
-            )));
-        }
-        if !(200..300).contains(&status) {
-            return Err(CheckError::Failed(
-                self.key.scrub(reply_failure(&reply).reason()),
-            ));
-        }
-        parse_users_page(&reply.body).map(|_| ()).map_err(|reason| {
-            CheckError::Unexpected(format!("{}: {reason}", self.http.url(GET_PATH)))
-        })
+        judge_probe(&reply, self.layout.language).map_err(scrub)
     }
 
     type Reply = Reply;
 
     /// An import's reply, judged by [`judge_import`]; for a single record, a
-    /// shortfall or a refusal is that record's refusal.
+    /// refusal is that record's.
     fn verdict(&self, sent: &[&PushItem], reply: &Reply) -> Verdict {
         match judge_import(reply, sent.len()) {
             ImportVerdict::All(outcome) => Verdict::All(outcome),
-            ImportVerdict::Split(message) if sent.len() == 1 => {
-                Verdict::All(Outcome::Failed(Failure::Permanent {
-                    reason: format!(
-                        "Pleasanter imported nothing for this user (it answered {message:?})"
-                    ),
-                }))
-            }
             ImportVerdict::Refused(failure) if sent.len() == 1 => {
                 Verdict::All(Outcome::Failed(failure))
             }
-            ImportVerdict::Split(_) | ImportVerdict::Refused(_) => {
+            ImportVerdict::Refused(_) => {
                 tracing::debug!(
                     records = sent.len(),
-                    "Pleasanter import fell short: splitting the batch"
+                    "Pleasanter refused a record of the import: splitting the batch"
                 );
                 Verdict::Split
             }
@@ -250,49 +256,45 @@ impl Connector for Pleasanter {
 impl Pleasanter {
     async fn push_users(&self, items: &[PushItem]) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
-        // 1. The import, for the records whose fields must be written.
+        let mut target_ids: Vec<Option<String>> =
+            items.iter().map(|i| i.target_id.clone()).collect();
         let mut to_import = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            if !needs_import(item) {
+            if let Err(refused) = check_record(item, &self.layout, self.encoding) {
+                outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
+                    reason: refused.to_string(),
+                }));
                 continue;
             }
-            match check_record(item, &self.login_column, self.encoding) {
-                Ok(()) => to_import.push(i),
-                Err(refused) => {
-                    outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
-                        reason: refused.to_string(),
-                    }))
+            if let Some((old, new)) = renamed(item, self.layout.login()) {
+                match self.rename(item, old, new).await {
+                    Ok(Some(id)) => target_ids[i] = Some(id),
+                    Ok(None) => {}
+                    Err(failure) => {
+                        outcomes[i] = Some(Outcome::Failed(failure));
+                        continue;
+                    }
                 }
             }
+            to_import.push(i);
         }
         self.import(items, &to_import, &mut outcomes).await;
-        // 2. The Disabled flag, for the records imported (or needing no import).
-        for (i, item) in items.iter().enumerate() {
-            if outcomes[i].is_some() && !matches!(outcomes[i], Some(Outcome::Acked { .. })) {
-                continue;
-            }
-            let Some(disabled) = disabled_change(item) else {
-                outcomes[i].get_or_insert(Outcome::Acked {
-                    target_id: item.target_id.clone(),
-                });
-                continue;
-            };
-            outcomes[i] = Some(self.set_disabled(item, disabled).await);
-        }
         outcomes
             .into_iter()
-            .map(|o| {
-                o.unwrap_or(Outcome::Failed(Failure::Transient {
+            .zip(target_ids)
+            .map(|(outcome, target_id)| match outcome {
+                Some(Outcome::Acked { .. }) => Outcome::Acked { target_id },
+                Some(failed) => failed,
+                None => Outcome::Failed(Failure::Transient {
                     reason: "not sent".into(),
                     retry_after: None,
-                }))
+                }),
             })
             .collect()
     }
 
-    /// Imports `chosen` (indexes into `items`), splitting a batch whose counts
-    /// fall short down to single records; sets the outcome of each (an
-    /// `Acked` here means imported, the Disabled flag may still follow).
+    /// Imports `chosen` (indexes into `items`), splitting a batch Pleasanter
+    /// refused a record of down to single records; sets the outcome of each.
     async fn import(&self, items: &[PushItem], chosen: &[usize], outcomes: &mut [Option<Outcome>]) {
         let (imported, _) = bisect(chosen.len(), move |range| async move {
             let records: Vec<&PushItem> = chosen[range].iter().map(|&i| &items[i]).collect();
@@ -303,17 +305,12 @@ impl Pleasanter {
         })
         .await;
         for (&i, outcome) in chosen.iter().zip(imported) {
-            outcomes[i] = Some(match outcome {
-                Outcome::Acked { .. } => Outcome::Acked {
-                    target_id: items[i].target_id.clone(),
-                },
-                failed => failed,
-            });
+            outcomes[i] = Some(outcome);
         }
     }
 
     async fn send_import(&self, records: &[&PushItem]) -> Result<Reply, Failure> {
-        let csv = build_csv(records, &self.login_column, self.encoding).map_err(|refused| {
+        let csv = build_csv(records, &self.layout, self.encoding).map_err(|refused| {
             Failure::Permanent {
                 reason: refused.to_string(),
             }
@@ -346,92 +343,65 @@ impl Pleasanter {
             .await
     }
 
-    async fn set_disabled(&self, item: &PushItem, disabled: bool) -> Outcome {
-        let Some(login) = item.fields.get(&self.login_column) else {
-            return Outcome::Failed(Failure::Permanent {
-                reason: format!(
-                    "the record has no {} (login), needed to find it in Pleasanter",
-                    self.login_column
-                ),
-            });
-        };
-        let cached = item.target_id.clone();
-        let mut looked_up = false;
-        let mut user_id = match cached {
-            Some(id) => id,
-            None => {
-                looked_up = true;
-                match self.find_user_id(login).await {
-                    Ok(id) => id,
-                    Err(failure) => return Outcome::Failed(failure),
-                }
-            }
-        };
+    /// Renames the user holding `old` to `new`; its `UserId`, or `None` when
+    /// no user holds `old` (renamed already, before an acknowledgement was
+    /// lost, or never made): the import then does the rest.
+    async fn rename(&self, item: &PushItem, old: &str, new: &str) -> Result<Option<String>, Failure> {
+        let mut cached = item.target_id.clone();
         loop {
-            let body = json!({"ApiVersion": API_VERSION, "ApiKey": self.key.expose(), "Disabled": disabled});
+            let looked_up = cached.is_none();
+            let user_id = match cached.take() {
+                Some(id) => id,
+                None => match self.find_user_id(old).await? {
+                    Some(id) => id,
+                    None => return Ok(None),
+                },
+            };
             let path = format!("/api/users/{user_id}/update");
-            let reply = match self
+            let body = rename_body(self.key.expose(), new);
+            let reply = self
                 .http
                 .send(self.http.client().post(self.http.url(&path)).json(&body))
-                .await
-            {
-                Ok(reply) => reply,
-                Err(failure) => return Outcome::Failed(failure),
-            };
-            let status = effective_status(&reply);
-            if (200..300).contains(&status) {
-                tracing::debug!(login = %login, user_id = %user_id, disabled, "Pleasanter user updated");
-                return Outcome::Acked {
-                    target_id: Some(user_id),
-                };
+                .await?;
+            if (200..300).contains(&effective_status(&reply)) {
+                tracing::debug!(old = %old, new = %new, user_id = %user_id, "Pleasanter user renamed");
+                return Ok(Some(user_id));
             }
             // A cached id may be stale (the user deleted and made again): look it up once.
-            if status == 404 && !looked_up {
-                looked_up = true;
-                match self.find_user_id(login).await {
-                    Ok(id) => {
-                        user_id = id;
-                        continue;
-                    }
-                    Err(failure) => return Outcome::Failed(failure),
+            if effective_status(&reply) == 404 {
+                if looked_up {
+                    return Ok(None);
                 }
+                continue;
             }
-            return Outcome::Failed(refusal(&reply, status, "updating Disabled"));
+            return Err(rename_refusal(&reply, old, new));
         }
     }
 
-    /// The `UserId` of the user whose `LoginId` is `login`, page by page.
-    async fn find_user_id(&self, login: &str) -> Result<String, Failure> {
+    /// The `UserId` of the user whose `LoginId` is exactly `login`, if any.
+    async fn find_user_id(&self, login: &str) -> Result<Option<String>, Failure> {
         let mut offset = 0;
         for _ in 0..MAX_PAGES {
-            let body = get_users_body(self.key.expose(), Some(login), offset);
+            let body = get_user_body(self.key.expose(), login, offset);
             let reply = self
                 .http
                 .send(self.http.client().post(self.http.url(GET_PATH)).json(&body))
                 .await?;
-            let status = effective_status(&reply);
-            if !(200..300).contains(&status) {
-                return Err(refusal(&reply, status, "looking the user up"));
+            if !(200..300).contains(&effective_status(&reply)) {
+                return Err(refusal(&reply, "looking the user up"));
             }
             let page = parse_users_page(&reply.body).map_err(|reason| Failure::Transient {
                 reason: format!("looking the user up: {reason}"),
                 retry_after: None,
             })?;
-            if let Some(id) = page
-                .users
-                .iter()
-                .find(|(l, _)| l == login)
-                .map(|(_, id)| id)
-            {
-                return Ok(id.clone());
+            if let Some((_, id)) = page.users.iter().find(|(l, _)| l == login) {
+                return Ok(Some(id.clone()));
             }
             offset += page.users.len() as u64;
             if page.users.is_empty() || offset >= page.total {
                 break;
             }
         }
-        Err(Failure::Permanent {
-            reason: format!("Pleasanter has no user with Login ID {login:?}"),
-        })
+        Ok(None)
     }
 }

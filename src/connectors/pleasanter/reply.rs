@@ -1,12 +1,15 @@
 //! The pure half of receiving: what Pleasanter's replies say (user pages,
-//! import counts in its localised message, the status in its body).
+//! import counts in its localised message, the status in its body, a
+//! record's refusal and what to do about it).
 
 use serde_json::Value;
 
 use crate::connectors::http::Reply;
-use crate::connectors::{Outcome, ReplyError};
+use crate::connectors::{CheckError, Outcome, ReplyError};
 use crate::retry::Failure;
 use crate::secret::Secret;
+
+use super::labels::{Language, labels, language_of};
 
 /// One page of `/api/users/get`: (LoginId, UserId) pairs and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +54,11 @@ pub struct ImportCounts {
     pub updated: u64,
 }
 
-/// Reads "50 items added and 12 items updated." or "50 件追加し、12 件更新
-/// しました。" (or close wordings): each number is tagged by the words that
-/// follow it, up to the next number. `None` when the counts cannot be told
-/// apart for sure.
+/// Reads ": 50 entries have been added and 12 entries updated." or ": 50 件
+/// 追加し、12 件更新しました。" (or close wordings): each number is tagged by
+/// the words that follow it, up to the next number. `None` when the counts
+/// cannot be told apart for sure. Only logged: unchanged rows count in
+/// neither total, so the counts say nothing of refusals.
 pub fn parse_message(message: &str) -> Option<ImportCounts> {
     let text: String = message
         .chars()
@@ -139,10 +143,9 @@ pub(super) fn numbers_in(text: &str) -> Vec<Number> {
 pub enum ImportVerdict {
     /// The same outcome for every record of the import.
     All(Outcome),
-    /// Fewer imported than sent (Pleasanter's message): split to find the culprit.
-    Split(String),
-    /// The import was refused as a whole (a record it cannot take, most
-    /// likely): split, and a single record is refused with this failure.
+    /// Pleasanter stopped at a record it refused, the rows before it
+    /// written, those after it not read: split (rows written already count
+    /// as unchanged when sent again); a record alone is refused with this.
     Refused(Failure),
 }
 
@@ -162,92 +165,143 @@ pub(super) fn effective_status(reply: &Reply) -> u16 {
     }
 }
 
-/// The message of a Pleasanter reply, or the body itself.
-pub(super) fn reply_message(body: &str) -> String {
+/// What Pleasanter said: the `Message` of its JSON, else the start of the body.
+pub(super) fn said(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
-        .unwrap_or_else(|| body.to_string())
+        .unwrap_or_else(|| body.chars().take(200).collect())
+}
+
+fn permanent(reason: String) -> Failure {
+    Failure::Permanent { reason }
+}
+
+fn key_refused(reply: &Reply) -> String {
+    format!(
+        "the API key was refused (HTTP 401 {:?}): check the key, and that its user is neither disabled nor locked out",
+        said(&reply.body)
+    )
+}
+
+const NOT_A_MANAGER: &str = "the API key's user is not a tenant manager (HTTP 403), which the user import \
+     needs: give that user the tenant manager right, or use a tenant manager's key";
+
+/// A record Pleasanter refused with a 500 and its message, and what to do.
+fn record_refused(message: &str) -> String {
+    let advice = if message.contains("login ID is already in use") {
+        "Login IDs are unique across all tenants and another tenant holds this one: free it \
+         there, or give the user another login in the HR file"
+    } else if message.starts_with("Invalid email address") {
+        "fix the address in the HR file (Pleasanter checks addresses more strictly)"
+    } else if message.starts_with("The required column is not included") {
+        "map that column in [target.fields]"
+    } else {
+        "fix the record in the HR file or the user in Pleasanter"
+    };
+    format!(
+        "Pleasanter refused this user: {message:?} (HTTP 500): {advice}; then `rostersync retry`"
+    )
+}
+
+/// A redirect is how Pleasanter answers an exception (to its error page).
+fn server_exception(status: u16) -> String {
+    format!(
+        "Pleasanter failed on this user with a server error (HTTP {status} to its error page), \
+         most likely a value longer than its column takes: its log names the column; shorten \
+         the value in the HR file, then `rostersync retry`"
+    )
+}
+
+/// Judges an import reply for `sent` records. A 200 means every row was
+/// read: an unchanged row counts in neither total, so the counts are only logged.
+pub fn judge_import(reply: &Reply, sent: usize) -> ImportVerdict {
+    let status = effective_status(reply);
+    match status {
+        200..=299 => {
+            let counts = parse_message(&said(&reply.body));
+            tracing::debug!(
+                sent,
+                added = counts.map(|c| c.added),
+                updated = counts.map(|c| c.updated),
+                "Pleasanter import done (unchanged rows count in neither total)"
+            );
+            ImportVerdict::All(Outcome::Acked { target_id: None })
+        }
+        401 => ImportVerdict::All(Outcome::Failed(permanent(key_refused(reply)))),
+        403 => ImportVerdict::All(Outcome::Failed(permanent(NOT_A_MANAGER.into()))),
+        300..=399 => ImportVerdict::Refused(permanent(server_exception(status))),
+        500 => ImportVerdict::Refused(permanent(record_refused(&said(&reply.body)))),
+        _ => match reply_failure(reply) {
+            permanent @ Failure::Permanent { .. } => ImportVerdict::Refused(permanent),
+            transient => ImportVerdict::All(Outcome::Failed(transient)),
+        },
+    }
 }
 
 pub(super) fn reply_failure(reply: &Reply) -> Failure {
     crate::retry::classify_status(
         effective_status(reply),
         reply.retry_after.as_deref(),
-        &reply_message(&reply.body),
+        &said(&reply.body),
         std::time::SystemTime::now(),
     )
 }
 
-/// A failed JSON API call: a refused key said plainly, otherwise classified.
-pub(super) fn refusal(reply: &Reply, status: u16, doing: &str) -> Failure {
-    match status {
-        401 | 403 => Failure::Permanent {
-            reason: format!("{doing}: the API key was refused (HTTP {status})"),
-        },
-        _ => match reply_failure(reply) {
-            Failure::Permanent { reason } => Failure::Permanent {
-                reason: format!("{doing}: {reason}"),
-            },
-            Failure::Transient {
-                reason,
-                retry_after,
-            } => Failure::Transient {
-                reason: format!("{doing}: {reason}"),
-                retry_after,
-            },
-        },
-    }
+/// A failed JSON API call, `doing` what: a refused key said plainly; a 500
+/// or a redirect is that record's refusal; 502, 503, 504 are transient.
+pub(super) fn refusal(reply: &Reply, doing: &str) -> Failure {
+    let status = effective_status(reply);
+    let failure = match status {
+        401 => permanent(key_refused(reply)),
+        403 => permanent(NOT_A_MANAGER.into()),
+        300..=399 => permanent(server_exception(status)),
+        500 => permanent(record_refused(&said(&reply.body))),
+        _ => reply_failure(reply),
+    };
+    failure.map_reason(|reason| format!("{doing}: {reason}"))
 }
 
-/// Judges an import reply for `sent` records.
-pub fn judge_import(reply: &Reply, sent: usize) -> ImportVerdict {
-    let status = effective_status(reply);
-    if matches!(status, 401 | 403) {
-        return ImportVerdict::All(Outcome::Failed(Failure::Permanent {
-            reason: format!(
-                "the API key was refused (HTTP {status}): check the key and that API use is allowed for its user"
-            ),
-        }));
-    }
-    if !(200..300).contains(&status) {
-        return match reply_failure(reply) {
-            permanent @ Failure::Permanent { .. } => ImportVerdict::Refused(permanent),
-            transient => ImportVerdict::All(Outcome::Failed(transient)),
-        };
-    }
-    let message = match serde_json::from_str::<Value>(&reply.body) {
-        Ok(value) => value
-            .get("Message")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        Err(_) => None,
-    };
-    // Without readable counts the import may or may not have happened; sending it again is harmless.
-    let unknown = |why: String| {
-        ImportVerdict::All(Outcome::Failed(Failure::Transient {
-            reason: why,
-            retry_after: None,
-        }))
-    };
-    let Some(message) = message else {
-        return unknown("the import reply is not Pleasanter's JSON with a Message".into());
-    };
-    let Some(counts) = parse_message(&message) else {
-        return unknown(format!(
-            "cannot read the counts of the import reply {message:?}"
+/// A refused rename: a new login another user holds is said so (in this
+/// tenant or another); anything else as [`refusal`].
+pub(super) fn rename_refusal(reply: &Reply, old: &str, new: &str) -> Failure {
+    let doing = format!("renaming Login ID {old:?} to {new:?}");
+    let message = said(&reply.body);
+    if effective_status(reply) == 500 && message.contains("login ID is already in use") {
+        return permanent(format!(
+            "{doing}: Pleasanter refused: {message:?} (HTTP 500): another user holds {new:?}, \
+             in this tenant or another: rename or remove that user in Pleasanter, or give this \
+             one another login in the HR file; then `rostersync retry`"
         ));
-    };
-    if counts.added.saturating_add(counts.updated) < sent as u64 {
-        tracing::debug!(
-            sent,
-            added = counts.added,
-            updated = counts.updated,
-            "Pleasanter imported fewer users than sent"
-        );
-        ImportVerdict::Split(message)
-    } else {
-        ImportVerdict::All(Outcome::Acked { target_id: None })
+    }
+    refusal(reply, &doing)
+}
+
+/// What the header-only import `check --online` sends says of the key and
+/// of the labels: 500 `Please select a file.` is the answer of a key that
+/// may import, in its user's language, which must be the labels' (`wanted`).
+pub fn judge_probe(reply: &Reply, wanted: Language) -> Result<(), CheckError> {
+    let status = effective_status(reply);
+    let message = said(&reply.body);
+    match status {
+        200..=299 => Ok(()),
+        401 => Err(CheckError::Refused(key_refused(reply))),
+        403 => Err(CheckError::Refused(NOT_A_MANAGER.into())),
+        500 => match language_of(&message) {
+            Some(language) if language == wanted => Ok(()),
+            Some(language) => Err(CheckError::Failed(format!(
+                "Pleasanter answers in {language} ({message:?}): the import takes the labels of \
+                 the API key user's language, {}, and would drop the {wanted} ones; map those \
+                 in [target.fields], or set that user's language to {wanted}",
+                labels(language)
+            ))),
+            None => Err(CheckError::Unexpected(format!(
+                "the probe import answered {message:?} (HTTP 500), not \"Please select a file.\": \
+                 if that is in the API key user's language, rostersync knows only the English \
+                 and Japanese labels; set that user's language to one of them"
+            ))),
+        },
+        _ => Err(CheckError::Failed(reply_failure(reply).reason().to_string())),
     }
 }
 

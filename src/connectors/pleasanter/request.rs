@@ -1,47 +1,37 @@
-//! The pure half of sending: which calls a record needs, and the import CSV
-//! and the JSON bodies.
-
-use std::collections::BTreeSet;
+//! The pure half of sending: what a record must satisfy, the import CSV and
+//! the JSON bodies.
 
 use serde_json::{Value, json};
 
 use crate::connectors::{PushItem, RecordError};
-use crate::model::ActionKind;
 
+use super::labels::{Column, Layout};
 use super::{API_VERSION, CsvEncoding};
 
-/// Whether the record's fields must be written with an import.
-pub fn needs_import(item: &PushItem) -> bool {
-    match item.action {
-        ActionKind::Create | ActionKind::Update => true,
-        ActionKind::Block | ActionKind::Unblock => item.acked_fields.as_ref() != Some(&item.fields),
-    }
-}
-
-/// The `Disabled` value to set after the import, if any. New users are
-/// enabled: only one created inactive needs the flag.
-pub fn disabled_change(item: &PushItem) -> Option<bool> {
-    match item.action {
-        ActionKind::Create => (!item.active).then_some(true),
-        ActionKind::Update => None,
-        ActionKind::Block => Some(true),
-        ActionKind::Unblock => Some(false),
-    }
-}
-
-/// A record can go in the CSV: it has a login, and every value can be
-/// written in the encoding.
+/// A record can go in the import: it has a login, every value fits
+/// Pleasanter's column (a longer one would fail on the server with nothing
+/// said of it), and every value can be written in the encoding.
 pub fn check_record(
     item: &PushItem,
-    login_column: &str,
+    layout: &Layout,
     encoding: CsvEncoding,
 ) -> Result<(), RecordError> {
-    if item.fields.get(login_column).is_none_or(|l| l.is_empty()) {
+    let login = layout.login();
+    if item.fields.get(login).is_none_or(|l| l.is_empty()) {
         return Err(RecordError(format!(
-            "the record has no {login_column} (login), which Pleasanter requires"
+            "the record has no {login} (login), which Pleasanter requires"
         )));
     }
     for (column, value) in &item.fields {
+        let limit = Column::of_label(column).and_then(|(c, _)| c.limit());
+        let length = value.encode_utf16().count();
+        if let Some(limit) = limit
+            && length > limit
+        {
+            return Err(RecordError(format!(
+                "{column} is {length} characters long; Pleasanter takes {limit} at most: shorten it in the HR file"
+            )));
+        }
         if encoding.encode(value).is_none() {
             let culprit = value
                 .chars()
@@ -57,41 +47,38 @@ pub fn check_record(
     Ok(())
 }
 
-/// The columns of an import: the login first, then every field any record of
-/// it holds now or held when last acknowledged (an empty cell clears a value
-/// HR removed), in name order.
-pub fn columns(records: &[&PushItem], login_column: &str) -> Vec<String> {
-    let mut names: BTreeSet<&str> = BTreeSet::new();
-    for record in records {
-        names.extend(record.fields.keys().map(String::as_str));
-        if let Some(acked) = &record.acked_fields {
-            names.extend(acked.keys().map(String::as_str));
-        }
-    }
-    names.remove(login_column);
-    std::iter::once(login_column.to_string())
-        .chain(names.into_iter().map(str::to_string))
-        .collect()
+/// The old and the new login of a record whose login changed since
+/// Pleasanter last confirmed it: the import cannot rename (a new login is a
+/// new user), so the user must be renamed first.
+pub fn renamed<'a>(item: &'a PushItem, login_column: &str) -> Option<(&'a str, &'a str)> {
+    let old = item.acked_fields.as_ref()?.get(login_column)?;
+    let new = item.fields.get(login_column)?;
+    (!old.is_empty() && old != new).then_some((old.as_str(), new.as_str()))
 }
 
-/// The CSV file of an import, encoded: a header row of column names, then one
-/// row per record; every value quoted, CRLF line ends.
+/// The CSV file of an import, encoded: the layout's header, then one row per
+/// record (an empty cell where the record has no value, which clears it;
+/// `Disabled` 1 or 0 from the state it must be in); every value quoted, CRLF
+/// line ends. No records: the header alone, as `check` probes with.
 pub fn build_csv(
     records: &[&PushItem],
-    login_column: &str,
+    layout: &Layout,
     encoding: CsvEncoding,
 ) -> Result<Vec<u8>, RecordError> {
-    let header = columns(records, login_column);
     let mut writer = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     let failed = |error: csv::Error| RecordError(format!("cannot write the import CSV: {error}"));
-    writer.write_record(&header).map_err(failed)?;
+    writer.write_record(&layout.header).map_err(failed)?;
     for record in records {
-        let row = header
-            .iter()
-            .map(|column| record.fields.get(column).map_or("", String::as_str));
+        let row = layout.header.iter().map(|column| {
+            if column == layout.disabled() {
+                if record.active { "0" } else { "1" }
+            } else {
+                record.fields.get(column).map_or("", String::as_str)
+            }
+        });
         writer.write_record(row).map_err(failed)?;
     }
     let bytes = writer
@@ -100,7 +87,7 @@ pub fn build_csv(
     let text = String::from_utf8(bytes)
         .map_err(|_| RecordError("the import CSV is not UTF-8".to_string()))?;
     encoding.encode(&text).ok_or_else(|| {
-        let column = header.iter().find(|c| encoding.encode(c).is_none());
+        let column = layout.header.iter().find(|c| encoding.encode(c).is_none());
         RecordError(match column {
             Some(column) => format!(
                 "the column name {column:?} cannot be written in {}: rename it in [target.fields]",
@@ -116,11 +103,21 @@ pub fn import_parameters(key: &str, encoding: CsvEncoding) -> String {
     json!({"ApiVersion": API_VERSION, "ApiKey": key, "Encoding": encoding.parameter()}).to_string()
 }
 
-/// The body of `/api/users/get`, filtered on a login when one is given.
-pub fn get_users_body(key: &str, login: Option<&str>, offset: u64) -> Value {
-    let mut body = json!({"ApiVersion": API_VERSION, "ApiKey": key, "Offset": offset});
-    if let Some(login) = login {
-        body["View"] = json!({"ColumnFilterHash": {"LoginId": login}});
-    }
-    body
+/// The body of `/api/users/get` for the user whose login is exactly `login`
+/// (a view filter alone matches any login that contains it).
+pub fn get_user_body(key: &str, login: &str, offset: u64) -> Value {
+    json!({
+        "ApiVersion": API_VERSION,
+        "ApiKey": key,
+        "Offset": offset,
+        "View": {
+            "ColumnFilterHash": {"LoginId": login},
+            "ColumnFilterSearchTypes": {"LoginId": "ExactMatch"},
+        },
+    })
+}
+
+/// The body of `/api/users/{id}/update` that renames a user's login.
+pub fn rename_body(key: &str, login: &str) -> Value {
+    json!({"ApiVersion": API_VERSION, "ApiKey": key, "LoginId": login})
 }

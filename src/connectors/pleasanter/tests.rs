@@ -1,5 +1,6 @@
 use serde_json::{Value, json};
 
+use super::labels::{Language, Layout, layout};
 use super::*;
 use crate::connectors::http::Reply;
 use crate::connectors::{Outcome, PushItem, test_user};
@@ -20,17 +21,39 @@ fn reply(status: u16, body: &str) -> Reply {
     }
 }
 
+fn english() -> Layout {
+    layout([
+        "Login ID",
+        "Name",
+        "User code",
+        "Email address",
+        "Department code",
+    ])
+    .unwrap()
+}
+
+fn japanese() -> Layout {
+    layout(["ログインID", "名前"]).unwrap()
+}
+
+fn refused_with(verdict: ImportVerdict) -> String {
+    match verdict {
+        ImportVerdict::Refused(Failure::Permanent { reason }) => reason,
+        other => panic!("not a refusal: {other:?}"),
+    }
+}
+
 #[test]
 fn english_and_japanese_messages_give_the_counts() {
     assert_eq!(
-        parse_message("50 items added and 12 items updated."),
+        parse_message(": 50 entries have been added and 12 entries updated."),
         Some(ImportCounts {
             added: 50,
             updated: 12
         })
     );
     assert_eq!(
-        parse_message("50 件追加し、12 件更新しました。"),
+        parse_message(": 50 件追加し、12 件更新しました。"),
         Some(ImportCounts {
             added: 50,
             updated: 12
@@ -50,13 +73,6 @@ fn english_and_japanese_messages_give_the_counts() {
         "the words come before the numbers: nothing can be told for sure"
     );
     assert_eq!(
-        parse_message("3 users updated, 4 new users"),
-        Some(ImportCounts {
-            added: 4,
-            updated: 3
-        })
-    );
-    assert_eq!(
         parse_message("7 items added."),
         Some(ImportCounts {
             added: 7,
@@ -64,7 +80,6 @@ fn english_and_japanese_messages_give_the_counts() {
         })
     );
     assert_eq!(parse_message("Import completed."), None);
-    assert_eq!(parse_message("2 rows, 3 columns"), None);
     assert_eq!(parse_message("7 items added, 2 errors."), None);
     assert_eq!(
         parse_message("99999999999999999999999 items added and 1 items updated."),
@@ -73,96 +88,231 @@ fn english_and_japanese_messages_give_the_counts() {
 }
 
 #[test]
-fn import_replies_are_judged_against_what_was_sent() {
-    let ok = r#"{"Id":0,"StatusCode":200,"Message":"2 items added and 1 items updated."}"#;
-    assert_eq!(
-        judge_import(&reply(200, ok), 3),
-        ImportVerdict::All(Outcome::Acked { target_id: None })
-    );
-    assert_eq!(
-        judge_import(&reply(200, ok), 4),
-        ImportVerdict::Split("2 items added and 1 items updated.".into())
-    );
-    // Unreadable: transient, replaying is harmless.
+fn a_200_is_every_row_done_whatever_its_counts_say() {
+    let acked = ImportVerdict::All(Outcome::Acked { target_id: None });
+    // Unchanged rows count in neither total: a replay says 0 and 0.
     for body in [
-        "<html>",
+        r#"{"Id":0,"StatusCode":200,"Message":": 2 entries have been added and 1 entries updated."}"#,
+        r#"{"Id":0,"StatusCode":200,"Message":": 0 entries have been added and 0 entries updated."}"#,
         r#"{"Id":0,"StatusCode":200,"Message":"Done."}"#,
-        "{}",
+        "{\"Id\":0,\"StatusCode\":200,\"Mess",
+        "",
     ] {
-        assert!(
-            matches!(
-                judge_import(&reply(200, body), 1),
-                ImportVerdict::All(Outcome::Failed(Failure::Transient { .. }))
-            ),
-            "{body}"
-        );
+        assert_eq!(judge_import(&reply(200, body), 5), acked, "{body}");
     }
-    // A refused key fails every record at once, without splitting.
-    let refused = r#"{"Id":0,"StatusCode":401,"Message":"Authentication failed."}"#;
+}
+
+#[test]
+fn a_500_is_a_refused_record_said_in_pleasanters_words_with_what_to_do() {
+    let refused = |message: &str| {
+        let body = json!({"Id": 0, "StatusCode": 500, "Message": message}).to_string();
+        refused_with(judge_import(&reply(500, &body), 4))
+    };
+    let taken = refused("This login ID is already in use.");
+    assert!(
+        taken.starts_with("Pleasanter refused this user: \"This login ID is already in use.\" (HTTP 500): ")
+            && taken.contains("unique across all tenants")
+            && taken.ends_with("then `rostersync retry`"),
+        "{taken}"
+    );
+    let address = refused("Invalid email address.[a@b]");
+    assert!(
+        address.contains("\"Invalid email address.[a@b]\"")
+            && address.contains("fix the address in the HR file"),
+        "{address}"
+    );
+    assert!(refused("Column:Name").contains("fix the record"));
+    // Not JSON: the start of the body.
+    let page = refused_with(judge_import(&reply(500, "<html>boom</html>"), 1));
+    assert!(page.contains("\"<html>boom</html>\""), "{page}");
+}
+
+#[test]
+fn a_redirect_is_a_server_exception_refusing_the_record() {
+    let reason = refused_with(judge_import(&reply(302, ""), 3));
+    assert!(
+        reason.contains("a server error (HTTP 302 to its error page)")
+            && reason.contains("longer than its column"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_refused_key_or_right_fails_every_record_and_gateways_are_transient() {
+    let body = r#"{"Id":0,"StatusCode":401,"Message":"Unable to authorize."}"#;
     for status in [200, 401] {
         assert!(matches!(
-            judge_import(&reply(status, refused), 5),
-            ImportVerdict::All(Outcome::Failed(Failure::Permanent { reason })) if reason.contains("API key was refused")
+            judge_import(&reply(status, body), 5),
+            ImportVerdict::All(Outcome::Failed(Failure::Permanent { reason }))
+                if reason.starts_with("the API key was refused (HTTP 401 \"Unable to authorize.\")")
         ));
     }
-    // A refused import is split to find the record; 5xx is transient.
     assert!(matches!(
-        judge_import(&reply(400, r#"{"StatusCode":400,"Message":"Row 2: Name is required."}"#), 2),
-        ImportVerdict::Refused(Failure::Permanent { reason }) if reason == "HTTP 400: Row 2: Name is required."
+        judge_import(&reply(403, ""), 5),
+        ImportVerdict::All(Outcome::Failed(Failure::Permanent { reason })) if reason.contains("not a tenant manager")
     ));
+    for status in [408, 429, 502, 503, 504] {
+        assert!(
+            matches!(
+                judge_import(&reply(status, "Bad Gateway"), 2),
+                ImportVerdict::All(Outcome::Failed(Failure::Transient { .. }))
+            ),
+            "{status}"
+        );
+    }
+    // Any other client error refuses a record, as a 500 does.
     assert!(matches!(
-        judge_import(&reply(503, ""), 2),
-        ImportVerdict::All(Outcome::Failed(Failure::Transient { .. }))
+        judge_import(&reply(400, r#"{"StatusCode":400,"Message":"Bad request."}"#), 2),
+        ImportVerdict::Refused(Failure::Permanent { reason }) if reason == "HTTP 400: Bad request."
     ));
 }
 
 #[test]
-fn the_csv_has_the_display_names_and_quotes_every_value() {
+fn a_json_call_refused_with_a_500_is_permanent_and_says_what_it_was_doing() {
+    let taken = reply(
+        500,
+        r#"{"Id":0,"StatusCode":500,"Message":"This login ID is already in use."}"#,
+    );
+    let failure = rename_refusal(&taken, "ana", "ben");
+    assert!(
+        matches!(&failure, Failure::Permanent { reason }
+            if reason.starts_with("renaming Login ID \"ana\" to \"ben\": Pleasanter refused: \"This login ID is already in use.\"")
+                && reason.contains("another user holds \"ben\"")),
+        "{failure:?}"
+    );
+    let disabled = reply(
+        500,
+        r#"{"StatusCode":500,"Message":"You don't have permission to change \" Disabled \"."}"#,
+    );
+    assert!(matches!(
+        refusal(&disabled, "updating"),
+        Failure::Permanent { reason } if reason.starts_with("updating: Pleasanter refused this user: ")
+    ));
+    assert!(matches!(
+        refusal(&reply(503, ""), "looking the user up"),
+        Failure::Transient { .. }
+    ));
+}
+
+#[test]
+fn mapped_names_must_be_labels_of_one_language_with_login_id_and_name() {
+    assert_eq!(
+        english(),
+        Layout {
+            language: Language::English,
+            header: [
+                "Login ID",
+                "Department code",
+                "Email address",
+                "Name",
+                "User code",
+                "Disabled"
+            ]
+            .map(String::from)
+            .to_vec()
+        }
+    );
+    let japanese = japanese();
+    assert_eq!(japanese.language, Language::Japanese);
+    assert_eq!(japanese.header, ["ログインID", "名前", "無効"]);
+
+    let problems = layout(["Login ID", "Name", "Mail address"]).unwrap_err();
+    assert_eq!(problems.len(), 1);
+    assert!(
+        problems[0].starts_with("\"Mail address\" is not a label of Pleasanter's user import")
+            && problems[0].contains("Email address")
+            && problems[0].contains("メールアドレス"),
+        "{}",
+        problems[0]
+    );
+    let mixed = layout(["Login ID", "Name", "メールアドレス"]).unwrap_err();
+    assert!(mixed[0].contains("mixes English and Japanese"), "{mixed:?}");
+    let missing = layout(["ログインID", "組織コード"]).unwrap_err();
+    assert_eq!(
+        missing,
+        ["Pleasanter's import needs the \"名前\" column: map it in [target.fields]"]
+    );
+    let disabled = layout(["Login ID", "Name", "Disabled"]).unwrap_err();
+    assert!(disabled[0].contains("carries block and unblock"), "{disabled:?}");
+}
+
+#[test]
+fn every_batch_has_the_same_header_ending_with_disabled() {
     let mut ana = item(
         ActionKind::Create,
         true,
         &[
             ("Login ID", "ana"),
             ("Name", "Alves, \"Ana\""),
-            ("Mail address", "ana@x.fr"),
+            ("Email address", "ana@x.fr"),
         ],
     );
     ana.acked_fields = Some(Fields::from([("User code".into(), "E1".into())]));
     let ben = item(
-        ActionKind::Update,
-        true,
-        &[
-            ("Login ID", "ben"),
-            ("Name", "Blanc"),
-            ("Department code", "D2"),
-        ],
+        ActionKind::Block,
+        false,
+        &[("Login ID", "ben"), ("Name", "Blanc")],
     );
-    let csv = build_csv(&[&ana, &ben], "Login ID", CsvEncoding::Utf8).unwrap();
+    let csv = build_csv(&[&ana, &ben], &english(), CsvEncoding::Utf8).unwrap();
     assert_eq!(
         String::from_utf8(csv).unwrap(),
-        "\"Login ID\",\"Department code\",\"Mail address\",\"Name\",\"User code\"\r\n\
-         \"ana\",\"\",\"ana@x.fr\",\"Alves, \"\"Ana\"\"\",\"\"\r\n\
-         \"ben\",\"D2\",\"\",\"Blanc\",\"\"\r\n"
+        "\"Login ID\",\"Department code\",\"Email address\",\"Name\",\"User code\",\"Disabled\"\r\n\
+         \"ana\",\"\",\"ana@x.fr\",\"Alves, \"\"Ana\"\"\",\"\",\"0\"\r\n\
+         \"ben\",\"\",\"\",\"Blanc\",\"\",\"1\"\r\n"
+    );
+    // The probe of `check`: the header alone.
+    let probe = build_csv(&[], &english(), CsvEncoding::Utf8).unwrap();
+    assert_eq!(
+        String::from_utf8(probe).unwrap(),
+        "\"Login ID\",\"Department code\",\"Email address\",\"Name\",\"User code\",\"Disabled\"\r\n"
     );
 }
 
 #[test]
+fn values_over_pleasanters_limits_are_refused_before_sending() {
+    let layout = english();
+    let check = |column: &str, value: String| {
+        let mut fields = vec![("Login ID", "ana"), ("Name", "Alves")];
+        fields.retain(|(c, _)| *c != column);
+        let mut record = item(ActionKind::Create, true, &fields);
+        record.fields.insert(column.into(), value);
+        check_record(&record, &layout, CsvEncoding::Utf8).map_err(|e| e.to_string())
+    };
+    for (column, limit) in [
+        ("Login ID", 256),
+        ("Name", 128),
+        ("User code", 32),
+        ("Email address", 2048),
+    ] {
+        assert_eq!(check(column, "a".repeat(limit)), Ok(()), "{column}");
+        assert_eq!(
+            check(column, "a".repeat(limit + 1)),
+            Err(format!(
+                "{column} is {} characters long; Pleasanter takes {limit} at most: shorten it in the HR file",
+                limit + 1
+            ))
+        );
+    }
+    // Counted in UTF-16 units, as Pleasanter does: 𠮷 is two.
+    assert!(check("Name", "𠮷".repeat(65)).is_err());
+    assert_eq!(check("Department code", "d".repeat(5000)), Ok(()));
+}
+
+#[test]
 fn shift_jis_encodes_japanese_and_names_the_field_it_cannot_encode() {
+    let layout = japanese();
     let taro = item(
         ActionKind::Create,
         true,
         &[("ログインID", "yamada"), ("名前", "山田 太郎")],
     );
-    assert_eq!(
-        check_record(&taro, "ログインID", CsvEncoding::ShiftJis),
-        Ok(())
-    );
-    let csv = build_csv(&[&taro], "ログインID", CsvEncoding::ShiftJis).unwrap();
+    assert_eq!(check_record(&taro, &layout, CsvEncoding::ShiftJis), Ok(()));
+    let csv = build_csv(&[&taro], &layout, CsvEncoding::ShiftJis).unwrap();
     let (text, _, errors) = encoding_rs::SHIFT_JIS.decode(&csv);
     assert!(!errors);
     assert_eq!(
         text,
-        "\"ログインID\",\"名前\"\r\n\"yamada\",\"山田 太郎\"\r\n"
+        "\"ログインID\",\"名前\",\"無効\"\r\n\"yamada\",\"山田 太郎\",\"0\"\r\n"
     );
     assert_ne!(csv, text.as_bytes(), "the bytes are Shift-JIS, not UTF-8");
 
@@ -171,21 +321,18 @@ fn shift_jis_encodes_japanese_and_names_the_field_it_cannot_encode() {
         true,
         &[("ログインID", "yoshi"), ("名前", "𠮷田 義男")],
     );
-    let reason = check_record(&yoshio, "ログインID", CsvEncoding::ShiftJis)
+    let reason = check_record(&yoshio, &layout, CsvEncoding::ShiftJis)
         .unwrap_err()
         .to_string();
     assert!(
         reason.contains("名前") && reason.contains("U+20BB7"),
         "{reason}"
     );
-    assert_eq!(
-        check_record(&yoshio, "ログインID", CsvEncoding::Utf8),
-        Ok(())
-    );
+    assert_eq!(check_record(&yoshio, &layout, CsvEncoding::Utf8), Ok(()));
 
     let nobody = item(ActionKind::Create, true, &[("名前", "山田")]);
     assert!(
-        check_record(&nobody, "ログインID", CsvEncoding::Utf8)
+        check_record(&nobody, &layout, CsvEncoding::Utf8)
             .unwrap_err()
             .to_string()
             .contains("ログインID")
@@ -206,10 +353,19 @@ fn parameters_carry_the_version_the_key_and_the_encoding() {
         Ok(CsvEncoding::ShiftJis)
     );
     assert!(CsvEncoding::from_config(Some("latin1")).is_err());
+}
+
+#[test]
+fn a_user_is_looked_up_by_its_exact_login() {
     assert_eq!(
-        get_users_body("k3y", Some("ana"), 200),
+        get_user_body("k3y", "ana", 200),
         json!({"ApiVersion": 1.1, "ApiKey": "k3y", "Offset": 200,
-               "View": {"ColumnFilterHash": {"LoginId": "ana"}}})
+               "View": {"ColumnFilterHash": {"LoginId": "ana"},
+                        "ColumnFilterSearchTypes": {"LoginId": "ExactMatch"}}})
+    );
+    assert_eq!(
+        rename_body("k3y", "ana.alves"),
+        json!({"ApiVersion": 1.1, "ApiKey": "k3y", "LoginId": "ana.alves"})
     );
 }
 
@@ -232,32 +388,54 @@ fn user_pages_give_ids_by_login() {
 }
 
 #[test]
-fn actions_map_to_an_import_and_the_disabled_flag() {
-    let fields = [("Login ID", "ana")];
-    let create_inactive = item(ActionKind::Create, false, &fields);
-    assert!(needs_import(&create_inactive));
-    assert_eq!(disabled_change(&create_inactive), Some(true));
-    assert_eq!(
-        disabled_change(&item(ActionKind::Create, true, &fields)),
-        None
-    );
-    assert_eq!(
-        disabled_change(&item(ActionKind::Update, true, &fields)),
-        None
-    );
+fn a_changed_login_is_renamed_first() {
+    let mut update = item(ActionKind::Update, true, &[("Login ID", "ana.alves")]);
+    assert_eq!(renamed(&update, "Login ID"), None, "never acknowledged");
+    update.acked_fields = Some(Fields::from([("Login ID".into(), "ana".into())]));
+    assert_eq!(renamed(&update, "Login ID"), Some(("ana", "ana.alves")));
+    update.acked_fields = Some(Fields::from([("Login ID".into(), "ana.alves".into())]));
+    assert_eq!(renamed(&update, "Login ID"), None);
+}
 
-    let mut block = item(ActionKind::Block, false, &fields);
-    block.acked_fields = Some(block.fields.clone());
-    assert!(!needs_import(&block));
-    assert_eq!(disabled_change(&block), Some(true));
-
-    let mut unblock = item(ActionKind::Unblock, true, &fields);
-    unblock.acked_fields = Some(Fields::from([("Login ID".into(), "ana.old".into())]));
-    assert!(
-        needs_import(&unblock),
-        "an unblock with changed fields imports first"
+#[test]
+fn the_probe_says_whether_the_key_may_import_and_in_which_language() {
+    let answer = |status: u16, message: &str| {
+        reply(
+            status,
+            &json!({"Id": 0, "StatusCode": status, "Message": message}).to_string(),
+        )
+    };
+    let english = Language::English;
+    let japanese = Language::Japanese;
+    assert_eq!(
+        judge_probe(&answer(500, "Please select a file."), english),
+        Ok(())
     );
-    assert_eq!(disabled_change(&unblock), Some(false));
+    assert_eq!(
+        judge_probe(&answer(500, "ファイルを選択してください。"), japanese),
+        Ok(())
+    );
+    assert!(matches!(
+        judge_probe(&answer(401, "Unable to authorize."), english),
+        Err(CheckError::Refused(reason)) if reason.starts_with("the API key was refused (HTTP 401")
+    ));
+    assert!(matches!(
+        judge_probe(&answer(403, ""), english),
+        Err(CheckError::Refused(reason)) if reason.contains("not a tenant manager")
+    ));
+    assert!(matches!(
+        judge_probe(&answer(500, "Please select a file."), japanese),
+        Err(CheckError::Failed(reason))
+            if reason.starts_with("Pleasanter answers in English") && reason.contains("Email address")
+    ));
+    assert!(matches!(
+        judge_probe(&answer(500, "Bitte wählen Sie eine Datei aus."), english),
+        Err(CheckError::Unexpected(reason)) if reason.contains("English and Japanese")
+    ));
+    assert!(matches!(
+        judge_probe(&answer(503, ""), english),
+        Err(CheckError::Failed(_))
+    ));
 }
 
 #[test]
