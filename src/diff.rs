@@ -60,6 +60,83 @@ pub fn changes(old: &Fields, new: &Fields) -> BTreeMap<String, Change> {
     changed
 }
 
+/// Which items of a list each item refers to, by index (parent
+/// organisation, managers), held flat: a few bytes per item, so that a
+/// million records' references cost megabytes, not a string each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct References {
+    /// Where each item's references end in `targets`.
+    ends: Vec<u32>,
+    targets: Vec<u32>,
+}
+
+impl References {
+    /// Adds the next item, referring to `targets` (indices into the list).
+    pub fn push(&mut self, targets: impl IntoIterator<Item = u32>) {
+        self.targets.extend(targets);
+        self.ends.push(self.targets.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The items that item `i` refers to.
+    pub fn of(&self, i: usize) -> &[u32] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.targets[start..self.ends[i] as usize]
+    }
+
+    /// From each item's referenced keys, `key_index` saying where a key is
+    /// in the list; a key not in the list is left out (nothing to wait for).
+    pub fn resolve<'k, R>(
+        references: impl IntoIterator<Item = R>,
+        key_index: impl Fn(&str) -> Option<usize>,
+    ) -> References
+    where
+        R: IntoIterator<Item = &'k str>,
+    {
+        let mut resolved = References::default();
+        for refs in references {
+            resolved.push(
+                refs.into_iter()
+                    .filter_map(&key_index)
+                    .map(|j| j as u32),
+            );
+        }
+        resolved
+    }
+
+    /// Who refers to each item: the edges turned round.
+    fn dependents(&self) -> References {
+        let mut counts = vec![0u32; self.len()];
+        for &target in &self.targets {
+            counts[target as usize] += 1;
+        }
+        let mut ends = Vec::with_capacity(self.len());
+        let mut total = 0u32;
+        for count in &counts {
+            total += count;
+            ends.push(total);
+        }
+        // Filled back to front, so that each item's dependents keep their order.
+        let mut targets = vec![0u32; self.targets.len()];
+        let mut next = ends.clone();
+        for i in (0..self.len()).rev() {
+            for &target in self.of(i).iter().rev() {
+                let slot = &mut next[target as usize];
+                *slot -= 1;
+                targets[*slot as usize] = i as u32;
+            }
+        }
+        References { ends, targets }
+    }
+}
+
 /// Orders items by depth: first those that refer to nothing in the list,
 /// then those that refer only to them, and so on (parent organisations before
 /// their children, managers before their reports). Within a depth the given
@@ -67,46 +144,57 @@ pub fn changes(old: &Fields, new: &Fields) -> BTreeMap<String, Change> {
 /// without its references, to be completed in a second pass. Returns the
 /// order, as indices, and the deferred indices.
 pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>, Vec<usize>) {
-    let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-    // Edges point from the referenced item to the one that refers to it.
-    let mut waiting_on = vec![0usize; keys.len()];
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
-    for (i, refs) in references.iter().enumerate() {
-        for reference in refs {
-            if let Some(&j) = position.get(reference)
-                && j != i
-            {
-                waiting_on[i] += 1;
-                dependents[j].push(i);
-            }
-        }
-    }
-    let mut order = Vec::with_capacity(keys.len());
+    let (order, deferred) = order_by_references(&by_position(keys, references));
+    let widen = |v: Vec<u32>| v.into_iter().map(|i| i as usize).collect();
+    (widen(order), widen(deferred))
+}
+
+/// [`dependency_order`] of items whose references are resolved already.
+pub fn order_by_references(references: &References) -> (Vec<u32>, Vec<u32>) {
+    let count = references.len();
+    // An item waits on each distinct other item it refers to.
+    let mut waiting_on: Vec<u32> = (0..count)
+        .map(|i| {
+            references
+                .of(i)
+                .iter()
+                .filter(|&&j| j as usize != i)
+                .count() as u32
+        })
+        .collect();
+    let dependents = references.dependents();
+    let mut order = Vec::with_capacity(count);
     let mut deferred = Vec::new();
-    let mut done = vec![false; keys.len()];
-    let mut level: Vec<usize> = (0..keys.len()).filter(|&i| waiting_on[i] == 0).collect();
+    let mut done = vec![false; count];
+    let mut level: Vec<u32> = (0..count as u32)
+        .filter(|&i| waiting_on[i as usize] == 0)
+        .collect();
     let mut next_unsent = 0;
-    while order.len() < keys.len() {
+    while order.len() < count {
         if level.is_empty() {
             // Only loops remain: the earliest goes first, its references later.
             while done[next_unsent] {
                 next_unsent += 1;
             }
-            deferred.push(next_unsent);
+            deferred.push(next_unsent as u32);
             waiting_on[next_unsent] = 0;
-            level.push(next_unsent);
+            level.push(next_unsent as u32);
         }
         level.sort_unstable();
         let mut next_level = Vec::new();
         for &item in &level {
-            if done[item] {
+            if done[item as usize] {
                 continue;
             }
-            done[item] = true;
+            done[item as usize] = true;
             order.push(item);
-            for &dependent in &dependents[item] {
-                waiting_on[dependent] = waiting_on[dependent].saturating_sub(1);
-                if waiting_on[dependent] == 0 && !done[dependent] {
+            for &dependent in dependents.of(item as usize) {
+                if dependent == item {
+                    continue;
+                }
+                let waits = &mut waiting_on[dependent as usize];
+                *waits = waits.saturating_sub(1);
+                if *waits == 0 && !done[dependent as usize] {
                     next_level.push(dependent);
                 }
             }
@@ -121,18 +209,27 @@ pub fn dependency_order(keys: &[&str], references: &[Vec<&str>]) -> (Vec<usize>,
 /// so the items of one level can be sent at the same time. A reference that
 /// loops back (deferred) does not count.
 pub fn dependency_levels(keys: &[&str], references: &[Vec<&str>]) -> Vec<Vec<usize>> {
-    let (order, _) = dependency_order(keys, references);
-    let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-    let mut rank = vec![0usize; keys.len()];
+    levels_by_references(&by_position(keys, references))
+        .into_iter()
+        .map(|level| level.into_iter().map(|i| i as usize).collect())
+        .collect()
+}
+
+/// [`dependency_levels`] of items whose references are resolved already.
+pub fn levels_by_references(references: &References) -> Vec<Vec<u32>> {
+    let (order, _) = order_by_references(references);
+    let mut rank = vec![0u32; references.len()];
     for (place, &item) in order.iter().enumerate() {
-        rank[item] = place;
+        rank[item as usize] = place as u32;
     }
-    let mut depth = vec![0usize; keys.len()];
-    let mut levels: Vec<Vec<usize>> = Vec::new();
+    let mut depth = vec![0usize; references.len()];
+    let mut levels: Vec<Vec<u32>> = Vec::new();
     for &item in &order {
-        depth[item] = references[item]
+        let item = item as usize;
+        depth[item] = references
+            .of(item)
             .iter()
-            .filter_map(|reference| position.get(reference).copied())
+            .map(|&j| j as usize)
             .filter(|&j| j != item && rank[j] < rank[item])
             .map(|j| depth[j] + 1)
             .max()
@@ -140,9 +237,19 @@ pub fn dependency_levels(keys: &[&str], references: &[Vec<&str>]) -> Vec<Vec<usi
         if levels.len() <= depth[item] {
             levels.resize_with(depth[item] + 1, Vec::new);
         }
-        levels[depth[item]].push(item);
+        levels[depth[item]].push(item as u32);
     }
     levels
+}
+
+/// References by key resolved to positions in `keys` (a key given twice
+/// stands for its last position).
+fn by_position(keys: &[&str], references: &[Vec<&str>]) -> References {
+    let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    References::resolve(
+        references.iter().map(|refs| refs.iter().copied()),
+        |key| position.get(key).copied(),
+    )
 }
 
 #[cfg(test)]
@@ -254,5 +361,14 @@ mod tests {
         let refs = vec![vec!["y"], vec!["x"], vec!["x"]];
         assert_eq!(dependency_levels(&keys, &refs), vec![vec![0], vec![1, 2]]);
         assert!(dependency_levels(&[], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_manager_named_twice_or_a_record_naming_itself_waits_on_nothing_more() {
+        // b names a as manager and alternate manager; c names itself.
+        let keys = ["b", "a", "c"];
+        let refs = vec![vec!["a", "a"], vec![], vec!["c"]];
+        assert_eq!(dependency_order(&keys, &refs), (vec![1, 2, 0], vec![]));
+        assert_eq!(dependency_levels(&keys, &refs), vec![vec![1, 2], vec![0]]);
     }
 }

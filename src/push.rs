@@ -147,9 +147,9 @@ pub async fn drain(
                     waiting(store, &name, kind, &references)
                 })
                 .await?;
-                for record in &left {
-                    let key = record.record_key(target, kind);
-                    park(store, &key, record.action, &reason, false, now()).await?;
+                for index in 0..left.len() {
+                    let key = left.record_key(index, target, kind);
+                    park(store, &key, left.action(index), &reason, false, now()).await?;
                     drained.parked(&key, &reason);
                 }
                 drained.stopped = Some(reason);
@@ -187,22 +187,75 @@ pub async fn drain(
     Ok(drained)
 }
 
-/// A record waiting to be pushed, with what ordering needs and no more.
-struct Waiting {
-    key: String,
-    action: ActionKind,
-    /// Its external id, when the target maps it and it differs from the key.
-    other_id: Option<String>,
-    /// The records it refers to (parent, managers).
-    refs: Vec<String>,
+/// The records of a kind waiting for a target, in key order, with what
+/// ordering needs and no more: keys back to back, references as indices
+/// into the list (a million waiting records take tens of megabytes).
+#[derive(Default)]
+struct WaitingList {
+    keys: Strings,
+    actions: Vec<ActionKind>,
+    references: diff::References,
 }
 
-impl Waiting {
-    fn record_key(&self, target: &PushTarget, kind: RecordKind) -> RecordKey {
+/// Strings back to back, one allocation for all.
+#[derive(Default)]
+struct Strings {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Strings {
+    fn push(&mut self, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+}
+
+impl WaitingList {
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.len() == 0
+    }
+
+    fn key(&self, i: usize) -> &str {
+        self.keys.get(i)
+    }
+
+    fn action(&self, i: usize) -> ActionKind {
+        self.actions[i]
+    }
+
+    /// Where a key is in the list (keys are in order).
+    fn index_of(&self, key: &str) -> Option<usize> {
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let middle = (low + high) / 2;
+            match self.key(middle).cmp(key) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Some(middle),
+            }
+        }
+        None
+    }
+
+    fn record_key(&self, i: usize, target: &PushTarget, kind: RecordKind) -> RecordKey {
         RecordKey {
             target: target.name.clone(),
             kind,
-            key: self.key.clone(),
+            key: self.key(i).to_string(),
         }
     }
 }
@@ -235,7 +288,7 @@ async fn push_round(
     store: &Arc<Store>,
     target: &PushTarget,
     kind: RecordKind,
-    records: &[Waiting],
+    records: &WaitingList,
     drained: &mut Drained,
     now: fn() -> i64,
 ) -> Result<Round, PushError> {
@@ -243,23 +296,7 @@ async fn push_round(
         format!("pushing {kind} to {}", target.name),
         records.len() as u64,
     );
-    // dependency_levels wants one key per record: its key stands for it, and
-    // references to its external id are rewritten to that key.
-    let alias: HashMap<&str, &str> = records
-        .iter()
-        .filter_map(|r| r.other_id.as_deref().map(|id| (id, r.key.as_str())))
-        .collect();
-    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
-    let refs: Vec<Vec<&str>> = records
-        .iter()
-        .map(|r| {
-            r.refs
-                .iter()
-                .map(|id| *alias.get(id.as_str()).unwrap_or(&id.as_str()))
-                .collect()
-        })
-        .collect();
-    let levels = diff::dependency_levels(&keys, &refs);
+    let levels = diff::levels_by_references(&records.references);
 
     let mut pass = Pass {
         failing: Vec::new(),
@@ -274,29 +311,33 @@ async fn push_round(
     for level in levels {
         let mut sendable: Vec<usize> = Vec::with_capacity(level.len());
         for index in level {
-            let record = &records[index];
-            let blocked_by = refs[index]
-                .iter()
-                .find_map(|id| pass.failed.get(*id).map(|reason| (*id, reason.clone())));
-            let key = || record.record_key(target, kind);
+            let index = index as usize;
+            let blocked_by = records.references.of(index).iter().find_map(|&j| {
+                let id = records.key(j as usize);
+                pass.failed.get(id).map(|reason| (id, reason.clone()))
+            });
+            let key = || records.record_key(index, target, kind);
+            let action = records.action(index);
             match blocked_by {
                 None => sendable.push(index),
                 Some((id, Some(refused))) => {
                     let reason = format!("{id}, which it refers to, is parked: {refused}");
-                    park(store, &key(), record.action, &reason, false, now()).await?;
+                    park(store, &key(), action, &reason, false, now()).await?;
                     pass.drained.parked(&key(), &reason);
-                    pass.failed.insert(keys[index].to_string(), Some(reason));
+                    pass.failed
+                        .insert(records.key(index).to_string(), Some(reason));
                 }
                 Some((id, None)) => {
+                    let reason = format!("waiting for {id}, which it refers to");
                     pass.failing.push(Failed {
                         key: key(),
-                        action: record.action,
+                        action,
                         failure: Failure::Transient {
-                            reason: format!("waiting for {id}, which it refers to"),
+                            reason,
                             retry_after: None,
                         },
                     });
-                    pass.failed.insert(keys[index].to_string(), None);
+                    pass.failed.insert(records.key(index).to_string(), None);
                 }
             }
         }
@@ -305,7 +346,7 @@ async fn push_round(
         // page of projections is read meanwhile, on the blocking pool.
         let mut pages = sendable.chunks(page_size(target)).map(|page| {
             page.iter()
-                .map(|&i| (records[i].key.clone(), records[i].action))
+                .map(|&i| (records.key(i).to_string(), records.action(i)))
                 .collect::<Vec<_>>()
         });
         let read = |page: Vec<(String, ActionKind)>| {
@@ -508,29 +549,26 @@ impl Pass<'_> {
     }
 }
 
-/// The external id of a waiting record, when it differs from its key (a
-/// source keyed by login), and the ids it refers to.
-/// A record's own external id (when the target maps it and it differs
-/// from the key) and the ids it refers to, given how to read a field.
-fn ids_and_refs<'v>(
+/// The ids a waiting record refers to, as read, and the other external
+/// id it goes by (when the target maps one that differs from its key).
+fn note_references<'v>(
     key: &str,
     value: impl Fn(&(String, Field)) -> Option<&'v str>,
     references: &References,
-) -> (Option<String>, Vec<String>) {
-    let other_id = references
+    ids: &mut Strings,
+    other_id: &mut Option<String>,
+) {
+    *other_id = references
         .own_id
         .as_ref()
         .and_then(&value)
         .filter(|id| *id != key)
         .map(str::to_string);
-    let refs = references
-        .fields
-        .iter()
-        .filter_map(&value)
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-        .collect();
-    (other_id, refs)
+    for id in references.fields.iter().filter_map(&value) {
+        if !id.is_empty() {
+            ids.push(id);
+        }
+    }
 }
 
 async fn park(
@@ -559,10 +597,15 @@ fn waiting(
     target: &str,
     kind: RecordKind,
     references: &References,
-) -> Result<Vec<Waiting>, StoreError> {
+) -> Result<WaitingList, StoreError> {
     let parked = store.parked_keys(target, kind)?;
-    let mut records = Vec::new();
+    let mut list = WaitingList::default();
+    // The ids each record refers to, resolved to indices once every key is known.
+    let mut ids = Strings::default();
+    let mut ids_end: Vec<u32> = Vec::new();
+    let mut aliases: Vec<(String, u32)> = Vec::new();
     let mut reader = store.reader();
+    let mapped = !(references.fields.is_empty() && references.own_id.is_none());
     for item in store.stored_entries(target, kind) {
         let (key, stored) = item?;
         let Some(queued) = stored.queued else {
@@ -571,8 +614,9 @@ fn waiting(
         if parked.contains(&key) {
             continue;
         }
-        let (other_id, refs) = if references.fields.is_empty() && references.own_id.is_none() {
-            (None, Vec::new())
+        let mut other_id = None;
+        if !mapped {
+            // Nothing to order by.
         } else if let Some(bytes) = &stored.desired_fields {
             // Migrated from schema 1: the projection itself is stored.
             let fields: BTreeMap<&str, &str> =
@@ -580,27 +624,34 @@ fn waiting(
                     key: format!("{target}/{kind}/{key}"),
                     reason: error.to_string(),
                 })?;
-            ids_and_refs(
-                &key,
-                |(name, _)| fields.get(name.as_str()).copied(),
-                references,
-            )
-        } else {
-            match reader.record(&stored.entry.source, kind, &key)? {
-                Some((record, _)) => {
-                    ids_and_refs(&key, |(_, field)| record.get(*field), references)
-                }
-                None => (None, Vec::new()),
-            }
-        };
-        records.push(Waiting {
-            key,
-            action: queued.action,
-            other_id,
-            refs,
-        });
+            let value = |(name, _): &(String, Field)| fields.get(name.as_str()).copied();
+            note_references(&key, value, references, &mut ids, &mut other_id);
+        } else if let Some((record, _)) = reader.record(&stored.entry.source, kind, &key)? {
+            let value = |(_, field): &(String, Field)| record.get(*field);
+            note_references(&key, value, references, &mut ids, &mut other_id);
+        }
+        if let Some(id) = other_id {
+            aliases.push((id, list.len() as u32));
+        }
+        ids_end.push(ids.len() as u32);
+        list.keys.push(&key);
+        list.actions.push(queued.action);
     }
-    Ok(records)
+    // A reference names a record by its key, or by the other id it goes by.
+    aliases.sort_unstable();
+    let index_of = |id: &str| {
+        aliases
+            .binary_search_by(|(alias, _)| alias.as_str().cmp(id))
+            .ok()
+            .map(|at| aliases[at].1 as usize)
+            .or_else(|| list.index_of(id))
+    };
+    let per_record = (0..ids_end.len()).map(|i| {
+        let start = if i == 0 { 0 } else { ids_end[i - 1] as usize };
+        (start..ids_end[i] as usize).map(|at| ids.get(at))
+    });
+    list.references = diff::References::resolve(per_record, index_of);
+    Ok(list)
 }
 
 /// The push items of some waiting records, read from the store.

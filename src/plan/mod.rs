@@ -536,23 +536,28 @@ fn detail(
         .iter()
         .filter(|f| f.action != ActionKind::Block)
         .count();
-    let keys: Vec<&str> = found[..sending].iter().map(|f| f.key.as_str()).collect();
-    let references: Vec<Vec<&str>> = found[..sending]
-        .iter()
-        .map(|f| {
+    // The sending part is in key order: a reference is found by its key.
+    let sent = &found[..sending];
+    let references = diff::References::resolve(
+        sent.iter().map(|f| {
             reference_fields(source.kind)
                 .iter()
-                .filter_map(|&field| f.record.and_then(|(_, r)| r.get(field)))
-                .collect()
-        })
-        .collect();
-    let (order, deferred) = diff::dependency_order(&keys, &references);
-    let deferred: std::collections::HashSet<usize> = deferred.into_iter().collect();
+                .filter_map(move |&field| f.record.and_then(|(_, r)| r.get(field)))
+        }),
+        |key| sent.binary_search_by(|f| f.key.as_str().cmp(key)).ok(),
+    );
+    let (order, deferred) = diff::order_by_references(&references);
+    drop(references);
+    let deferred: std::collections::HashSet<usize> =
+        deferred.into_iter().map(|i| i as usize).collect();
 
     let mut plan = TargetPlan::default();
     let mut detailed: BTreeMap<ActionKind, usize> = BTreeMap::new();
     let mut ordered = Vec::with_capacity(found.len());
-    let sequence = order.into_iter().chain(sending..found.len());
+    let sequence = order
+        .into_iter()
+        .map(|i| i as usize)
+        .chain(sending..found.len());
     for index in sequence {
         let f = &found[index];
         match f.action {
