@@ -102,11 +102,7 @@ impl References {
     {
         let mut resolved = References::default();
         for refs in references {
-            resolved.push(
-                refs.into_iter()
-                    .filter_map(&key_index)
-                    .map(|j| j as u32),
-            );
+            resolved.push(refs.into_iter().filter_map(&key_index).map(|j| j as u32));
         }
         resolved
     }
@@ -246,10 +242,9 @@ pub fn levels_by_references(references: &References) -> Vec<Vec<u32>> {
 /// stands for its last position).
 fn by_position(keys: &[&str], references: &[Vec<&str>]) -> References {
     let position: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-    References::resolve(
-        references.iter().map(|refs| refs.iter().copied()),
-        |key| position.get(key).copied(),
-    )
+    References::resolve(references.iter().map(|refs| refs.iter().copied()), |key| {
+        position.get(key).copied()
+    })
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub struct Drained {
     pub last_parked: Option<String>,
     /// Why pushing to the target stopped, if the target showed it must not get more.
     pub stopped: Option<String>,
+    /// Stopped with what waits kept waiting (the target refused our
+    /// credentials): worth trying again later, unlike a parked stop.
+    pub on_hold: bool,
 }
 
 impl Drained {
@@ -137,7 +140,13 @@ pub async fn drain(
                 break;
             }
             let round = push_round(store, target, kind, &records, &mut drained, now).await?;
-            if let Some(reason) = round.halt {
+            if let Some(Stop::Hold(reason)) = round.stop {
+                tracing::error!(target = %target.name, %reason, "pushing to this target stopped; what waits keeps waiting");
+                drained.stopped = Some(reason);
+                drained.on_hold = true;
+                return Ok(drained);
+            }
+            if let Some(Stop::Park(reason)) = round.stop {
                 // The target showed it must not get more: everything still
                 // waiting is parked with the reason, for a person to look at.
                 tracing::error!(target = %target.name, %reason, "pushing to this target stopped");
@@ -271,7 +280,18 @@ struct Failed {
 struct Round {
     /// Transient failures, to try again after a delay.
     failing: Vec<Failed>,
-    halt: Option<String>,
+    stop: Option<Stop>,
+}
+
+/// Why a pass stopped sending to the target.
+enum Stop {
+    /// The target showed it must not get more (it did something it was not
+    /// asked to): what still waits is parked, for a person to look at.
+    Park(String),
+    /// The target refused rostersync's credentials: nothing more is sent
+    /// until they are fixed, and what waits keeps waiting (one alarm for
+    /// the target, not one parked record per person).
+    Hold(String),
 }
 
 /// How many records' projections are read from the store at a time.
@@ -303,6 +323,7 @@ async fn push_round(
         failed: HashMap::new(),
         drained,
         progress: &progress,
+        connector: &target.connector,
         acks: Vec::new(),
         acks_since: None,
         writing: None,
@@ -387,11 +408,12 @@ async fn push_round(
                 break;
             };
             let (batch, reply) = joined.map_err(|error| PushError::Join(error.to_string()))?;
-            if let Some(halt) = pass.settle(store, batch, reply, now).await? {
+            if let Some(stop) = pass.settle(store, batch, reply, now).await? {
                 replies.abort_all();
+                pass.write_acks(store).await?;
                 return Ok(Round {
                     failing: pass.failing,
-                    halt: Some(halt),
+                    stop: Some(stop),
                 });
             }
         }
@@ -399,7 +421,7 @@ async fn push_round(
     progress.finish();
     Ok(Round {
         failing: pass.failing,
-        halt: None,
+        stop: None,
     })
 }
 
@@ -411,6 +433,7 @@ struct Pass<'r> {
     failed: HashMap<String, Option<String>>,
     drained: &'r mut Drained,
     progress: &'r crate::progress::Progress,
+    connector: &'r AnyConnector,
     /// Confirmed records not yet written to the store, and since when.
     acks: Vec<(RecordKey, Acked, Fields)>,
     acks_since: Option<tokio::time::Instant>,
@@ -443,7 +466,10 @@ impl Pass<'_> {
         batch: Vec<PushItem>,
         reply: PushReply,
         now: fn() -> i64,
-    ) -> Result<Option<String>, PushError> {
+    ) -> Result<Option<Stop>, PushError> {
+        // Refused credentials say nothing of the records: none is parked.
+        let refused = self.connector.credentials_refused();
+        let mut said = None;
         let answered = reply.outcomes.len();
         if answered != batch.len() {
             tracing::warn!(target = %batch.first().map_or("", |item| item.key.target.as_str()),
@@ -475,6 +501,9 @@ impl Pass<'_> {
                         .get_or_insert_with(tokio::time::Instant::now);
                     self.drained.done += 1;
                 }
+                Outcome::Failed(failure) if refused.is_some() => {
+                    said.get_or_insert_with(|| failure.reason().to_string());
+                }
                 Outcome::Failed(failure @ Failure::Permanent { .. }) => {
                     park(
                         store,
@@ -502,12 +531,22 @@ impl Pass<'_> {
         let due = self
             .acks_since
             .is_some_and(|since| since.elapsed() >= ACK_DELAY);
-        if reply.halt.is_some() {
-            self.write_acks(store).await?;
-        } else if self.acks.len() >= ACK_GROUP || due {
+        if let Some(refusal) = refused {
+            // The connector's own words for it, when a record failed with them.
+            let said = said.unwrap_or(refusal);
+            return Ok(Some(Stop::Hold(format!(
+                "{said}; nothing more is sent to this target, and what waits keeps waiting, \
+                 until its credentials are fixed (a token file or systemd credential is read \
+                 again on `systemctl reload rostersync`, an environment variable on a restart)"
+            ))));
+        }
+        if let Some(reason) = reply.halt {
+            return Ok(Some(Stop::Park(reason)));
+        }
+        if self.acks.len() >= ACK_GROUP || due {
             self.start_writing_acks(store).await?;
         }
-        Ok(reply.halt)
+        Ok(None)
     }
 
     /// Starts writing the waiting acknowledgements in the background, unless

@@ -69,3 +69,84 @@ fn a_big_report_lists_the_first_actions_and_names_a_file_with_every_one() {
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+/// A target that refuses rostersync's token raises one alarm: the report
+/// says the target stopped, `status` says why, nothing is parked, and the
+/// records wait. With the token file fixed and a reload, they go.
+#[test]
+fn a_refused_token_stops_the_target_once_and_a_reload_with_the_fixed_token_sends_what_waits() {
+    use support::fakes::collaborator::Fake;
+    const TOKEN: &str = "cbr-s3cr3t-t0ken-42";
+    let h = Harness::builder()
+        .fake(Fake::start(TOKEN))
+        .source(
+            Source::users("hr", "inbox")
+                .set("settle", "100ms")
+                .targets(&["lms"]),
+        )
+        .target(
+            Target::collaborator("lms")
+                .token_file("lms.token", "not-the-token")
+                .fast(),
+        )
+        .build();
+    let daemon = h.start();
+    let rows: Vec<String> = (1..=5).map(|n| user(n, false)).collect();
+    h.drop_file("inbox/users.csv", &users_file(&rows));
+    let report_path = || {
+        std::fs::read_dir(h.path("inbox/archive"))
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.to_string_lossy().ends_with(".report.json"))
+    };
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        || report_path().is_some_and(|path| read(&path)["targets"]["lms"]["stopped"].is_string()),
+        || {
+            format!(
+                "no stop in the report: {:?}\n{}",
+                report_path().map(|p| read(&p)),
+                daemon.log()
+            )
+        },
+    );
+    let report = read(&report_path().unwrap());
+    let lms = &report["targets"]["lms"];
+    assert!(
+        lms["stopped"].as_str().unwrap().contains("HTTP 401"),
+        "{report}"
+    );
+    assert_eq!(lms["parked"], 0, "{report}");
+    assert_eq!(report["complete"], false, "{report}");
+    let (_, status, _) = h.run(&["status"]);
+    assert!(
+        status.contains("stopped: the portal refused the token (HTTP 401"),
+        "{status}"
+    );
+    assert!(!status.contains("not-the-token") && !daemon.log().contains("not-the-token"));
+    assert!(h.fake.with(|p| p.users.is_empty()));
+    // The token fixed and the config reloaded: the waiting records go, and
+    // the report completes without the stop.
+    h.secret_file("lms.token", TOKEN);
+    daemon.signal("HUP");
+    wait_until(
+        Duration::from_secs(30),
+        || report_path().is_some_and(|path| read(&path)["complete"] == true),
+        || {
+            format!(
+                "no complete report: {:?}\n{}",
+                report_path().map(|p| read(&p)),
+                daemon.log()
+            )
+        },
+    );
+    let report = read(&report_path().unwrap());
+    assert!(report["targets"]["lms"]["stopped"].is_null(), "{report}");
+    assert_eq!(h.fake.with(|p| p.users.len()), 5);
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}

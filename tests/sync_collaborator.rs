@@ -368,18 +368,38 @@ fn a_portal_that_blocks_missing_users_stops_the_target_loudly() {
     );
 }
 
+/// A refused token stops the target once: nothing is parked, the records
+/// wait, and go once the token is fixed.
 #[test]
-fn a_wrong_token_is_refused_and_parks_without_showing_the_token() {
+fn a_wrong_token_stops_the_target_once_parks_nothing_and_never_shows() {
     let mut run = Run::new();
     run.set_secret("LMS_TOKEN", "wrong-token-value");
     let file = run.write(
         "inbox/u.csv",
-        "user_extid;user_fname;user_login\nE1;Ana;ana\n",
+        "user_extid;user_fname;user_login\nE1;Ana;ana\nE2;Ben;ben\n",
     );
     let (code, out, err) = run.sync_file(&file);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("HTTP 401"), "{out}");
+    assert!(
+        out.contains("the portal refused the token (HTTP 401")
+            && out.contains("nothing more is sent to this target, and what waits keeps waiting"),
+        "{out}"
+    );
+    assert!(!out.contains("parked"), "{out}");
     assert!(!out.contains("wrong-token-value") && !err.contains("wrong-token-value"));
+    assert!(run.fake.with(|p| p.users.is_empty()));
+    // The token fixed, the next file takes both the waiting users and its own.
+    run.set_secret("LMS_TOKEN", TOKEN);
+    let file = run.write(
+        "inbox/u2.csv",
+        "user_extid;user_fname;user_login\nE1;Ana;ana\nE2;Ben;ben\nE3;Cleo;cleo\n",
+    );
+    let (code, out, err) = run.sync_file(&file);
+    assert_eq!(code, 0, "{out}{err}");
+    let users = run
+        .fake
+        .with(|p| p.users.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(users, ["E1", "E2", "E3"]);
 }
 
 #[test]

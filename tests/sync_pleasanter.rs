@@ -465,6 +465,8 @@ fn a_refused_key_parks_with_a_clear_reason_and_never_shows() {
     let (code, out, err) = run.sync(&[ANA, BEN]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("the API key was refused (HTTP 401"), "{out}");
+    // One alarm for the target, not a parked record per person.
+    assert!(out.contains("STOPPED") && !out.contains("parked"), "{out}");
     assert!(run.fake.directory().is_empty());
 }
 

@@ -107,6 +107,10 @@ impl Connector for Collaborator {
     }
 
     /// Tries the token on the batch endpoint with an empty batch.
+    fn credentials_refused(&self) -> Option<String> {
+        self.http.credentials_refused()
+    }
+
     async fn check(&self) -> Result<(), CheckError> {
         let reply = self
             .http

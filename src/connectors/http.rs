@@ -6,6 +6,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use governor::clock::{Clock, Reference};
@@ -50,6 +51,9 @@ pub struct Http {
     client: reqwest::Client,
     base: String,
     pace: Option<Arc<Pace>>,
+    /// Set by a 401 and cleared by a success: whether the target refuses
+    /// our credentials right now (see [`Http::credentials_refused`]).
+    refused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// `rate_per_sec` as a quota: requests evenly spaced (no burst), so a
@@ -181,7 +185,15 @@ impl Http {
             client,
             base: url,
             pace: Pace::of(target),
+            refused: Arc::default(),
         })
+    }
+
+    /// Whether the target refuses our credentials: its last reply was a 401.
+    pub fn credentials_refused(&self) -> Option<String> {
+        self.refused
+            .load(Ordering::Relaxed)
+            .then(|| "the target refused rostersync's credentials (HTTP 401)".to_string())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -206,6 +218,13 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let body = response.text().await.map_err(transport_failure)?;
+        // A 401 is about the credentials, whatever the request was; a kind
+        // that logs in again on a 401 clears it with the next success.
+        if status == 401 {
+            self.refused.store(true, Ordering::Relaxed);
+        } else if (200..300).contains(&status) {
+            self.refused.store(false, Ordering::Relaxed);
+        }
         Ok(Reply {
             status,
             body,

@@ -111,6 +111,13 @@ pub trait Connector: Sized + Send + Sync + 'static {
     /// Reaches the target and tries its credentials (`check --online`).
     fn check(&self) -> impl Future<Output = Result<(), CheckError>> + Send;
 
+    /// Why the target refuses rostersync's credentials, when its last reply
+    /// did: the push then stops for the whole target instead of parking
+    /// each record. Kinds that speak HTTP ask their [`http::Http`].
+    fn credentials_refused(&self) -> Option<String> {
+        None
+    }
+
     /// What the kind judges a batch from (its HTTP reply, mostly);
     /// [`std::convert::Infallible`] for a kind that has no batch verdict
     /// (one record per sequence of requests, each reply read where it is sent).

@@ -104,6 +104,13 @@ macro_rules! registry {
                     $($(#[$attr])* AnyConnector::$variant(c) => c.check().await,)*
                 }
             }
+
+            /// Why the target refuses rostersync's credentials, if its last reply did.
+            pub fn credentials_refused(&self) -> Option<String> {
+                match self {
+                    $($(#[$attr])* AnyConnector::$variant(c) => c.credentials_refused(),)*
+                }
+            }
         }
     };
 }

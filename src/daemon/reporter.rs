@@ -1,7 +1,7 @@
 //! The reporter: updates each file's `.report.json` as its targets take or
 //! park its records, until every action is done or parked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +24,11 @@ const RECHECK_OPEN_REPORTS: Duration = Duration::from_secs(2);
 pub(super) enum ReportEvent {
     /// A report with pending actions, just written.
     Open(PathBuf, Box<FileReport>),
-    /// A target's worker finished a drain.
-    Drained(String),
+    /// A target's worker finished a drain; why pushing to it stopped, if it did.
+    Drained {
+        target: String,
+        stopped: Option<String>,
+    },
 }
 
 /// Keeps the reports whose records are not all taken yet, and updates them
@@ -55,6 +58,8 @@ pub(super) async fn reporter(
     })
     .await
     .unwrap_or_default();
+    // The last word of each target's worker on whether it stopped.
+    let mut stops: BTreeMap<String, Option<String>> = BTreeMap::new();
     loop {
         // Events say when to look, but a report still open is also looked
         // at again every few seconds: the store says where each record
@@ -85,8 +90,9 @@ pub(super) async fn reporter(
                     drained.extend(report.targets().cloned());
                     open.push((path, *report));
                 }
-                ReportEvent::Drained(target) => {
-                    drained.insert(target);
+                ReportEvent::Drained { target, stopped } => {
+                    drained.insert(target.clone());
+                    stops.insert(target, stopped);
                 }
             }
             next = events.try_recv().ok();
@@ -96,7 +102,8 @@ pub(super) async fn reporter(
         }
         let store = Arc::clone(&shared.store);
         let taken = std::mem::take(&mut open);
-        open = tokio::task::spawn_blocking(move || update_reports(&store, taken, &drained))
+        let known = stops.clone();
+        open = tokio::task::spawn_blocking(move || update_reports(&store, taken, &drained, &known))
             .await
             .unwrap_or_default();
     }
@@ -106,9 +113,20 @@ fn update_reports(
     store: &Store,
     mut open: Vec<(PathBuf, FileReport)>,
     drained: &BTreeSet<String>,
+    stops: &BTreeMap<String, Option<String>>,
 ) -> Vec<(PathBuf, FileReport)> {
     for (path, report) in &mut open {
         let mut changed = false;
+        // A target that stopped with its records waiting says so once, in
+        // the report, rather than through a parked record per person.
+        for (target, stopped) in stops {
+            if let Some(plan) = report.plan.targets.get_mut(target)
+                && plan.stopped != *stopped
+            {
+                plan.stopped = stopped.clone();
+                changed = true;
+            }
+        }
         for target in drained {
             // One reader for the report: its records come mostly in key
             // order, so each group of the store is read once.

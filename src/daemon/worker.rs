@@ -60,10 +60,18 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
         // Records parked after transient failures are tried again this often.
         let every = retry.max_interval.0.max(Duration::from_secs(1));
         let mut next_unpark = Instant::now() + every;
+        // Stopped with records waiting (credentials refused): tried again
+        // as often as parked transient failures are.
+        let mut on_hold = false;
         loop {
+            let mut stopped = None;
             match drain_with_grace(&shared, &name, &pusher).await {
                 None => break 'config,
-                Some(Ok(drained)) => note_drained(&shared, &name, &drained),
+                Some(Ok(drained)) => {
+                    note_drained(&shared, &name, &drained);
+                    on_hold = drained.on_hold;
+                    stopped = drained.stopped;
+                }
                 Some(Err(error)) => {
                     error!(target = %name, %error, "pushing to this target failed; tried again when woken");
                     shared.with_status(|s| {
@@ -72,7 +80,10 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
                     });
                 }
             }
-            let _ = shared.reports.send(ReportEvent::Drained(name.clone()));
+            let _ = shared.reports.send(ReportEvent::Drained {
+                target: name.clone(),
+                stopped,
+            });
             shared.touch();
             if shared.cancel.is_cancelled() {
                 break 'config;
@@ -87,6 +98,10 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
                     }
                     _ = tokio::time::sleep_until(next_unpark) => {
                         next_unpark = Instant::now() + every;
+                        if on_hold {
+                            info!(target = %name, "trying again the target that stopped with its records waiting");
+                            break;
+                        }
                         let target = name.clone();
                         match store::blocking(&shared.store, move |s| s.unpark_transient(&target)).await {
                             Ok(0) => {}

@@ -194,6 +194,10 @@ impl Connector for Gestimum {
 
     /// Sends an import holding only the header line: it opens the company
     /// file with the credentials and imports nothing.
+    fn credentials_refused(&self) -> Option<String> {
+        self.http.credentials_refused()
+    }
+
     async fn check(&self) -> Result<(), CheckError> {
         let header = csv_line([KEY_COLUMN, self.dormant_column.as_str()]);
         match self.import(&[header]).await {

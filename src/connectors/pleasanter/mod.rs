@@ -216,6 +216,10 @@ impl Connector for Pleasanter {
     /// Sends an import of the header alone: Pleasanter checks the key and
     /// its user's right before it finds no rows, and answers in that user's
     /// language, which must be the labels'.
+    fn credentials_refused(&self) -> Option<String> {
+        self.http.credentials_refused()
+    }
+
     async fn check(&self) -> Result<(), CheckError> {
         let scrub = |error: CheckError| match error {
             CheckError::Failed(reason) => CheckError::Failed(self.key.scrub(&reason)),
