@@ -333,12 +333,20 @@ async fn push_round(
         let mut sendable: Vec<usize> = Vec::with_capacity(level.len());
         for index in level {
             let index = index as usize;
-            let blocked_by = records.references.of(index).iter().find_map(|&j| {
+            let action = records.action(index);
+            // A block or unblock goes whatever became of the records it
+            // names: a leaver must not stay active behind a parked manager.
+            let waits_on_references = !matches!(action, ActionKind::Block | ActionKind::Unblock);
+            let references = if waits_on_references {
+                records.references.of(index)
+            } else {
+                &[]
+            };
+            let blocked_by = references.iter().find_map(|&j| {
                 let id = records.key(j as usize);
                 pass.failed.get(id).map(|reason| (id, reason.clone()))
             });
             let key = || records.record_key(index, target, kind);
-            let action = records.action(index);
             match blocked_by {
                 None => sendable.push(index),
                 Some((id, Some(refused))) => {

@@ -224,6 +224,39 @@ fn a_user_the_portal_answers_500_for_is_parked_alone() {
     );
 }
 
+/// A leaver is blocked even when the manager the file names is parked:
+/// a block sends no references, so it never waits on one.
+#[test]
+fn a_leaver_whose_manager_is_parked_is_still_blocked() {
+    const HEADER: &str =
+        "user_extid;user_lname;user_fname;user_login;user_email;user_disable;user_manager_extid";
+    let mut run = Run::new();
+    let first = [
+        "M1;Boss;Mara;mara;mara@x.fr;0;",
+        "E1;Alves;Ana;ana;ana@x.fr;0;M1",
+    ];
+    let (code, out, err) = run.sync_rows("inbox", "users", HEADER, &first);
+    assert_eq!(code, 0, "{out}{err}");
+    // The manager's new login is refused; Ana leaves in the same file.
+    run.fake.with(|p| p.refused_logins = vec!["taken".into()]);
+    let second = [
+        "M1;Boss;Mara;taken;mara@x.fr;0;",
+        "E1;Alves;Ana;ana;ana@x.fr;1;M1",
+    ];
+    let (code, out, err) = run.sync_rows("inbox", "users", HEADER, &second);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(", 1 parked"),
+        "only the manager is parked: {out}"
+    );
+    assert_eq!(
+        run.fake.directory()["E1"].3,
+        "1",
+        "the leaver is still active"
+    );
+    assert_eq!(run.fake.directory()["M1"].0, "mara");
+}
+
 #[test]
 fn counts_above_the_batch_stop_the_target_loudly() {
     let mut run = Run::new();
