@@ -1,49 +1,53 @@
-//! `maarch`: Maarch Courrier. HTTP Basic auth, one record per
-//! request sequence (`batch_size() == 1`).
+//! `maarch`: Maarch Courrier (2301). HTTP Basic auth with a user of mode
+//! `rest`, one record per request sequence (`batch_size() == 1`).
 //!
 //! Users: `POST /rest/users` creates and answers `{"id":N}`, kept as the
-//! target id. A login Maarch holds already answers 400: the user is looked up
-//! in `GET /rest/users` (by `user_id`) and updated instead, so a replayed
-//! create (a lost reply, a lost acknowledgement) or an account made by hand
-//! before the first import is adopted, never duplicated. `PUT /rest/users/{id}`
-//! takes the *full* record (Maarch erases an omitted `mail` or `initials`).
-//! Group and entity memberships (`groups` and `entities`, `a||b` lists) are
-//! sent as differences from what Maarch last confirmed: `POST
-//! /rest/users/{id}/groups {"groupId"}`, `DELETE /rest/users/{id}/groups/{g}`,
-//! the same with `entities`/`entityId`; a 400 saying the link is already
-//! there (or already gone) counts as done, so replays are harmless. Block is
-//! `PUT /rest/users/{id}/suspend` (status `SPD`); Maarch answers 403 while the
-//! user still holds open mail, which parks that user with the reason. Unblock
-//! is the full `PUT` with `"status":"OK"`. An absent user (`ABS`, set by the
-//! person) is never forced back to `OK` by an update.
+//! target id, always followed by the full `PUT /rest/users/{id}`: a create
+//! of a login deleted in Maarch answers 200 too, but restores the old record
+//! and ignores what it was sent. A login Maarch holds already (it compares
+//! logins whatever their case) answers 400: the user is looked up in `GET
+//! /rest/users` and updated instead, so a replayed create or an account made
+//! by hand is adopted, never duplicated. A login that answers 400 yet is not
+//! listed is outside the REST user's perimeter (a REST user that is not
+//! root sees only the users of its entities' subtrees and users without
+//! entity): parked, saying so. `PUT` takes the *full* record (Maarch erases
+//! an omitted `mail` or `initials`). Group and entity memberships (`groups`
+//! and `entities`, `a||b` lists) are sent as differences from what Maarch
+//! last confirmed; an add Maarch answers "already linked" (in French:
+//! `déjà lié`, inside JSON-escaped text) is done, and so is the removal of
+//! a link to a group or entity that no longer exists. Block is `PUT
+//! /rest/users/{id}/suspend`, sent before any other change of the record so
+//! that a refused change never keeps a leaver active; its 403 has five
+//! causes, each parked with its own reason. Unblock is the full `PUT` with
+//! `"status":"OK"`. An absent user (`ABS`) is never forced back to `OK`.
 //!
-//! Maarch requires `userId`, `firstname`, `lastname` and `mail`: a record
-//! lacking one is refused here, before any request. Maarch cannot rename a
-//! login through this API: a login change parks the record until someone
-//! renames it in Maarch.
+//! Maarch requires `userId`, `firstname`, `lastname` and `mail`, and a login
+//! of letters, digits and `_ . @ -`: a record failing that is refused here,
+//! before any request. Maarch cannot rename a login through this API: a
+//! login change parks the record until someone renames it in Maarch.
 //!
-//! Organisations are Maarch entities: `POST /rest/entities` and `PUT
-//! /rest/entities/{entity_id}` (the entity id is the target id), with
-//! `short_label` defaulting to the label and `entity_type` to `Service`
-//! (both can be mapped in `[target.fields]`). The vendor documents no way to
-//! disable an entity, so blocking one (or creating one disabled) is refused
-//! with a reason saying to do it in Maarch's administration.
+//! Organisations are Maarch entities (`entity.rs`). Every park reason says
+//! what Maarch answered (with its meaning when it said it in French) and what
+//! to do; none holds the credentials in any form, even when Maarch echoes the
+//! request's headers.
 
 use std::convert::Infallible;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::config::TargetConfig;
 use crate::ingest::record::{Field, RecordKind};
 use crate::model::ActionKind;
 use crate::projection::DefaultFields;
 use crate::retry::Failure;
+use crate::secret::Secret;
 
 use super::http::{Http, Reply, secret_header};
 use super::{
     CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError, Verdict,
 };
 
+mod entity;
 mod reply;
 mod request;
 #[cfg(test)]
@@ -64,6 +68,11 @@ pub const DEFAULT_ENTITY_TYPE: &str = "Service";
 
 pub struct Maarch {
     http: Http,
+    /// The REST user's login, for reasons that name it.
+    user: String,
+    /// Scrubbed from every reason, as is `credentials` (their base64).
+    password: Secret,
+    credentials: Secret,
 }
 
 impl Connector for Maarch {
@@ -108,6 +117,9 @@ impl Connector for Maarch {
         let headers = secret_header("authorization", "Basic ", &credentials)?;
         Ok(Maarch {
             http: Http::new(target, headers)?,
+            user: user.get_ref().clone(),
+            password,
+            credentials,
         })
     }
 
@@ -127,7 +139,7 @@ impl Connector for Maarch {
                 Ok(id) => Outcome::Acked {
                     target_id: Some(id),
                 },
-                Err(failure) => Outcome::Failed(failure),
+                Err(failure) => Outcome::Failed(failure.map_reason(|r| self.scrub(r))),
             });
         }
         PushReply {
@@ -148,7 +160,7 @@ impl Connector for Maarch {
                 reply.status
             ))),
             _ if reply.is_success() => Ok(parse_users(&reply.body).map(|_| ())?),
-            _ => Err(reply.failure().into()),
+            _ => Err(reply.failure().map_reason(|r| self.scrub(r)).into()),
         }
     }
 
@@ -166,6 +178,25 @@ impl Maarch {
         path_url(&self.http.url(""), segments)
     }
 
+    /// `text` without the password or the credentials, in any form Maarch
+    /// could echo them in (as is, JSON-escaped, URL-encoded, base64).
+    fn scrub(&self, text: &str) -> String {
+        self.credentials.scrub(&self.password.scrub(text))
+    }
+
+    /// Sends a request; `Err` only when no reply came.
+    async fn send(&self, request: reqwest::RequestBuilder, doing: &str) -> Result<Reply, Failure> {
+        self.http
+            .send(request)
+            .await
+            .map_err(|failure| in_context(doing, failure))
+    }
+
+    /// A refusal nothing more specific explains.
+    fn refusal(&self, doing: &str, reply: &Reply) -> Failure {
+        refused(doing, reply, &advice(reply.status, &self.user))
+    }
+
     // ----- users -----
 
     async fn sync_user(&self, item: &PushItem) -> Result<String, Failure> {
@@ -173,13 +204,20 @@ impl Maarch {
             return Err(Failure::Permanent { reason });
         }
         let login = item.fields.get(LOGIN).map_or("", String::as_str);
+        if let Some(reason) = login_problem(login) {
+            return Err(Failure::Permanent { reason });
+        }
         let (id, known) = self.resolve_user(item, login).await?;
         let steps = user_steps(item, &known);
+        // First: a refused change of the record or its groups must not
+        // keep a leaver active.
+        if steps.suspend {
+            self.suspend(&id, login).await?;
+        }
         if steps.put {
             let body = user_body(&item.fields, false, steps.status_ok);
             let request = self.http.client().put(self.url(&["rest", "users", &id]));
-            self.expect_success(request.json(&body), &format!("updating user {login}"))
-                .await?;
+            self.update(request.json(&body), login).await?;
         }
         for (list, change) in [
             (Membership::Group, &steps.groups),
@@ -191,9 +229,6 @@ impl Maarch {
             for value in &change.remove {
                 self.link(&id, login, list, value, false).await?;
             }
-        }
-        if steps.suspend {
-            self.suspend(&id, login).await?;
         }
         Ok(id)
     }
@@ -237,49 +272,68 @@ impl Maarch {
         login: &str,
     ) -> Result<(String, Known), Failure> {
         let body = user_body(&item.fields, true, false);
-        let context = format!("creating user {login}");
-        let reply = self
+        let doing = format!("creating user {login}");
+        let request = self
             .http
-            .send(
-                self.http
-                    .client()
-                    .post(self.url(&["rest", "users"]))
-                    .json(&body),
-            )
-            .await
-            .map_err(|failure| in_context(&context, failure))?;
+            .client()
+            .post(self.url(&["rest", "users"]))
+            .json(&body);
+        let reply = self.send(request, &doing).await?;
         if reply.is_success() {
             // Unreadable: the user may exist now; the replay finds it.
             let id = parse_created_id(&reply.body)
-                .map_err(|reason| transient(format!("{context}: {reason}")))?;
+                .map_err(|reason| transient(format!("{doing}: {reason}")))?;
             return Ok((id, Known::Created));
         }
-        if reply.status == 400
-            && let Some(found) = self.find_user(login).await?
-        {
-            return Ok((
+        if reply.status != 400 {
+            return Err(self.refusal(&doing, &reply));
+        }
+        // Most likely the login exists (whatever its case): adopt it.
+        match self.find_user(login).await? {
+            Some(found) => Ok((
                 found.id,
                 Known::Found {
                     status: found.status,
                 },
-            ));
+            )),
+            None if Refusal::of(&said(&reply.body)) == Refusal::Exists => Err(refused(
+                &doing,
+                &reply,
+                &format!(
+                    "yet Maarch does not list {login} to {}: {}",
+                    self.user,
+                    out_of_perimeter(login, &self.user)
+                ),
+            )),
+            None => Err(self.refusal(&doing, &reply)),
         }
-        Err(in_context(&context, reply.failure()))
     }
 
     async fn find_user(&self, login: &str) -> Result<Option<ListedUser>, Failure> {
-        let context = format!("looking up user {login}");
-        let reply = self
-            .http
-            .send(self.http.client().get(self.url(&["rest", "users"])))
-            .await
-            .map_err(|failure| in_context(&context, failure))?;
+        let doing = format!("looking up user {login}");
+        let request = self.http.client().get(self.url(&["rest", "users"]));
+        let reply = self.send(request, &doing).await?;
         if !reply.is_success() {
-            return Err(in_context(&context, reply.failure()));
+            return Err(self.refusal(&doing, &reply));
         }
         let users =
-            parse_users(&reply.body).map_err(|reason| transient(format!("{context}: {reason}")))?;
+            parse_users(&reply.body).map_err(|reason| transient(format!("{doing}: {reason}")))?;
         Ok(pick_user(users, login))
+    }
+
+    /// The full `PUT` of a user.
+    async fn update(&self, request: reqwest::RequestBuilder, login: &str) -> Result<(), Failure> {
+        let doing = format!("updating user {login}");
+        let reply = self.send(request, &doing).await?;
+        match Refusal::of(&said(&reply.body)) {
+            _ if reply.is_success() => Ok(()),
+            Refusal::OutOfPerimeter => Err(refused(
+                &doing,
+                &reply,
+                &out_of_perimeter(login, &self.user),
+            )),
+            _ => Err(self.refusal(&doing, &reply)),
+        }
     }
 
     async fn link(
@@ -291,132 +345,53 @@ impl Maarch {
         add: bool,
     ) -> Result<(), Failure> {
         let (path, key, noun) = list.names();
-        let (request, context) = if add {
+        let client = self.http.client();
+        let (request, doing) = if add {
             (
-                self.http
-                    .client()
+                client
                     .post(self.url(&["rest", "users", id, path]))
                     .json(&json!({ key: value })),
                 format!("adding user {login} to {noun} {value}"),
             )
         } else {
             (
-                self.http
-                    .client()
-                    .delete(self.url(&["rest", "users", id, path, value])),
+                client.delete(self.url(&["rest", "users", id, path, value])),
                 format!("removing user {login} from {noun} {value}"),
             )
         };
-        let reply = self
-            .http
-            .send(request)
-            .await
-            .map_err(|failure| in_context(&context, failure))?;
-        if reply.is_success() || membership_settled(&reply) {
-            Ok(())
-        } else {
-            Err(in_context(&context, reply.failure()))
+        let reply = self.send(request, &doing).await?;
+        if reply.is_success() || membership_settled(&reply, add) {
+            return Ok(());
         }
+        let advice = match Refusal::of(&said(&reply.body)) {
+            Refusal::OutOfPerimeter => out_of_perimeter(login, &self.user),
+            Refusal::NotFound => format!(
+                "{noun} {value} does not exist in Maarch: create it there (for an entity: see whether its organisation is parked, `rostersync status`), or correct the target's {path} mapping; then run `rostersync retry`"
+            ),
+            Refusal::Forbidden => format!(
+                "{} may not assign {noun} {value}: give it that right in Maarch, or leave {value} out of the target's {path} mapping; then run `rostersync retry`",
+                self.user
+            ),
+            _ => advice(reply.status, &self.user),
+        };
+        Err(refused(&doing, &reply, &advice))
     }
 
     async fn suspend(&self, id: &str, login: &str) -> Result<(), Failure> {
-        let context = format!("suspending user {login}");
-        let reply = self
+        let doing = format!("suspending user {login}");
+        let request = self
             .http
-            .send(
-                self.http
-                    .client()
-                    .put(self.url(&["rest", "users", id, "suspend"])),
-            )
-            .await
-            .map_err(|failure| in_context(&context, failure))?;
+            .client()
+            .put(self.url(&["rest", "users", id, "suspend"]));
+        let reply = self.send(request, &doing).await?;
         match reply.status {
             _ if reply.is_success() => Ok(()),
-            403 => Err(Failure::Permanent {
-                reason: format!(
-                    "Maarch refused to suspend {login} ({}): a user who still holds open mail cannot be suspended; reassign it in Maarch, the next file tries again",
-                    reply.failure().reason()
-                ),
-            }),
-            _ => Err(in_context(&context, reply.failure())),
-        }
-    }
-
-    async fn expect_success(
-        &self,
-        request: reqwest::RequestBuilder,
-        context: &str,
-    ) -> Result<Reply, Failure> {
-        let reply = self
-            .http
-            .send(request)
-            .await
-            .map_err(|failure| in_context(context, failure))?;
-        if reply.is_success() {
-            Ok(reply)
-        } else {
-            Err(in_context(context, reply.failure()))
-        }
-    }
-
-    // ----- entities -----
-
-    async fn sync_entity(&self, item: &PushItem) -> Result<String, Failure> {
-        let id = item
-            .fields
-            .get(ENTITY_ID)
-            .cloned()
-            .unwrap_or_else(|| item.key.key.clone());
-        if !item.active {
-            return Err(Failure::Permanent {
-                reason: format!(
-                    "Maarch cannot disable an entity through its API: disable entity {id} in Maarch's administration"
-                ),
-            });
-        }
-        if !item.fields.contains_key(ENTITY_LABEL) {
-            return Err(Failure::Permanent {
-                reason: "Maarch needs an entity label".into(),
-            });
-        }
-        let body = entity_body(&item.fields, &id);
-        // Create when it is new, update otherwise; the other one when the
-        // first is refused (an entity made by hand, or deleted by hand).
-        let create_first = item.action == ActionKind::Create && item.target_id.is_none();
-        let first = self.send_entity(create_first, &id, &body).await;
-        match first {
-            Ok(()) => Ok(id),
-            Err(failure @ Failure::Transient { .. }) => Err(failure),
-            Err(refused) => match self.send_entity(!create_first, &id, &body).await {
-                Ok(()) => Ok(id),
-                Err(failure @ Failure::Transient { .. }) => Err(failure),
-                Err(_) => Err(refused),
-            },
-        }
-    }
-
-    async fn send_entity(&self, create: bool, id: &str, body: &Value) -> Result<(), Failure> {
-        let client = self.http.client();
-        let (request, context) = if create {
-            (
-                client.post(self.url(&["rest", "entities"])),
-                format!("creating entity {id}"),
-            )
-        } else {
-            (
-                client.put(self.url(&["rest", "entities", id])),
-                format!("updating entity {id}"),
-            )
-        };
-        let reply = self
-            .http
-            .send(request.json(body))
-            .await
-            .map_err(|failure| in_context(&context, failure))?;
-        if reply.is_success() {
-            Ok(())
-        } else {
-            Err(in_context(&context, entity_failure(&reply)))
+            403 => {
+                let refusal = Refusal::of(&said(&reply.body));
+                let advice = suspension_advice(refusal, login, &self.user);
+                Err(refused(&doing, &reply, &advice))
+            }
+            _ => Err(self.refusal(&doing, &reply)),
         }
     }
 }

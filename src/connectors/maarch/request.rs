@@ -51,6 +51,22 @@ pub fn missing_user_fields(fields: &Fields) -> Option<String> {
     (!missing.is_empty()).then(|| format!("Maarch needs {}", missing.join(" and ")))
 }
 
+/// Why Maarch would refuse this login, if it would: it takes letters,
+/// digits and `_ . @ -` only (PHP's `^[\w.@-]*$`), 1 to 128 of them.
+pub fn login_problem(login: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.@-".contains(c);
+    let fits = (1..=128).contains(&login.len()) && login.chars().all(allowed);
+    (!fits).then(|| format!("Maarch takes logins of 1 to 128 letters, digits and _ . @ - only, not {login:?}: correct it in HR's file (or map userId to another field)"))
+}
+
+/// Why Maarch would refuse this entity id, if it would: letters, digits,
+/// `_` and `-` only (`^[\w-]*$`), 1 to 32 of them.
+pub fn entity_id_problem(id: &str) -> Option<String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-".contains(c);
+    let fits = (1..=32).contains(&id.len()) && id.chars().all(allowed);
+    (!fits).then(|| format!("Maarch takes entity ids of 1 to 32 letters, digits, _ and - only, not {id:?}: correct the organisation's id in HR's file (or map entity_id to another field)"))
+}
+
 /// The user record as `POST` (with `userId`) or `PUT` (without) take it: every
 /// projected field but the membership lists, as strings; `"status":"OK"` to unblock.
 pub fn user_body(fields: &Fields, create: bool, status_ok: bool) -> Value {
@@ -115,7 +131,8 @@ pub fn list_change(acked: Option<&str>, desired: Option<&str>) -> ListChange {
 pub enum Known {
     /// From the store: Maarch confirmed it with `acked_fields`.
     Acked,
-    /// Just created: no memberships, status `OK`.
+    /// Just created: no memberships, status `OK`. Maybe not with our
+    /// values: a create of a login deleted in Maarch restores its old record.
     Created,
     /// Found by login in Maarch's list, with its status there.
     Found { status: String },
@@ -147,7 +164,8 @@ pub fn user_steps(item: &PushItem, known: &Known) -> UserSteps {
     };
     let record_unchanged = acked.is_some_and(|acked| record(acked) == record(&item.fields));
     let (put, status_ok, suspend) = match known {
-        Known::Created => (false, false, !item.active),
+        // The full record follows: the create may have restored an old one.
+        Known::Created => (true, false, !item.active),
         Known::Acked => (
             item.action == ActionKind::Unblock || !record_unchanged,
             item.active && item.action == ActionKind::Unblock,
@@ -189,4 +207,61 @@ impl Membership {
             Membership::Entity => ("entities", "entityId", "entity"),
         }
     }
+}
+
+/// What an entity needs, besides being known to Maarch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntitySteps {
+    /// Create it, or send it whole.
+    pub write: bool,
+    /// Then disable it (`Some(false)`) or enable it (`Some(true)`), with
+    /// every entity below it (Maarch's `/status` reaches them all).
+    pub enable: Option<bool>,
+}
+
+pub fn entity_steps(item: &PushItem) -> EntitySteps {
+    let changed = item.acked_fields.as_ref() != Some(&item.fields);
+    match item.action {
+        ActionKind::Block => EntitySteps {
+            // A block alone sends nothing else: the entity may never have
+            // reached Maarch (then there is nothing to disable).
+            write: changed && item.acked_fields.is_some(),
+            enable: Some(false),
+        },
+        ActionKind::Unblock => EntitySteps {
+            write: true,
+            enable: Some(true),
+        },
+        _ => EntitySteps {
+            write: true,
+            enable: (!item.active).then_some(false),
+        },
+    }
+}
+
+/// The entity as Maarch holds it (its scalar fields) with ours over it, and
+/// the fields we sent before but HR no longer gives emptied: `PUT` erases
+/// what it is not sent, so fields set in Maarch by hand go back as they are.
+pub fn merged_entity(held: &Map<String, Value>, ours: &Value, acked: Option<&Fields>) -> Value {
+    let mut body: Map<String, Value> = held
+        .iter()
+        .filter(|(_, value)| {
+            matches!(
+                value,
+                Value::String(_) | Value::Number(_) | Value::Bool(_)
+            )
+        })
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    if let Some(acked) = acked {
+        for name in acked.keys() {
+            if ours.get(name).is_none() {
+                body.insert(name.clone(), Value::String(String::new()));
+            }
+        }
+    }
+    if let Value::Object(ours) = ours {
+        body.extend(ours.iter().map(|(name, value)| (name.clone(), value.clone())));
+    }
+    Value::Object(body)
 }
