@@ -457,6 +457,9 @@ fn a_wrong_password_is_refused_without_being_shown() {
     let (code, out, err) = run.orgs(ORGS);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("HTTP 401"), "{out}");
+    // One alarm for the target, not a parked record per entity.
+    assert!(out.contains("STOPPED") && !out.contains("parked"), "{out}");
+    assert!(!out.contains("not-the-password") && !err.contains("not-the-password"));
     assert!(run.fake.entities().is_empty());
 }
 

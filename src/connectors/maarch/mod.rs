@@ -149,6 +149,10 @@ impl Connector for Maarch {
     }
 
     /// Lists the users with the credentials.
+    fn credentials_refused(&self) -> Option<String> {
+        self.http.credentials_refused()
+    }
+
     async fn check(&self) -> Result<(), CheckError> {
         let reply = self
             .http
