@@ -80,6 +80,8 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
                     });
                 }
             }
+            // A drain longer than the interval leaves the next turn behind it.
+            next_unpark = next_unpark.max(Instant::now() + every / 2);
             let _ = shared.reports.send(ReportEvent::Drained {
                 target: name.clone(),
                 stopped,
@@ -103,7 +105,10 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
                             break;
                         }
                         let target = name.clone();
-                        match store::blocking(&shared.store, move |s| s.unpark_transient(&target)).await {
+                        // Parked a whole interval ago at least (`at` is in
+                        // whole seconds: one more, so never sooner).
+                        let parked_by = sync::unix_now() - every.as_secs() as i64 - 1;
+                        match store::blocking(&shared.store, move |s| s.unpark_transient(&target, parked_by)).await {
                             Ok(0) => {}
                             Ok(count) => {
                                 info!(target = %name, records = count, "trying again the records parked after transient failures");

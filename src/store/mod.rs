@@ -527,8 +527,11 @@ impl Store {
     /// Releases a target's records parked after transient failures (the
     /// retry budget ran out while the target was down); returns how many.
     /// Records the target refused stay parked.
-    pub fn unpark_transient(&self, target: &str) -> Result<usize, StoreError> {
-        self.unpark(target, |parked| parked.transient)
+    /// Releases the records of a target parked after transient failures at
+    /// `parked_by` (unix seconds) or earlier: those parked since keep
+    /// waiting their turn.
+    pub fn unpark_transient(&self, target: &str, parked_by: i64) -> Result<usize, StoreError> {
+        self.unpark(target, |parked| parked.transient && parked.at <= parked_by)
     }
 
     fn unpark(&self, target: &str, release: impl Fn(&Parked) -> bool) -> Result<usize, StoreError> {

@@ -259,7 +259,7 @@ fn only_records_parked_after_transient_failures_are_released_on_the_timer() {
         };
         store.park(&key(k), &parked).unwrap();
     }
-    assert_eq!(store.unpark_transient("lms").unwrap(), 1);
+    assert_eq!(store.unpark_transient("lms", i64::MAX).unwrap(), 1);
     assert!(store.parked_item(&key("E1")).unwrap().is_none());
     assert!(store.parked_item(&key("E2")).unwrap().is_some());
 }
