@@ -1,11 +1,16 @@
 //! A fake SCIM 2.0 service provider (RFC 7643 / 7644): the bearer token,
-//! `/ServiceProviderConfig` (PATCH announced or not), `/Users` and `/Groups`
-//! with `eq` filters (userName and displayName compared without case, as the
-//! RFC's schemas say), paging (`startIndex`, `count`, capped by
-//! `max_results`), creation with 409 on a taken userName or displayName,
-//! GET/PUT/PATCH by id with 404 for unknown ids, SCIM error bodies, and the
-//! faults of [`Faults`]. It checks what a strict provider would: the schemas
-//! listed for every extension used, a manager that is a user id it holds.
+//! `/ServiceProviderConfig` (PATCH, filters and ETags announced or not),
+//! `/Schemas` and `/ResourceTypes`, `/Users` and `/Groups` with `eq` filters
+//! (userName and displayName compared without case, as the RFC's schemas
+//! say; 501 when filters are not announced), paging (`startIndex`, `count`,
+//! capped by `max_results`), creation with 409 on a taken userName or
+//! displayName, GET/PUT/PATCH by id with 404 for unknown ids, PATCH paths
+//! with a value filter (`emails[type eq "work"].value`) that touch only the
+//! values they select, versions with `If-Match` (412 when stale), SCIM error
+//! bodies, and the faults of [`Faults`]. It checks what a strict provider
+//! would: the schemas listed for every extension used, a manager that is a
+//! user id it holds, and in `strict` mode the attributes its `/Schemas`
+//! declare and require ([`schema`]).
 // The handlers' errors are the HTTP answers themselves.
 #![allow(clippy::result_large_err)]
 
@@ -21,6 +26,8 @@ use serde_json::{Map, Value, json};
 
 use super::kernel::admit;
 use super::{Admitted, Kernel, Refusal, Server, header};
+
+pub mod schema;
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -42,13 +49,56 @@ pub struct Provider {
     pub ignore_filter: bool,
     /// userNames refused with a 400 (a provider's own policy).
     pub refused_user_names: Vec<String>,
+    /// What `/Schemas` serves, and what `strict` holds resources to.
+    pub schemas: Vec<Value>,
+    /// What `/ResourceTypes` serves: which extensions a User may carry.
+    pub resource_types: Vec<Value>,
+    /// Refuse the attributes the schemas do not declare, and require what
+    /// they mark required (400, as real strict providers answer).
+    pub strict: bool,
+    /// What `/ServiceProviderConfig` announces for filters; without, a
+    /// filtered list answers 501.
+    pub filter_supported: bool,
+    /// Versions on every resource (`meta.version`, `ETag`), `If-Match`
+    /// checked on PUT and PATCH: 412 when it is not the current version.
+    pub etag_supported: bool,
+    /// The next N writes (PUT, PATCH) of a user find it changed by an
+    /// administrator a moment before (`nickName` set, version moved on).
+    pub edits_by_hand: u32,
+    /// Error bodies repeat the `Authorization` header received, as some
+    /// providers' error pages do.
+    pub echo_authorization: bool,
+    /// The bearer token requests must present.
+    token: String,
     next_id: u64,
+    /// The last version given (one counter for every resource, as real
+    /// providers do).
+    version: u64,
 }
 
 impl Provider {
     fn new_id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         format!("{prefix}-{:04}", self.next_id)
+    }
+
+    fn next_version(&mut self) -> String {
+        self.version += 1;
+        format!("W/\"{}\"", self.version)
+    }
+
+    /// Holds a strict provider's schemas: a trimmed User (no
+    /// `name.honorificPrefix`, no `emails[].primary`, `name.formatted`
+    /// required), the enterprise extension without `manager`, Groups that
+    /// require `members`.
+    pub fn make_strict(&mut self) {
+        self.strict = true;
+        self.schemas = vec![
+            schema::strict_user_schema(),
+            schema::enterprise_schema(false),
+            schema::group_schema(true),
+        ];
+        self.resource_types = schema::resource_types(true);
     }
 }
 
@@ -115,6 +165,7 @@ fn refusal(refusal: Refusal) -> Response {
 }
 
 impl Fake {
+    /// A lenient provider: every RFC 7643 attribute declared, anything taken.
     pub fn start(token: &str, patch_supported: bool) -> Fake {
         let provider = Provider {
             users: BTreeMap::new(),
@@ -123,12 +174,29 @@ impl Fake {
             max_results: 50,
             ignore_filter: false,
             refused_user_names: Vec::new(),
+            schemas: vec![
+                schema::user_schema(),
+                schema::enterprise_schema(true),
+                schema::group_schema(false),
+            ],
+            resource_types: schema::resource_types(true),
+            strict: false,
+            filter_supported: true,
+            etag_supported: false,
+            edits_by_hand: 0,
+            echo_authorization: false,
+            token: format!("Bearer {token}"),
             next_id: 0,
+            version: 0,
         };
-        let kernel = Kernel::new(provider, Some(format!("Bearer {token}")), refusal);
+        // The token is checked here (`admitted!`), so that a refusal can
+        // repeat what was presented when `echo_authorization` says so.
+        let kernel = Kernel::new(provider, None, refusal);
         Server::launch(kernel, |kernel| {
             Router::new()
                 .route("/ServiceProviderConfig", get(config))
+                .route("/Schemas", get(schemas))
+                .route("/ResourceTypes", get(resource_types))
                 .route("/Users", get(list_users).post(create_user))
                 .route("/Users/{id}", get(get_user).put(put_user).patch(patch_user))
                 .route("/Groups", get(list_groups).post(create_group))
@@ -140,13 +208,30 @@ impl Fake {
         })
     }
 
+    /// A provider as strict as real ones ([`Provider::make_strict`]).
+    pub fn strict(token: &str, patch_supported: bool) -> Fake {
+        let fake = Fake::start(token, patch_supported);
+        fake.with(|p| p.make_strict());
+        fake
+    }
+
     /// Puts a user in the provider as an administrator would; returns its id.
     pub fn add_user(&self, mut resource: Map<String, Value>) -> String {
         self.with(|p| {
             let id = p.new_id("u");
-            resource.insert("id".into(), json!(id));
+            stamp(Kind::Users, p, &mut resource, &id);
             p.users.insert(id.clone(), resource);
             id
+        })
+    }
+
+    /// The user whose userName is `user_name`, as the provider holds it.
+    pub fn user(&self, user_name: &str) -> Option<Map<String, Value>> {
+        self.with(|p| {
+            p.users
+                .values()
+                .find(|u| text(u.get("userName")).eq_ignore_ascii_case(user_name))
+                .cloned()
         })
     }
 
@@ -172,12 +257,17 @@ impl Fake {
                             None => format!("dangling:{id}"),
                         })
                         .unwrap_or_default();
+                    // The work address (what rostersync maps), else the
+                    // primary one, else the first.
                     let email = u
                         .get("emails")
                         .and_then(Value::as_array)
                         .and_then(|list| {
                             list.iter()
-                                .find(|e| e.get("primary") == Some(&json!(true)))
+                                .find(|e| e.get("type") == Some(&json!("work")))
+                                .or_else(|| {
+                                    list.iter().find(|e| e.get("primary") == Some(&json!(true)))
+                                })
                                 .or(list.first())
                         })
                         .and_then(|e| e.get("value"));
@@ -244,11 +334,53 @@ fn scim(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
-/// Admits a request through the kernel, the bearer token checked.
+/// Admits a request through the kernel, then checks the bearer token.
 macro_rules! admitted {
-    ($kernel:expr, $headers:expr, $what:expr) => {
-        admit!($kernel, &$what, header(&$headers, "authorization"))
+    ($kernel:expr, $headers:expr, $what:expr) => {{
+        let admitted = admit!($kernel, &$what, None);
+        if let Err(response) = authorised(&$kernel, &$headers) {
+            return response;
+        }
+        admitted
+    }};
+}
+
+/// The bearer token's check: 401 in SCIM's words, with what was presented
+/// when the provider echoes it.
+fn authorised(kernel: &Shared, headers: &HeaderMap) -> Result<(), Response> {
+    let presented = header(headers, "authorization");
+    let (expected, echo) = {
+        let provider = kernel.lock();
+        (provider.token.clone(), provider.echo_authorization)
     };
+    if presented == Some(expected.as_str()) {
+        return Ok(());
+    }
+    let detail = match (echo, presented) {
+        (true, Some(presented)) => format!("invalid bearer token (Authorization: {presented})"),
+        _ => "invalid bearer token".to_string(),
+    };
+    Err(error(StatusCode::UNAUTHORIZED, None, &detail))
+}
+
+/// A refusal in SCIM's words, repeating the request's `Authorization`
+/// header when the provider echoes it.
+fn refused(
+    kernel: &Shared,
+    headers: &HeaderMap,
+    status: StatusCode,
+    scim_type: Option<&str>,
+    detail: &str,
+) -> Response {
+    if !kernel.lock().echo_authorization {
+        return error(status, scim_type, detail);
+    }
+    let presented = header(headers, "authorization").unwrap_or("");
+    error(
+        status,
+        scim_type,
+        &format!("{detail} (request with Authorization: {presented})"),
+    )
 }
 
 /// The reply, or a body cut short when the malformed fault strikes (the
@@ -257,14 +389,28 @@ fn reply(admitted: &Admitted, status: StatusCode, body: Value) -> Response {
     if admitted.malformed() {
         return (status, "{\"id\":").into_response();
     }
-    scim(status, body)
+    let etag = body
+        .pointer("/meta/version")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut response = scim(status, body);
+    // A resource's version is its ETag too (RFC 7644 §3.14).
+    if let Some(etag) = etag.and_then(|e| e.parse().ok()) {
+        response.headers_mut().insert("etag", etag);
+    }
+    response
 }
 
 async fn config(State(kernel): State<Shared>, headers: HeaderMap) -> Response {
     let admitted = admitted!(kernel, headers, "GET /ServiceProviderConfig");
-    let (patch, max) = {
+    let (patch, max, filter, etag) = {
         let provider = kernel.lock();
-        (provider.patch_supported, provider.max_results)
+        (
+            provider.patch_supported,
+            provider.max_results,
+            provider.filter_supported,
+            provider.etag_supported,
+        )
     };
     reply(
         &admitted,
@@ -273,14 +419,37 @@ async fn config(State(kernel): State<Shared>, headers: HeaderMap) -> Response {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "patch": {"supported": patch},
             "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-            "filter": {"supported": true, "maxResults": max},
+            "filter": {"supported": filter, "maxResults": max},
             "changePassword": {"supported": false},
             "sort": {"supported": false},
-            "etag": {"supported": false},
+            "etag": {"supported": etag},
             "authenticationSchemes": [{"type": "oauthbearertoken", "name": "OAuth Bearer Token",
                 "description": "Authentication scheme using the OAuth Bearer Token Standard"}],
         }),
     )
+}
+
+/// A ListResponse of every item, in one page (discovery endpoints).
+fn listed(items: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_SCHEMA],
+        "totalResults": items.len(),
+        "startIndex": 1,
+        "itemsPerPage": items.len(),
+        "Resources": items,
+    })
+}
+
+async fn schemas(State(kernel): State<Shared>, headers: HeaderMap) -> Response {
+    let admitted = admitted!(kernel, headers, "GET /Schemas");
+    let schemas = kernel.lock().schemas.clone();
+    reply(&admitted, StatusCode::OK, listed(schemas))
+}
+
+async fn resource_types(State(kernel): State<Shared>, headers: HeaderMap) -> Response {
+    let admitted = admitted!(kernel, headers, "GET /ResourceTypes");
+    let types = kernel.lock().resource_types.clone();
+    reply(&admitted, StatusCode::OK, listed(types))
 }
 
 /// The value of an attribute, its name compared without case.
@@ -345,6 +514,13 @@ async fn list(
             }
         },
     };
+    if filter.is_some() && !kernel.lock().filter_supported {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            None,
+            "Filtering is not supported",
+        );
+    }
     let number = |name: &str| query.get(name).and_then(|v| v.parse::<i64>().ok());
     let start = number("startIndex").unwrap_or(1).max(1) as usize;
     let mut provider = kernel.lock();
@@ -392,31 +568,44 @@ async fn list_groups(
     list(Kind::Groups, kernel, headers, query).await
 }
 
+/// A refusal: status, scimType, detail.
+type Refused = (StatusCode, Option<&'static str>, String);
+
 /// What a strict provider checks of a resource about to be stored.
 fn validate(
     kind: Kind,
     provider: &Provider,
     resource: &Map<String, Value>,
     own_id: Option<&str>,
-) -> Result<(), Response> {
+) -> Result<(), Refused> {
     let schemas: Vec<&str> = resource
         .get("schemas")
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     if !schemas.contains(&kind.schema()) {
-        return Err(error(
+        return Err((
             StatusCode::BAD_REQUEST,
             Some("invalidSyntax"),
-            &format!("schemas must list {}", kind.schema()),
+            format!("schemas must list {}", kind.schema()),
         ));
+    }
+    if provider.strict
+        && let Err((scim_type, detail)) = schema::conform(
+            resource,
+            kind.schema(),
+            &provider.schemas,
+            &provider.resource_types,
+        )
+    {
+        return Err((StatusCode::BAD_REQUEST, Some(scim_type), detail));
     }
     for key in resource.keys().filter(|k| k.starts_with("urn:")) {
         if !schemas.contains(&key.as_str()) {
-            return Err(error(
+            return Err((
                 StatusCode::BAD_REQUEST,
                 Some("invalidSyntax"),
-                &format!("the extension {key} is not listed in schemas"),
+                format!("the extension {key} is not listed in schemas"),
             ));
         }
     }
@@ -426,10 +615,10 @@ fn validate(
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
     else {
-        return Err(error(
+        return Err((
             StatusCode::BAD_REQUEST,
             Some("invalidValue"),
-            &format!("{unique} is required"),
+            format!("{unique} is required"),
         ));
     };
     if kind == Kind::Users
@@ -438,10 +627,10 @@ fn validate(
             .iter()
             .any(|r| r.eq_ignore_ascii_case(value))
     {
-        return Err(error(
+        return Err((
             StatusCode::BAD_REQUEST,
             Some("invalidValue"),
-            &format!("userName {value} is reserved by policy"),
+            format!("userName {value} is reserved by policy"),
         ));
     }
     let others = match kind {
@@ -452,10 +641,10 @@ fn validate(
         .iter()
         .any(|(id, other)| Some(id.as_str()) != own_id && equals(kind, other, unique, value))
     {
-        return Err(error(
+        return Err((
             StatusCode::CONFLICT,
             Some("uniqueness"),
-            &format!("{unique} {value} is already taken"),
+            format!("{unique} {value} is already taken"),
         ));
     }
     if kind == Kind::Users
@@ -466,25 +655,35 @@ fn validate(
             .and_then(Value::as_str)
             .is_some_and(|id| provider.users.contains_key(id));
         if !known {
-            return Err(error(
+            return Err((
                 StatusCode::BAD_REQUEST,
                 Some("invalidValue"),
-                &format!("manager {manager} is not a user of this provider"),
+                format!("manager {manager} is not a user of this provider"),
             ));
         }
     }
     Ok(())
 }
 
-fn stamp(kind: Kind, resource: &mut Map<String, Value>, id: &str) {
+/// Gives a resource being stored its id and `meta` (a new version when the
+/// provider keeps them).
+fn stamp(kind: Kind, provider: &mut Provider, resource: &mut Map<String, Value>, id: &str) {
     resource.insert("id".into(), json!(id));
-    resource.insert(
-        "meta".into(),
-        json!({
-            "resourceType": if kind == Kind::Users { "User" } else { "Group" },
-            "location": format!("/{}/{id}", kind.name()),
-        }),
-    );
+    let mut meta = json!({
+        "resourceType": if kind == Kind::Users { "User" } else { "Group" },
+        "location": format!("/{}/{id}", kind.name()),
+    });
+    if provider.etag_supported {
+        meta["version"] = json!(provider.next_version());
+    }
+    resource.insert("meta".into(), meta);
+}
+
+fn version(resource: &Map<String, Value>) -> Option<&str> {
+    resource
+        .get("meta")
+        .and_then(|m| m.get("version"))
+        .and_then(Value::as_str)
 }
 
 /// Bodies must come as `application/scim+json` (RFC 7644 §3.1; this fake
@@ -525,11 +724,12 @@ async fn create(kind: Kind, kernel: Shared, headers: HeaderMap, body: String) ->
     resource.remove("id");
     resource.remove("meta");
     let mut provider = kernel.lock();
-    if let Err(response) = validate(kind, &provider, &resource, None) {
-        return response;
+    if let Err((status, scim_type, detail)) = validate(kind, &provider, &resource, None) {
+        drop(provider);
+        return refused(&kernel, &headers, status, scim_type, &detail);
     }
     let id = provider.new_id(if kind == Kind::Users { "u" } else { "g" });
-    stamp(kind, &mut resource, &id);
+    stamp(kind, &mut provider, &mut resource, &id);
     kind.store(&mut provider).insert(id, resource.clone());
     reply(&admitted, StatusCode::CREATED, Value::Object(resource))
 }
@@ -565,6 +765,10 @@ async fn one(
             "PATCH is not supported by this provider",
         );
     }
+    if method != Method::GET && kind == Kind::Users && provider.edits_by_hand > 0 {
+        provider.edits_by_hand -= 1;
+        edit_by_hand(&mut provider, &id);
+    }
     let Some(current) = kind.store(&mut provider).get(&id).cloned() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -572,8 +776,21 @@ async fn one(
             &format!("Resource {id} not found"),
         );
     };
+    if method == Method::GET {
+        return reply(&admitted, StatusCode::OK, Value::Object(current));
+    }
+    if let Some(expected) = header(&headers, "if-match")
+        && provider.etag_supported
+        && expected != "*"
+        && Some(expected) != version(&current)
+    {
+        return error(
+            StatusCode::PRECONDITION_FAILED,
+            None,
+            "Failed to update. Resource has changed on the server",
+        );
+    }
     let mut updated = match method {
-        Method::GET => return reply(&admitted, StatusCode::OK, Value::Object(current)),
         Method::PUT => match parse_object(&body) {
             Ok(resource) => resource,
             Err(response) => return response,
@@ -584,12 +801,24 @@ async fn one(
         },
     };
     updated.remove("meta");
-    if let Err(response) = validate(kind, &provider, &updated, Some(&id)) {
-        return response;
+    if let Err((status, scim_type, detail)) = validate(kind, &provider, &updated, Some(&id)) {
+        drop(provider);
+        return refused(&kernel, &headers, status, scim_type, &detail);
     }
-    stamp(kind, &mut updated, &id);
+    stamp(kind, &mut provider, &mut updated, &id);
     kind.store(&mut provider).insert(id, updated.clone());
     reply(&admitted, StatusCode::OK, Value::Object(updated))
+}
+
+/// An administrator's change to a user, as it lands between a client's
+/// read and its write: `nickName` set, a new version.
+fn edit_by_hand(provider: &mut Provider, id: &str) {
+    let Some(mut user) = provider.users.get(id).cloned() else {
+        return;
+    };
+    user.insert("nickName".into(), json!("set by hand"));
+    stamp(Kind::Users, provider, &mut user, id);
+    provider.users.insert(id.to_string(), user);
 }
 
 /// Applies a PatchOp body (RFC 7644 §3.5.2) to a copy of the resource.
@@ -675,8 +904,8 @@ fn apply(
         }
         return Ok(());
     };
-    if path.contains('[') {
-        return Err(invalid_path(path));
+    if let Some((name, rest)) = path.split_once('[') {
+        return apply_selected(resource, op, name, rest, value, path);
     }
     let (extension, rest) = match path.rsplit_once(':') {
         Some((urn, rest)) if path.starts_with("urn:") => {
@@ -758,6 +987,95 @@ fn apply(
     {
         resource.remove(urn);
         unlist_schema(resource, urn);
+    }
+    Ok(())
+}
+
+/// An operation on the values of a multi-valued attribute that a filter
+/// selects (`emails[type eq "work"]`, with `.value` for one of their
+/// sub-attributes): the values it does not select are left as they are.
+/// Replacing what selects nothing is a 400 `noTarget`; removing it, nothing.
+fn apply_selected(
+    resource: &mut Map<String, Value>,
+    op: &str,
+    name: &str,
+    rest: &str,
+    value: Option<&Value>,
+    path: &str,
+) -> Result<(), Response> {
+    let Some((filter, after)) = rest.split_once(']') else {
+        return Err(invalid_path(path));
+    };
+    let sub = match after {
+        "" => None,
+        after => Some(after.strip_prefix('.').ok_or_else(|| invalid_path(path))?),
+    };
+    let Some((attribute_name, wanted)) = parse_filter(filter) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            Some("invalidFilter"),
+            &format!("cannot read the filter of {path:?}"),
+        ));
+    };
+    let selects = |v: &Value| {
+        v.as_object()
+            .and_then(|o| attribute(o, &attribute_name))
+            .and_then(Value::as_str)
+            .is_some_and(|found| found.eq_ignore_ascii_case(&wanted))
+    };
+    let key = key_of(resource, name);
+    let no_target = || {
+        error(
+            StatusCode::BAD_REQUEST,
+            Some("noTarget"),
+            &format!("no value of '{name}' matches the path filter"),
+        )
+    };
+    let Some(Value::Array(values)) = resource.get_mut(&key) else {
+        return if op == "remove" {
+            Ok(())
+        } else {
+            Err(no_target())
+        };
+    };
+    match (op, sub, value) {
+        ("remove", None, _) => values.retain(|v| !selects(v)),
+        ("remove", Some(sub), _) => {
+            for object in values
+                .iter_mut()
+                .filter(|v| selects(v))
+                .filter_map(Value::as_object_mut)
+            {
+                let sub_key = key_of(object, sub);
+                object.remove(&sub_key);
+            }
+        }
+        ("add" | "replace", sub, Some(value)) => {
+            let mut hit = false;
+            for selected in values.iter_mut().filter(|v| selects(v)) {
+                hit = true;
+                match (sub, selected.as_object_mut()) {
+                    (Some(sub), Some(object)) => {
+                        let sub_key = key_of(object, sub);
+                        object.insert(sub_key, value.clone());
+                    }
+                    _ => *selected = value.clone(),
+                }
+            }
+            if !hit {
+                return Err(no_target());
+            }
+        }
+        _ => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidSyntax"),
+                &format!("cannot apply op {op:?} to {path:?}"),
+            ));
+        }
+    }
+    if values.is_empty() {
+        resource.remove(&key);
     }
     Ok(())
 }
