@@ -54,11 +54,11 @@ impl Run {
     }
 
     /// Drops a users file and syncs it; returns (exit code, stdout, stderr).
-    fn users(&mut self, rows: &[&str]) -> (i32, String, String) {
+    fn users(&mut self, rows: &[impl AsRef<str>]) -> (i32, String, String) {
         self.sync_rows("inbox", "file", USERS_HEADER, rows)
     }
 
-    fn orgs(&mut self, rows: &[&str]) -> (i32, String, String) {
+    fn orgs(&mut self, rows: &[impl AsRef<str>]) -> (i32, String, String) {
         self.sync_rows("orgs", "file", "uid;parent_uid;title", rows)
     }
 }
@@ -238,8 +238,10 @@ fn lifecycle(patch: bool) {
     } else {
         assert!(patches == 0 && puts >= 4, "{patches} PATCH, {puts} PUT");
     }
-    // The provider's configuration was read once per run at most.
-    assert!(run.fake.hits("GET /ServiceProviderConfig") <= 4);
+    // The provider described itself once per run that sent something (five).
+    for endpoint in ["ServiceProviderConfig", "Schemas", "ResourceTypes"] {
+        assert_eq!(run.fake.hits(&format!("GET /{endpoint}")), 5, "{endpoint}");
+    }
 }
 
 #[test]
@@ -509,4 +511,254 @@ fn check_reads_the_configuration_and_tries_the_token() {
         refused.contains("the token was refused (HTTP 401)"),
         "{refused}"
     );
+}
+
+/// A run against a fake already set up (strict, no filters, ETags...).
+fn run_on(fake: Fake) -> Run {
+    support::Run(provider(true).fake(fake).build())
+}
+
+/// The directory a strict provider ends up with: no manager (its
+/// enterprise extension does not declare one).
+fn without_managers(mut directory: BTreeMap<String, User>) -> BTreeMap<String, User> {
+    for user in directory.values_mut() {
+        user.manager = String::new();
+    }
+    directory
+}
+
+#[test]
+fn a_strict_provider_reaches_the_expected_directory_with_the_default_mapping() {
+    for patch in [true, false] {
+        let mut run = run_on(Fake::strict(TOKEN, patch));
+        let (code, out, err) = run.orgs(&["O1;;Direction", "O2;O1;R&D"]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.group_directory().len(), 2);
+
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory(), without_managers(first_directory()));
+        // Said once, at the start: what of the mapping the provider does not take.
+        let said = "the provider does not declare the mapped user fields manager, name.honorificPrefix: they are not sent";
+        assert_eq!(err.matches(said).count(), 1, "{err}");
+        // What it requires is made from the name's parts.
+        assert_eq!(
+            run.fake.user("cleo").unwrap()["name"]["formatted"],
+            "Cléo Colin"
+        );
+
+        // Updates, a block, then the unblock.
+        let ana2 = "A1;ana;Ana;Alves;anna@x.fr;Lead engineer;R&D;M1;0";
+        let ben_gone = "A2;ben;Ben;Blanc;ben@x.fr;Sales rep;Sales;M1;1";
+        let cleo2 = "A3;cleo;Cléo;Lefèvre;cleo@x.fr;Intern;R&D;A1;0";
+        let (code, out, err) = run.users(&[ana2, ben_gone, cleo2, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        let mut expected = without_managers(first_directory());
+        let ana = expected.get_mut("ana").unwrap();
+        ana.email = "anna@x.fr".into();
+        ana.title = "Lead engineer".into();
+        expected.get_mut("ben").unwrap().active = false;
+        expected.get_mut("cleo").unwrap().family = "Lefèvre".into();
+        assert_eq!(run.fake.directory(), expected);
+        assert_eq!(
+            run.fake.user("cleo").unwrap()["name"]["formatted"],
+            "Cléo Lefèvre"
+        );
+
+        let (code, out, err) = run.users(&[ana2, BEN, cleo2, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        expected.get_mut("ben").unwrap().active = true;
+        assert_eq!(run.fake.directory(), expected);
+    }
+}
+
+#[test]
+fn check_online_names_the_mapped_fields_the_provider_does_not_declare() {
+    let h = provider(true).fake(Fake::strict(TOKEN, true)).build();
+    let (code, out, _) = h.run(&["check", "--online"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "target idp (scim): the provider does not declare the mapped user fields manager, \
+             name.honorificPrefix: they are not sent (say so in [target.fields] with `manager = \"\"`"
+        ),
+        "{out}"
+    );
+    // Once the mapping leaves them out, the check passes.
+    let idp = Target::scim("idp")
+        .token_env("IDP_TOKEN", TOKEN)
+        .field("manager", "")
+        .field("name.honorificPrefix", "");
+    let h = provider_with(true, idp)
+        .fake(Fake::strict(TOKEN, true))
+        .build();
+    let (code, out, _) = h.run(&["check", "--online"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("target idp (scim): ok"), "{out}");
+}
+
+/// Ana as an administrator made her at the provider: no externalId, her
+/// login in capitals, a home address besides the work one.
+fn hand_made_ana(fake: &Fake) {
+    fake.add_user(
+        json!({"schemas": [support::fakes::scim::USER_SCHEMA], "userName": "ANA",
+               "name": {"formatted": "A. Alves", "givenName": "A."},
+               "emails": [{"value": "ana@home.fr", "type": "home"},
+                          {"value": "old@x.fr", "type": "work"}],
+               "active": true})
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+}
+
+fn emails_of(fake: &Fake, user_name: &str) -> serde_json::Value {
+    fake.user(user_name).unwrap()["emails"].clone()
+}
+
+#[test]
+fn a_second_email_the_provider_holds_is_kept() {
+    for patch in [true, false] {
+        let mut run = Run::new(patch);
+        hand_made_ana(&run.fake);
+        // Adopted on the first sync.
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.directory(), first_directory());
+        assert_eq!(
+            emails_of(&run.fake, "ana"),
+            json!([{"value": "ana@home.fr", "type": "home"}, {"value": "ana@x.fr", "type": "work"}]),
+            "patch {patch}"
+        );
+        // Changed, then removed from HR's file: only the work address moves.
+        let ana2 = "A1;ana;Ana;Alves;anna@x.fr;Engineer;R&D;M1;0";
+        let (code, out, err) = run.users(&[ana2, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            emails_of(&run.fake, "ana"),
+            json!([{"value": "ana@home.fr", "type": "home"}, {"value": "anna@x.fr", "type": "work"}])
+        );
+        let ana3 = "A1;ana;Ana;Alves;;Engineer;R&D;M1;0";
+        let (code, out, err) = run.users(&[ana3, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(
+            emails_of(&run.fake, "ana"),
+            json!([{"value": "ana@home.fr", "type": "home"}])
+        );
+    }
+}
+
+#[test]
+fn a_stale_etag_is_read_again_and_the_change_applied() {
+    for patch in [true, false] {
+        let fake = Fake::start(TOKEN, patch);
+        fake.with(|p| p.etag_supported = true);
+        let mut run = run_on(fake);
+        let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        // An administrator edits Ana between rostersync's read and its write.
+        run.fake.with(|p| p.edits_by_hand = 1);
+        let ana2 = "A1;ana;Ana;Alves;ana@x.fr;Lead engineer;R&D;M1;0";
+        let (code, out, err) = run.users(&[ana2, BEN, CLEO, MARA]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(run.fake.with(|p| p.stale_writes), 1, "patch {patch}");
+        let ana = run.fake.user("ana").unwrap();
+        assert_eq!(ana["title"], "Lead engineer");
+        assert_eq!(ana["nickName"], "set by hand", "the edit was lost");
+    }
+}
+
+#[test]
+fn without_filter_support_lookups_read_one_scan() {
+    let fake = Fake::start(TOKEN, true);
+    fake.with(|p| {
+        p.filter_supported = false;
+        p.max_results = 2;
+    });
+    hand_made_ana(&fake);
+    let mut run = run_on(fake);
+    let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory(), first_directory());
+    // Ana's 409 needed a lookup: one scan, whatever the provider then held.
+    let scanned = "the provider has no filters: lookups read one scan of it";
+    assert_eq!(err.matches(scanned).count(), 1, "{err}");
+    let scans = run.fake.hits("GET /Users");
+
+    // The store is lost: every create is a 409, all found in one scan of
+    // the four users, two per page.
+    std::fs::remove_dir_all(run.dir.path().join("state")).unwrap();
+    let ben2 = "A2;ben;Ben;Blanc;ben@y.fr;Sales rep;Sales;M1;0";
+    let (code, out, err) = run.users(&[ANA, ben2, CLEO, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut expected = first_directory();
+    expected.get_mut("ben").unwrap().email = "ben@y.fr".into();
+    assert_eq!(run.fake.directory(), expected);
+    assert_eq!(err.matches(scanned).count(), 1, "{err}");
+    assert_eq!(run.fake.hits("GET /Users") - scans, 2, "{err}");
+}
+
+#[test]
+fn a_manager_is_looked_up_once_not_for_every_report() {
+    let mut run = Run::new(true);
+    let managers: Vec<String> = (1..=3)
+        .map(|m| format!("M{m};boss{m};Boss;B{m};b{m}@x.fr;Head;Sales;;0"))
+        .collect();
+    let (code, out, err) = run.users(&managers);
+    assert_eq!(code, 0, "{out}{err}");
+    // Another run: twelve new reports of the three managers.
+    let mut rows = managers.clone();
+    rows.extend(
+        (1..=12).map(|r| format!("R{r};rep{r};Rep;R{r};r{r}@x.fr;Rep;Sales;M{};0", 1 + r % 3)),
+    );
+    let lookups = run.fake.hits("GET /Users");
+    let (code, out, err) = run.users(&rows);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory().len(), 15);
+    assert_eq!(run.fake.directory()["rep4"].manager, "M2");
+    assert_eq!(run.fake.hits("GET /Users") - lookups, 3);
+}
+
+/// Every file of the run's folder (reports, logs, the store) as text.
+fn every_file(root: &std::path::Path) -> String {
+    let mut text = String::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn a_token_the_provider_echoes_shows_nowhere() {
+    let fake = Fake::start(TOKEN, true);
+    fake.with(|p| {
+        p.echo_authorization = true;
+        p.refused_user_names = vec!["ben".into()];
+    });
+    let mut run = run_on(fake);
+    let (code, out, _) = run.users(&[ANA, BEN, CLEO, MARA]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("userName ben is reserved by policy (request with Authorization: Bearer ***)"),
+        "{out}"
+    );
+    // A wrong token, echoed in the 401.
+    run.set_secret("IDP_TOKEN", "wrong-token-value");
+    let (code, out, _) = run.users(&[ANA, BEN, CLEO, MARA, "A4;dan;Dan;Dias;dan@x.fr;;;;0"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("HTTP 401"), "{out}");
+    let everything = every_file(run.dir.path());
+    assert!(
+        everything.contains("reserved by policy"),
+        "the reasons are somewhere"
+    );
+    assert!(!everything.contains(TOKEN) && !everything.contains("wrong-token-value"));
 }

@@ -182,21 +182,6 @@ pub fn parse_id(body: &str) -> Result<String, ReplyError> {
         .ok_or_else(|| ReplyError::shape("the reply has no id"))
 }
 
-/// Whether `/ServiceProviderConfig` announces PATCH.
-pub fn parse_patch_supported(body: &str) -> Result<bool, ReplyError> {
-    let value: Value =
-        serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
-    if !value.is_object() {
-        return Err(ReplyError::shape(
-            "the reply is not a ServiceProviderConfig",
-        ));
-    }
-    Ok(value
-        .pointer("/patch/supported")
-        .and_then(Value::as_bool)
-        .unwrap_or(false))
-}
-
 /// A SCIM error's `scimType` and `detail` (RFC 7644 §3.12), when the body is one.
 pub fn error_text(body: &str) -> Option<String> {
     let value: Value = serde_json::from_str(body).ok()?;
@@ -208,4 +193,13 @@ pub fn error_text(body: &str) -> Option<String> {
         (Some(kind), None) => Some(kind.to_string()),
         (None, None) => None,
     }
+}
+
+/// Whether a 400 says a PATCH path's value filter selected nothing (RFC
+/// 7644 §3.5.2: `noTarget`).
+pub fn no_target(body: &str) -> bool {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("scimType").and_then(Value::as_str).map(str::to_string))
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("noTarget"))
 }

@@ -59,6 +59,7 @@ fn a_user_resource_holds_the_core_and_enterprise_attributes() {
         ]),
         true,
         Some("id-9"),
+        &Wire::default(),
     );
     assert_eq!(
         user,
@@ -82,6 +83,7 @@ fn a_user_resource_holds_the_core_and_enterprise_attributes() {
         &fields(&[("userName", "ana"), ("manager", "E9")]),
         false,
         None,
+        &Wire::default(),
     );
     assert_eq!(
         user,
@@ -91,6 +93,7 @@ fn a_user_resource_holds_the_core_and_enterprise_attributes() {
 
 #[test]
 fn patch_operations_carry_only_the_differences_and_active() {
+    let wire = Wire::default();
     let acked = fields(&[
         ("userName", "ana"),
         ("name.givenName", "Ana"),
@@ -109,20 +112,20 @@ fn patch_operations_carry_only_the_differences_and_active() {
     ]);
     assert!(manager_changed(&desired, &acked));
     assert_eq!(
-        user_patch_ops(&desired, &acked, true, Some("id-8")),
+        user_patch_ops(&desired, &acked, true, Some("id-8"), &wire),
         vec![
             json!({"op": "replace", "path": format!("{ENTERPRISE_SCHEMA}:department"), "value": "R&D"}),
+            json!({"op": "replace", "path": "emails[type eq \"work\"].value", "value": "anna@x.fr"}),
             json!({"op": "replace", "path": format!("{ENTERPRISE_SCHEMA}:manager"), "value": {"value": "id-8"}}),
             json!({"op": "replace", "path": "name.givenName", "value": "Anna"}),
             json!({"op": "remove", "path": "name.middleName"}),
-            json!({"op": "replace", "path": "emails", "value": [{"value": "anna@x.fr", "type": "work", "primary": true}]}),
-            json!({"op": "replace", "path": "phoneNumbers", "value": [{"value": "+33 1", "type": "work", "primary": true}]}),
+            json!({"op": "add", "path": "phoneNumbers", "value": [{"value": "+33 1", "type": "work"}]}),
             json!({"op": "replace", "path": "active", "value": true}),
         ]
     );
     // A block of an unchanged user is one operation; a lost e-mail removes the list.
     assert_eq!(
-        user_patch_ops(&acked, &acked, false, None),
+        user_patch_ops(&acked, &acked, false, None, &wire),
         vec![json!({"op": "replace", "path": "active", "value": false})]
     );
     let mut without_email = acked.clone();
@@ -130,10 +133,10 @@ fn patch_operations_carry_only_the_differences_and_active() {
     without_email.remove("manager");
     assert!(!manager_changed(&without_email, &acked));
     assert_eq!(
-        user_patch_ops(&without_email, &acked, true, None),
+        user_patch_ops(&without_email, &acked, true, None, &wire),
         vec![
+            json!({"op": "remove", "path": "emails[type eq \"work\"]"}),
             json!({"op": "remove", "path": format!("{ENTERPRISE_SCHEMA}:manager")}),
-            json!({"op": "remove", "path": "emails"}),
             json!({"op": "replace", "path": "active", "value": true}),
         ]
     );
@@ -148,7 +151,7 @@ fn groups_are_replaced_whole_and_keep_their_members() {
     let desired = fields(&[("externalId", "O1"), ("displayName", "Sales")]);
     let members = json!([{"value": "u1"}]);
     assert_eq!(
-        group_resource(&desired, Some(&members)),
+        group_resource(&desired, Some(&members), &Wire::default()),
         json!({"schemas": [GROUP_SCHEMA], "externalId": "O1", "displayName": "Sales", "members": [{"value": "u1"}]})
     );
     let acked = fields(&[("externalId", "O1"), ("displayName", "Ventes"), ("x", "y")]);
@@ -222,10 +225,11 @@ fn replies_are_read() {
     assert_eq!(parse_id(r#"{"id":"2819c223"}"#).unwrap(), "2819c223");
     assert!(parse_id(r#"{"id":""}"#).is_err());
     assert!(parse_id("{").is_err());
-    assert!(parse_patch_supported(r#"{"patch":{"supported":true}}"#).unwrap());
-    assert!(!parse_patch_supported(r#"{"patch":{"supported":false}}"#).unwrap());
-    assert!(!parse_patch_supported(r#"{"bulk":{}}"#).unwrap());
-    assert!(parse_patch_supported("[]").is_err());
+    assert!(
+        no_target(r#"{"status":"400","scimType":"noTarget","detail":"no value of 'emails'"}"#)
+    );
+    assert!(!no_target(r#"{"status":"400","scimType":"invalidValue"}"#));
+    assert!(!no_target("<html>"));
     assert_eq!(
         error_text(
             r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"scimType":"uniqueness","detail":"userName taken","status":"409"}"#
@@ -257,4 +261,204 @@ fn replies_are_read() {
             ..
         } if d.as_secs() == 3
     ));
+}
+
+#[test]
+fn the_service_provider_config_says_what_the_provider_supports() {
+    let features = parse_features(
+        r#"{"patch":{"supported":true},"filter":{"supported":false,"maxResults":1000},
+            "etag":{"supported":true}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        features,
+        Features {
+            patch: true,
+            filter: false,
+            etag: true,
+            max_results: Some(1000)
+        }
+    );
+    // Filters are believed missing only when said so.
+    assert_eq!(parse_features("{}").unwrap(), Features::default());
+    assert!(parse_features("[]").is_err());
+}
+
+/// A strict provider's `/Schemas`: no honorific prefix, no `primary` on
+/// e-mails, `name.formatted` required; the enterprise extension without
+/// manager.
+fn strict_schemas() -> Vec<serde_json::Value> {
+    let attribute = |name: &str, required: bool, subs: &[(&str, bool)]| {
+        json!({"name": name, "required": required,
+               "subAttributes": subs.iter().map(|(n, r)| json!({"name": n, "required": r})).collect::<Vec<_>>()})
+    };
+    vec![
+        json!({"id": USER_SCHEMA, "attributes": [
+            attribute("userName", true, &[]),
+            attribute("name", false, &[("formatted", true), ("givenName", false), ("familyName", false), ("middleName", false)]),
+            attribute("title", false, &[]),
+            attribute("active", false, &[]),
+            attribute("emails", false, &[("value", false), ("type", false)]),
+            attribute("phoneNumbers", false, &[("value", false), ("type", false), ("primary", false)]),
+        ]}),
+        json!({"id": ENTERPRISE_SCHEMA, "attributes": [attribute("department", false, &[])]}),
+        json!({"id": GROUP_SCHEMA, "attributes": [
+            attribute("displayName", true, &[]),
+            attribute("members", true, &[("value", false)]),
+        ]}),
+    ]
+}
+
+fn default_user_fields() -> Vec<String> {
+    let projector = crate::projection::Projector::new(
+        <Scim as crate::connectors::Connector>::default_fields(),
+        &Default::default(),
+    );
+    projector
+        .target_fields(crate::ingest::record::RecordKind::Users)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_strict_schema_trims_the_mapping_and_fills_what_it_requires() {
+    let types = vec![json!({"schema": USER_SCHEMA,
+        "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": false}]})];
+    let schema = ResourceSchema::of(&strict_schemas(), Some(&types), USER_SCHEMA).unwrap();
+    let mapped = default_user_fields();
+    let wire = schema.wire(&mapped);
+    let dropped: Vec<&str> = wire.dropped.iter().map(String::as_str).collect();
+    assert_eq!(
+        dropped,
+        ["manager", "name.honorificPrefix", "preferredLanguage"]
+    );
+    assert!(wire.unmet.is_empty() && !wire.no_active);
+    assert!(!wire.primary("emails") && wire.primary("phoneNumbers"));
+    let shaped = wire.shape(&fields(&[
+        ("userName", "ana"),
+        ("name.givenName", "Ana"),
+        ("name.familyName", "Alves"),
+        ("name.honorificPrefix", "Mme"),
+        ("emails.work", "ana@x.fr"),
+        ("department", "R&D"),
+        ("manager", "M1"),
+    ]));
+    assert_eq!(
+        shaped,
+        fields(&[
+            ("userName", "ana"),
+            ("name.formatted", "Ana Alves"),
+            ("name.givenName", "Ana"),
+            ("name.familyName", "Alves"),
+            ("emails.work", "ana@x.fr"),
+            ("department", "R&D"),
+        ])
+    );
+    assert!(wire.owned(&mapped).contains(&"name.formatted".to_string()));
+    // Created without `primary` on the e-mail, which the provider does not declare.
+    assert_eq!(
+        user_resource(&shaped, true, None, &wire)["emails"],
+        json!([{"value": "ana@x.fr", "type": "work"}])
+    );
+    // Without /ResourceTypes the extensions served are allowed; a Group
+    // that requires members is said so.
+    let groups = ResourceSchema::of(&strict_schemas(), None, GROUP_SCHEMA).unwrap();
+    let wire = groups.wire(&["externalId".into(), "displayName".into()]);
+    assert!(wire.members && wire.dropped.is_empty() && wire.unmet.is_empty());
+    // A required attribute nothing gives is named.
+    let wire = schema.wire(&["externalId".to_string()]);
+    assert_eq!(wire.unmet, ["username"]);
+}
+
+#[test]
+fn a_provider_without_schemas_takes_every_mapped_field() {
+    let wire = Wire::default();
+    let all = fields(&[("name.honorificPrefix", "Mme"), ("manager", "M1")]);
+    assert_eq!(wire.shape(&all), all);
+    assert!(wire.primary("emails"));
+    assert_eq!(ResourceSchema::of(&[], None, USER_SCHEMA), None);
+}
+
+/// Ana as a provider holds her: a home address besides the work one,
+/// a nickname set there by hand, a manager.
+fn held_ana() -> serde_json::Map<String, serde_json::Value> {
+    json!({
+        "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
+        "id": "u-1",
+        "meta": {"version": "W/\"7\""},
+        "userName": "ana",
+        "nickName": "Nana",
+        "title": "Engineer",
+        "emails": [
+            {"value": "ana@home.fr", "type": "home"},
+            {"value": "ana@x.fr", "type": "work", "primary": true}
+        ],
+        ENTERPRISE_SCHEMA: {"department": "R&D", "manager": {"value": "u-9"}},
+        "active": true,
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+#[test]
+fn a_read_resource_is_seen_through_the_fields_rostersync_owns() {
+    let owned: Vec<String> = ["userName", "title", "emails.work", "department", "manager", "name.givenName"]
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(
+        view(&held_ana(), &owned),
+        fields(&[
+            ("userName", "ana"),
+            ("title", "Engineer"),
+            ("emails.work", "ana@x.fr"),
+            ("department", "R&D"),
+            ("manager", "u-9"),
+        ])
+    );
+}
+
+#[test]
+fn a_put_keeps_what_the_provider_holds_beyond_the_owned_fields() {
+    let owned: Vec<String> = ["userName", "title", "emails.work", "department", "manager"]
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let desired = fields(&[("userName", "ana"), ("emails.work", "anna@x.fr"), ("manager", "M8")]);
+    let merged = merged_user(&held_ana(), &desired, &owned, false, Some("u-8"), &Wire::default());
+    assert_eq!(
+        merged,
+        json!({
+            "schemas": [USER_SCHEMA, ENTERPRISE_SCHEMA],
+            "id": "u-1",
+            "userName": "ana",
+            "nickName": "Nana",
+            "emails": [
+                {"value": "ana@home.fr", "type": "home"},
+                {"value": "anna@x.fr", "type": "work", "primary": true}
+            ],
+            ENTERPRISE_SCHEMA: {"manager": {"value": "u-8"}},
+            "active": false,
+        })
+    );
+    // Nothing of the extension left: it leaves `schemas` too.
+    let merged = merged_user(&held_ana(), &fields(&[("userName", "ana")]), &owned, true, None, &Wire::default());
+    assert_eq!(merged["schemas"], json!([USER_SCHEMA]));
+    assert_eq!(merged["emails"], json!([{"value": "ana@home.fr", "type": "home"}]));
+}
+
+#[test]
+fn an_index_finds_resources_as_a_filter_would() {
+    let mut index = Index::new("userName");
+    index.add(&json!({"id": "u-1", "userName": "Ana", "externalId": "A1"}));
+    index.add(&json!({"id": "u-2", "username": "ben"}));
+    index.add(&json!({"userName": "no id"}));
+    assert_eq!(index.len(), 2);
+    assert_eq!(index.find("externalId", "A1")[0]["id"], "u-1");
+    assert!(index.find("externalId", "a1").is_empty());
+    assert_eq!(index.find("userName", "ANA")[0]["id"], "u-1");
+    assert_eq!(index.find("userName", "Ben")[0]["id"], "u-2");
+    index.forget("u-1");
+    assert!(index.find("userName", "ana").is_empty());
 }

@@ -65,6 +65,8 @@ pub struct Provider {
     /// The next N writes (PUT, PATCH) of a user find it changed by an
     /// administrator a moment before (`nickName` set, version moved on).
     pub edits_by_hand: u32,
+    /// Writes refused with a 412 so far.
+    pub stale_writes: u64,
     /// Error bodies repeat the `Authorization` header received, as some
     /// providers' error pages do.
     pub echo_authorization: bool,
@@ -116,7 +118,8 @@ pub struct User {
     pub active: bool,
 }
 
-/// The provider; its requests are counted per "METHOD /Resource".
+/// The provider; its requests are counted per "METHOD /Resource" (a read
+/// by id as "GET /Resource/id").
 pub type Fake = Server<Provider>;
 
 type Shared = Arc<Kernel<Provider>>;
@@ -184,6 +187,7 @@ impl Fake {
             filter_supported: true,
             etag_supported: false,
             edits_by_hand: 0,
+            stale_writes: 0,
             echo_authorization: false,
             token: format!("Bearer {token}"),
             next_id: 0,
@@ -751,7 +755,12 @@ async fn one(
     id: String,
     body: String,
 ) -> Response {
-    let admitted = admitted!(kernel, headers, format!("{method} /{}", kind.name()));
+    // Reads by id counted apart from lists ("GET /Users/id").
+    let route = match method {
+        Method::GET => format!("GET /{}/id", kind.name()),
+        _ => format!("{method} /{}", kind.name()),
+    };
+    let admitted = admitted!(kernel, headers, route);
     if method != Method::GET
         && let Err(response) = scim_content(&headers)
     {
@@ -784,6 +793,7 @@ async fn one(
         && expected != "*"
         && Some(expected) != version(&current)
     {
+        provider.stale_writes += 1;
         return error(
             StatusCode::PRECONDITION_FAILED,
             None,
