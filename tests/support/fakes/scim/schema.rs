@@ -80,11 +80,15 @@ fn user_schema_with(formatted_required: bool, honorific: bool, email_primary: bo
         .collect();
     let mut active = attribute("active", false, false, &[]);
     active["type"] = json!("boolean");
+    // userName is unique at the provider (RFC 7643 §4.1.1); a provider
+    // holds its schemas to what they say, uniqueness included.
+    let mut user_name = attribute("userName", false, true, &[]);
+    user_name["uniqueness"] = json!("server");
     schema(
         USER_SCHEMA,
         "User",
         vec![
-            attribute("userName", false, true, &[]),
+            user_name,
             attribute("name", false, false, &name),
             attribute("displayName", false, false, &[]),
             attribute("nickName", false, false, &[]),
