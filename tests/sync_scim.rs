@@ -762,3 +762,27 @@ fn a_token_the_provider_echoes_shows_nowhere() {
     );
     assert!(!everything.contains(TOKEN) && !everything.contains("wrong-token-value"));
 }
+
+#[test]
+fn a_provider_without_active_takes_users_and_parks_their_blocks() {
+    let fake = Fake::strict(TOKEN, true);
+    fake.with(|p| {
+        let attributes = p.schemas[0]["attributes"].as_array_mut().unwrap();
+        attributes.retain(|a| a["name"] != "active");
+    });
+    let mut run = run_on(fake);
+    let (code, out, err) = run.users(&[ANA, MARA]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory().len(), 2);
+    assert!(
+        err.contains("the provider's User schema has no `active`: blocks cannot be sent there"),
+        "{err}"
+    );
+    let ana_gone = "A1;ana;Ana;Alves;ana@x.fr;Engineer;R&D;M1;1";
+    let (code, out, _) = run.users(&[ana_gone, MARA]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the provider's User schema has no `active`: it cannot hold a blocked user"),
+        "{out}"
+    );
+}

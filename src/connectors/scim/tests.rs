@@ -462,3 +462,27 @@ fn an_index_finds_resources_as_a_filter_would() {
     index.forget("u-1");
     assert!(index.find("userName", "ana").is_empty());
 }
+
+#[test]
+fn a_schema_without_active_or_with_a_required_display_name_shapes_the_user() {
+    let schemas = vec![json!({"id": USER_SCHEMA, "attributes": [
+        {"name": "userName", "required": true},
+        {"name": "displayName", "required": true},
+        {"name": "name", "subAttributes": [{"name": "givenName"}, {"name": "familyName"}]},
+    ]})];
+    let schema = ResourceSchema::of(&schemas, None, USER_SCHEMA).unwrap();
+    let mapped: Vec<String> = ["userName", "name.givenName", "name.familyName"]
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    let wire = schema.wire(&mapped);
+    assert!(wire.no_active && wire.unmet.is_empty());
+    let shaped = wire.shape(&fields(&[("userName", "ana"), ("name.givenName", "Ana"), ("name.familyName", "Alves")]));
+    assert_eq!(shaped["displayName"], "Ana Alves");
+    // `active` is neither created nor patched there.
+    let user = user_resource(&shaped, true, None, &wire);
+    assert!(user.get("active").is_none(), "{user}");
+    assert_eq!(user_patch_ops(&shaped, &shaped, true, None, &wire), Vec::<serde_json::Value>::new());
+    // A record without any part of its name gets none made up.
+    assert!(!wire.shape(&fields(&[("userName", "ana")])).contains_key("displayName"));
+}
