@@ -489,6 +489,9 @@ fn a_wrong_token_is_refused_without_showing_the_token() {
     let (code, out, err) = run.sync_file(&file);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("HTTP 401"), "{out}");
+    // One alarm for the target, not a parked record per person.
+    assert!(out.contains("STOPPED") && !out.contains("parked"), "{out}");
+    assert!(!out.contains("wrong-token-value") && !err.contains("wrong-token-value"));
     assert!(run.fake.directory().is_empty());
 }
 

@@ -298,6 +298,10 @@ impl Connector for Scim {
     /// Reads `/ServiceProviderConfig`, lists one user with the token, reads
     /// the schemas, and names the mapped fields the provider does not
     /// declare (never sent) and what it requires that nothing fills.
+    fn credentials_refused(&self) -> Option<String> {
+        self.http.credentials_refused()
+    }
+
     async fn check(&self) -> Result<(), CheckError> {
         let scrub = |error: CheckError| match error {
             CheckError::Failed(reason) => CheckError::Failed(self.token.scrub(&reason)),
