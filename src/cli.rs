@@ -84,6 +84,10 @@ pub enum Command {
     Approve {
         /// The file in a source's held/ folder
         held_file: PathBuf,
+        /// Approve it even though a newer file of its source was accepted
+        /// since it was held (its data then replaces the newer file's)
+        #[arg(long)]
+        force_older: bool,
     },
     /// Push parked records again
     Retry {

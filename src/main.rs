@@ -140,7 +140,10 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
         Command::Sync { file, source, json } => sync(&config_path, file, source.as_deref(), *json),
         Command::Status { json } => status(&config_path, *json),
         Command::Show { external_id } => show(&config_path, external_id),
-        Command::Approve { held_file } => approve(&config_path, held_file),
+        Command::Approve {
+            held_file,
+            force_older,
+        } => approve(&config_path, held_file, *force_older),
         Command::Retry { target } => retry(&config_path, target.as_deref()),
         Command::ForgetTarget { name } => forget_target(&config_path, name),
         Command::Run => Ok(exit::OK),
@@ -232,15 +235,23 @@ fn forget_target(config_path: &Path, name: &str) -> anyhow::Result<i32> {
     Ok(print_answer(ops::forget_target(&config, &store, name)?))
 }
 
-fn approve(config_path: &Path, file: &Path) -> anyhow::Result<i32> {
+fn approve(config_path: &Path, file: &Path, force_older: bool) -> anyhow::Result<i32> {
     let config = config::load(config_path, CheckLevel::Full)?;
     let absolute = file
         .canonicalize()
         .with_context(|| format!("cannot find {}", file.display()))?;
-    if let Some(code) = ask_daemon(&config, &Request::Approve { file: absolute })? {
+    let request = Request::Approve {
+        file: absolute,
+        force_older,
+    };
+    if let Some(code) = ask_daemon(&config, &request)? {
         return Ok(code);
     }
-    Ok(print_answer(daemon::approve_direct(&config, file)?))
+    Ok(print_answer(daemon::approve_direct(
+        &config,
+        file,
+        force_older,
+    )?))
 }
 
 fn open_store_write(state_dir: &Path) -> anyhow::Result<Store> {

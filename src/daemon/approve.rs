@@ -16,18 +16,34 @@ use crate::cli::exit;
 use crate::config::Config;
 use crate::plan::Plan;
 use crate::push::PushTarget;
-use crate::store::Store;
+use crate::store::{SourceState, Store};
 use crate::sync::{self, Accepted, Approval, SyncContext};
 
 /// `rostersync approve HELD_FILE`, in the daemon: plans the held file again;
 /// applied if it blocks no more than the held plan did, else held again
 /// with the new figures.
-pub(super) async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) -> Answer {
+pub(super) async fn approve(
+    shared: &Arc<Shared>,
+    config: &Config,
+    file: &Path,
+    force_older: bool,
+) -> Answer {
     let started = std::time::Instant::now();
     let held = match ops::held_file(config, file) {
         Ok(held) => held,
         Err(error) => return Answer::new(exit::USAGE, format!("{error}\n")),
     };
+    if !force_older {
+        let source = held.source.name.get_ref().clone();
+        match crate::store::blocking(&shared.store, move |s| s.source_state(&source)).await {
+            Ok(state) => {
+                if let Some(refusal) = newer_accepted(&held, state.as_ref()) {
+                    return refusal;
+                }
+            }
+            Err(error) => return Answer::new(exit::FAILURE, format!("{error}\n")),
+        }
+    }
     // Approved before a restart that came between its commit and its archive?
     let sha256 = match tokio::fs::read(&held.path).await {
         Ok(bytes) => <[u8; 32]>::from(Sha256::digest(&bytes)),
@@ -88,6 +104,37 @@ pub(super) async fn approve(shared: &Arc<Shared>, config: &Config, file: &Path) 
         ),
         Err(error) => Answer::new(exit::FAILURE, format!("{error}\n")),
     }
+}
+
+/// The refusal to approve a held file when its source accepted a newer
+/// file since it was held: applying it would put its older data over the
+/// newer file's (blocking whom the newer file keeps, creating whom it
+/// disables) without a word.
+fn newer_accepted(held: &ops::HeldFile<'_>, state: Option<&SourceState>) -> Option<Answer> {
+    let state = state?;
+    let held_at = held
+        .path
+        .file_name()
+        .and_then(|name| lifecycle::stamp_of(&name.to_string_lossy()))?;
+    if state.at <= held_at.timestamp() {
+        return None;
+    }
+    let accepted_at = chrono::DateTime::from_timestamp(state.at, 0)
+        .map_or_else(|| state.at.to_string(), |at| at.to_rfc3339());
+    Some(Answer::new(
+        exit::USAGE,
+        format!(
+            "{}: refused: {} of source {} was accepted after it was held ({} > {}); \
+             approving the older file would put its data over the newer file's. \
+             Remove it from held/ if the newer file supersedes it, or approve it anyway \
+             with --force-older\n",
+            held.name,
+            state.last_file,
+            held.source.name.get_ref(),
+            accepted_at,
+            held_at.to_rfc3339(),
+        ),
+    ))
 }
 
 async fn remove_plan_files(held: &Path) {
@@ -154,13 +201,28 @@ pub enum ApproveError {
 
 /// `rostersync approve` when no daemon runs: the same, then the push, as
 /// `rostersync sync` does.
-pub fn approve_direct(config: &Config, file: &Path) -> Result<Answer, ApproveError> {
+pub fn approve_direct(
+    config: &Config,
+    file: &Path,
+    force_older: bool,
+) -> Result<Answer, ApproveError> {
     let held = ops::held_file(config, file)?;
     let db = config.daemon.state_dir.join("db");
     let store = Store::open(&db).map_err(|error| ApproveError::Store {
         path: db.clone(),
         error,
     })?;
+    if !force_older {
+        let state = store
+            .source_state(held.source.name.get_ref())
+            .map_err(|error| ApproveError::Store {
+                path: db.clone(),
+                error,
+            })?;
+        if let Some(refusal) = newer_accepted(&held, state.as_ref()) {
+            return Ok(refusal);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

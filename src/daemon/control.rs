@@ -30,6 +30,8 @@ pub enum Request {
     /// `file` is absolute (the client resolves it).
     Approve {
         file: PathBuf,
+        #[serde(default)]
+        force_older: bool,
     },
     Retry {
         target: Option<String>,

@@ -39,6 +39,7 @@ enum Woke {
 pub(super) enum ProcessorRequest {
     Approve {
         file: PathBuf,
+        force_older: bool,
         reply: oneshot::Sender<Answer>,
     },
     /// `forget-target NAME`: the processor commits seeds, which name targets.
@@ -150,10 +151,14 @@ pub(super) async fn processor(
                     .while_busy(seed::seed_sources(&shared, &config))
                     .await;
             }
-            Woke::Request(ProcessorRequest::Approve { file, reply }) => {
+            Woke::Request(ProcessorRequest::Approve {
+                file,
+                force_older,
+                reply,
+            }) => {
                 let answer = shared
                     .heartbeat
-                    .while_busy(approve::approve(&shared, &config, &file))
+                    .while_busy(approve::approve(&shared, &config, &file, force_older))
                     .await;
                 let _ = reply.send(answer);
             }

@@ -95,11 +95,15 @@ async fn answer(shared: Arc<Shared>, request: control::Request, chunks: control:
                 .await
                 .unwrap_or_else(|_| failed(&"the daemon is stopping"))
         }
-        Request::Approve { file } => {
+        Request::Approve { file, force_older } => {
             let (reply, answer) = oneshot::channel();
             if shared
                 .processor
-                .send(ProcessorRequest::Approve { file, reply })
+                .send(ProcessorRequest::Approve {
+                    file,
+                    force_older,
+                    reply,
+                })
                 .await
                 .is_err()
             {
