@@ -646,6 +646,10 @@ fn waiting(
     references: &References,
 ) -> Result<WaitingList, StoreError> {
     let parked = store.parked_keys(target, kind)?;
+    // A commit cut short left part of its file's records in the outbox:
+    // they wait until the file is taken again and the commit is whole.
+    let cut_short = store.pending_commit()?.map(|pending| pending.source);
+    let mut held_back = 0u64;
     let mut list = WaitingList::default();
     // The ids each record refers to, resolved to indices once every key is known.
     let mut ids = Strings::default();
@@ -659,6 +663,10 @@ fn waiting(
             continue;
         };
         if parked.contains(&key) {
+            continue;
+        }
+        if cut_short.as_deref() == Some(stored.entry.source.as_str()) {
+            held_back += 1;
             continue;
         }
         let mut other_id = None;
@@ -698,6 +706,10 @@ fn waiting(
         (start..ids_end[i] as usize).map(|at| ids.get(at))
     });
     list.references = diff::References::resolve(per_record, index_of);
+    if held_back > 0 {
+        tracing::info!(target, %kind, records = held_back, source = cut_short.as_deref().unwrap_or(""),
+            "records of a commit cut short wait until its file is taken again");
+    }
     Ok(list)
 }
 

@@ -337,3 +337,15 @@ async fn a_target_that_always_answers_short_gets_the_left_out_records_parked() {
 fn acked_outcome() -> Outcome {
     Outcome::Acked { target_id: None }
 }
+
+#[tokio::test(start_paused = true)]
+async fn records_of_a_commit_cut_short_wait_until_it_is_whole() {
+    let name = "cut-short";
+    let script = Script::new(|_| acked()).set_for(name);
+    let (_dir, store) = store_with_users(name, 3);
+    store.mark_commit_pending("hr").unwrap();
+    let drained = drain_target(&store, &target(name, "")).await;
+    assert_eq!(script.requests().len(), 0, "{:?}", script.requests());
+    assert_eq!(drained, Drained::default());
+    assert_eq!(store.outbox_len(name), 3);
+}

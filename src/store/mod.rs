@@ -564,6 +564,19 @@ impl Store {
         self.get(PENDING_KEY)
     }
 
+    /// Test only: marks a commit of `source` as cut short, as a crash in
+    /// the middle of a chunked commit leaves it.
+    #[cfg(test)]
+    pub fn mark_commit_pending(&self, source: &str) -> Result<(), StoreError> {
+        let pending = PendingCommit {
+            source: source.to_string(),
+            file: "cut-short.csv".into(),
+            sha256: [0; 32],
+        };
+        self.tree.insert(PENDING_KEY, encode(&pending)?)?;
+        Ok(())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
         self.writer
