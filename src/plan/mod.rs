@@ -257,6 +257,7 @@ fn gather(
         commit.targets.push(TargetWrites {
             target: target.name.clone(),
             kind: source.kind,
+            source: Some(source.name.clone()),
             writes: outcome.writes,
         });
         plan.targets.insert(target.name.clone(), outcome.plan);
@@ -316,7 +317,9 @@ fn plan_target<'r>(
     by_key: &[(u32, &'r Record)],
     options: PlanOptions,
 ) -> Result<TargetOutcome, StoreError> {
-    let mut writes = Vec::new();
+    // Sized once: a first import writes every record, and growing the
+    // vector would hold two copies of it for a moment.
+    let mut writes = Vec::with_capacity(by_key.len());
     let mut found = Vec::new();
     let mut active_before = 0;
     let mut reader = store.reader();
@@ -487,7 +490,6 @@ fn step(
     let write = if entry_changed || outbox != OutboxChange::Keep || (in_snapshot && frozen) {
         Some(EntryWrite {
             key: key.to_string(),
-            source: source.name.clone(),
             desired,
             outbox,
             acked_fields,
@@ -794,7 +796,6 @@ pub fn plan_dates(
                 }
                 writes.push(EntryWrite {
                     key: record_key.key,
-                    source: entry.source,
                     desired,
                     outbox,
                     acked_fields: None,
@@ -805,6 +806,8 @@ pub fn plan_dates(
                 commit.targets.push(TargetWrites {
                     target: target.name.clone(),
                     kind,
+                    // Each entry keeps the source it came from.
+                    source: None,
                     writes: std::mem::take(&mut writes),
                 });
             }

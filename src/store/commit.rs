@@ -176,10 +176,11 @@ impl Store {
             }
             for (writes, changes) in &mut target_changes {
                 let chunk = range_of(changes, low, high);
+                let source = writes.source.as_deref();
                 self.entries_map(&writes.target, writes.kind).merge(
                     &mut batch,
                     chunk,
-                    |_, current, write| Ok(Some(apply_write(current, write))),
+                    |_, current, write| Ok(apply_write(current, source, write)),
                 )?;
             }
             if !chunked && index + 1 == bounds.len() {
@@ -276,18 +277,27 @@ fn range_of<'c, T>(
 }
 
 /// An entry after a commit's change: the acknowledged state is the store's
-/// (an acknowledgement may have come since the plan read it).
-fn apply_write(current: Option<StoredEntry>, write: &EntryWrite) -> StoredEntry {
-    let mut stored = current.unwrap_or_else(|| StoredEntry {
-        entry: Entry {
-            source: write.source.clone(),
-            desired: write.desired.clone(),
-            acked: None,
+/// (an acknowledgement may have come since the plan read it). `source`
+/// `None` keeps the entry's own; such a change of an entry gone since
+/// (forgotten meanwhile) writes nothing.
+fn apply_write(
+    current: Option<StoredEntry>,
+    source: Option<&str>,
+    write: &EntryWrite,
+) -> Option<StoredEntry> {
+    let mut stored = match current {
+        Some(current) => current,
+        None => StoredEntry {
+            entry: Entry {
+                source: source?.to_string(),
+                desired: write.desired.clone(),
+                acked: None,
+            },
+            queued: None,
+            acked_fields: None,
+            desired_fields: None,
         },
-        queued: None,
-        acked_fields: None,
-        desired_fields: None,
-    });
+    };
     let previous_hash = stored.entry.desired.hash;
     let implicit = stored.acked_fields.is_none()
         && stored
@@ -302,7 +312,11 @@ fn apply_write(current: Option<StoredEntry>, write: &EntryWrite) -> StoredEntry 
     if write.in_snapshot {
         stored.desired_fields = None;
     }
-    stored.entry.source = write.source.clone();
+    if let Some(source) = source
+        && stored.entry.source != source
+    {
+        stored.entry.source = source.to_string();
+    }
     stored.entry.desired = write.desired.clone();
     match &write.outbox {
         OutboxChange::Put(item) => stored.queued = Some(item.clone()),
@@ -320,5 +334,5 @@ fn apply_write(current: Option<StoredEntry>, write: &EntryWrite) -> StoredEntry 
     if stored.caught_up() {
         stored.queued = None;
     }
-    stored
+    Some(stored)
 }

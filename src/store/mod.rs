@@ -163,7 +163,6 @@ impl EncodedFields {
 #[derive(Debug, Clone)]
 pub struct EntryWrite {
     pub key: String,
-    pub source: String,
     pub desired: Desired,
     pub outbox: OutboxChange,
     /// The projection the target holds, when the desired one moves away
@@ -185,6 +184,10 @@ pub enum OutboxChange {
 pub struct TargetWrites {
     pub target: String,
     pub kind: RecordKind,
+    /// The source the records now come from; `None` keeps each entry's
+    /// own (a re-plan of what the store holds). Once here rather than in
+    /// each write: a first import has millions.
+    pub source: Option<String>,
     pub writes: Vec<EntryWrite>,
 }
 
