@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod csv_safe;
 pub mod daemon;
 pub mod diff;
 pub mod ingest;

@@ -30,11 +30,18 @@ impl Deref for Setup {
 impl Setup {
     /// Organisations and users feeding one wbt-file target, `wbt-import`.
     fn new() -> Setup {
+        Setup::with_target(|target| target)
+    }
+
+    /// The same, the target's settings changed by `edit`.
+    fn with_target(edit: impl FnOnce(Target) -> Target) -> Setup {
         let h = Harness::builder()
             .safety("max_block_percent", 50.0)
             .source(Source::orgs("orgs", "inbox/orgs").targets(&["wbt"]))
             .source(Source::users("users", "inbox/users").targets(&["wbt"]))
-            .target(Target::wbt_file("wbt", "wbt-import").retry("5ms", "10ms", "50ms"))
+            .target(edit(
+                Target::wbt_file("wbt", "wbt-import").retry("5ms", "10ms", "50ms"),
+            ))
             .build();
         Setup {
             h,
@@ -117,6 +124,24 @@ impl Setup {
             }
             self.applied.push(file);
         }
+    }
+
+    /// Every cell of every file written, as a spreadsheet splits them.
+    fn cells_written(&self) -> Vec<String> {
+        let mut cells = Vec::new();
+        for file in &self.applied {
+            let bytes = std::fs::read(file).unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            let text = text.trim_start_matches('\u{feff}');
+            let mut reader = csv::ReaderBuilder::new()
+                .delimiter(b';')
+                .has_headers(false)
+                .from_reader(text.as_bytes());
+            for row in reader.records() {
+                cells.extend(row.unwrap().iter().map(str::to_string));
+            }
+        }
+        cells
     }
 
     fn files_written(&self) -> usize {
@@ -215,6 +240,55 @@ fn files_drive_the_wbt_directory_to_exactly_what_hr_says() {
         "{out}"
     );
     assert!(!s.users["E4"].4, "Dan is back");
+}
+
+/// An export an attacker wrote names and labels in: formulas, a DDE call,
+/// and a phone number that must stay as it is.
+const HOSTILE_ORGS: &str =
+    "org_label;org_extid\n\"=HYPERLINK(\"\"http://x.example/\"\";\"\"Pay\"\")\";HQ\n";
+const HOSTILE_USERS: &str = "user_extid;user_lname;user_fname;user_login;user_phone;user_cellphone;org_extid\n\
+    E1;=cmd|' /C calc'!A0;@SUM(1+1)*cmd|' /C calc'!A0;ana;+33 1 23 45 67 89;-2+3+cmd|' /C calc'!A0;HQ\n\
+    E2;+cmd|' /C calc'!A0;Ben;ben;+1 (555) 123-4567;\"\t=1+1\";HQ\n";
+
+/// Whether a spreadsheet opening the file would evaluate this cell: it
+/// starts like a formula and holds more than digits and number signs.
+fn evaluable(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r'])
+        && !cell
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-.,()".contains(c))
+}
+
+#[test]
+fn a_hostile_export_leaves_no_cell_a_spreadsheet_evaluates_and_phones_unchanged() {
+    let mut s = Setup::new();
+    let (code, out) = s.sync("orgs", "orgs.csv", HOSTILE_ORGS);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = s.sync("users", "users.csv", HOSTILE_USERS);
+    assert_eq!(code, 0, "{out}");
+    let cells = s.cells_written();
+    let evaluated: Vec<&String> = cells.iter().filter(|c| evaluable(c)).collect();
+    assert!(evaluated.is_empty(), "{evaluated:?}");
+    assert!(
+        cells.iter().any(|c| c == "'=cmd|' /C calc'!A0"),
+        "{cells:?}"
+    );
+    assert_eq!(s.orgs["HQ"].0, "'=HYPERLINK(\"http://x.example/\";\"Pay\")");
+    for phone in ["+33 1 23 45 67 89", "+1 (555) 123-4567"] {
+        assert!(cells.iter().any(|c| c == phone), "{phone} in {cells:?}");
+    }
+}
+
+#[test]
+fn neutralise_formulas_false_writes_values_as_they_are() {
+    let mut s = Setup::with_target(|target| target.set("neutralise_formulas", false));
+    let (code, out) = s.sync("orgs", "orgs.csv", HOSTILE_ORGS);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = s.sync("users", "users.csv", HOSTILE_USERS);
+    assert_eq!(code, 0, "{out}");
+    let cells = s.cells_written();
+    assert!(cells.iter().any(|c| c == "=cmd|' /C calc'!A0"), "{cells:?}");
+    assert_eq!(s.orgs["HQ"].0, "=HYPERLINK(\"http://x.example/\";\"Pay\")");
 }
 
 #[test]

@@ -365,6 +365,10 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
             "dormant_column",
             target.dormant_column.as_ref().map(Spanned::span),
         ),
+        (
+            "neutralise_formulas",
+            target.neutralise_formulas.as_ref().map(Spanned::span),
+        ),
     ] {
         if let Some(span) = span
             && !settings.own_keys.contains(&key)

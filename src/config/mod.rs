@@ -14,6 +14,7 @@ use toml::Spanned;
 pub use crate::connectors::TargetKind;
 pub use duration::HumanDuration;
 
+use crate::csv_safe::Formulas;
 use crate::ingest::columns::Format;
 use crate::ingest::decode::EncodingChoice;
 use crate::ingest::record::{Field, RecordKind};
@@ -234,6 +235,9 @@ pub struct TargetConfig {
     /// `gestimum`: the import column that carries the dormant flag (`1`
     /// blocked, `0` active); default `USR_DORT`.
     pub dormant_column: Option<Spanned<String>>,
+    /// `wbt-file`, `pleasanter`, `gestimum`: whether CSV values a
+    /// spreadsheet would evaluate are written as text (`csv_safe`); default on.
+    pub neutralise_formulas: Option<Spanned<bool>>,
 }
 
 fn default_batch_size() -> Spanned<usize> {
@@ -268,6 +272,14 @@ impl Default for RetryConfig {
 }
 
 impl TargetConfig {
+    /// How the target's CSV writes values a spreadsheet would evaluate.
+    pub fn formulas(&self) -> Formulas {
+        match self.neutralise_formulas.as_ref().map(|on| *on.get_ref()) {
+            Some(false) => Formulas::Keep,
+            Some(true) | None => Formulas::Neutralise,
+        }
+    }
+
     /// The API token, if the config says where to find one.
     pub fn token_source(&self) -> Option<SecretSource> {
         secret_source(&self.token_env, &self.token_file, &self.token_credential)

@@ -3,7 +3,8 @@
 //! from (`ingest::wbt`): `;`-separated, a header row, every column of the format in
 //! order (`ingest::wbt`, which the `wbt` source preset reads with too),
 //! `0`/`1` disable flags, `YYYY/MM/DD` dates, `||` lists; UTF-8 with a BOM by
-//! default. Written atomically (`*.tmp`, fsync, rename, fsync of the
+//! default; values a spreadsheet would evaluate written as text
+//! ([`crate::csv_safe`]). Written atomically (`*.tmp`, fsync, rename, fsync of the
 //! folder): a record is acknowledged once its file is in place.
 
 use std::convert::Infallible;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::TargetConfig;
+use crate::csv_safe::{Cell, Formulas};
 use crate::ingest::columns::ValueType;
 use crate::ingest::record::{Field, RecordKind};
 use crate::ingest::wbt::{self, Holds};
@@ -32,6 +34,7 @@ pub enum FileEncoding {
 pub struct WbtFile {
     dir: PathBuf,
     encoding: FileEncoding,
+    formulas: Formulas,
     batch_size: usize,
     /// Keeps file names unique within a second.
     sequence: AtomicU64,
@@ -44,7 +47,7 @@ impl Connector for WbtFile {
         token: false,
         password: false,
         encodings: &["utf-8", "utf-8-bom", "windows-1252"],
-        own_keys: &[],
+        own_keys: &["neutralise_formulas"],
     };
 
     /// Every column of the format that a projection may hold, under its
@@ -83,6 +86,7 @@ impl Connector for WbtFile {
         Ok(WbtFile {
             dir,
             encoding,
+            formulas: target.formulas(),
             batch_size: *target.batch_size.get_ref(),
             sequence: AtomicU64::new(0),
         })
@@ -132,7 +136,7 @@ impl WbtFile {
         };
 
         let kind = first.key.kind;
-        let (text, unencodable) = match build_file(kind, items, self.encoding) {
+        let (text, unencodable) = match build_file(kind, items, self.encoding, self.formulas) {
             Ok(built) => built,
             Err(failure) => return vec![Outcome::Failed(failure); items.len()],
         };
@@ -180,6 +184,7 @@ pub fn build_file(
     kind: RecordKind,
     items: &[PushItem],
     encoding: FileEncoding,
+    formulas: Formulas,
 ) -> Result<(Vec<u8>, std::collections::HashMap<usize, String>), Failure> {
     let columns = wbt::columns(kind);
     let mut unencodable = std::collections::HashMap::new();
@@ -207,7 +212,7 @@ pub fn build_file(
                         raw.to_string()
                     }
                 };
-                quote(&value)
+                quote(formulas.cell(&value))
             })
             .collect();
         let line = row.join(";");
@@ -235,12 +240,13 @@ pub fn build_file(
     Ok((out, unencodable))
 }
 
-/// Quotes a value that holds the delimiter, a quote or a line break.
-fn quote(value: &str) -> String {
-    if value.contains([';', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
+/// Quotes a neutralised cell, and one that holds the delimiter, a quote or
+/// a line break.
+fn quote(cell: Cell<'_>) -> String {
+    if cell.quote || cell.text.contains([';', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.text.replace('"', "\"\""))
     } else {
-        value.to_string()
+        cell.text.into_owned()
     }
 }
 
@@ -305,7 +311,7 @@ mod tests {
             ),
         ];
         let (bytes, unencodable) =
-            build_file(RecordKind::Users, &items, FileEncoding::Utf8Bom).unwrap();
+            build_file(RecordKind::Users, &items, FileEncoding::Utf8Bom, Formulas::Neutralise).unwrap();
         assert!(unencodable.is_empty());
         assert!(bytes.starts_with(b"\xEF\xBB\xBFuser_lname;user_fname;user_tname;user_login;"));
         let outcome = ingest(&bytes, &SourceSpec::wbt(RecordKind::Users));
@@ -321,6 +327,40 @@ mod tests {
         assert!(second.disabled());
     }
 
+    /// The users file of one hostile record, as text.
+    fn hostile_file(formulas: Formulas) -> String {
+        let items = [item(
+            &[
+                ("user_extid", "E1"),
+                ("user_lname", "=cmd|' /C calc'!A0"),
+                ("user_fname", "@SUM(1+1)"),
+                ("user_login", "-2+3+cmd|' /C calc'!A0"),
+                ("user_phone", "+33 1 23 45 67 89"),
+            ],
+            true,
+        )];
+        let (bytes, _) =
+            build_file(RecordKind::Users, &items, FileEncoding::Utf8, formulas).unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn formula_like_values_are_written_as_quoted_text_and_phones_as_they_are() {
+        let text = hostile_file(Formulas::Neutralise);
+        let row = text.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with(r#""'=cmd|' /C calc'!A0";"'@SUM(1+1)";;"'-2+3+cmd|' /C calc'!A0";"#),
+            "{row}"
+        );
+        assert!(row.contains(";+33 1 23 45 67 89;"), "{row}");
+        let off = hostile_file(Formulas::Keep);
+        let row = off.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("=cmd|' /C calc'!A0;@SUM(1+1);;-2+3+cmd|' /C calc'!A0;"),
+            "{row}"
+        );
+    }
+
     #[test]
     fn windows_1252_refuses_only_the_records_it_cannot_hold() {
         let items = [
@@ -328,7 +368,7 @@ mod tests {
             item(&[("user_extid", "E2"), ("user_fname", "太郎")], true),
         ];
         let (bytes, unencodable) =
-            build_file(RecordKind::Users, &items, FileEncoding::Windows1252).unwrap();
+            build_file(RecordKind::Users, &items, FileEncoding::Windows1252, Formulas::Neutralise).unwrap();
         assert_eq!(unencodable.keys().copied().collect::<Vec<_>>(), [1]);
         assert!(bytes.windows(3).any(|w| w == b"Zo\xE9"));
     }
