@@ -38,6 +38,16 @@ pub struct Cell<'a> {
     pub quote: bool,
 }
 
+impl<'a> Cell<'a> {
+    /// A value written as it is: a header, a flag rostersync sets.
+    pub fn plain(text: &'a str) -> Cell<'a> {
+        Cell {
+            text: Cow::Borrowed(text),
+            quote: false,
+        }
+    }
+}
+
 impl Formulas {
     /// `value` as it goes into a cell under this setting.
     pub fn cell(self, value: &str) -> Cell<'_> {
@@ -47,10 +57,7 @@ impl Formulas {
                 quote: true,
             }
         } else {
-            Cell {
-                text: Cow::Borrowed(value),
-                quote: false,
-            }
+            Cell::plain(value)
         }
     }
 

@@ -251,3 +251,33 @@ fn daemon_grace_and_rescan_are_durations_with_defaults_and_rescan_is_above_zero(
     assert_eq!(code, 2);
     assert!(output.contains(":5:1: unknown field `rescn`"), "{output}");
 }
+
+/// Only the kinds that write CSV take `neutralise_formulas`; it is on
+/// unless set to false.
+#[test]
+fn neutralise_formulas_is_for_the_kinds_that_write_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{BASE}neutralise_formulas = false\n\n[[target]]\nname = \"lms\"\nkind = \"collaborator\"\n\
+         url = \"https://lms.example.org\"\ntoken_env = \"PATH\"\nneutralise_formulas = true\n"
+    );
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains(
+            "neutralise_formulas is for gestimum, pleasanter and wbt-file targets; collaborator takes none"
+        ),
+        "{output}"
+    );
+    assert_eq!(output.lines().count(), 1, "{output}");
+    let config = rostersync::config::load(
+        &write_config(dir.path(), BASE),
+        rostersync::config::CheckLevel::Full,
+    )
+    .unwrap();
+    assert_eq!(
+        config.targets[0].formulas(),
+        rostersync::csv_safe::Formulas::Neutralise
+    );
+}

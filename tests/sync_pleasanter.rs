@@ -340,6 +340,25 @@ fn a_login_change_renames_the_user_found_by_its_exact_login() {
     );
 }
 
+/// A login a spreadsheet would run is imported with its quote: the tenant
+/// holds `'-ana`, and a rename finds the user by that login, not a second one.
+#[test]
+fn a_formula_like_login_is_imported_as_text_and_renamed_as_pleasanter_holds_it() {
+    let mut run = Run::new(wiki());
+    let hostile = ANA
+        .replace(";ana;", ";-ana;")
+        .replace("Alves", "=cmd|' /C calc'!A0");
+    let (code, out, err) = run.sync(&[&hostile, BEN]);
+    assert_eq!(code, 0, "{out}{err}");
+    let directory = run.fake.directory();
+    assert_eq!(directory["'-ana"].columns["Name"], "'=cmd|' /C calc'!A0");
+    let renamed = hostile.replace(";-ana;", ";-ana.alves;");
+    let (code, out, err) = run.sync(&[&renamed, BEN]);
+    assert_eq!(code, 0, "{out}{err}");
+    let logins: Vec<String> = run.fake.directory().into_keys().collect();
+    assert_eq!(logins, ["'-ana.alves", "ben"]);
+}
+
 #[test]
 fn japanese_labels_go_in_shift_jis_and_a_name_that_cannot_is_parked_alone() {
     let mut run = Run::new(wiki().edit_target("wiki", |t| {

@@ -297,13 +297,16 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
     let settings = kind.settings();
     // Kinds that take a setting, to name in a refusal ("dir is for wbt-file targets").
     let takers = |takes: &dyn Fn(&Settings) -> bool| {
-        TargetKind::ALL
+        let names: Vec<&str> = TargetKind::ALL
             .iter()
             .copied()
             .filter(|other| takes(&other.settings()))
             .map(TargetKind::name)
-            .collect::<Vec<_>>()
-            .join(" and ")
+            .collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => names.join(""),
+        }
     };
     match settings.place {
         Place::Dir => {

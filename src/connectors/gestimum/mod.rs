@@ -10,6 +10,9 @@
 //!
 //! - Known sizes (`USR_NAME` 20, `USR_GROUPE` 20, `SAL_CODE` 3 characters)
 //!   are checked before sending: a record over them fails alone, unsent.
+//! - A value a spreadsheet would run as a formula is sent as quoted text
+//!   ([`crate::csv_safe`]; `neutralise_formulas`), and checked against the
+//!   known sizes as sent.
 //! - A value holding `;` or `"` is quoted (`"…"`, inner quotes doubled) and
 //!   the import says so with `identificateur_texte = "\""` (the import's text
 //!   identifier parameter). A value holding a line break cannot travel in one
@@ -30,6 +33,7 @@
 //!   then the dormant column.
 
 use crate::config::TargetConfig;
+use crate::csv_safe::{Cell, Formulas};
 use crate::ingest::record::{Field, FieldName, RecordKind};
 use crate::projection::DefaultFields;
 use crate::retry::Failure;
@@ -72,6 +76,7 @@ pub struct Gestimum {
     batch_size: usize,
     login: Login,
     dormant_column: String,
+    formulas: Formulas,
 }
 
 impl Connector for Gestimum {
@@ -81,7 +86,7 @@ impl Connector for Gestimum {
         token: false,
         password: true,
         encodings: &[],
-        own_keys: &["company", "dormant_column"],
+        own_keys: &["company", "dormant_column", "neutralise_formulas"],
     };
 
     fn default_fields() -> DefaultFields {
@@ -168,6 +173,7 @@ impl Connector for Gestimum {
                 password,
             },
             dormant_column,
+            formulas: target.formulas(),
         })
     }
 
@@ -199,7 +205,7 @@ impl Connector for Gestimum {
     }
 
     async fn check(&self) -> Result<(), CheckError> {
-        let header = csv_line([KEY_COLUMN, self.dormant_column.as_str()]);
+        let header = csv_line([KEY_COLUMN, self.dormant_column.as_str()].map(Cell::plain));
         match self.import(&[header]).await {
             Attempt::Done(_) => Ok(()),
             Attempt::Refused(reason) => Err(CheckError::Refused(reason)),
@@ -259,7 +265,7 @@ impl Gestimum {
                     new = %item.fields.get(KEY_COLUMN).map_or("", String::as_str),
                     "the user's USR_NAME changed: Gestimum gets a new user, and the old one stays as it is there");
             }
-            match check_item(item, &self.dormant_column) {
+            match check_item(item, &self.dormant_column, self.formulas) {
                 Ok(()) => sendable.push(i),
                 Err(refused) => {
                     outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
@@ -272,7 +278,7 @@ impl Gestimum {
         let sendable = &sendable;
         let (sent_outcomes, halt) = bisect(sendable.len(), move |range| async move {
             let part: Vec<&PushItem> = sendable[range].iter().map(|&i| &items[i]).collect();
-            let lines = csv_lines(&part, &self.dormant_column);
+            let lines = csv_lines(&part, &self.dormant_column, self.formulas);
             let attempt = self.import(&lines).await;
             self.verdict(&part, &attempt)
         })

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use crate::connectors::{PushItem, RecordError};
+use crate::csv_safe::{Cell, Formulas};
 
 use super::{KEY_COLUMN, Login, QUOTE, SEPARATOR, SIZES};
 
@@ -33,8 +34,13 @@ pub fn import_body(login: &Login, lines: &[String]) -> Value {
 }
 
 /// Whether Gestimum can take the record: it has a `USR_NAME`, no value is
-/// over a known size or holds a line break. The reason names the field.
-pub fn check_item(item: &PushItem, dormant_column: &str) -> Result<(), RecordError> {
+/// over a known size as written (`formulas`) or holds a line break. The
+/// reason names the field.
+pub fn check_item(
+    item: &PushItem,
+    dormant_column: &str,
+    formulas: Formulas,
+) -> Result<(), RecordError> {
     match item.fields.get(KEY_COLUMN) {
         Some(name) if !name.is_empty() => {}
         _ => {
@@ -50,10 +56,17 @@ pub fn check_item(item: &PushItem, dormant_column: &str) -> Result<(), RecordErr
             )));
         }
         if let Some(&(_, max)) = SIZES.iter().find(|(column, _)| column == name) {
-            let length = value.chars().count();
+            let cell = formulas.cell(value);
+            let length = cell.text.chars().count();
+            // The quote that keeps a spreadsheet from running it counts too.
+            let quoted = if cell.quote {
+                ", with the quote that keeps a spreadsheet from running it"
+            } else {
+                ""
+            };
             if length > max {
                 return Err(RecordError(format!(
-                    "{name} {value:?} is {length} characters; Gestimum holds {max} at most: shorten it in the HR file"
+                    "{name} {value:?} is {length} characters{quoted}; Gestimum holds {max} at most: shorten it in the HR file"
                 )));
             }
         }
@@ -93,38 +106,40 @@ pub fn columns(items: &[&PushItem], dormant_column: &str) -> Vec<String> {
 }
 
 /// The CSV lines of an import: the header, then one line per record (a
-/// field the record lacks is sent empty; the dormant flag from `active`).
-pub fn csv_lines(items: &[&PushItem], dormant_column: &str) -> Vec<String> {
+/// field the record lacks is sent empty; the dormant flag from `active`;
+/// values as `formulas` writes them).
+pub fn csv_lines(items: &[&PushItem], dormant_column: &str, formulas: Formulas) -> Vec<String> {
     let columns = columns(items, dormant_column);
     let mut lines = Vec::with_capacity(items.len() + 1);
-    lines.push(csv_line(columns.iter().map(String::as_str)));
+    lines.push(csv_line(columns.iter().map(|c| Cell::plain(c))));
     for item in items {
         let dormant = if item.active { "0" } else { "1" };
         lines.push(csv_line(columns.iter().map(|column| {
             if column == dormant_column {
-                dormant
+                Cell::plain(dormant)
             } else {
-                item.fields.get(column).map(String::as_str).unwrap_or("")
+                formulas.cell(item.fields.get(column).map(String::as_str).unwrap_or(""))
             }
         })));
     }
     lines
 }
 
-/// One `;`-separated line; a value holding `;` or `"` is quoted, inner
-/// quotes doubled. Values must hold no line break (see [`check_item`]).
-pub fn csv_line<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+/// One `;`-separated line; a neutralised cell, or one holding `;` or `"`, is
+/// quoted, inner quotes doubled. Values must hold no line break (see
+/// [`check_item`]).
+pub fn csv_line<'a>(cells: impl IntoIterator<Item = Cell<'a>>) -> String {
     let mut line = String::new();
-    for (i, value) in values.into_iter().enumerate() {
+    for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
             line.push(SEPARATOR);
         }
-        if value.contains([SEPARATOR, QUOTE]) {
+        if cell.quote || cell.text.contains([SEPARATOR, QUOTE]) {
             line.push(QUOTE);
-            line.push_str(&value.replace(QUOTE, "\"\""));
+            line.push_str(&cell.text.replace(QUOTE, "\"\""));
             line.push(QUOTE);
         } else {
-            line.push_str(value);
+            line.push_str(&cell.text);
         }
     }
     line

@@ -49,7 +49,7 @@ fn lines_have_the_key_first_every_field_and_the_dormant_flag_last() {
             .collect(),
     );
     assert_eq!(
-        csv_lines(&[&ana, &ben], "USR_DORT"),
+        csv_lines(&[&ana, &ben], "USR_DORT", Formulas::Neutralise),
         [
             "USR_NAME;SAL_CODE;USR_GROUPE;USR_DORT",
             "ANA;ANA;ADMIN;0",
@@ -57,7 +57,7 @@ fn lines_have_the_key_first_every_field_and_the_dormant_flag_last() {
         ]
     );
     assert_eq!(
-        csv_lines(&[&ben], "DORMANT"),
+        csv_lines(&[&ben], "DORMANT", Formulas::Neutralise),
         ["USR_NAME;USR_GROUPE;DORMANT", "BEN;;1"]
     );
 }
@@ -80,7 +80,7 @@ fn a_changed_usr_name_is_noticed() {
 #[test]
 fn separators_and_quotes_are_quoted() {
     assert_eq!(
-        csv_line(["a;b", "plain", "say \"hi\"", ""]),
+        csv_line(["a;b", "plain", "say \"hi\"", ""].map(Cell::plain)),
         "\"a;b\";plain;\"say \"\"hi\"\"\";"
     );
 }
@@ -88,13 +88,13 @@ fn separators_and_quotes_are_quoted() {
 #[test]
 fn records_gestimum_cannot_take_are_refused_with_the_field_named() {
     assert_eq!(
-        check_item(&item(&[("USR_NAME", "ANA")], true), "USR_DORT"),
+        check_item(&item(&[("USR_NAME", "ANA")], true), "USR_DORT", Formulas::Neutralise),
         Ok(())
     );
     // 20 characters is the limit, counted in characters, not bytes.
     let twenty = "É".repeat(20);
     assert_eq!(
-        check_item(&item(&[("USR_NAME", &twenty)], true), "USR_DORT"),
+        check_item(&item(&[("USR_NAME", &twenty)], true), "USR_DORT", Formulas::Neutralise),
         Ok(())
     );
     let cases = [
@@ -121,9 +121,40 @@ fn records_gestimum_cannot_take_are_refused_with_the_field_named() {
         ),
     ];
     for (item, expected) in cases {
-        let reason = check_item(&item, "USR_DORT").unwrap_err().to_string();
+        let reason = check_item(&item, "USR_DORT", Formulas::Neutralise).unwrap_err().to_string();
         assert!(reason.contains(expected), "{reason:?} lacks {expected:?}");
     }
+}
+
+#[test]
+fn formula_like_values_go_as_quoted_text_and_phones_as_they_are() {
+    let ana = item(
+        &[
+            ("USR_NAME", "ANA"),
+            ("USR_NOM", "=HYPERLINK(\"http://x.example/\";\"Pay\")"),
+            ("USR_TEL", "+33 1 23 45 67 89"),
+        ],
+        true,
+    );
+    assert_eq!(
+        csv_lines(&[&ana], "USR_DORT", Formulas::Neutralise)[1],
+        r#"ANA;"'=HYPERLINK(""http://x.example/"";""Pay"")";+33 1 23 45 67 89;0"#
+    );
+    assert_eq!(
+        csv_lines(&[&ana], "USR_DORT", Formulas::Keep)[1],
+        r#"ANA;"=HYPERLINK(""http://x.example/"";""Pay"")";+33 1 23 45 67 89;0"#
+    );
+    // The quote counts in the known sizes: 20 characters become 21.
+    let login = format!("@{}", "A".repeat(19));
+    let long = item(&[("USR_NAME", &login)], true);
+    let reason = check_item(&long, "USR_DORT", Formulas::Neutralise)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        reason.contains("is 21 characters, with the quote that keeps a spreadsheet from running it"),
+        "{reason}"
+    );
+    assert_eq!(check_item(&long, "USR_DORT", Formulas::Keep), Ok(()));
 }
 
 const DOCUMENTED_REPLY: &str = r#"{

@@ -11,8 +11,10 @@
 //! (an empty cell clears a value) and ends with `Disabled` (1 or 0), so a
 //! block or an unblock is an import too. The CSV is UTF-8 or Shift-JIS
 //! (`encoding`), encoded strictly here: Pleasanter would replace a bad byte
-//! silently. Values longer than Pleasanter's columns are refused before
-//! sending.
+//! silently. A value a spreadsheet would run as a formula is sent as quoted
+//! text ([`crate::csv_safe`]; `neutralise_formulas`), so Pleasanter holds it
+//! with its quote. Values longer than Pleasanter's columns, as sent, are
+//! refused before sending.
 //!
 //! Each row is written on its own. A 200 means every row was read: the
 //! counts in its message leave out unchanged rows (a replay, a user the
@@ -33,6 +35,7 @@
 //! failure reason is scrubbed of it.
 
 use crate::config::TargetConfig;
+use crate::csv_safe::Formulas;
 use crate::ingest::record::{Field, RecordKind};
 use crate::projection::{DefaultFields, Projector};
 use crate::retry::Failure;
@@ -117,6 +120,7 @@ pub struct Pleasanter {
     key: Secret,
     encoding: CsvEncoding,
     layout: Layout,
+    formulas: Formulas,
     batch_size: usize,
 }
 
@@ -133,7 +137,7 @@ impl Connector for Pleasanter {
         token: true,
         password: false,
         encodings: &["utf-8", "shift_jis"],
-        own_keys: &[],
+        own_keys: &["neutralise_formulas"],
     };
 
     fn default_fields() -> DefaultFields {
@@ -181,6 +185,7 @@ impl Connector for Pleasanter {
             key,
             encoding,
             layout,
+            formulas: target.formulas(),
             batch_size: *target.batch_size.get_ref(),
         })
     }
@@ -264,14 +269,16 @@ impl Pleasanter {
             items.iter().map(|i| i.target_id.clone()).collect();
         let mut to_import = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            if let Err(refused) = check_record(item, &self.layout, self.encoding) {
+            if let Err(refused) = check_record(item, &self.layout, self.encoding, self.formulas) {
                 outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
                     reason: refused.to_string(),
                 }));
                 continue;
             }
             if let Some((old, new)) = renamed(item, self.layout.login()) {
-                match self.rename(item, old, new).await {
+                // Pleasanter holds logins as the import wrote them.
+                let (old, new) = (self.formulas.text(old), self.formulas.text(new));
+                match self.rename(item, &old, &new).await {
                     Ok(Some(id)) => target_ids[i] = Some(id),
                     Ok(None) => {}
                     Err(failure) => {
@@ -314,7 +321,7 @@ impl Pleasanter {
     }
 
     async fn send_import(&self, records: &[&PushItem]) -> Result<Reply, Failure> {
-        let csv = build_csv(records, &self.layout, self.encoding).map_err(|refused| {
+        let csv = build_csv(records, &self.layout, self.encoding, self.formulas).map_err(|refused| {
             Failure::Permanent {
                 reason: refused.to_string(),
             }

@@ -4,17 +4,20 @@
 use serde_json::{Value, json};
 
 use crate::connectors::{PushItem, RecordError};
+use crate::csv_safe::Formulas;
 
 use super::labels::{Column, Layout};
 use super::{API_VERSION, CsvEncoding};
 
-/// A record can go in the import: it has a login, every value fits
-/// Pleasanter's column (a longer one would fail on the server with nothing
-/// said of it), and every value can be written in the encoding.
+/// A record can go in the import: it has a login, every value as written
+/// (`formulas`) fits Pleasanter's column (a longer one would fail on the
+/// server with nothing said of it), and every value can be written in the
+/// encoding.
 pub fn check_record(
     item: &PushItem,
     layout: &Layout,
     encoding: CsvEncoding,
+    formulas: Formulas,
 ) -> Result<(), RecordError> {
     let login = layout.login();
     if item.fields.get(login).is_none_or(|l| l.is_empty()) {
@@ -24,7 +27,7 @@ pub fn check_record(
     }
     for (column, value) in &item.fields {
         let limit = Column::of_label(column).and_then(|(c, _)| c.limit());
-        let length = value.encode_utf16().count();
+        let length = formulas.text(value).encode_utf16().count();
         if let Some(limit) = limit
             && length > limit
         {
@@ -58,12 +61,14 @@ pub fn renamed<'a>(item: &'a PushItem, login_column: &str) -> Option<(&'a str, &
 
 /// The CSV file of an import, encoded: the layout's header, then one row per
 /// record (an empty cell where the record has no value, which clears it;
-/// `Disabled` 1 or 0 from the state it must be in); every value quoted, CRLF
-/// line ends. No records: the header alone, as `check` probes with.
+/// `Disabled` 1 or 0 from the state it must be in); every value quoted and
+/// as `formulas` writes it, CRLF line ends. No records: the header alone, as
+/// `check` probes with.
 pub fn build_csv(
     records: &[&PushItem],
     layout: &Layout,
     encoding: CsvEncoding,
+    formulas: Formulas,
 ) -> Result<Vec<u8>, RecordError> {
     let mut writer = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
@@ -74,12 +79,14 @@ pub fn build_csv(
     for record in records {
         let row = layout.header.iter().map(|column| {
             if column == layout.disabled() {
-                if record.active { "0" } else { "1" }
+                if record.active { "0" } else { "1" }.into()
             } else {
-                record.fields.get(column).map_or("", String::as_str)
+                formulas.text(record.fields.get(column).map_or("", String::as_str))
             }
         });
-        writer.write_record(row).map_err(failed)?;
+        writer
+            .write_record(row.map(|cell| cell.into_owned()))
+            .map_err(failed)?;
     }
     let bytes = writer
         .into_inner()

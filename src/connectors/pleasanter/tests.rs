@@ -253,7 +253,7 @@ fn every_batch_has_the_same_header_ending_with_disabled() {
         false,
         &[("Login ID", "ben"), ("Name", "Blanc")],
     );
-    let csv = build_csv(&[&ana, &ben], &english(), CsvEncoding::Utf8).unwrap();
+    let csv = build_csv(&[&ana, &ben], &english(), CsvEncoding::Utf8, Formulas::Neutralise).unwrap();
     assert_eq!(
         String::from_utf8(csv).unwrap(),
         "\"Login ID\",\"Department code\",\"Email address\",\"Name\",\"User code\",\"Disabled\"\r\n\
@@ -261,10 +261,52 @@ fn every_batch_has_the_same_header_ending_with_disabled() {
          \"ben\",\"\",\"\",\"Blanc\",\"\",\"1\"\r\n"
     );
     // The probe of `check`: the header alone.
-    let probe = build_csv(&[], &english(), CsvEncoding::Utf8).unwrap();
+    let probe = build_csv(&[], &english(), CsvEncoding::Utf8, Formulas::Neutralise).unwrap();
     assert_eq!(
         String::from_utf8(probe).unwrap(),
         "\"Login ID\",\"Department code\",\"Email address\",\"Name\",\"User code\",\"Disabled\"\r\n"
+    );
+}
+
+#[test]
+fn formula_like_values_go_as_quoted_text_and_phones_as_they_are() {
+    let mut layout = english();
+    layout.header.insert(1, "Body".into());
+    let ana = item(
+        ActionKind::Create,
+        true,
+        &[
+            ("Login ID", "ana"),
+            ("Name", "=cmd|' /C calc'!A0"),
+            ("Body", "+33 1 23 45 67 89"),
+        ],
+    );
+    let row = |formulas| {
+        let csv = build_csv(&[&ana], &layout, CsvEncoding::Utf8, formulas).unwrap();
+        String::from_utf8(csv).unwrap().lines().nth(1).unwrap().to_string()
+    };
+    assert_eq!(
+        row(Formulas::Neutralise),
+        r#""ana","+33 1 23 45 67 89","","","'=cmd|' /C calc'!A0","","0""#
+    );
+    assert_eq!(
+        row(Formulas::Keep),
+        r#""ana","+33 1 23 45 67 89","","","=cmd|' /C calc'!A0","","0""#
+    );
+    // The quote counts in Pleasanter's lengths: 32 characters become 33.
+    let code = format!("-{}", "9".repeat(30) + "x");
+    let long = item(
+        ActionKind::Create,
+        true,
+        &[("Login ID", "ana"), ("Name", "Alves"), ("User code", &code)],
+    );
+    let reason = check_record(&long, &english(), CsvEncoding::Utf8, Formulas::Neutralise)
+        .unwrap_err()
+        .to_string();
+    assert!(reason.starts_with("User code is 33 characters long"), "{reason}");
+    assert_eq!(
+        check_record(&long, &english(), CsvEncoding::Utf8, Formulas::Keep),
+        Ok(())
     );
 }
 
@@ -276,7 +318,7 @@ fn values_over_pleasanters_limits_are_refused_before_sending() {
         fields.retain(|(c, _)| *c != column);
         let mut record = item(ActionKind::Create, true, &fields);
         record.fields.insert(column.into(), value);
-        check_record(&record, &layout, CsvEncoding::Utf8).map_err(|e| e.to_string())
+        check_record(&record, &layout, CsvEncoding::Utf8, Formulas::Neutralise).map_err(|e| e.to_string())
     };
     for (column, limit) in [
         ("Login ID", 256),
@@ -306,8 +348,8 @@ fn shift_jis_encodes_japanese_and_names_the_field_it_cannot_encode() {
         true,
         &[("ログインID", "yamada"), ("名前", "山田 太郎")],
     );
-    assert_eq!(check_record(&taro, &layout, CsvEncoding::ShiftJis), Ok(()));
-    let csv = build_csv(&[&taro], &layout, CsvEncoding::ShiftJis).unwrap();
+    assert_eq!(check_record(&taro, &layout, CsvEncoding::ShiftJis, Formulas::Neutralise), Ok(()));
+    let csv = build_csv(&[&taro], &layout, CsvEncoding::ShiftJis, Formulas::Neutralise).unwrap();
     let (text, _, errors) = encoding_rs::SHIFT_JIS.decode(&csv);
     assert!(!errors);
     assert_eq!(
@@ -321,18 +363,18 @@ fn shift_jis_encodes_japanese_and_names_the_field_it_cannot_encode() {
         true,
         &[("ログインID", "yoshi"), ("名前", "𠮷田 義男")],
     );
-    let reason = check_record(&yoshio, &layout, CsvEncoding::ShiftJis)
+    let reason = check_record(&yoshio, &layout, CsvEncoding::ShiftJis, Formulas::Neutralise)
         .unwrap_err()
         .to_string();
     assert!(
         reason.contains("名前") && reason.contains("U+20BB7"),
         "{reason}"
     );
-    assert_eq!(check_record(&yoshio, &layout, CsvEncoding::Utf8), Ok(()));
+    assert_eq!(check_record(&yoshio, &layout, CsvEncoding::Utf8, Formulas::Neutralise), Ok(()));
 
     let nobody = item(ActionKind::Create, true, &[("名前", "山田")]);
     assert!(
-        check_record(&nobody, &layout, CsvEncoding::Utf8)
+        check_record(&nobody, &layout, CsvEncoding::Utf8, Formulas::Neutralise)
             .unwrap_err()
             .to_string()
             .contains("ログインID")
