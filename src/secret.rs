@@ -19,16 +19,18 @@ impl Secret {
     }
 
     /// `text` with the secret replaced by `***`, in the forms a server
-    /// usually echoes it in: as is, JSON-escaped, URL-encoded (`%XX`, in either case,
-    /// and a form's `+` for a space), and base64 (standard and URL-safe,
-    /// padded or not). A base64 run of `text` that decodes to something
-    /// holding the secret (`Basic user:password`) goes whole; where such a run
-    /// is glued to other text, the part of it that encodes only the secret
-    /// goes (the one or two characters at each end that mix it with its
-    /// neighbours stay). Base64 forms shorter than 4 characters, and parts of
-    /// an encoding shorter than 8, are left: they could be anything. JSON
-    /// escapes also cover PHP's `\/`; `\uXXXX` escapes of non-ASCII text
-    /// are not covered.
+    /// echoes it in: as is; JSON-escaped (PHP's `\/`, and `\uXXXX` for
+    /// non-ASCII characters or for `< > & '` as other encoders write them,
+    /// in either case); HTML-escaped (`&amp;`, `&quot;`, `&#39;`...);
+    /// URL-encoded (`%XX`, in either case, and a form's `+` for a space);
+    /// and base64 (standard and URL-safe, padded or not). A base64 run of
+    /// `text` that decodes to something holding the secret (`Basic
+    /// user:password`) goes whole, also when the run itself is JSON-escaped
+    /// or URL-encoded (`\/`, `%2B`, `%3D`...); where such a run is glued to
+    /// other text, the part of it that encodes only the secret goes (the one
+    /// or two characters at each end that mix it with its neighbours stay).
+    /// Base64 forms shorter than 4 characters, and parts of an encoding
+    /// shorter than 8, are left: they could be anything.
     pub fn scrub(&self, text: &str) -> String {
         let secret = self.0.as_str();
         if secret.is_empty() {
@@ -53,12 +55,8 @@ fn scrub_forms(secret: &str) -> Vec<String> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
     let mut forms = vec![secret.to_string()];
-    if let Ok(json) = serde_json::to_string(secret) {
-        let escaped = &json[1..json.len() - 1];
-        // PHP's encoder escapes `/` too.
-        forms.push(escaped.replace('/', "\\/"));
-        forms.push(escaped.to_string());
-    }
+    forms.extend(json_forms(secret));
+    forms.extend(html_forms(secret));
     let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
     forms.push(form.replace('+', "%20"));
     forms.push(form);
@@ -96,6 +94,69 @@ fn scrub_forms(secret: &str) -> Vec<String> {
     forms
 }
 
+/// The secret as JSON encoders write it inside a string: serde's escapes,
+/// with `/` escaped or not (PHP escapes it), with `\uXXXX` (UTF-16 units,
+/// in either case) for non-ASCII characters (Python's default) and for
+/// `< > &` (Go's) or `< > & '` (PHP's `JSON_HEX_*`), or for both.
+fn json_forms(secret: &str) -> Vec<String> {
+    let mut forms = Vec::new();
+    for slash in [false, true] {
+        for non_ascii in [false, true] {
+            for html in ["", "<>&", "<>&'"] {
+                for upper in [false, true] {
+                    forms.push(json_escape(secret, slash, non_ascii, html, upper));
+                }
+            }
+        }
+    }
+    forms
+}
+
+fn json_escape(secret: &str, slash: bool, non_ascii: bool, html: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(secret.len() * 2);
+    for c in secret.chars() {
+        let as_unit = (non_ascii && !c.is_ascii()) || html.contains(c);
+        match c {
+            _ if as_unit => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    if upper {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    } else {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+            '/' if slash => out.push_str("\\/"),
+            _ => match serde_json::to_string(&c) {
+                Ok(json) => out.push_str(&json[1..json.len() - 1]),
+                Err(_) => out.push(c),
+            },
+        }
+    }
+    out
+}
+
+/// The secret HTML-escaped, as an error page shows it: named entities for
+/// `& < > "`, and `'` as `&#39;` or `&#x27;` (`"` as `&#34;` with the latter).
+fn html_forms(secret: &str) -> Vec<String> {
+    let escape = |quote: &str, apostrophe: &str| {
+        let mut out = String::with_capacity(secret.len());
+        for c in secret.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str(quote),
+                '\'' => out.push_str(apostrophe),
+                _ => out.push(c),
+            }
+        }
+        out
+    };
+    vec![escape("&quot;", "&#39;"), escape("&#34;", "&#x27;")]
+}
+
 /// Every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
 fn percent_encode(bytes: &[u8], upper: bool) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
@@ -111,8 +172,9 @@ fn percent_encode(bytes: &[u8], upper: bool) -> String {
     out
 }
 
-/// `text` with every base64 run (of either alphabet, `=` padding allowed)
-/// that decodes to bytes holding `secret` replaced by `***`.
+/// `text` with every base64 run (of either alphabet, `=` padding allowed,
+/// JSON-escaped or URL-encoded: see [`run_unit`]) that decodes to bytes
+/// holding `secret` replaced by `***`.
 fn scrub_base64_runs(text: &str, secret: &[u8]) -> String {
     use base64::Engine as _;
     use base64::alphabet;
@@ -132,29 +194,66 @@ fn scrub_base64_runs(text: &str, secret: &[u8]) -> String {
                 .is_ok_and(|decoded| decoded.windows(secret.len()).any(|w| w == secret))
         })
     };
-    let in_run = |c: char| c.is_ascii_alphanumeric() || "+/-_".contains(c);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find(in_run) {
-        out.push_str(&rest[..start]);
-        let run = &rest[start..];
-        let mut end = run.find(|c: char| !in_run(c)).unwrap_or(run.len());
-        // At most two padding characters.
-        end += run[end..]
-            .bytes()
-            .take(2)
-            .take_while(|&b| b == b'=')
-            .count();
-        let (run, after) = run.split_at(end);
-        if run.len() >= 4 && holds_secret(run) {
-            out.push_str("***");
-        } else {
-            out.push_str(run);
+    let (mut at, mut copied) = (0, 0);
+    while let Some(rest) = text.get(at..).filter(|rest| !rest.is_empty()) {
+        if run_unit(rest, false).is_none() {
+            at += rest.chars().next().map_or(1, char::len_utf8);
+            continue;
         }
-        rest = after;
+        let start = at;
+        let mut run = String::new();
+        while let Some((c, len)) = text.get(at..).and_then(|rest| run_unit(rest, false)) {
+            run.push(c);
+            at += len;
+        }
+        // At most two padding characters.
+        for _ in 0..2 {
+            let Some((c, len)) = text.get(at..).and_then(|rest| run_unit(rest, true)) else {
+                break;
+            };
+            run.push(c);
+            at += len;
+        }
+        if run.len() >= 4 && holds_secret(&run) {
+            out.push_str(&text[copied..start]);
+            out.push_str("***");
+            copied = at;
+        }
     }
-    out.push_str(rest);
+    out.push_str(&text[copied..]);
     out
+}
+
+/// The base64 character `text` starts with (`padding`: the `=` only) and
+/// how many bytes it takes there: itself, or escaped as JSON (`\/`,
+/// `\u002b`) or URL-encoded (`%2B`), as an echoed `Basic` header can be.
+fn run_unit(text: &str, padding: bool) -> Option<(char, usize)> {
+    let first = text.chars().next()?;
+    let plain = if padding {
+        first == '='
+    } else {
+        first.is_ascii_alphanumeric() || "+/-_".contains(first)
+    };
+    if plain {
+        return Some((first, 1));
+    }
+    let escapes: &[(&str, char)] = if padding {
+        &[("%3d", '='), ("\\u003d", '=')]
+    } else {
+        &[
+            ("\\/", '/'),
+            ("%2b", '+'),
+            ("%2f", '/'),
+            ("\\u002b", '+'),
+            ("\\u002f", '/'),
+        ]
+    };
+    escapes.iter().find_map(|(escape, c)| {
+        text.get(..escape.len())
+            .filter(|start| start.eq_ignore_ascii_case(escape))
+            .map(|_| (*c, escape.len()))
+    })
 }
 
 impl fmt::Debug for Secret {
@@ -347,6 +446,53 @@ mod tests {
         let short = Secret::new("pass");
         assert_eq!(short.scrub("cGFzdGE="), "cGFzdGE=");
         assert_eq!(short.scrub("Basic cGFzcw=="), "Basic ***");
+    }
+
+    #[test]
+    fn scrub_removes_base64_runs_that_are_json_escaped_or_url_encoded() {
+        // `Basic base64("rest:Wh0?~>>x")`, its `/`, `+` and `=` escaped as a
+        // PHP page, a Go encoder or a URL would.
+        let password = Secret::new("Wh0?~>>x");
+        for (text, scrubbed) in [
+            (
+                r#"{"h":"Basic cmVzdDpXaDA\/fj4+eA=="}"#,
+                r#"{"h":"Basic ***"}"#,
+            ),
+            (
+                r#"{"h":"Basic cmVzdDpXaDA\u002ffj4\u002BeA\u003d\u003d"}"#,
+                r#"{"h":"Basic ***"}"#,
+            ),
+            ("?auth=cmVzdDpXaDA%2Ffj4%2beA%3D%3D&x=1", "?auth=***&x=1"),
+        ] {
+            assert_eq!(password.scrub(text), scrubbed, "{text}");
+        }
+    }
+
+    #[test]
+    fn scrub_removes_unicode_and_html_escapes() {
+        let secret = Secret::new("mot<de>passé&'1");
+        for (text, scrubbed) in [
+            // Python's json.dumps: non-ASCII as \uXXXX.
+            (r#"{"pw":"mot<de>pass\u00e9&'1"}"#, r#"{"pw":"***"}"#),
+            // Go's encoding/json: < > & as \u003c..., non-ASCII as is.
+            (
+                r#"{"pw":"mot\u003cde\u003epassé\u0026'1"}"#,
+                r#"{"pw":"***"}"#,
+            ),
+            // Both, upper-case hex.
+            (
+                r#"{"pw":"mot\u003Cde\u003Epass\u00E9\u0026\u00271"}"#,
+                r#"{"pw":"***"}"#,
+            ),
+            // An HTML error page.
+            ("<td>mot&lt;de&gt;passé&amp;&#39;1</td>", "<td>***</td>"),
+            ("<td>mot&lt;de&gt;passé&amp;&#x27;1</td>", "<td>***</td>"),
+        ] {
+            assert_eq!(secret.scrub(text), scrubbed, "{text}");
+        }
+        // Outside the Basic Multilingual Plane: a surrogate pair.
+        let emoji = Secret::new("k\u{1F511}ey");
+        assert_eq!(emoji.scrub(r#""k\ud83d\udd11ey""#), r#""***""#);
     }
 
     #[test]
