@@ -2,7 +2,9 @@
 //! and an optional private CA, a timeout per request, the target's
 //! `rate_per_sec` (every request waits its turn, whichever connector task
 //! sends it), secrets in headers marked sensitive (so no debug output shows
-//! them), and replies classified by the retry policy.
+//! them), the target's secrets scrubbed from every error reply before any
+//! part of it is read (a server may echo the request), and replies
+//! classified by the retry policy.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct Http {
     /// Set by a 401 and cleared by a success: whether the target refuses
     /// our credentials right now (see [`Http::credentials_refused`]).
     refused: Arc<std::sync::atomic::AtomicBool>,
+    /// The target's token and password, as its config names them.
+    secrets: Arc<[Secret]>,
 }
 
 /// `rate_per_sec` as a quota: requests evenly spaced (no burst), so a
@@ -186,7 +190,16 @@ impl Http {
             base: url,
             pace: Pace::of(target),
             refused: Arc::default(),
+            secrets: target_secrets(target)?.into(),
         })
+    }
+
+    /// `text` without any of the target's secrets, in any form
+    /// ([`Secret::scrub`]).
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |text, secret| secret.scrub(&text))
     }
 
     /// Whether the target refuses our credentials: its last reply was a 401.
@@ -210,14 +223,24 @@ impl Http {
         if let Some(pace) = &self.pace {
             pace.wait().await;
         }
-        let response = request.send().await.map_err(transport_failure)?;
+        let scrubbed = |error| transport_failure(error).map_reason(|r| self.scrub(r));
+        let response = request.send().await.map_err(scrubbed)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response.text().await.map_err(transport_failure)?;
+        let body = response.text().await.map_err(scrubbed)?;
+        // Before anything cuts it short (a reason keeps its first 300
+        // characters), so no part of a secret survives.
+        // A success is data to read, left whole: a short password could
+        // match a name in it.
+        let body = if (200..300).contains(&status) {
+            body
+        } else {
+            self.scrub(&body)
+        };
         // A 401 is about the credentials, whatever the request was; a kind
         // that logs in again on a 401 clears it with the next success.
         if status == 401 {
@@ -231,6 +254,16 @@ impl Http {
             retry_after,
         })
     }
+}
+
+/// Every secret the target's config names (read as its connector reads
+/// them), for [`Http::scrub`].
+fn target_secrets(target: &TargetConfig) -> Result<Vec<Secret>, SettingsError> {
+    [target.token_source(), target.password_source()]
+        .into_iter()
+        .flatten()
+        .map(|source| source.load().map_err(SettingsError::from))
+        .collect()
 }
 
 fn transport_failure(error: reqwest::Error) -> Failure {
@@ -319,6 +352,75 @@ mod tests {
             "{}",
             failure.reason()
         );
+    }
+
+    /// A server on loopback that answers one request with `status` and
+    /// `body`; its base URL.
+    fn answer_once(status: u16, body: String) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buffer = [0; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buffer).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..n]);
+            }
+            let head = format!(
+                "HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(body.as_bytes()).unwrap();
+        });
+        url
+    }
+
+    /// An `Http` to `url` whose config gives `token` in a file.
+    fn http_with_token(dir: &std::path::Path, url: &str, token: &str) -> Http {
+        use std::os::unix::fs::PermissionsExt;
+        let file = dir.join("token");
+        std::fs::write(&file, token).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = format!(
+            "[[source]]\nname = \"hr\"\nkind = \"users\"\ninbox = \"in\"\ntargets = [\"t\"]\n\
+             [[target]]\nname = \"t\"\nkind = \"collaborator\"\nurl = \"{url}\"\ntoken_file = \"{}\"\n",
+            file.display()
+        );
+        let config = crate::config::parse(
+            &text,
+            std::path::Path::new("."),
+            crate::config::CheckLevel::SourcesOnly,
+        )
+        .unwrap();
+        Http::new(&config.targets[0], HeaderMap::new()).unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_error_reply_is_scrubbed_before_its_reason_is_cut_short() {
+        let token = "tok-0123456789abcdefghijklmnopqrstuvwxyz";
+        // The reason keeps 300 characters of the body: the cut falls in the token.
+        let body = format!("{} Bearer {token} and more", "a".repeat(280));
+        let dir = tempfile::tempdir().unwrap();
+        let http = http_with_token(dir.path(), &answer_once(400, body), token);
+        let reply = http.send(http.client().get(http.url("/"))).await.unwrap();
+        let reason = reply.failure().reason().to_string();
+        assert!(reason.contains(" Bearer ***"), "{reason}");
+        assert!(!reason.contains(&token[..8]), "{reason}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_success_is_read_whole() {
+        let token = "tok-0123456789";
+        let dir = tempfile::tempdir().unwrap();
+        let http = http_with_token(dir.path(), &answer_once(200, format!("[{token:?}]")), token);
+        let reply = http.send(http.client().get(http.url("/"))).await.unwrap();
+        assert_eq!(reply.body, format!("[{token:?}]"));
     }
 
     #[tokio::test(flavor = "current_thread")]
