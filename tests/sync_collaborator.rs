@@ -492,6 +492,147 @@ fn check_online_tries_the_token_without_showing_it() {
 
 /// The fake on its own, over HTTP: it must count as the real portal does,
 /// each rule with its test, since the connector is only as right as this.
+/// A token with the characters each encoding changes (`/ + =`).
+const ECHOED: &str = "cbr/s3cr3t+t0ken=42/ab";
+
+/// The token as a server could send it back: as is, JSON-escaped (PHP's
+/// `\/`), URL-encoded, and in base64, alone or with its `Bearer`.
+fn token_forms() -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let mut forms = vec![
+        ECHOED.to_string(),
+        ECHOED.replace('/', "\\/"),
+        url::form_urlencoded::byte_serialize(ECHOED.as_bytes()).collect(),
+    ];
+    for value in [ECHOED.to_string(), format!("Bearer {ECHOED}")] {
+        forms.push(STANDARD.encode(&value));
+        forms.push(URL_SAFE_NO_PAD.encode(&value));
+    }
+    forms
+}
+
+/// Every file under `dir`, with its bytes.
+fn every_file(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(every_file(&path));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            found.push((path, bytes));
+        }
+    }
+    found
+}
+
+/// A portal whose error pages repeat the request's headers (the fake
+/// kernel's echo), the token in `LMS_TOKEN`.
+fn echoing_portal() -> Builder<Fake> {
+    Harness::builder()
+        .fake(Fake::start(ECHOED))
+        .safety("max_block_percent", 50.0)
+        .source(
+            Source::users("users", "inbox")
+                .set("settle", "100ms")
+                .targets(&["lms"]),
+        )
+        .target(
+            Target::collaborator("lms")
+                .token_env("LMS_TOKEN", ECHOED)
+                .set("batch_size", 3)
+                .set("timeout", "2s")
+                .retry("1ms", "5ms", "200ms"),
+        )
+        .sync_log("trace")
+}
+
+/// Fails the test if the token, in any of [`token_forms`], is in a file
+/// under the harness's folder (config, inbox, archive, reports, log, the
+/// state directory's store) or in one of `outputs`.
+fn assert_no_token(run: &Run, outputs: Vec<String>) {
+    let mut written = every_file(run.root());
+    assert!(
+        written
+            .iter()
+            .any(|(path, _)| path.starts_with(run.path("state"))),
+        "no state directory"
+    );
+    written.extend(
+        outputs
+            .into_iter()
+            .map(|o| ("output".into(), o.into_bytes())),
+    );
+    for (path, bytes) in written {
+        for form in token_forms() {
+            assert!(
+                !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                "{} holds the token as {form:?}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Refusals (400) and outages (503) whose pages repeat the token, and
+/// `check --online` against them: the token shows, in no encoding, in any
+/// output or log line, `status`, `show`, or file of the state directory.
+#[test]
+fn a_token_the_portal_echoes_never_shows_in_outputs_or_the_store() {
+    let mut run = support::Run(echoing_portal().build());
+    let mut outputs = Vec::new();
+    // Refused: the batch split down to single imports, each parked.
+    run.fake.with(|p| p.faults.echo_headers = Some(400));
+    let (code, out, err) = run.sync(&[ANA, BEN]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("x-cbr-authorization: Bearer ***"), "{out}");
+    outputs.push(out + &err);
+    // An outage: retried, then parked as still failing.
+    run.fake.with(|p| p.faults.echo_headers = Some(503));
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("HTTP 503"), "{out}");
+    outputs.push(out + &err);
+    for args in [&["status"][..], &["show", "E1"], &["show", "E3"]] {
+        let (_, out, err) = run.run_with(args, &[("ROSTERSYNC_LOG", "trace")]);
+        outputs.push(out + &err);
+    }
+    assert!(
+        outputs[2..].iter().any(|o| o.contains("Bearer ***")),
+        "{outputs:?}"
+    );
+    let (code, out, err) = run.run_with(&["check", "--online"], &[("ROSTERSYNC_LOG", "trace")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("target lms (collaborator): HTTP 503"), "{out}");
+    assert!(out.contains("Bearer ***"), "{out}");
+    outputs.push(out + &err);
+    assert_no_token(&run, outputs);
+}
+
+/// The same through the daemon: its log, its reports and `status` while
+/// it runs.
+#[test]
+fn a_token_the_portal_echoes_never_shows_in_the_daemon_s_log_reports_or_status() {
+    let run = support::Run(echoing_portal().build());
+    run.fake.with(|p| p.faults.echo_headers = Some(400));
+    let daemon = run.spawn_with(&[("ROSTERSYNC_LOG", "trace")]);
+    daemon.wait_log("watching the inboxes", Duration::from_secs(20));
+    run.drop_file("inbox/users.csv", &users_file(&[ANA.into(), BEN.into()]));
+    run.wait_archived(&daemon, "inbox", 1);
+    let (_, status, err) = run.run(&["status"]);
+    let (_, log) = daemon.stop();
+    assert!(log.contains("Bearer ***"), "{log}");
+    let reports: Vec<String> = every_file(&run.path("inbox/archive"))
+        .into_iter()
+        .map(|(_, bytes)| String::from_utf8_lossy(&bytes).into_owned())
+        .collect();
+    assert!(
+        reports.iter().any(|r| r.contains("Bearer ***")),
+        "{reports:?}"
+    );
+    assert_no_token(&run, vec![status + &err, log]);
+}
+
 mod the_fake_portal {
     use std::time::Duration;
 

@@ -4,7 +4,8 @@
 //! the request numbering, the credential check, latency and transient
 //! failures ([`Kernel::admit`]), and the deterministic draws that decide which
 //! requests get a fault ([`roll`], [`Admitted::malformed`],
-//! [`Admitted::wrong_counts`]).
+//! [`Admitted::wrong_counts`]), and the echo of a request's headers that any
+//! fake can be made to answer with ([`Faults::echo_headers`]).
 // The handlers' errors are the HTTP answers themselves.
 #![allow(clippy::result_large_err)]
 
@@ -14,8 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 /// Faults a fake injects, each on a share of requests (0–100 %), chosen by
 /// the request number so that runs are repeatable.
@@ -30,6 +33,10 @@ pub struct Faults {
     pub wrong_counts_percent: u64,
     /// Sleep this long before answering (past the client's timeout, say).
     pub slow_ms: u64,
+    /// Answer every request with this status and a body that shows its
+    /// headers, credentials included, as a misconfigured server's error page
+    /// can: as is, as JSON (PHP's, `/` escaped), URL-encoded and in base64.
+    pub echo_headers: Option<u16>,
 }
 
 /// Whether request `n` gets a fault of `percent`: splitmix64's finaliser, so
@@ -259,11 +266,16 @@ pub struct Server<S> {
 }
 
 impl<S: Send + 'static> Server<S> {
-    /// Serves the routes `app` makes around the shared kernel.
+    /// Serves the routes `app` makes around the shared kernel, behind the
+    /// kernel's own faults ([`Faults::echo_headers`]).
     pub fn launch(kernel: Kernel<S>, app: impl FnOnce(Arc<Kernel<S>>) -> Router) -> Server<S> {
         let kernel = Arc::new(kernel);
+        let app = app(Arc::clone(&kernel)).layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&kernel),
+            echo_headers::<S>,
+        ));
         Server {
-            url: serve(app(Arc::clone(&kernel))),
+            url: serve(app),
             kernel,
         }
     }
@@ -282,4 +294,52 @@ impl<S: Send + 'static> Server<S> {
     pub fn with<T>(&self, f: impl FnOnce(&mut Ledger<S>) -> T) -> T {
         f(&mut self.kernel.lock())
     }
+}
+
+/// Answers with the request's headers instead of the product when
+/// [`Faults::echo_headers`] is set.
+async fn echo_headers<S>(
+    State(kernel): State<Arc<Kernel<S>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(status) = kernel.lock().faults.echo_headers else {
+        return next.run(request).await;
+    };
+    kernel.number();
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, echo_body(request.headers())).into_response()
+}
+
+/// Every header as is, then as PHP's JSON, URL-encoded and base64.
+fn echo_body(headers: &HeaderMap) -> String {
+    use base64::Engine as _;
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.to_string(), value)
+        })
+        .collect();
+    let mut body = String::from("Bad request. Your request was:\n");
+    for (name, value) in &pairs {
+        body.push_str(&format!("{name}: {value}\n"));
+    }
+    let json: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().into()))
+        .collect();
+    let json = serde_json::Value::Object(json)
+        .to_string()
+        .replace('/', "\\/");
+    body.push_str(&format!("{json}\n"));
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
+    body.push_str(&format!("{form}\n"));
+    for (name, value) in &pairs {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        body.push_str(&format!("{name} (base64): {encoded}\n"));
+    }
+    body
 }
