@@ -344,14 +344,21 @@ impl Pleasanter {
                 import_parameters(self.key.expose(), self.encoding),
             )
             .part("file", file);
-        self.http
-            .send(
-                self.http
-                    .client()
-                    .post(self.http.url(IMPORT_PATH))
-                    .multipart(form),
-            )
-            .await
+        self.send(
+            self.http
+                .client()
+                .post(self.http.url(IMPORT_PATH))
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// Sends a request. Pleasanter answers some errors with a 200 holding
+    /// their status: those are scrubbed of the key here, as `Http` scrubs
+    /// the others, before anything reads or cuts them short.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Reply, Failure> {
+        let reply = self.http.send(request).await?;
+        Ok(scrub_inner_error(reply, &self.key))
     }
 
     /// Renames the user holding `old` to `new`; its `UserId`, or `None` when
@@ -371,7 +378,6 @@ impl Pleasanter {
             let path = format!("/api/users/{user_id}/update");
             let body = rename_body(self.key.expose(), new);
             let reply = self
-                .http
                 .send(self.http.client().post(self.http.url(&path)).json(&body))
                 .await?;
             if (200..300).contains(&effective_status(&reply)) {
@@ -395,7 +401,6 @@ impl Pleasanter {
         for _ in 0..MAX_PAGES {
             let body = get_user_body(self.key.expose(), login, offset);
             let reply = self
-                .http
                 .send(self.http.client().post(self.http.url(GET_PATH)).json(&body))
                 .await?;
             if !(200..300).contains(&effective_status(&reply)) {

@@ -305,6 +305,15 @@ pub fn judge_probe(reply: &Reply, wanted: Language) -> Result<(), CheckError> {
     }
 }
 
+/// `reply` with its body scrubbed of the secret when the status it
+/// carries is an error, whatever its HTTP status ([`effective_status`]).
+pub(super) fn scrub_inner_error(mut reply: Reply, secret: &Secret) -> Reply {
+    if !(200..300).contains(&effective_status(&reply)) {
+        reply.body = secret.scrub(&reply.body);
+    }
+    reply
+}
+
 /// The outcome with its failure reason scrubbed of the secret ([`Secret::scrub`]).
 pub(super) fn scrub_outcome(outcome: Outcome, secret: &Secret) -> Outcome {
     match outcome {

@@ -480,6 +480,30 @@ fn the_probe_says_whether_the_key_may_import_and_in_which_language() {
     ));
 }
 
+/// A 200 holding an error that repeats the key past the 300 characters a
+/// reason keeps: scrubbed before it is cut, no part of the key is left.
+#[test]
+fn an_error_in_a_200_is_scrubbed_before_its_reason_is_cut_short() {
+    let key = Secret::new("4d84b4773a58bbc3c4-pl34s4nt3r-k3y");
+    let message = format!("{} ApiKey {}", "a".repeat(285), key.expose());
+    let reply = Reply {
+        status: 200,
+        body: json!({"StatusCode": 400, "Message": message}).to_string(),
+        retry_after: None,
+    };
+    let ImportVerdict::Refused(failure) = judge_import(&scrub_inner_error(reply, &key), 2) else {
+        panic!("not refused");
+    };
+    assert!(failure.reason().contains("ApiKey ***"), "{failure:?}");
+    // A success stays whole.
+    let done = Reply {
+        status: 200,
+        body: format!("{{\"StatusCode\":200,\"Message\":\"{}\"}}", key.expose()),
+        retry_after: None,
+    };
+    assert_eq!(scrub_inner_error(done.clone(), &key).body, done.body);
+}
+
 #[test]
 fn the_key_is_scrubbed_from_reasons() {
     let outcome = scrub_outcome(
