@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod csv_safe;
 pub mod daemon;
 pub mod diff;
+pub mod escape;
 pub mod ingest;
 pub mod model;
 pub mod plan;

@@ -326,7 +326,7 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
         None => SourceSpec::wbt(ingest::guess_kind(&bytes)),
     };
     let outcome = ingest::ingest(&bytes, &spec);
-    let shown = file.display().to_string();
+    let shown = rostersync::escape::path(file);
     for problem in &outcome.problems {
         println!("{}", problem.located(&shown));
     }
@@ -389,7 +389,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
         .context("cannot start the async runtime")?;
     let seeded = runtime.block_on(rostersync::sync::seed_and_push(&context, source))?;
     let outcome = runtime.block_on(sync_file(&context, source, file))?;
-    let shown = file.display().to_string();
+    let shown = rostersync::escape::path(file);
     Ok(seeded_code(&seeded).max(match outcome {
         SyncOutcome::Refused(ingested) => {
             for problem in &ingested.problems {

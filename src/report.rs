@@ -14,7 +14,9 @@ pub fn plan_table(plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "plan for {} (source {}, {} rows)",
-        plan.file, plan.source, plan.rows
+        crate::escape::text(&plan.file),
+        plan.source,
+        plan.rows
     );
     if let Some(held) = &plan.held {
         let _ = writeln!(out, "HELD by safety rule {}: {held}", held.rule);

@@ -45,6 +45,8 @@ impl FileReport {
     /// daemon pushes before filing).
     pub fn new(plan: &Plan, how: Archived, at: DateTime<Utc>) -> FileReport {
         let mut plan = plan.clone();
+        // For people and scripts that print it: the name escaped as in the log.
+        plan.file = crate::escape::text(&plan.file).into_owned();
         for target in plan.targets.values_mut() {
             for action in &mut target.actions {
                 action.status.get_or_insert(ActionStatus::Pending);

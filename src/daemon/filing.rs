@@ -14,6 +14,7 @@ use super::file_report::{Archived, FileReport};
 use super::reporter::ReportEvent;
 use super::{Shared, lifecycle, today, utc_now};
 use crate::config::{Config, SourceConfig};
+use crate::escape;
 use crate::plan::Plan;
 use crate::store;
 use crate::sync::{self, Accepted};
@@ -73,7 +74,7 @@ pub(super) async fn landed_commit(
     })
     .await
     .ok()??;
-    info!(source = %source.name.get_ref(), file = %plan.file, actions = plan.targets.values().map(|t| t.actions.len()).sum::<usize>(),
+    info!(source = %source.name.get_ref(), file = %escape::text(&plan.file), actions = plan.targets.values().map(|t| t.actions.len()).sum::<usize>(),
         "this file's plan was committed before a restart, the file not archived: archived now with that plan as its report");
     Some(plan)
 }
@@ -134,19 +135,21 @@ pub(super) async fn settle_file(
     }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
-    let moved = filed.disposed.moved_to.display().to_string();
+    // Names come from outside: escaped wherever a person reads them.
+    let shown = escape::text(name);
+    let moved = escape::path(&filed.disposed.moved_to);
     match &accepted {
         Accepted::Refused(ingested) => warn!(
-            source = %source_name, file = %name, outcome = "rejected", rows = ingested.rows,
+            source = %source_name, file = %shown, outcome = "rejected", rows = ingested.rows,
             problems = ingested.problems.len(), moved_to = %moved, ms = millis,
             "file processed: refused, nothing changed (every problem is in the .errors.txt beside it)"
         ),
         Accepted::Duplicate => info!(
-            source = %source_name, file = %name, outcome = "duplicate", moved_to = %moved, ms = millis,
+            source = %source_name, file = %shown, outcome = "duplicate", moved_to = %moved, ms = millis,
             "file processed: the same bytes as the last accepted file, nothing to push"
         ),
         Accepted::Held(plan) => warn!(
-            source = %source_name, file = %name, outcome = "held", rows = plan.rows,
+            source = %source_name, file = %shown, outcome = "held", rows = plan.rows,
             rule = %plan.held.as_ref().map(ToString::to_string).unwrap_or_default(),
             moved_to = %moved, ms = millis,
             "file processed: held by a safety rule; see the .plan.txt beside it, release it with `rostersync approve`"
@@ -161,7 +164,7 @@ pub(super) async fn settle_file(
                 "file processed: committed, pushing to the targets"
             };
             info!(
-                source = %source_name, file = %name, outcome = "archived", rows = plan.rows,
+                source = %source_name, file = %shown, outcome = "archived", rows = plan.rows,
                 create = count(|t| t.create), update = count(|t| t.update),
                 block = count(|t| t.block), unblock = count(|t| t.unblock),
                 moved_to = %moved, ms = millis,
@@ -183,7 +186,7 @@ pub(super) async fn settle_file(
     shared.with_status(|status| {
         status.count_file(&day);
         let entry = status.sources.entry(source_name).or_default();
-        entry.last_file = Some(name.to_string());
+        entry.last_file = Some(shown.into_owned());
         entry.outcome = Some(filed.disposed.outcome.to_string());
         entry.moved_to = Some(moved);
         entry.at = Some(utc_now());
@@ -214,7 +217,7 @@ pub(super) async fn file_away(
         match accepted {
             Accepted::Refused(ingested) => {
                 let spec = source.spec()?;
-                let text = lifecycle::errors_text(name, ingested, &spec);
+                let text = lifecycle::errors_text(&escape::text(name), ingested, &spec);
                 (
                     "rejected",
                     lifecycle::REJECTED,
@@ -298,14 +301,14 @@ fn name_actions_file(
         Ok(Some(moved)) => moved,
         Ok(None) => return open, // the report lists every action
         Err(error) => {
-            warn!(file = %archived.display(), %error, "cannot move every action beside the report; the report lists the first ones");
+            warn!(file = %escape::path(archived), %error, "cannot move every action beside the report; the report lists the first ones");
             return open;
         }
     };
     let (path, mut report) = open?;
     report.actions_file = Some(moved);
     if let Err(error) = lifecycle::write_atomic(&path, &pretty(&report)) {
-        warn!(report = %path.display(), %error, "cannot name the actions file in the report");
+        warn!(report = %escape::path(&path), %error, "cannot name the actions file in the report");
     }
     Some((path, report))
 }

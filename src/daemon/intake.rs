@@ -15,6 +15,7 @@ use tracing::{error, warn};
 use super::ops::Answer;
 use super::{Shared, approve, dates, filing, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
+use crate::escape;
 use crate::ingest::record::RecordKind;
 use crate::sync::{self, Accepted, Approval, SyncContext};
 use crate::watch::{self, Candidate, Rule, Tracker, Watchers};
@@ -100,14 +101,16 @@ pub(super) async fn processor(
                 .while_busy(take(&shared, &config, source, &candidate.path))
                 .await;
             if let Err(error) = taken {
-                error!(source = %source.name.get_ref(), file = %candidate.path.display(), %error, "cannot process the file; it stays in the inbox and is tried again when it changes");
+                // The error names the file: escaped like the name itself.
+                let reason = escape::text(&error.to_string()).into_owned();
+                error!(source = %source.name.get_ref(), file = %escape::path(&candidate.path), error = %reason, "cannot process the file; it stays in the inbox and is tried again when it changes");
                 failed.insert(candidate.path.clone(), (candidate.size, candidate.modified));
                 shared.with_status(|s| {
                     let entry = s.sources.entry(source.name.get_ref().clone()).or_default();
-                    entry.last_file = Some(file_name(&candidate.path));
+                    entry.last_file = Some(escape::file_name(&candidate.path));
                     entry.outcome = Some("failed".into());
                     entry.at = Some(utc_now());
-                    entry.error = Some(error.to_string());
+                    entry.error = Some(reason);
                     entry.moved_to = None;
                 });
             }
@@ -231,7 +234,7 @@ async fn scan_inboxes(
             let found = match watch::scan(&inbox) {
                 Ok(found) => found,
                 Err(error) => {
-                    warn!(inbox = %inbox.display(), %error, "cannot read the inbox");
+                    warn!(inbox = %escape::path(&inbox), %error, "cannot read the inbox");
                     continue;
                 }
             };

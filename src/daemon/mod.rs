@@ -198,7 +198,7 @@ pub async fn serve(
         source,
     })?;
     if let Ok(Some(pending)) = store.pending_commit() {
-        info!(source = %pending.source, file = %pending.file, "a commit was cut short by a crash: the file is planned again when it is taken");
+        info!(source = %pending.source, file = %crate::escape::text(&pending.file), "a commit was cut short by a crash: the file is planned again when it is taken");
     }
     let socket = control::socket_path(&config.daemon.state_dir);
     let listener = control::bind(&socket).map_err(|source| DaemonError::Socket {

@@ -216,7 +216,7 @@ pub fn plan(
         error,
     })?;
     let outcome = ingest::ingest(&bytes, &spec);
-    let shown = file.display().to_string();
+    let shown = crate::escape::path(file);
     if !outcome.accepted() {
         let mut text = String::new();
         for problem in &outcome.problems {

@@ -134,7 +134,9 @@ fn update_reports(
             let lookup = |kind, key: &str| reader.push_status(&record_key(target, kind, key));
             match report.resolve(target, lookup) {
                 Ok(c) => changed |= c,
-                Err(error) => error!(report = %path.display(), %error, "cannot update the report"),
+                Err(error) => {
+                    error!(report = %crate::escape::path(path), %error, "cannot update the report")
+                }
             }
         }
         if let Some(name) = report.actions_file.clone() {
@@ -142,7 +144,7 @@ fn update_reports(
             match resolve_actions_file(store, &file, report, drained) {
                 Ok(c) => changed |= c,
                 Err(error) => {
-                    error!(actions = %file.display(), %error, "cannot update the actions file")
+                    error!(actions = %crate::escape::path(&file), %error, "cannot update the actions file")
                 }
             }
         }
@@ -151,7 +153,7 @@ fn update_reports(
                 .map_err(std::io::Error::other)
                 .and_then(|bytes| lifecycle::write_atomic(path, &bytes));
             if let Err(error) = written {
-                warn!(report = %path.display(), %error, "cannot update the report");
+                warn!(report = %crate::escape::path(path), %error, "cannot update the report");
             }
         }
     }
