@@ -1,5 +1,6 @@
 //! `rostersync run` facing what an inbox may hold besides a well-behaved
-//! export: names that would forge log lines.
+//! export: names that would forge log lines, names too long to keep whole
+//! after a timestamp.
 
 mod support;
 
@@ -10,6 +11,10 @@ use support::*;
 
 /// The portal's fake and one users source settling in 200 ms.
 fn setup() -> Harness<Fake> {
+    builder().build()
+}
+
+fn builder() -> Builder<Fake> {
     Harness::builder()
         .fake(Fake::start(TOKEN))
         .daemon("grace", "1s")
@@ -25,7 +30,6 @@ fn setup() -> Harness<Fake> {
                 .token_env("LMS_TOKEN", TOKEN)
                 .fast(),
         )
-        .build()
 }
 
 /// What a forged line would start with.
@@ -85,4 +89,51 @@ fn a_file_name_holding_a_line_break_cannot_forge_a_log_line() {
     let errors = std::fs::read_to_string(h.path("inbox/rejected").join(errors)).unwrap();
     assert!(!forged(&errors), "{errors}");
     assert!(errors.starts_with("bad\\n2026"), "{errors}");
+}
+
+#[test]
+fn a_name_too_long_to_keep_whole_is_archived_shortened_reported_and_pushed() {
+    // One row is held (min_rows = 2): the held file's long name goes through approve too.
+    let h = builder().safety("min_rows", 2).build();
+    let daemon = h.start();
+    let long = format!("{}.csv", "u".repeat(240));
+    let rows: Vec<String> = (1..=2).map(|n| user(n, false)).collect();
+    h.drop_file(&format!("inbox/{long}"), &users_file(&rows));
+    let archived = h.wait_archived(&daemon, "inbox", 1);
+    assert!(
+        files(&h.path("inbox")).is_empty(),
+        "{:?}",
+        files(&h.path("inbox"))
+    );
+    assert!(
+        archived[0].len() < 200 && archived[0].ends_with(".csv"),
+        "{archived:?}"
+    );
+    let first = report(&h.path("inbox/archive").join(&archived[0]));
+    assert_eq!(first["file"], long, "{first}");
+    assert_eq!(first["targets"]["lms"]["create"], 2, "{first}");
+    assert_eq!(h.fake.directory().len(), 2);
+
+    let other = format!("{}.csv", "v".repeat(240));
+    h.drop_file(&format!("inbox/{other}"), &users_file(&[user(3, false)]));
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            files(&h.path("inbox/held"))
+                .iter()
+                .any(|n| n.ends_with(".csv"))
+        },
+        || daemon.log(),
+    );
+    let held = files(&h.path("inbox/held"));
+    let held = held.iter().find(|n| n.ends_with(".csv")).unwrap();
+    let (code, out, err) = h.run(&["approve", &format!("inbox/held/{held}")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let archived = h.wait_archived(&daemon, "inbox", 2);
+    let second = archived.iter().find(|n| n.contains("vvv")).unwrap();
+    let second = report(&h.path("inbox/archive").join(second));
+    assert_eq!(second["file"], other, "{second}");
+    assert_eq!(h.fake.directory().len(), 3);
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
 }

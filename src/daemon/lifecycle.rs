@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::config::Config;
 use crate::ingest::Ingested;
@@ -29,8 +30,40 @@ pub const ACTIONS_SUFFIX: &str = ".actions.jsonl";
 
 /// `<UTC timestamp>_<name>`, the timestamp to the millisecond and free of
 /// characters that network shares refuse: `20261121T093012.345Z_users.csv`.
+/// A long name is shortened ([`kept_name`]).
 pub fn timestamped(at: DateTime<Utc>, name: &str) -> String {
-    format!("{}_{name}", at.format("%Y%m%dT%H%M%S%.3fZ"))
+    format!("{}_{}", at.format("%Y%m%dT%H%M%S%.3fZ"), kept_name(name))
+}
+
+/// The most bytes of a file's name kept after its timestamp: with the
+/// timestamp, the longest side file's suffix, a `-N` of a second file in
+/// the same millisecond and the hidden temporary name of an atomic write
+/// (`.NAME.SUFFIX.PID.tmp`), a name stays well within the 255 bytes file
+/// systems allow.
+pub const KEPT_NAME_BYTES: usize = 170;
+
+/// An extension longer than this is not one worth keeping.
+const KEPT_EXTENSION_BYTES: usize = 16;
+
+/// `name` as an archived, rejected or held file keeps it: whole when short
+/// enough, else its start, `~`, eight hex digits of the SHA-256 of the whole
+/// name (two long names that share their start stay apart) and its
+/// extension, in at most [`KEPT_NAME_BYTES`].
+pub fn kept_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= KEPT_NAME_BYTES {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let extension = match name.rfind('.') {
+        Some(dot) if dot > 0 && name.len() - dot <= KEPT_EXTENSION_BYTES => &name[dot..],
+        _ => "",
+    };
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let tag = format!("~{}", hex(&digest[..4]));
+    let mut end = KEPT_NAME_BYTES - tag.len() - extension.len();
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}{tag}{extension}", &name[..end]))
 }
 
 /// The time in a timestamped name, if it has one.
@@ -250,6 +283,8 @@ pub fn archived_since(inbox: &Path, name: &str, since: i64) -> bool {
 fn archive_entry_of(entry: &str, name: &str) -> Option<DateTime<Utc>> {
     let at = stamp_of(entry)?;
     let rest = entry.get(21..)?;
+    let name = kept_name(name);
+    let name = name.as_ref();
     // A second file archived in the same millisecond gets `-N` after its name.
     let same = rest == name
         || rest.strip_prefix(name).is_some_and(|tail| {
@@ -338,6 +373,33 @@ mod tests {
             beside(Path::new("a/b.csv"), REPORT_SUFFIX),
             Path::new("a/b.csv.report.json")
         );
+    }
+
+    #[test]
+    fn long_names_are_shortened_keeping_their_extension_and_told_apart() {
+        let at = Utc::now();
+        let long = format!("{}.csv", "é".repeat(150));
+        let other = format!("{}x.csv", "é".repeat(150));
+        let kept = kept_name(&long);
+        assert!(kept.len() <= KEPT_NAME_BYTES, "{}", kept.len());
+        assert!(kept.starts_with("éé") && kept.ends_with(".csv"), "{kept}");
+        assert_ne!(kept, kept_name(&other), "two long names stay apart");
+        assert_eq!(kept, kept_name(&long), "the same name, the same short name");
+        let longest = format!("{}{ACTIONS_SUFFIX}.4194304.tmp", timestamped(at, &long));
+        assert!(longest.len() + ".-99".len() < 255, "{}", longest.len());
+        // No extension worth keeping: the name is cut all the same.
+        let bare = "u".repeat(240);
+        assert_eq!(kept_name(&bare).len(), KEPT_NAME_BYTES);
+        let odd = format!("{}.{}", "u".repeat(100), "x".repeat(100));
+        assert!(!kept_name(&odd).ends_with(&"x".repeat(20)));
+        assert_eq!(kept_name("users.csv"), "users.csv");
+
+        // A long name archived is found again by its whole name.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(ARCHIVE)).unwrap();
+        std::fs::write(dir.path().join(ARCHIVE).join(timestamped(at, &long)), "x").unwrap();
+        assert!(archived_since(dir.path(), &long, at.timestamp()));
+        assert!(!archived_since(dir.path(), &other, at.timestamp()));
     }
 
     #[test]

@@ -296,12 +296,20 @@ pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, Op
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let blocks = std::fs::read(lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX))
+    let plan = std::fs::read(lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX))
         .ok()
-        .and_then(|bytes| serde_json::from_slice::<crate::plan::Plan>(&bytes).ok())
+        .and_then(|bytes| serde_json::from_slice::<crate::plan::Plan>(&bytes).ok());
+    let blocks = plan
+        .as_ref()
         .map_or(0, |plan| plan.targets.values().map(|t| t.block).sum());
+    // The plan has the name the file arrived with, even one too long to keep
+    // whole in `held/`.
+    let name = plan
+        .map(|plan| plan.file)
+        .filter(|name| lifecycle::kept_name(name) == lifecycle::original_name(&file_name))
+        .unwrap_or_else(|| lifecycle::original_name(&file_name).to_string());
     Ok(HeldFile {
-        name: lifecycle::original_name(&file_name).to_string(),
+        name,
         path,
         source,
         blocks,
