@@ -1,6 +1,6 @@
 //! `rostersync run` facing what an inbox may hold besides a well-behaved
 //! export: names that would forge log lines, names too long to keep whole
-//! after a timestamp.
+//! after a timestamp, a file deleted once read.
 
 mod support;
 
@@ -136,4 +136,47 @@ fn a_name_too_long_to_keep_whole_is_archived_shortened_reported_and_pushed() {
     assert_eq!(h.fake.directory().len(), 3);
     let (stopped, log) = daemon.stop();
     assert!(stopped.success(), "{log}");
+}
+
+#[test]
+fn a_file_deleted_once_read_is_committed_reported_and_pushed_all_the_same() {
+    let h = setup();
+    // The file is deleted right after its commit, before its archive.
+    let daemon = h.spawn_with(&[("ROSTERSYNC_TEST_REMOVE_AFTER_COMMIT", "1")]);
+    daemon.wait_log("watching the inboxes", Duration::from_secs(20));
+    let rows: Vec<String> = (1..=3).map(|n| user(n, false)).collect();
+    h.drop_file("inbox/users.csv", &users_file(&rows));
+    let archive = h.path("inbox/archive");
+    let reports = || -> Vec<String> {
+        files(&archive)
+            .into_iter()
+            .filter(|n| n.ends_with(".report.json"))
+            .collect()
+    };
+    let complete = || {
+        reports().iter().any(|n| {
+            std::fs::read(archive.join(n))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|r| r["complete"] == true)
+        })
+    };
+    wait_until(Duration::from_secs(20), complete, || {
+        format!("{:?}\n{}", files(&archive), daemon.log())
+    });
+    assert_eq!(h.fake.directory().len(), 3);
+    assert!(h.archived("inbox").is_empty(), "the file itself is gone");
+    assert_eq!(reports().len(), 1);
+    let (code, status, _) = h.run(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        status.contains("users: last file users.csv: archived"),
+        "{status}"
+    );
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
+    assert!(
+        log.contains("removed from the inbox before it could be archived"),
+        "{log}"
+    );
 }

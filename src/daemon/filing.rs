@@ -33,6 +33,16 @@ pub enum FilingError {
         folder: &'static str,
         error: std::io::Error,
     },
+    /// The commit stands: reported (when the report could be written) and
+    /// pushed; only the file could not be moved.
+    #[error(
+        "committed and pushing, but cannot move {} to archive/: {error}; it stays in the inbox and is not committed again",
+        path.display()
+    )]
+    Unmoved {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("internal error: {0}")]
     Task(String),
 }
@@ -91,6 +101,15 @@ pub(super) fn exit_after_commit_for_tests() {
     }
 }
 
+/// Test only: with `ROSTERSYNC_TEST_REMOVE_AFTER_COMMIT=1` the file is
+/// deleted right after its commit, before it is archived: HR removing a
+/// file the daemon has read (`tests/daemon_intake.rs`). Never set in service.
+pub(super) fn remove_after_commit_for_tests(path: &Path) {
+    if std::env::var_os("ROSTERSYNC_TEST_REMOVE_AFTER_COMMIT").is_some_and(|v| v == "1") {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// Where a file went.
 pub(super) struct Disposed {
     pub(super) outcome: &'static str,
@@ -109,36 +128,67 @@ pub(super) async fn settle_file(
     resumed: bool,
     started: std::time::Instant,
 ) -> Result<Disposed, FilingError> {
-    let mut filed = file_away(source, path, name, &accepted, resumed).await?;
-    if let Accepted::Committed(_) = &accepted {
-        let note = crate::sync::actions_note_path(
-            &shared.config().daemon.state_dir,
-            source.name.get_ref(),
-        );
-        let archived = filed.disposed.moved_to.clone();
+    let mut filed = place(source, path, name, &accepted, resumed).await?;
+    // A commit is reported and pushed whatever became of its file.
+    let reported = filed.unmoved.as_ref().is_none_or(|u| u.reported);
+    if let Accepted::Committed(_) = &accepted
+        && reported
+    {
         let open = filed.open_report.take();
-        filed.open_report =
-            tokio::task::spawn_blocking(move || name_actions_file(&note, &archived, open))
-                .await
-                .map_err(|error| FilingError::Task(error.to_string()))?;
-    }
-    if let Accepted::Committed(_) = &accepted {
-        let state_dir = shared.config().daemon.state_dir.clone();
-        let source_name = source.name.get_ref().clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            lifecycle::remove_commit_note(&state_dir, &source_name)
-        })
-        .await;
-        if let Ok(Err(error)) = removed {
-            warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
-        }
+        filed.open_report = finish_report(shared, source, &filed.disposed.moved_to, open).await?;
     }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
     // Names come from outside: escaped wherever a person reads them.
     let shown = escape::text(name);
     let moved = escape::path(&filed.disposed.moved_to);
-    match &accepted {
+    log_processed(&source_name, &shown, &moved, &accepted, resumed, millis);
+    if let Some((report_path, report)) = filed.open_report {
+        let _ = shared
+            .reports
+            .send(ReportEvent::Open(report_path, Box::new(report)));
+    }
+    if let Accepted::Committed(_) = &accepted {
+        for target in source.targets.get_ref() {
+            shared.wake(target.get_ref());
+        }
+    }
+    if let Some(unmoved) = filed.unmoved {
+        let error = unmoved.error;
+        if error.kind() != std::io::ErrorKind::NotFound {
+            error!(source = %source_name, file = %shown, %error, reported = unmoved.reported,
+                "the file is committed and its changes are being pushed, but it cannot be moved to archive/: it stays in the inbox and is not committed again");
+            return Err(FilingError::Unmoved {
+                path: path.to_path_buf(),
+                error,
+            });
+        }
+        warn!(source = %source_name, file = %shown, report = %moved,
+            "the file was removed from the inbox before it could be archived: its commit stands, its report is in archive/ and its changes are being pushed");
+    }
+    let day = today().to_string();
+    shared.with_status(|status| {
+        status.count_file(&day);
+        let entry = status.sources.entry(source_name).or_default();
+        entry.last_file = Some(shown.into_owned());
+        entry.outcome = Some(filed.disposed.outcome.to_string());
+        entry.moved_to = Some(moved);
+        entry.at = Some(utc_now());
+        entry.error = None;
+    });
+    Ok(filed.disposed)
+}
+
+/// The one `file processed` line of a file.
+fn log_processed(
+    source_name: &str,
+    shown: &str,
+    moved: &str,
+    accepted: &Accepted,
+    resumed: bool,
+    millis: u64,
+) {
+    match accepted {
         Accepted::Refused(ingested) => warn!(
             source = %source_name, file = %shown, outcome = "rejected", rows = ingested.rows,
             problems = ingested.problems.len(), moved_to = %moved, ms = millis,
@@ -172,39 +222,83 @@ pub(super) async fn settle_file(
             );
         }
     }
-    if let Some((report_path, report)) = filed.open_report {
-        let _ = shared
-            .reports
-            .send(ReportEvent::Open(report_path, Box::new(report)));
+}
+
+/// A committed file's report is written: its actions file goes beside it,
+/// and the plan written down before the commit is no longer needed.
+async fn finish_report(
+    shared: &Arc<Shared>,
+    source: &SourceConfig,
+    archived: &Path,
+    open: Option<(PathBuf, FileReport)>,
+) -> Result<Option<(PathBuf, FileReport)>, FilingError> {
+    let state_dir = shared.config().daemon.state_dir.clone();
+    let note = crate::sync::actions_note_path(&state_dir, source.name.get_ref());
+    let archived = archived.to_path_buf();
+    let open = tokio::task::spawn_blocking(move || name_actions_file(&note, &archived, open))
+        .await
+        .map_err(|error| FilingError::Task(error.to_string()))?;
+    let source_name = source.name.get_ref().clone();
+    let removed = tokio::task::spawn_blocking(move || {
+        lifecycle::remove_commit_note(&state_dir, &source_name)
+    })
+    .await;
+    if let Ok(Err(error)) = removed {
+        warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
     }
-    if let Accepted::Committed(_) = &accepted {
-        for target in source.targets.get_ref() {
-            shared.wake(target.get_ref());
-        }
-    }
-    let day = today().to_string();
-    shared.with_status(|status| {
-        status.count_file(&day);
-        let entry = status.sources.entry(source_name).or_default();
-        entry.last_file = Some(shown.into_owned());
-        entry.outcome = Some(filed.disposed.outcome.to_string());
-        entry.moved_to = Some(moved);
-        entry.at = Some(utc_now());
-        entry.error = None;
-    });
-    Ok(filed.disposed)
+    Ok(open)
 }
 
 pub(super) struct Filed {
     pub(super) disposed: Disposed,
     /// A report with records still pending.
     open_report: Option<(PathBuf, FileReport)>,
+    /// A committed file that could not be moved: why.
+    unmoved: Option<Unmoved>,
+}
+
+struct Unmoved {
+    error: std::io::Error,
+    /// Its report was written in `archive/` all the same.
+    reported: bool,
 }
 
 /// Moves a file to `archive/`, `rejected/` or `held/` with its side files.
 /// A plan's actions keep the statuses they have (`approve` without a daemon
-/// pushes before filing); the others are `pending`.
+/// pushes before filing); the others are `pending`. A committed file
+/// deleted meanwhile is filed all the same: its report, without it.
 pub(super) async fn file_away(
+    source: &SourceConfig,
+    path: &Path,
+    name: &str,
+    accepted: &Accepted,
+    resumed: bool,
+) -> Result<Filed, FilingError> {
+    let mut filed = place(source, path, name, accepted, resumed).await?;
+    match filed.unmoved.take() {
+        Some(unmoved) if unmoved.error.kind() != std::io::ErrorKind::NotFound => {
+            Err(FilingError::Unmoved {
+                path: path.to_path_buf(),
+                error: unmoved.error,
+            })
+        }
+        _ => Ok(filed),
+    }
+}
+
+/// What goes where for a file: outcome, folder, side files (suffix and
+/// bytes) and, for a committed plan, its report.
+type Placement = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, Vec<u8>)>,
+    Option<FileReport>,
+);
+
+/// Writes a file's side files and moves it. A committed file that cannot
+/// move is no error: its commit stands, and [`Filed::unmoved`] says why.
+/// Any other file that cannot move stays as it was, side files removed.
+async fn place(
     source: &SourceConfig,
     path: &Path,
     name: &str,
@@ -213,79 +307,114 @@ pub(super) async fn file_away(
 ) -> Result<Filed, FilingError> {
     let at = Utc::now();
     let inbox = source.inbox.get_ref().clone();
-    let (outcome, folder, sides, report): (&'static str, &str, Vec<(&str, Vec<u8>)>, _) =
-        match accepted {
-            Accepted::Refused(ingested) => {
-                let spec = source.spec()?;
-                let text = lifecycle::errors_text(&escape::text(name), ingested, &spec);
-                (
-                    "rejected",
-                    lifecycle::REJECTED,
-                    vec![(lifecycle::ERRORS_SUFFIX, text.into_bytes())],
-                    None,
-                )
-            }
-            Accepted::Duplicate => {
-                let plan = Plan {
-                    source: source.name.get_ref().clone(),
-                    file: name.to_string(),
-                    rows: 0,
-                    held: None,
-                    targets: BTreeMap::new(),
-                };
-                let report = FileReport::new(&plan, Archived::Duplicate, at);
-                (
-                    "duplicate",
-                    lifecycle::ARCHIVE,
-                    vec![(lifecycle::REPORT_SUFFIX, pretty(&report))],
-                    None,
-                )
-            }
-            Accepted::Held(plan) => (
-                "held",
-                lifecycle::HELD,
-                vec![
-                    (
-                        lifecycle::PLAN_TEXT_SUFFIX,
-                        crate::report::plan_table(plan).into_bytes(),
-                    ),
-                    (lifecycle::PLAN_JSON_SUFFIX, pretty(plan)),
-                ],
-                None,
-            ),
-            Accepted::Committed(plan) => {
-                let how = if resumed {
-                    Archived::CommittedBeforeRestart
-                } else {
-                    Archived::Committed
-                };
-                let report = FileReport::new(plan, how, at);
-                let bytes = pretty(&report);
-                (
-                    "archived",
-                    lifecycle::ARCHIVE,
-                    vec![(lifecycle::REPORT_SUFFIX, bytes)],
-                    (!report.complete).then_some(report),
-                )
-            }
-        };
+    let committed = matches!(accepted, Accepted::Committed(_));
+    let (outcome, folder, sides, report) = placement(source, name, accepted, resumed, at)?;
     let file = path.to_path_buf();
     let name = name.to_string();
-    let moved_to = tokio::task::spawn_blocking(move || {
-        let sides: Vec<(&str, &[u8])> = sides.iter().map(|(s, b)| (*s, b.as_slice())).collect();
-        lifecycle::file_away(&file, &inbox, folder, &name, at, &sides)
+    let placed = tokio::task::spawn_blocking(move || {
+        let refs: Vec<(&str, &[u8])> = sides.iter().map(|(s, b)| (*s, b.as_slice())).collect();
+        let destination = lifecycle::place_sides(&inbox, folder, &name, at, &refs)
+            .map_err(|error| (None, error))?;
+        match lifecycle::move_into(&file, &destination) {
+            Ok(()) => Ok(destination),
+            Err(error) if committed => Err((Some(destination), error)),
+            Err(error) => {
+                let suffixes: Vec<&str> = sides.iter().map(|(s, _)| *s).collect();
+                lifecycle::remove_sides(&destination, &suffixes);
+                Err((None, error))
+            }
+        }
     })
     .await
-    .map_err(|error| FilingError::Task(error.to_string()))?
-    .map_err(|error| FilingError::Move {
-        path: path.to_path_buf(),
-        folder,
-        error,
-    })?;
-    let open_report = report.map(|r| (lifecycle::beside(&moved_to, lifecycle::REPORT_SUFFIX), r));
+    .map_err(|error| FilingError::Task(error.to_string()))?;
+    let (moved_to, unmoved) = match placed {
+        Ok(moved_to) => (moved_to, None),
+        Err((written, error)) if committed => {
+            let reported = written.is_some();
+            let unmoved = Unmoved { error, reported };
+            (written.unwrap_or_else(|| path.to_path_buf()), Some(unmoved))
+        }
+        Err((_, error)) => {
+            return Err(FilingError::Move {
+                path: path.to_path_buf(),
+                folder,
+                error,
+            });
+        }
+    };
+    let reported = unmoved.as_ref().is_none_or(|u| u.reported);
+    let open_report = report
+        .filter(|_| reported)
+        .map(|r| (lifecycle::beside(&moved_to, lifecycle::REPORT_SUFFIX), r));
     Ok(Filed {
         disposed: Disposed { outcome, moved_to },
         open_report,
+        unmoved,
+    })
+}
+
+/// Where a file goes and the side files it gets there.
+fn placement(
+    source: &SourceConfig,
+    name: &str,
+    accepted: &Accepted,
+    resumed: bool,
+    at: chrono::DateTime<Utc>,
+) -> Result<Placement, FilingError> {
+    Ok(match accepted {
+        Accepted::Refused(ingested) => {
+            let spec = source.spec()?;
+            let text = lifecycle::errors_text(&escape::text(name), ingested, &spec);
+            (
+                "rejected",
+                lifecycle::REJECTED,
+                vec![(lifecycle::ERRORS_SUFFIX, text.into_bytes())],
+                None,
+            )
+        }
+        Accepted::Duplicate => {
+            let plan = Plan {
+                source: source.name.get_ref().clone(),
+                file: name.to_string(),
+                rows: 0,
+                held: None,
+                targets: BTreeMap::new(),
+            };
+            let report = FileReport::new(&plan, Archived::Duplicate, at);
+            (
+                "duplicate",
+                lifecycle::ARCHIVE,
+                vec![(lifecycle::REPORT_SUFFIX, pretty(&report))],
+                None,
+            )
+        }
+        Accepted::Held(plan) => (
+            "held",
+            lifecycle::HELD,
+            vec![
+                (
+                    lifecycle::PLAN_TEXT_SUFFIX,
+                    crate::report::plan_table(plan).into_bytes(),
+                ),
+                (lifecycle::PLAN_JSON_SUFFIX, pretty(plan)),
+            ],
+            None,
+        ),
+        Accepted::Committed(plan) => {
+            let how = if resumed {
+                Archived::CommittedBeforeRestart
+            } else {
+                Archived::Committed
+            };
+            let report = FileReport::new(plan, how, at);
+            let bytes = pretty(&report);
+            (
+                "archived",
+                lifecycle::ARCHIVE,
+                vec![(lifecycle::REPORT_SUFFIX, bytes)],
+                (!report.complete).then_some(report),
+            )
+        }
     })
 }
 

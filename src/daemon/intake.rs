@@ -103,7 +103,10 @@ pub(super) async fn processor(
             if let Err(error) = taken {
                 // The error names the file: escaped like the name itself.
                 let reason = escape::text(&error.to_string()).into_owned();
-                error!(source = %source.name.get_ref(), file = %escape::path(&candidate.path), error = %reason, "cannot process the file; it stays in the inbox and is tried again when it changes");
+                // A commit whose file did not move was logged as such already.
+                if !matches!(error, filing::FilingError::Unmoved { .. }) {
+                    error!(source = %source.name.get_ref(), file = %escape::path(&candidate.path), error = %reason, "cannot process the file; it stays in the inbox and is tried again when it changes");
+                }
                 failed.insert(candidate.path.clone(), (candidate.size, candidate.modified));
                 shared.with_status(|s| {
                     let entry = s.sources.entry(source.name.get_ref().clone()).or_default();
@@ -315,6 +318,7 @@ async fn take(
     let accepted = match accepted {
         Accepted::Committed(plan) => {
             filing::exit_after_commit_for_tests();
+            filing::remove_after_commit_for_tests(path);
             Accepted::Committed(plan)
         }
         // Its bytes are those of the source's last accepted file: perhaps

@@ -169,6 +169,20 @@ pub fn file_away(
     at: DateTime<Utc>,
     sides: &[(&str, &[u8])],
 ) -> std::io::Result<PathBuf> {
+    let destination = place_sides(inbox, folder, name, at, sides)?;
+    move_into(file, &destination)?;
+    Ok(destination)
+}
+
+/// The first half of [`file_away`]: picks the file's new path in
+/// `inbox/<folder>/` and writes its side files there. Returns that path.
+pub fn place_sides(
+    inbox: &Path,
+    folder: &str,
+    name: &str,
+    at: DateTime<Utc>,
+    sides: &[(&str, &[u8])],
+) -> std::io::Result<PathBuf> {
     let dir = inbox.join(folder);
     std::fs::create_dir_all(&dir)?;
     let mut destination = dir.join(timestamped(at, name));
@@ -180,8 +194,16 @@ pub fn file_away(
     for (suffix, bytes) in sides {
         write_atomic(&beside(&destination, suffix), bytes)?;
     }
-    std::fs::rename(file, &destination)?;
-    sync_folder(&dir);
+    Ok(destination)
+}
+
+/// The second half of [`file_away`]: moves the file to `destination`, its
+/// markers removed.
+pub fn move_into(file: &Path, destination: &Path) -> std::io::Result<()> {
+    std::fs::rename(file, destination)?;
+    if let Some(dir) = destination.parent() {
+        sync_folder(dir);
+    }
     if let Some(from) = file.parent() {
         sync_folder(from);
     }
@@ -189,7 +211,15 @@ pub fn file_away(
     for marker in watch::markers(file) {
         let _ = std::fs::remove_file(marker);
     }
-    Ok(destination)
+    Ok(())
+}
+
+/// Removes the side files [`place_sides`] wrote, for a file that did not
+/// move after all (best effort: a side file without its file misleads).
+pub fn remove_sides(destination: &Path, suffixes: &[&str]) {
+    for suffix in suffixes {
+        let _ = std::fs::remove_file(beside(destination, suffix));
+    }
 }
 
 /// Moves the source's written-down actions (see `sync::actions_note_path`)
