@@ -76,6 +76,9 @@ pub enum Accepted {
     Held(Plan),
     /// The plan is committed: its changes wait in the outbox of each target.
     Committed(Plan),
+    /// These bytes are a commit already made whose file was never filed
+    /// away (see [`AlreadyCommitted`]): not committed again.
+    AlreadyCommitted { sha256: [u8; 32] },
 }
 
 /// How a held plan may be released (`rostersync approve`).
@@ -117,7 +120,7 @@ pub async fn sync_file(
         .collect::<Result<Vec<_>, _>>()?;
     match accept(context, source, file, Approval::None).await? {
         Accepted::Refused(ingested) => Ok(SyncOutcome::Refused(ingested)),
-        Accepted::Duplicate => Ok(SyncOutcome::Duplicate),
+        Accepted::Duplicate | Accepted::AlreadyCommitted { .. } => Ok(SyncOutcome::Duplicate),
         Accepted::Held(plan) => Ok(SyncOutcome::Held(plan)),
         Accepted::Committed(mut plan) => {
             push_all(context, connectors, &mut plan).await?;
@@ -143,6 +146,12 @@ pub async fn accept(
     accept_with(context, source, file, approval, None).await
 }
 
+/// Run off the executor with a file's SHA-256 before it is planned: `true`
+/// when those bytes were committed already and their file never filed away
+/// (the daemon stopped, or the file could not be moved), so that a file
+/// left in the inbox is never committed again over newer files.
+pub type AlreadyCommitted = Box<dyn FnOnce(&[u8; 32]) -> bool + Send>;
+
 /// [`accept`], running `before_commit` just before the commit.
 pub async fn accept_with(
     context: &SyncContext<'_>,
@@ -150,6 +159,18 @@ pub async fn accept_with(
     file: &Path,
     approval: Approval,
     before_commit: Option<BeforeCommit>,
+) -> Result<Accepted, SyncError> {
+    accept_checked(context, source, file, approval, before_commit, None).await
+}
+
+/// [`accept_with`], asking `already_committed` first.
+pub async fn accept_checked(
+    context: &SyncContext<'_>,
+    source: &SourceConfig,
+    file: &Path,
+    approval: Approval,
+    before_commit: Option<BeforeCommit>,
+    already_committed: Option<AlreadyCommitted>,
 ) -> Result<Accepted, SyncError> {
     let shown = file.display().to_string();
     let bytes = tokio::fs::read(file)
@@ -168,6 +189,14 @@ pub async fn accept_with(
     .await?;
     if approval == Approval::None && previous.is_some_and(|p| p.last_sha256 == sha256) {
         return Ok(Accepted::Duplicate);
+    }
+    if let Some(check) = already_committed {
+        let seen = tokio::task::spawn_blocking(move || check(&sha256))
+            .await
+            .map_err(|error| SyncError::Join(error.to_string()))?;
+        if seen {
+            return Ok(Accepted::AlreadyCommitted { sha256 });
+        }
     }
     let spec = source.spec().map_err(|error| SyncError::Source {
         source_name: name.clone(),

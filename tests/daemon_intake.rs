@@ -1,6 +1,7 @@
 //! `rostersync run` facing what an inbox may hold besides a well-behaved
 //! export: names that would forge log lines, names too long to keep whole
-//! after a timestamp, a file deleted once read.
+//! after a timestamp, a file deleted once read, a committed file that
+//! could not be moved.
 
 mod support;
 
@@ -179,4 +180,94 @@ fn a_file_deleted_once_read_is_committed_reported_and_pushed_all_the_same() {
         log.contains("removed from the inbox before it could be archived"),
         "{log}"
     );
+}
+
+/// uid → status at the portal ("0" active, "1" blocked).
+fn statuses(h: &Harness<Fake>) -> Vec<(String, String)> {
+    h.fake
+        .directory()
+        .into_iter()
+        .map(|(uid, (_, _, _, status))| (uid, status))
+        .collect()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_committed_file_that_could_not_be_moved_is_never_committed_again_over_newer_data() {
+    let h = setup();
+    let daemon = h.start();
+    // archive/ replaced by a link to nowhere: the next file cannot be filed away.
+    let archive = h.path("inbox/archive");
+    std::fs::remove_dir(&archive).unwrap();
+    std::os::unix::fs::symlink(h.path("nowhere"), &archive).unwrap();
+    h.drop_file(
+        "inbox/a.csv",
+        &users_file(&[user(1, false), user(2, false)]),
+    );
+    daemon.wait_log("cannot be moved to archive/", Duration::from_secs(20));
+    // Its commit stands: pushed all the same, and said in the status.
+    wait_until(
+        Duration::from_secs(20),
+        || statuses(&h) == pairs(&[("E1", "0"), ("E2", "0")]),
+        || format!("{:?}\n{}", statuses(&h), daemon.log()),
+    );
+    let (_, status, _) = h.run(&["status"]);
+    assert!(status.contains("last file a.csv: failed"), "{status}");
+    assert!(status.contains("committed and pushing"), "{status}");
+
+    // A newer file, archived as usual once archive/ is back.
+    std::fs::remove_file(&archive).unwrap();
+    std::fs::create_dir(&archive).unwrap();
+    h.drop_file(
+        "inbox/b.csv",
+        &users_file(&[user(1, true), user(2, false), user(3, false)]),
+    );
+    h.wait_archived(&daemon, "inbox", 1);
+    let newer = pairs(&[("E1", "1"), ("E2", "0"), ("E3", "0")]);
+    wait_until(
+        Duration::from_secs(20),
+        || statuses(&h) == newer,
+        || format!("{:?}", statuses(&h)),
+    );
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
+    let requests = h.fake.requests();
+
+    // After a restart a.csv, still in the inbox, is archived: never
+    // committed again, which would unblock E1.
+    let daemon = h.start();
+    let archived = h.wait_archived(&daemon, "inbox", 2);
+    let a = archived.iter().find(|n| n.ends_with("_a.csv")).unwrap();
+    let a = report(&archive.join(a));
+    assert_eq!(a["committed_before_restart"], true, "{a}");
+    assert_eq!(a["duplicate"], false, "{a}");
+    assert!(files(&h.path("inbox")).is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(statuses(&h), newer);
+    assert_eq!(h.fake.requests(), requests, "nothing sent again");
+
+    // The old export dropped again once archived is a new drop: processed
+    // like any other (here it unblocks E1 again, as HR asked).
+    h.drop_file(
+        "inbox/a.csv",
+        &users_file(&[user(1, false), user(2, false)]),
+    );
+    let archived = h.wait_archived(&daemon, "inbox", 3);
+    let again = archived
+        .iter()
+        .filter(|n| n.ends_with("_a.csv"))
+        .nth(1)
+        .unwrap();
+    let again = report(&archive.join(again));
+    assert!(again.get("committed_before_restart").is_none(), "{again}");
+    assert_eq!(again["targets"]["lms"]["unblock"], 1, "{again}");
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
+    assert!(log.contains("not committed again"), "{log}");
 }

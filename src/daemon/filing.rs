@@ -1,7 +1,6 @@
 //! Where a taken file goes once accepted: its side files, the move to
 //! `archive/`, `rejected/` or `held/`, its one `file processed` log line, the
-//! status, and its open report handed to the reporter; and the recovery of
-//! a file whose commit landed before a restart cut its archive short.
+//! status, and its open report handed to the reporter.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,6 @@ use super::{Shared, lifecycle, today, utc_now};
 use crate::config::{Config, SourceConfig};
 use crate::escape;
 use crate::plan::Plan;
-use crate::store;
 use crate::sync::{self, Accepted};
 
 /// Why a file could not be taken or filed away; it stays in the inbox and
@@ -53,41 +51,8 @@ pub(super) fn note_before_commit(config: &Config) -> sync::BeforeCommit {
     Box::new(move |plan, sha256| lifecycle::write_commit_note(&state_dir, plan, sha256))
 }
 
-/// The plan of `name` if the source's last commit was of this file (of
-/// these bytes: `sha256`, or already known to be the last accepted file's
-/// when `None`) and the file was not archived since (the daemon stopped
-/// between the commit and the archive).
-pub(super) async fn landed_commit(
-    shared: &Arc<Shared>,
-    config: &Config,
-    source: &SourceConfig,
-    name: &str,
-    sha256: Option<[u8; 32]>,
-) -> Option<Plan> {
-    let source_name = source.name.get_ref().clone();
-    let state = {
-        let source_name = source_name.clone();
-        store::blocking(&shared.store, move |store| store.source_state(&source_name))
-            .await
-            .ok()??
-    };
-    if sha256.is_some_and(|sha| sha != state.last_sha256) {
-        return None;
-    }
-    let inbox = source.inbox.get_ref().clone();
-    let state_dir = config.daemon.state_dir.clone();
-    let name = name.to_string();
-    let plan = tokio::task::spawn_blocking(move || {
-        let archived = lifecycle::archived_since(&inbox, &name, state.at);
-        let note = lifecycle::read_commit_note(&state_dir, &source_name);
-        lifecycle::landed_commit(&source_name, &state, &name, archived, note)
-    })
-    .await
-    .ok()??;
-    info!(source = %source.name.get_ref(), file = %escape::text(&plan.file), actions = plan.targets.values().map(|t| t.actions.len()).sum::<usize>(),
-        "this file's plan was committed before a restart, the file not archived: archived now with that plan as its report");
-    Some(plan)
-}
+// Where a committed file left in the inbox is found again.
+pub(super) use super::landed::landed_commit;
 
 /// Test only: with `ROSTERSYNC_TEST_EXIT_AFTER_COMMIT=1` the daemon exits
 /// (code 86) right after a file's commit, before the file is archived: the
@@ -131,11 +96,12 @@ pub(super) async fn settle_file(
     let mut filed = place(source, path, name, &accepted, resumed).await?;
     // A commit is reported and pushed whatever became of its file.
     let reported = filed.unmoved.as_ref().is_none_or(|u| u.reported);
-    if let Accepted::Committed(_) = &accepted
+    if let Accepted::Committed(plan) = &accepted
         && reported
     {
         let open = filed.open_report.take();
-        filed.open_report = finish_report(shared, source, &filed.disposed.moved_to, open).await?;
+        let archived = &filed.disposed.moved_to;
+        filed.open_report = finish_report(shared, source, plan, archived, open).await?;
     }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
@@ -198,6 +164,10 @@ fn log_processed(
             source = %source_name, file = %shown, outcome = "duplicate", moved_to = %moved, ms = millis,
             "file processed: the same bytes as the last accepted file, nothing to push"
         ),
+        Accepted::AlreadyCommitted { .. } => info!(
+            source = %source_name, file = %shown, outcome = "duplicate", moved_to = %moved, ms = millis,
+            "file processed: the same bytes as a file committed before, not committed again"
+        ),
         Accepted::Held(plan) => warn!(
             source = %source_name, file = %shown, outcome = "held", rows = plan.rows,
             rule = %plan.held.as_ref().map(ToString::to_string).unwrap_or_default(),
@@ -224,29 +194,39 @@ fn log_processed(
     }
 }
 
-/// A committed file's report is written: its actions file goes beside it,
-/// and the plan written down before the commit is no longer needed.
+/// A committed file's report is written: the plan written down before its
+/// commit is no longer needed, and every action written down goes beside
+/// the report. Both are the source's last commit's: an older commit filed
+/// late (its file could not be moved) leaves them to theirs.
 async fn finish_report(
     shared: &Arc<Shared>,
     source: &SourceConfig,
+    plan: &Plan,
     archived: &Path,
     open: Option<(PathBuf, FileReport)>,
 ) -> Result<Option<(PathBuf, FileReport)>, FilingError> {
     let state_dir = shared.config().daemon.state_dir.clone();
-    let note = crate::sync::actions_note_path(&state_dir, source.name.get_ref());
-    let archived = archived.to_path_buf();
-    let open = tokio::task::spawn_blocking(move || name_actions_file(&note, &archived, open))
-        .await
-        .map_err(|error| FilingError::Task(error.to_string()))?;
     let source_name = source.name.get_ref().clone();
-    let removed = tokio::task::spawn_blocking(move || {
-        lifecycle::remove_commit_note(&state_dir, &source_name)
+    let actions = crate::sync::actions_note_path(&state_dir, &source_name);
+    let archived = archived.to_path_buf();
+    let plan = serde_json::to_value(plan).ok();
+    let finished = tokio::task::spawn_blocking(move || {
+        let note = lifecycle::read_commit_note(&state_dir, &source_name);
+        if note.is_some_and(|note| serde_json::to_value(&note.plan).ok() != plan) {
+            return (open, Ok(()));
+        }
+        let open = name_actions_file(&actions, &archived, open);
+        (
+            open,
+            lifecycle::remove_commit_note(&state_dir, &source_name),
+        )
     })
-    .await;
-    if let Ok(Err(error)) = removed {
+    .await
+    .map_err(|error| FilingError::Task(error.to_string()))?;
+    if let (_, Err(error)) = &finished {
         warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
     }
-    Ok(open)
+    Ok(finished.0)
 }
 
 pub(super) struct Filed {
@@ -372,7 +352,8 @@ fn placement(
                 None,
             )
         }
-        Accepted::Duplicate => {
+        // Committed before: nothing is done again.
+        Accepted::Duplicate | Accepted::AlreadyCommitted { .. } => {
             let plan = Plan {
                 source: source.name.get_ref().clone(),
                 file: name.to_string(),

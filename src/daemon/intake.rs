@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{error, warn};
 
 use super::ops::Answer;
-use super::{Shared, approve, dates, filing, seed, today, utc_now};
+use super::{Shared, approve, dates, filing, landed, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
 use crate::escape;
 use crate::ingest::record::RecordKind;
@@ -306,12 +306,13 @@ async fn take(
 ) -> Result<(), filing::FilingError> {
     let started = std::time::Instant::now();
     let name = file_name(path);
-    let accepted = sync::accept_with(
+    let accepted = sync::accept_checked(
         &context(shared, config, None),
         source,
         path,
         Approval::None,
         Some(filing::note_before_commit(config)),
+        Some(landed::already_committed(shared, config, source, path)),
     )
     .await?;
     let mut resumed = false;
@@ -330,6 +331,17 @@ async fn take(
                     Accepted::Committed(plan)
                 }
                 None => Accepted::Duplicate,
+            }
+        }
+        // Committed before, then newer files: still this very file, left in
+        // the inbox (its move failed, or the daemon stopped before it).
+        Accepted::AlreadyCommitted { sha256 } => {
+            match filing::landed_commit(shared, config, source, &name, Some(sha256)).await {
+                Some(plan) => {
+                    resumed = true;
+                    Accepted::Committed(plan)
+                }
+                None => Accepted::AlreadyCommitted { sha256 },
             }
         }
         other => other,

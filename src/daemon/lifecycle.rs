@@ -15,7 +15,6 @@ use sha2::Digest;
 use crate::config::Config;
 use crate::ingest::Ingested;
 use crate::plan::Plan;
-use crate::store::SourceState;
 use crate::watch;
 
 pub const ARCHIVE: &str = "archive";
@@ -324,29 +323,41 @@ fn archive_entry_of(entry: &str, name: &str) -> Option<DateTime<Utc>> {
     same.then_some(at)
 }
 
-/// A file the store takes for a duplicate (the same bytes as its source's
-/// last accepted file) is in fact that very file, committed before a
-/// restart but not archived, when that last accepted file has its name and
-/// no file of that name was archived since the commit. Its report is then
-/// the plan written down before the commit, if that note is the one of
-/// these bytes; else (a commit by `rostersync sync`, or by a version that
-/// wrote no notes) a plan without actions.
+/// A commit as the store recorded it: which source committed which bytes,
+/// under which name, when, and how many rows the file had (when known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedFile {
+    pub source: String,
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub rows: u64,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// A file whose bytes were committed is that very file, committed before a
+/// restart (or a failed move) but not archived, when that commit was its
+/// source's, under its name, and no file of that name was archived since
+/// the commit. Its report is then the plan written down before the commit,
+/// if that note is the one of these bytes; else (a commit by `rostersync
+/// sync`, by a version that wrote no notes, or one that newer commits
+/// followed) a plan without actions.
 pub fn landed_commit(
     source: &str,
-    state: &SourceState,
+    committed: &CommittedFile,
     name: &str,
     archived_since_commit: bool,
     note: Option<CommitNote>,
 ) -> Option<Plan> {
-    if state.last_file != name || archived_since_commit {
+    if committed.source != source || committed.name != name || archived_since_commit {
         return None;
     }
     Some(match note {
-        Some(note) if note.sha256 == hex(&state.last_sha256) && note.plan.file == name => note.plan,
+        Some(note) if note.sha256 == hex(&committed.sha256) && note.plan.file == name => note.plan,
         _ => Plan {
             source: source.to_string(),
             file: name.to_string(),
-            rows: state.rows,
+            rows: committed.rows,
             held: None,
             targets: Default::default(),
         },
@@ -493,12 +504,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (state_dir, inbox) = (dir.path().join("state"), dir.path().join("inbox"));
         let sha = [7u8; 32];
-        let state = SourceState {
-            last_file: "u.csv".into(),
-            last_sha256: sha,
+        let state = CommittedFile {
+            source: "hr".into(),
+            name: "u.csv".into(),
+            sha256: sha,
             rows: 2,
             at: 1_800_000_000,
-            targets: Vec::new(),
         };
         let mut committed = test_plan();
         committed.file = "u.csv".into();
@@ -513,8 +524,9 @@ mod tests {
         assert_eq!(landed.targets["a"].actions.len(), 2);
         assert_eq!(landed.targets["a"].actions[0].ext_id, "E1");
 
-        // Another name, or a note of other bytes: not this file's plan.
+        // Another name or source, or a note of other bytes: not this file's plan.
         assert!(landed_commit("hr", &state, "v.csv", false, note()).is_none());
+        assert!(landed_commit("crm", &state, "u.csv", false, note()).is_none());
         let other = CommitNote {
             sha256: hex(&[8u8; 32]),
             plan: committed.clone(),

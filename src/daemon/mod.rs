@@ -24,6 +24,7 @@ mod dates;
 pub mod file_report;
 mod filing;
 mod intake;
+mod landed;
 pub mod lifecycle;
 pub mod ops;
 mod reload;
