@@ -180,28 +180,71 @@ pub fn order(candidates: Vec<(Candidate, bool)>) -> Vec<Candidate> {
 /// A regular file of an inbox that may be an HR drop: (path, size, mtime).
 pub type Found = (PathBuf, u64, SystemTime);
 
-/// Lists an inbox's candidate files (blocking IO).
-pub fn scan(inbox: &Path) -> std::io::Result<Vec<Found>> {
-    let mut found = Vec::new();
+/// Why an inbox entry is not taken (hidden and temporary names aside, which
+/// are skipped by design).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unfit {
+    /// Never followed: it could point anywhere on the system.
+    Symlink,
+    Folder,
+    /// A FIFO, a socket or a device.
+    Special,
+}
+
+impl std::fmt::Display for Unfit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Unfit::Symlink => {
+                "a symbolic link: links are not followed (they could point anywhere); drop the file itself"
+            }
+            Unfit::Folder => "a folder: folders are not looked into; drop files in the inbox itself",
+            Unfit::Special => {
+                "not a regular file (a named pipe, a socket or a device): only files are taken"
+            }
+        })
+    }
+}
+
+/// What a scan of one inbox saw.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub found: Vec<Found>,
+    /// Entries that will not be taken, and why.
+    pub unfit: Vec<(PathBuf, Unfit)>,
+}
+
+/// Lists an inbox's candidate files, and the entries it will not take
+/// (blocking IO). A name that is not UTF-8 is taken like any other: it is
+/// shown escaped, and kept in reports with its bad bytes replaced.
+pub fn scan(inbox: &Path) -> std::io::Result<Scan> {
+    let mut scan = Scan::default();
     for entry in std::fs::read_dir(inbox)? {
         let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if !is_candidate(&name) {
+        let file_name = entry.file_name();
+        let name = file_name.to_string_lossy();
+        if !is_candidate(&name) || SUBFOLDERS.contains(&name.as_ref()) {
             continue;
         }
-        // A file gone between the listing and the stat is simply not there.
+        // Not followed: a link is refused for what it is, not for its target.
+        // An entry gone between the listing and the stat is simply not there.
         let Ok(metadata) = entry.metadata() else {
             continue;
         };
-        if !metadata.is_file() {
+        let kind = metadata.file_type();
+        let unfit = if kind.is_symlink() {
+            Unfit::Symlink
+        } else if kind.is_dir() {
+            Unfit::Folder
+        } else if !kind.is_file() {
+            Unfit::Special
+        } else {
+            let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            scan.found.push((entry.path(), metadata.len(), modified));
             continue;
-        }
-        let modified = metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        found.push((entry.path(), metadata.len(), modified));
+        };
+        scan.unfit.push((entry.path(), unfit));
     }
-    Ok(found)
+    Ok(scan)
 }
 
 /// The `notify` watchers of the inboxes; each change pokes `wake`. Dropping
@@ -378,6 +421,42 @@ mod tests {
         ]);
         let names: Vec<_> = order.iter().map(|c| c.path.display().to_string()).collect();
         assert_eq!(names, ["old-users.csv"]);
+    }
+
+    #[test]
+    fn links_folders_and_pipes_are_named_and_odd_names_taken() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        let odd = std::ffi::OsStr::from_bytes(b"Employ\xe9s.csv");
+        std::fs::write(inbox.join(odd), "x").unwrap();
+        std::fs::write(inbox.join("u.csv"), "x").unwrap();
+        std::fs::write(inbox.join("u.csv.part"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", inbox.join("link.csv")).unwrap();
+        std::fs::create_dir(inbox.join("x.csv")).unwrap();
+        std::fs::create_dir(inbox.join("archive")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            inbox.join("pipe.csv"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let scan = scan(inbox).unwrap();
+        let mut found: Vec<_> = scan.found.iter().map(|(p, _, _)| p.clone()).collect();
+        found.sort();
+        assert_eq!(found, [inbox.join(odd), inbox.join("u.csv")]);
+        let mut unfit = scan.unfit.clone();
+        unfit.sort();
+        assert_eq!(
+            unfit,
+            [
+                (inbox.join("link.csv"), Unfit::Symlink),
+                (inbox.join("pipe.csv"), Unfit::Special),
+                (inbox.join("x.csv"), Unfit::Folder),
+            ]
+        );
     }
 
     #[test]

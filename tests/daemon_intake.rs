@@ -1,7 +1,7 @@
 //! `rostersync run` facing what an inbox may hold besides a well-behaved
 //! export: names that would forge log lines, names too long to keep whole
 //! after a timestamp, a file deleted once read, a committed file that
-//! could not be moved.
+//! could not be moved, entries that are not files, names that are not UTF-8.
 
 mod support;
 
@@ -270,4 +270,76 @@ fn a_committed_file_that_could_not_be_moved_is_never_committed_again_over_newer_
     let (stopped, log) = daemon.stop();
     assert!(stopped.success(), "{log}");
     assert!(log.contains("not committed again"), "{log}");
+}
+
+#[test]
+fn entries_not_taken_are_named_once_and_listed_in_status_and_odd_names_taken() {
+    use std::os::unix::ffi::OsStrExt;
+    let h = builder().daemon("rescan", "100ms").build();
+    let inbox = h.path("inbox");
+    std::os::unix::fs::symlink("/etc/passwd", inbox.join("link.csv")).unwrap();
+    std::fs::create_dir(inbox.join("x.csv")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(inbox.join("pipe.csv"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // A real export whose name is in Latin-1, not UTF-8.
+    let latin1 = std::ffi::OsStr::from_bytes(b"Employ\xe9s.csv");
+    std::fs::write(inbox.join(latin1), users_file(&[user(1, false)])).unwrap();
+    let daemon = h.start();
+    h.wait_archived(&daemon, "inbox", 1);
+    assert_eq!(h.fake.directory().len(), 1);
+    std::thread::sleep(Duration::from_millis(1000)); // ten rescans
+
+    let (_, out, _) = h.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ignored = &status["sources"]["users"]["ignored"];
+    let names: Vec<&str> = ignored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["link.csv", "pipe.csv", "x.csv"], "{status}");
+    assert!(
+        ignored[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link")
+    );
+    assert!(
+        ignored[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("named pipe")
+    );
+    assert!(ignored[2]["reason"].as_str().unwrap().contains("folder"));
+    let (_, text, _) = h.run(&["status"]);
+    assert!(text.contains("    not taken: x.csv: a folder"), "{text}");
+    assert!(
+        text.contains("last file Employ\\xe9s.csv: archived"),
+        "{text}"
+    );
+
+    // Gone: no longer listed.
+    std::fs::remove_dir(inbox.join("x.csv")).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            let (_, out, _) = h.run(&["status", "--json"]);
+            !out.contains("\"x.csv\"")
+        },
+        || daemon.log(),
+    );
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
+    for name in ["link.csv", "pipe.csv", "x.csv"] {
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("not taken") && l.contains(name))
+            .count();
+        assert_eq!(lines, 1, "{name} named once:\n{log}");
+    }
+    assert!(log.contains("Employ\\xe9s.csv"), "{log}");
 }

@@ -105,8 +105,7 @@ pub(super) async fn settle_file(
     }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
-    // Names come from outside: escaped wherever a person reads them.
-    let shown = escape::text(name);
+    let shown = shown_name(path, name);
     let moved = escape::path(&filed.disposed.moved_to);
     log_processed(&source_name, &shown, &moved, &accepted, resumed, millis);
     if let Some((report_path, report)) = filed.open_report {
@@ -136,13 +135,22 @@ pub(super) async fn settle_file(
     shared.with_status(|status| {
         status.count_file(&day);
         let entry = status.sources.entry(source_name).or_default();
-        entry.last_file = Some(shown.into_owned());
+        entry.last_file = Some(shown);
         entry.outcome = Some(filed.disposed.outcome.to_string());
         entry.moved_to = Some(moved);
         entry.at = Some(utc_now());
         entry.error = None;
     });
     Ok(filed.disposed)
+}
+
+/// A file's name as people see it: escaped, and with the bytes of a name
+/// that is not UTF-8 (which the store and reports keep replaced) in hex.
+fn shown_name(path: &Path, name: &str) -> String {
+    match path.file_name() {
+        Some(own) if own.to_str().is_none() => escape::os(own),
+        _ => escape::text(name).into_owned(),
+    }
 }
 
 /// The one `file processed` line of a file.

@@ -12,13 +12,14 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{error, warn};
 
+use super::ignored::Ignored;
 use super::ops::Answer;
 use super::{Shared, approve, dates, filing, landed, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
 use crate::escape;
 use crate::ingest::record::RecordKind;
 use crate::sync::{self, Accepted, Approval, SyncContext};
-use crate::watch::{self, Candidate, Rule, Tracker, Watchers};
+use crate::watch::{self, Candidate, Rule, Tracker, Unfit, Watchers};
 
 /// How often the day is checked for the date re-plan.
 const DATE_CHECK: Duration = Duration::from_secs(60);
@@ -74,6 +75,7 @@ pub(super) async fn processor(
         .while_busy(seed::seed_sources(&shared, &config))
         .await;
     let mut tracker = Tracker::default();
+    let mut ignored = Ignored::default();
     // Files that could not be processed, until they change.
     let mut failed: HashMap<PathBuf, (u64, SystemTime)> = HashMap::new();
     // `[daemon]` settings change only with a restart: this one stays.
@@ -86,7 +88,12 @@ pub(super) async fn processor(
         if shared.cancel.is_cancelled() {
             break;
         }
-        let candidates = scan_inboxes(&config, &failed).await;
+        let (candidates, unfit) = scan_inboxes(&config, &failed).await;
+        for (index, entries) in unfit {
+            if let Some(source) = config.sources.get(index) {
+                ignored.report(&shared, source.name.get_ref(), entries);
+            }
+        }
         let observed = tracker.observe(candidates, std::time::Instant::now());
         let mut took = false;
         for candidate in observed.ready {
@@ -152,6 +159,13 @@ pub(super) async fn processor(
                 watchers = start_watchers(&config, &wake);
                 tracker = Tracker::default();
                 failed.clear();
+                ignored.retain(
+                    &config
+                        .sources
+                        .iter()
+                        .map(|s| s.name.get_ref().clone())
+                        .collect(),
+                );
                 shared
                     .heartbeat
                     .while_busy(seed::seed_sources(&shared, &config))
@@ -220,10 +234,11 @@ fn start_watchers(config: &Config, wake: &Arc<Notify>) -> Option<Watchers> {
     }
 }
 
-async fn scan_inboxes(
-    config: &Config,
-    failed: &HashMap<PathBuf, (u64, SystemTime)>,
-) -> Vec<Candidate> {
+/// What the inboxes hold: the files that may be taken, and per source (by
+/// index, for each inbox that could be read) the entries that will not be.
+type Scanned = (Vec<Candidate>, Vec<(usize, Vec<(PathBuf, Unfit)>)>);
+
+async fn scan_inboxes(config: &Config, failed: &HashMap<PathBuf, (u64, SystemTime)>) -> Scanned {
     let sources: Vec<(usize, RecordKind, PathBuf, Ready, Duration)> = config
         .sources
         .iter()
@@ -233,15 +248,17 @@ async fn scan_inboxes(
     let failed = failed.clone();
     tokio::task::spawn_blocking(move || {
         let mut candidates = Vec::new();
+        let mut unfit = Vec::new();
         for (index, kind, inbox, ready, settle) in sources {
-            let found = match watch::scan(&inbox) {
-                Ok(found) => found,
+            let scan = match watch::scan(&inbox) {
+                Ok(scan) => scan,
                 Err(error) => {
                     warn!(inbox = %escape::path(&inbox), %error, "cannot read the inbox");
                     continue;
                 }
             };
-            for (path, size, modified) in found {
+            unfit.push((index, scan.unfit));
+            for (path, size, modified) in scan.found {
                 if failed.get(&path) == Some(&(size, modified)) {
                     continue;
                 }
@@ -260,7 +277,7 @@ async fn scan_inboxes(
                 });
             }
         }
-        candidates
+        (candidates, unfit)
     })
     .await
     .unwrap_or_default()

@@ -3,7 +3,9 @@
 //! - [`intake`]: the **processor** watches the inboxes, takes each complete
 //!   file in order, and is the only task that commits plans (files,
 //!   [`approve`]als, the daily [`dates`] re-plan), one at a time; [`filing`]
-//!   moves a file where it belongs with its side files;
+//!   moves a file where it belongs with its side files; [`landed`] finds a
+//!   committed file left in the inbox by its bytes; [`ignored`] names the
+//!   inbox entries that are not taken;
 //! - [`worker`]: one per target drains that target's outbox;
 //! - [`reporter`]: updates each file's `.report.json` as targets take or
 //!   park its records;
@@ -23,6 +25,7 @@ pub mod control;
 mod dates;
 pub mod file_report;
 mod filing;
+mod ignored;
 mod intake;
 mod landed;
 pub mod lifecycle;

@@ -35,6 +35,17 @@ pub struct SourceStatus {
     pub at: Option<String>,
     /// Why the last file failed (an IO or store error), if it did.
     pub error: Option<String>,
+    /// Entries of the inbox that are not taken (links, folders, pipes), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<IgnoredEntry>,
+}
+
+/// An inbox entry that is not taken, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredEntry {
+    /// Escaped, as in the log.
+    pub name: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -126,6 +137,9 @@ pub fn render(status: &Status) -> String {
                 let _ = writeln!(out, "  {name}: no file yet");
             }
         }
+        for entry in &source.ignored {
+            let _ = writeln!(out, "    not taken: {}: {}", entry.name, entry.reason);
+        }
     }
     let _ = writeln!(out, "\ntargets:");
     for (name, target) in &status.targets {
@@ -172,6 +186,10 @@ mod tests {
                 moved_to: Some("archive/20261121T085959.000Z_users.csv".into()),
                 at: Some("2026-11-21T08:59:59Z".into()),
                 error: None,
+                ignored: vec![IgnoredEntry {
+                    name: "x.csv".into(),
+                    reason: "a folder".into(),
+                }],
             },
         );
         status
@@ -214,6 +232,7 @@ files today (2026-11-21): 3
 sources:
   hr-orgs: no file yet
   hr-users: last file users.csv: archived at 2026-11-21T08:59:59Z → archive/20261121T085959.000Z_users.csv
+    not taken: x.csv: a folder
 
 targets:
   erp: outbox 3, parked 0, nothing pushed yet
