@@ -311,21 +311,40 @@ fn check_online(config: &config::Config) -> anyhow::Result<i32> {
 }
 
 fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Result<i32> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let spec = match source {
+    let cannot_read = || format!("cannot read {}", file.display());
+    let config;
+    let source = match source {
         Some(name) => {
-            let config = config::load(config_path, CheckLevel::SourcesOnly)?;
-            let source = config.source(name).ok_or_else(|| {
+            config = config::load(config_path, CheckLevel::SourcesOnly)?;
+            Some(config.source(name).ok_or_else(|| {
                 Usage(format!(
                     "no source named {name:?} in {}",
                     config_path.display()
                 ))
-            })?;
-            source.spec()?
+            })?)
         }
-        None => SourceSpec::wbt(ingest::guess_kind(&bytes)),
+        None => None,
     };
-    let outcome = ingest::ingest(&bytes, &spec);
+    // Refused on its size alone, as the daemon does, before it is read.
+    let limit = source.map_or(config::DEFAULT_MAX_FILE_SIZE, |s| s.max_file_size);
+    let size = std::fs::metadata(file).with_context(cannot_read)?.len();
+    let (outcome, spec) = match config::size::too_big(size, limit) {
+        Some(reason) => {
+            let spec = match source {
+                Some(source) => source.spec()?,
+                None => SourceSpec::wbt(ingest::record::RecordKind::Users),
+            };
+            (ingest::refused(reason), spec)
+        }
+        None => {
+            let bytes = std::fs::read(file).with_context(cannot_read)?;
+            let spec = match source {
+                Some(source) => source.spec()?,
+                None => SourceSpec::wbt(ingest::guess_kind(&bytes)),
+            };
+            (ingest::ingest(&bytes, &spec), spec)
+        }
+    };
     let shown = rostersync::escape::path(file);
     for problem in &outcome.problems {
         println!("{}", problem.located(&shown));

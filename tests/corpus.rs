@@ -221,6 +221,37 @@ fn binary_garbage() {
 }
 
 #[test]
+fn utf16_without_a_bom_is_refused_with_the_encoding_to_set() {
+    let what = "the file holds NUL bytes: it looks like UTF-16 text without a byte order mark; \
+                set this source's encoding = \"utf-16le\"";
+    let (exit, output) = validate("utf16le_no_bom.csv", None);
+    assert_eq!(
+        output,
+        format!("utf16le_no_bom.csv:1:1: {what}\nutf16le_no_bom.csv: refused: {what}\n")
+    );
+    assert_eq!(exit, 1);
+    // With that encoding set, the same bytes are read.
+    check(&Case {
+        file: "utf16le_no_bom.csv",
+        source: Some("utf16"),
+        exit: 0,
+        output: "utf16le_no_bom.csv: valid: 2 users rows, 0 warning(s)\n",
+    });
+}
+
+#[test]
+fn a_file_above_max_file_size_is_refused_unread() {
+    let what = "the file is 295 bytes, more than max_file_size allows (100 bytes): it was not read; \
+                raise this source's max_file_size if such files are expected";
+    let (exit, output) = validate("utf8_bom.csv", Some("tiny"));
+    assert_eq!(
+        output,
+        format!("utf8_bom.csv:1:1: {what}\nutf8_bom.csv: refused: {what}\n")
+    );
+    assert_eq!(exit, 1);
+}
+
+#[test]
 fn max_invalid_rows_lets_valid_rows_go_on() {
     check(&Case {
         file: "lenient.csv",

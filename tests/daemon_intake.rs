@@ -1,7 +1,8 @@
 //! `rostersync run` facing what an inbox may hold besides a well-behaved
 //! export: names that would forge log lines, names too long to keep whole
 //! after a timestamp, a file deleted once read, a committed file that
-//! could not be moved, entries that are not files, names that are not UTF-8.
+//! could not be moved, entries that are not files, names that are not UTF-8,
+//! files above `max_file_size`.
 
 mod support;
 
@@ -342,4 +343,33 @@ fn entries_not_taken_are_named_once_and_listed_in_status_and_odd_names_taken() {
         assert_eq!(lines, 1, "{name} named once:\n{log}");
     }
     assert!(log.contains("Employ\\xe9s.csv"), "{log}");
+}
+
+#[test]
+fn a_file_above_max_file_size_is_rejected_before_it_is_read() {
+    let h = builder()
+        .edit_source("users", |s| s.set("max_file_size", "1KiB"))
+        .build();
+    let daemon = h.start();
+    let rows: Vec<String> = (1..=40).map(|n| user(n, false)).collect();
+    let text = users_file(&rows);
+    assert!(text.len() > 1024);
+    h.drop_file("inbox/big.csv", &text);
+    wait_until(
+        Duration::from_secs(20),
+        || files(&h.path("inbox/rejected")).len() == 2,
+        || daemon.log(),
+    );
+    let rejected = files(&h.path("inbox/rejected"));
+    let errors = std::fs::read_to_string(h.path("inbox/rejected").join(&rejected[1])).unwrap();
+    assert!(
+        errors.starts_with(&format!(
+            "big.csv:1:1: the file is {} bytes, more than max_file_size allows (1 KiB)",
+            text.len()
+        )),
+        "{errors}"
+    );
+    assert_eq!(h.fake.requests(), 0);
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
 }

@@ -3,6 +3,7 @@
 
 mod check;
 mod duration;
+pub mod size;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use toml::Spanned;
 /// A target's `kind`: the registry of connectors defines them.
 pub use crate::connectors::TargetKind;
 pub use duration::HumanDuration;
+pub use size::ByteSize;
 
 use crate::csv_safe::Formulas;
 use crate::ingest::columns::Format;
@@ -140,6 +142,9 @@ pub struct SourceConfig {
     /// Poll instead of inotify (network shares deliver no events).
     #[serde(default)]
     pub poll: bool,
+    /// A bigger file is refused before it is read.
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: ByteSize,
     pub targets: Spanned<Vec<Spanned<String>>>,
 }
 
@@ -157,6 +162,14 @@ fn default_fields() -> Spanned<BTreeMap<String, String>> {
 
 fn default_key() -> Spanned<KeyField> {
     Spanned::new(0..0, KeyField::ExtId)
+}
+
+/// What `max_file_size` is when not set, and what `validate` without
+/// `--source` applies.
+pub const DEFAULT_MAX_FILE_SIZE: ByteSize = ByteSize::GIB;
+
+fn default_max_file_size() -> ByteSize {
+    DEFAULT_MAX_FILE_SIZE
 }
 
 fn default_settle() -> HumanDuration {

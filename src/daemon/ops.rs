@@ -211,11 +211,19 @@ pub fn plan(
 ) -> Result<i32, OpsError> {
     let source = resolve_source(config, file, source)?;
     let spec = source.spec()?;
-    let bytes = std::fs::read(file).map_err(|error| OpsError::Read {
+    let read_error = |error| OpsError::Read {
         path: file.to_path_buf(),
         error,
-    })?;
-    let outcome = ingest::ingest(&bytes, &spec);
+    };
+    // Refused on its size alone, as the daemon does, before it is read.
+    let size = std::fs::metadata(file).map_err(read_error)?.len();
+    let (outcome, bytes) = match crate::config::size::too_big(size, source.max_file_size) {
+        Some(reason) => (ingest::refused(reason), Vec::new()),
+        None => {
+            let bytes = std::fs::read(file).map_err(read_error)?;
+            (ingest::ingest(&bytes, &spec), bytes)
+        }
+    };
     let shown = crate::escape::path(file);
     if !outcome.accepted() {
         let mut text = String::new();

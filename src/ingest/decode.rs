@@ -34,6 +34,44 @@ impl EncodingChoice {
     }
 }
 
+/// The label of the UTF-16 the bytes look like (ASCII text interleaved
+/// with NULs), when they have no BOM and are not read as UTF-16 already.
+pub fn utf16_without_bom(bytes: &[u8], choice: EncodingChoice) -> Option<&'static str> {
+    const SAMPLE: usize = 1024;
+    if Encoding::for_bom(bytes).is_some() {
+        return None;
+    }
+    if let EncodingChoice::Fixed(encoding) = choice
+        && (encoding == encoding_rs::UTF_16LE || encoding == encoding_rs::UTF_16BE)
+    {
+        return None;
+    }
+    let sample = &bytes[..bytes.len().min(SAMPLE) & !1];
+    let pairs = sample.len() / 2;
+    if pairs < 4 {
+        return None;
+    }
+    let nul_at = |parity: usize| {
+        sample
+            .iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|&&b| b == 0)
+            .count()
+    };
+    let (even, odd) = (nul_at(0), nul_at(1));
+    // Mostly ASCII: one byte of each pair is NUL, the other hardly ever.
+    let mostly = |nuls: usize| nuls * 10 >= pairs * 6;
+    let hardly = |nuls: usize| nuls * 20 <= pairs;
+    if mostly(odd) && hardly(even) {
+        Some("utf-16le")
+    } else if mostly(even) && hardly(odd) {
+        Some("utf-16be")
+    } else {
+        None
+    }
+}
+
 #[derive(Debug)]
 pub struct Decoded<'a> {
     pub text: Cow<'a, str>,
@@ -220,6 +258,26 @@ mod tests {
         // 0x82 0xA0 is "あ"; a lone 0x82 before a newline is malformed.
         let problems = decode(b"\x82\xA0\n\x82\n", choice).unwrap_err();
         assert_eq!(problems[0].line, 2);
+    }
+
+    #[test]
+    fn utf16_without_a_bom_is_recognised_unless_configured() {
+        let text = "user_extid;user_lname\nE1;Hervé\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let auto = EncodingChoice::Auto;
+        assert_eq!(utf16_without_bom(&le, auto), Some("utf-16le"));
+        assert_eq!(utf16_without_bom(&be, auto), Some("utf-16be"));
+        let cp1252 = EncodingChoice::from_label("windows-1252").unwrap();
+        assert_eq!(utf16_without_bom(&le, cp1252), Some("utf-16le"));
+        let configured = EncodingChoice::from_label("utf-16le").unwrap();
+        assert_eq!(utf16_without_bom(&le, configured), None);
+        assert_eq!(decode(&le, configured).unwrap().text, text);
+        let mut with_bom = vec![0xFF, 0xFE];
+        with_bom.extend_from_slice(&le);
+        assert_eq!(utf16_without_bom(&with_bom, auto), None);
+        assert_eq!(utf16_without_bom(text.as_bytes(), auto), None);
+        assert_eq!(utf16_without_bom(b"a\0", auto), None, "too short to tell");
     }
 
     #[test]

@@ -125,14 +125,16 @@ impl Problems {
     }
 }
 
-/// Reads a whole file. Never panics, whatever the bytes.
-pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
-    ingest_with(bytes, spec, Parallelism::default())
+/// A file refused before its bytes were read (too big, say): one problem,
+/// at its first line, says why.
+pub fn refused(message: String) -> Ingested {
+    let mut problems = Problems::default();
+    problems.push(Problem::file(1, 1, message));
+    refuse(empty_outcome(), problems)
 }
 
-/// [`ingest`] with a chosen number of threads; the outcome never depends on it.
-pub fn ingest_with(bytes: &[u8], spec: &SourceSpec, parallelism: Parallelism) -> Ingested {
-    let mut outcome = Ingested {
+fn empty_outcome() -> Ingested {
+    Ingested {
         verdict: Verdict::Accepted,
         records: Vec::new(),
         problems: Vec::new(),
@@ -141,13 +143,32 @@ pub fn ingest_with(bytes: &[u8], spec: &SourceSpec, parallelism: Parallelism) ->
         invalid_rows: 0,
         encoding: "",
         delimiter: None,
-    };
+    }
+}
+
+/// Reads a whole file. Never panics, whatever the bytes.
+pub fn ingest(bytes: &[u8], spec: &SourceSpec) -> Ingested {
+    ingest_with(bytes, spec, Parallelism::default())
+}
+
+/// [`ingest`] with a chosen number of threads; the outcome never depends on it.
+pub fn ingest_with(bytes: &[u8], spec: &SourceSpec, parallelism: Parallelism) -> Ingested {
+    let mut outcome = empty_outcome();
     let mut problems = Problems::default();
     if let Some(what) = binary_format(bytes) {
         problems.push(Problem::file(
             1,
             1,
             format!("this is {what}, not a CSV export: save it as CSV (semicolon-separated) and drop that"),
+        ));
+        return refuse(outcome, problems);
+    }
+    // Read as UTF-8, UTF-16 text without a BOM would only show as NUL bytes.
+    if let Some(label) = decode::utf16_without_bom(bytes, spec.encoding) {
+        problems.push(Problem::file(
+            1,
+            1,
+            format!("the file holds NUL bytes: it looks like UTF-16 text without a byte order mark; set this source's encoding = \"{label}\""),
         ));
         return refuse(outcome, problems);
     }
