@@ -222,7 +222,11 @@ pub fn scan(inbox: &Path) -> std::io::Result<Scan> {
         let entry = entry?;
         let file_name = entry.file_name();
         let name = file_name.to_string_lossy();
-        if !is_candidate(&name) || SUBFOLDERS.contains(&name.as_ref()) {
+        if !is_candidate(&name) {
+            continue;
+        }
+        // Our own folders, or links to folders standing in for them.
+        if SUBFOLDERS.contains(&name.as_ref()) && entry.path().is_dir() {
             continue;
         }
         // Not followed: a link is refused for what it is, not for its target.
@@ -435,6 +439,8 @@ mod tests {
         std::os::unix::fs::symlink("/etc/shadow", inbox.join("link.csv")).unwrap();
         std::fs::create_dir(inbox.join("x.csv")).unwrap();
         std::fs::create_dir(inbox.join("archive")).unwrap();
+        std::os::unix::fs::symlink(inbox.join("archive"), inbox.join("held")).unwrap();
+        std::os::unix::fs::symlink(inbox.join("nowhere"), inbox.join("rejected")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
             inbox.join("pipe.csv"),
@@ -454,6 +460,7 @@ mod tests {
             [
                 (inbox.join("link.csv"), Unfit::Symlink),
                 (inbox.join("pipe.csv"), Unfit::Special),
+                (inbox.join("rejected"), Unfit::Symlink),
                 (inbox.join("x.csv"), Unfit::Folder),
             ]
         );
