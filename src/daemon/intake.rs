@@ -354,26 +354,20 @@ async fn take(
             filing::remove_after_commit_for_tests(path);
             Accepted::Committed(plan)
         }
-        // Its bytes are those of the source's last accepted file: perhaps
-        // because it is that very file, committed before a restart.
-        Accepted::Duplicate => {
-            match filing::landed_commit(shared, config, source, &name, None).await {
+        // Its bytes were committed already: perhaps because it is that very
+        // file, left in the inbox (the daemon stopped before its archive, or
+        // it could not be moved), to be filed away now with that commit's plan.
+        Accepted::Duplicate | Accepted::AlreadyCommitted { .. } => {
+            let sha256 = match &accepted {
+                Accepted::AlreadyCommitted { sha256 } => Some(*sha256),
+                _ => None, // the source's last accepted file's
+            };
+            match filing::landed_commit(shared, config, source, &name, sha256).await {
                 Some(plan) => {
                     resumed = true;
                     Accepted::Committed(plan)
                 }
-                None => Accepted::Duplicate,
-            }
-        }
-        // Committed before, then newer files: still this very file, left in
-        // the inbox (its move failed, or the daemon stopped before it).
-        Accepted::AlreadyCommitted { sha256 } => {
-            match filing::landed_commit(shared, config, source, &name, Some(sha256)).await {
-                Some(plan) => {
-                    resumed = true;
-                    Accepted::Committed(plan)
-                }
-                None => Accepted::AlreadyCommitted { sha256 },
+                None => accepted,
             }
         }
         other => other,
