@@ -668,8 +668,8 @@ fn the_inboxes_are_rescanned_every_rescan_even_without_events() {
 fn a_waiting_processor_scans_no_more_often_than_rescan_says() {
     // The processor beats every second for the watchdog; a beat is not a
     // reason to look at the inboxes again. An inbox that cannot be read says
-    // so at each scan: with `rescan = "30s"` and no events, once or twice
-    // in four seconds, not every second.
+    // so at each scan: with `rescan = "30s"`, a scan at start and those the
+    // removal's events cause in four seconds, not one every second.
     let h = Harness::builder()
         .daemon("rescan", "30s")
         .source(Source::users("hr", "gone").targets(&["wbt"]))
@@ -679,6 +679,8 @@ fn a_waiting_processor_scans_no_more_often_than_rescan_says() {
     std::fs::remove_dir_all(h.path("gone")).unwrap();
     std::thread::sleep(Duration::from_secs(4));
     let (_, log) = daemon.stop();
+    // The removal itself may wake it up to twice (the folder's own events,
+    // coalesced differently under load): a scan every second would be 4+.
     let scans = log.matches("cannot read the inbox").count();
-    assert!(scans <= 2, "{scans} scans in 4 s:\n{log}");
+    assert!(scans <= 3, "{scans} scans in 4 s:\n{log}");
 }
