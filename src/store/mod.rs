@@ -13,6 +13,7 @@
 //! | `t\0TARGET\0KIND\0FIRST` | a group of a target's [`StoredEntry`]s (desired and acknowledged summaries, what waits) |
 //! | `l\0SEQ` | acknowledgements not yet folded into the groups ([`acklog`]) |
 //! | `p\0TARGET\0KIND\0KEY` | [`Parked`]: a record the target refused, with the reason |
+//! | `i\0TARGET\0KIND\0TARGET_ID` | the key of the record whose acknowledged target id it is ([`holders`]) |
 //! | `f\0SHA256` | [`FileSeen`]: a processed file |
 //! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
 //! | `m\0schema_version` | u32, big-endian |
@@ -27,6 +28,7 @@
 mod acklog;
 mod commit;
 pub mod groups;
+mod holders;
 mod migrate;
 mod reader;
 mod snapshot;
@@ -47,7 +49,8 @@ pub use reader::Reader;
 pub use snapshot::StoredRecord;
 
 /// Bumped with every change of key or value layout; [`migrate`] moves older stores up.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Schema 3 added the index of the targets' ids (`i`).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The tree of the current layout; older layouts lived in other trees, so
 /// that a migration fills this one and switches to it at once.
@@ -311,11 +314,15 @@ impl Store {
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(_) => migrate::drop_older_trees(&db)?,
-            None => {
-                // Not finished: an older layout's data (migrated into this
-                // tree from scratch), or a new store.
-                migrate::from_older_trees(&db, &tree)?;
+            Some(SCHEMA_VERSION) => migrate::drop_older_trees(&db)?,
+            found => {
+                if found.is_none() {
+                    // Not finished: an older layout's data (migrated into
+                    // this tree from scratch), or a new store.
+                    migrate::from_older_trees(&db, &tree)?;
+                }
+                // Schema 2 and older kept no index of the targets' ids.
+                holders::index_all(&tree)?;
                 tree.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
                 db.flush()?;
                 migrate::drop_older_trees(&db)?;
@@ -452,21 +459,7 @@ impl Store {
 
     /// The names of the targets that hold entries, from the stored keys.
     pub fn targets_held(&self) -> Result<Vec<String>, StoreError> {
-        let mut names: Vec<String> = Vec::new();
-        let mut next = b"t\0".to_vec();
-        // Skips from one target to the next: one seek per target.
-        while let Some(item) = self.tree.range(next.clone()..).next() {
-            let (key, _) = item?;
-            let Some(rest) = key.strip_prefix(b"t\0") else {
-                break;
-            };
-            let name = rest.split(|&b| b == 0).next().unwrap_or_default();
-            names.push(String::from_utf8_lossy(name).into_owned());
-            next = b"t\0".to_vec();
-            next.extend_from_slice(name);
-            next.push(1);
-        }
-        Ok(names)
+        targets_in(&self.tree)
     }
 
     pub fn park(&self, key: &RecordKey, parked: &Parked) -> Result<(), StoreError> {
@@ -620,6 +613,7 @@ impl Store {
         // few (the usual case: a record is not sent while parked), rather
         // than read for each record.
         let mut few_parked: HashMap<(&str, RecordKind), Option<HashSet<String>>> = HashMap::new();
+        let mut holders = holders::HolderChanges::default();
         // Looked up in key order (each group once); logged in that order too,
         // a record confirmed twice keeping its later confirmation last.
         let mut sorted: Vec<&(RecordKey, Acked, Fields)> = acks.iter().collect();
@@ -639,6 +633,12 @@ impl Store {
             } else {
                 Some(encode(fields)?)
             };
+            let held = match self.lock_overlay().acks.get(key) {
+                Some(logged) => logged.acked.target_id.clone(),
+                None => stored.entry.acked.and_then(|acked| acked.target_id),
+            };
+            let before = holders.before(key, held);
+            holders.note(self, key, before, acked.target_id.as_ref())?;
             logged.push(LoggedAck {
                 target: key.target.clone(),
                 kind: key.kind,
@@ -660,6 +660,7 @@ impl Store {
                 batch.remove(parked_key(key));
             }
         }
+        holders.write(&mut batch);
         let mut overlay = self.lock_overlay();
         batch.insert(overlay.log_key(), encode(&logged)?);
         self.tree.apply_batch(batch)?;
@@ -710,8 +711,9 @@ impl Store {
         Ok(())
     }
 
-    /// Drops everything a target holds: its entries, parked records and
-    /// logged acknowledgements, and its name from the sources' states.
+    /// Drops everything a target holds: its entries, parked records, the
+    /// index of its ids and logged acknowledgements, and its name from the
+    /// sources' states.
     pub fn forget_target(&self, target: &str) -> Result<Forgotten, StoreError> {
         let _writer = self.lock();
         self.fold()?;
@@ -729,6 +731,9 @@ impl Store {
             for key in self.tree.scan_prefix(prefix(b'p', target, kind)).keys() {
                 batch.remove(key?);
                 forgotten.parked += 1;
+            }
+            for key in self.tree.scan_prefix(prefix(b'i', target, kind)).keys() {
+                batch.remove(key?);
             }
         }
         for item in self.tree.scan_prefix(b"s\0") {
@@ -768,6 +773,25 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&store))
         .await
         .map_err(|error| StoreError::Task(error.to_string()))?
+}
+
+/// The names of the targets that hold entries in `tree`, from its keys.
+fn targets_in(tree: &sled::Tree) -> Result<Vec<String>, StoreError> {
+    let mut names: Vec<String> = Vec::new();
+    let mut next = b"t\0".to_vec();
+    // Skips from one target to the next: one seek per target.
+    while let Some(item) = tree.range(next.clone()..).next() {
+        let (key, _) = item?;
+        let Some(rest) = key.strip_prefix(b"t\0") else {
+            break;
+        };
+        let name = rest.split(|&b| b == 0).next().unwrap_or_default();
+        names.push(String::from_utf8_lossy(name).into_owned());
+        next = b"t\0".to_vec();
+        next.extend_from_slice(name);
+        next.push(1);
+    }
+    Ok(names)
 }
 
 fn read_version(tree: &sled::Tree) -> Result<Option<u32>, StoreError> {

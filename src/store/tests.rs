@@ -434,7 +434,7 @@ fn a_schema_1_store_is_migrated_whole() {
         std::fs::copy(fixture.join(name), dir.path().join(name)).unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.schema_version().unwrap(), Some(2));
+    assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
     let at = |target: &str, kind, k: &str| RecordKey {
         target: target.into(),
         kind,
@@ -450,6 +450,10 @@ fn a_schema_1_store_is_migrated_whole() {
     assert_eq!(e1.source, "hr");
     assert_eq!(e1.desired.expiration, Some(800_000));
     assert_eq!(e1.acked.as_ref().unwrap().target_id.as_deref(), Some("u-1"));
+    assert_eq!(
+        store.holder("lms", users, "u-1").unwrap().as_deref(),
+        Some("E1")
+    );
     assert_eq!(
         store.desired_fields(&at("lms", users, "E1"), &any).unwrap(),
         Some(old("ana"))
@@ -538,4 +542,95 @@ fn a_schema_1_store_is_migrated_whole() {
         None
     );
     let _ = ProjectionHash([0; 16]);
+}
+
+/// Acknowledges `k` as held at the target under `id`.
+fn ack_with_id(store: &Store, k: &str, id: Option<&str>) {
+    let lms = target("lms");
+    let desired = store
+        .desired_fields(&key(k), &lms.projector)
+        .unwrap()
+        .unwrap();
+    let mut acked = acked_now(store, k);
+    acked.target_id = id.map(str::to_string);
+    store.acknowledge(&key(k), &acked, &desired).unwrap();
+}
+
+#[test]
+fn the_record_holding_a_target_id_is_one_read_away_and_follows_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let records = users(&[("E1", "ana", "ana@x.fr"), ("E2", "ben", "ben@x.fr")]);
+    commit(&store, &[target("lms"), target("crm")], &records, "u1.csv");
+    let holder = |target: &str, id: &str| store.holder(target, RecordKind::Users, id).unwrap();
+    assert_eq!(holder("lms", "u-7"), None);
+    ack_with_id(&store, "E1", Some("u-7"));
+    assert_eq!(holder("lms", "u-7").as_deref(), Some("E1"));
+    assert_eq!(
+        holder("crm", "u-7"),
+        None,
+        "another target's ids are its own"
+    );
+    assert_eq!(store.holder("lms", RecordKind::Orgs, "u-7").unwrap(), None);
+    // Recreated at the target under another id: the old one is free again,
+    // and an id passing to another record in one group goes with it.
+    let lms = target("lms");
+    let acks: Vec<_> = [("E1", "u-8"), ("E2", "u-7")]
+        .iter()
+        .map(|(k, id)| {
+            let mut acked = acked_now(&store, k);
+            acked.target_id = Some(id.to_string());
+            let desired = store
+                .desired_fields(&key(k), &lms.projector)
+                .unwrap()
+                .unwrap();
+            (key(k), acked, desired)
+        })
+        .collect();
+    store.acknowledge_many(&acks).unwrap();
+    assert_eq!(holder("lms", "u-8").as_deref(), Some("E1"));
+    assert_eq!(holder("lms", "u-7").as_deref(), Some("E2"));
+    // A target that gives no id any more holds none.
+    ack_with_id(&store, "E2", None);
+    assert_eq!(holder("lms", "u-7"), None);
+    // Folded, reopened: the same answers.
+    store.fold().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .holder("lms", RecordKind::Users, "u-8")
+            .unwrap()
+            .as_deref(),
+        Some("E1")
+    );
+    store.forget_target("lms").unwrap();
+    assert_eq!(store.holder("lms", RecordKind::Users, "u-8").unwrap(), None);
+    assert_eq!(store.tree.scan_prefix(b"i\0").count(), 0);
+}
+
+/// A schema-2 store (no index of the targets' ids) is indexed on open,
+/// from its groups and from the acknowledgements not yet folded.
+#[test]
+fn a_schema_2_store_gets_its_target_ids_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let records = users(&[("E1", "ana", "ana@x.fr"), ("E2", "ben", "ben@x.fr")]);
+        commit(&store, &[target("lms")], &records, "u1.csv");
+        ack_with_id(&store, "E1", Some("u-1"));
+        store.fold().unwrap();
+        ack_with_id(&store, "E2", Some("u-2"));
+        // As schema 2 left it.
+        for line in store.tree.scan_prefix(b"i\0").keys() {
+            store.tree.remove(line.unwrap()).unwrap();
+        }
+        store.tree.insert(SCHEMA_KEY, &2u32.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), Some(SCHEMA_VERSION));
+    let holder = |id: &str| store.holder("lms", RecordKind::Users, id).unwrap();
+    assert_eq!(holder("u-1").as_deref(), Some("E1"));
+    assert_eq!(holder("u-2").as_deref(), Some("E2"), "from the log");
 }
