@@ -89,8 +89,24 @@ pub struct RecordKey {
 pub enum PushStatus {
     /// The target confirmed it.
     Done,
-    /// Set aside, with the reason.
-    Parked { reason: String },
+    /// Set aside, with the reason; with the accounts that could be the
+    /// record's when the target holds several (ambiguous).
+    Parked {
+        reason: String,
+        candidates: Vec<Candidate>,
+    },
+}
+
+/// An account a target already holds that could be a record's (when there
+/// are several, none is taken: the record is parked as ambiguous).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The target's id for the account.
+    pub id: String,
+    /// Its login there.
+    pub login: String,
+    /// The `match` rules that found it (canonical field names).
+    pub matched_by: Vec<String>,
 }
 
 /// Where one planned action stands, in a report.

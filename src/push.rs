@@ -14,7 +14,7 @@ use crate::connectors::{AnyConnector, ConnectorError, Outcome, PushItem, PushRep
 use crate::diff;
 use crate::ingest::record::{Field, RecordKind};
 pub use crate::model::PushStatus;
-use crate::model::{Acked, ActionKind, RecordKey};
+use crate::model::{Acked, ActionKind, Candidate, RecordKey};
 use crate::projection::Fields;
 use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
@@ -509,6 +509,13 @@ impl Pass<'_> {
                         .get_or_insert_with(tokio::time::Instant::now);
                     self.drained.done += 1;
                 }
+                Outcome::Ambiguous(candidates) => {
+                    let reason = ambiguous_reason(&candidates);
+                    park_ambiguous(store, &item.key, item.action, &reason, candidates, now())
+                        .await?;
+                    self.drained.parked(&item.key, &reason);
+                    self.failed.insert(item.key.key.clone(), Some(reason));
+                }
                 Outcome::Failed(failure) if refused.is_some() => {
                     said.get_or_insert_with(|| failure.reason().to_string());
                 }
@@ -635,6 +642,51 @@ async fn park(
         transient,
     };
     Ok(crate::store::blocking(store, move |store| store.park(&key, &parked)).await?)
+}
+
+/// Parks a record the target holds several accounts for, with them.
+async fn park_ambiguous(
+    store: &Arc<Store>,
+    key: &RecordKey,
+    action: ActionKind,
+    reason: &str,
+    candidates: Vec<Candidate>,
+    at: i64,
+) -> Result<(), PushError> {
+    tracing::warn!(target = %key.target, kind = %key.kind, key = %key.key, %reason, "record parked");
+    let key = key.clone();
+    let parked = Parked {
+        action,
+        reason: reason.to_string(),
+        at,
+        transient: false,
+    };
+    Ok(crate::store::blocking(store, move |store| {
+        store.park_ambiguous(&key, &parked, &candidates)
+    })
+    .await?)
+}
+
+/// Why a record is parked as ambiguous: the accounts, and what to do.
+fn ambiguous_reason(candidates: &[Candidate]) -> String {
+    let accounts: Vec<String> = candidates
+        .iter()
+        .map(|c| {
+            format!(
+                "{} (login {:?}, by {})",
+                c.id,
+                c.login,
+                c.matched_by.join(" and ")
+            )
+        })
+        .collect();
+    format!(
+        "ambiguous: {} accounts at the target could be this person's: {}; none was taken and \
+         nothing was created: remove or merge the extra accounts there (or correct the file), \
+         then run `rostersync retry`",
+        candidates.len(),
+        accounts.join(", ")
+    )
 }
 
 /// The records of a kind waiting for a target, parked ones aside: keys and

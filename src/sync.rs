@@ -11,9 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, SourceConfig, TargetConfig};
 use crate::connectors::ConnectorError;
 use crate::ingest::{self, Ingested};
-use crate::model::ActionStatus;
 use crate::plan::{FileInfo, Plan, PlanOptions, SourceInfo, TargetInfo, plan_file};
-use crate::push::{self, PushError, PushStatus, PushTarget};
+use crate::push::{self, PushError, PushTarget};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug)]
@@ -384,14 +383,7 @@ fn apply_statuses(
                 kind: action.kind,
                 key: action.ext_id.clone(),
             };
-            match reader.push_status(&key)? {
-                Some(PushStatus::Done) => action.status = Some(ActionStatus::Done),
-                Some(PushStatus::Parked { reason }) => {
-                    action.status = Some(ActionStatus::Parked);
-                    action.reason = Some(reason);
-                }
-                None => {}
-            }
+            action.settle(reader.push_status(&key)?);
         }
     }
     Ok(())

@@ -30,7 +30,7 @@ use std::ops::Range;
 pub use error::{CheckError, RecordError, ReplyError, SettingsError, UnknownEncoding};
 
 use crate::config::TargetConfig;
-use crate::model::{ActionKind, RecordKey};
+use crate::model::{ActionKind, Candidate, RecordKey};
 use crate::projection::{DefaultFields, Fields, ProjectionHash};
 use crate::retry::Failure;
 
@@ -67,6 +67,10 @@ pub enum Outcome {
         target_id: Option<String>,
     },
     Failed(Failure),
+    /// The target already holds several accounts that could be the
+    /// record's: none was taken, nothing was created, until a person sorts
+    /// them out there.
+    Ambiguous(Vec<Candidate>),
 }
 
 #[derive(Debug, thiserror::Error)]

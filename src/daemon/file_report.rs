@@ -91,18 +91,7 @@ impl FileReport {
             let mut parked = 0u64;
             for action in &mut target_report.actions {
                 if action.status == Some(ActionStatus::Pending) {
-                    match lookup(action.kind, &action.ext_id)? {
-                        None => {}
-                        Some(PushStatus::Done) => {
-                            action.status = Some(ActionStatus::Done);
-                            changed = true;
-                        }
-                        Some(PushStatus::Parked { reason }) => {
-                            action.status = Some(ActionStatus::Parked);
-                            action.reason = Some(reason);
-                            changed = true;
-                        }
-                    }
+                    changed |= action.settle(lookup(action.kind, &action.ext_id)?);
                 }
                 if action.status == Some(ActionStatus::Parked) {
                     parked += 1;
@@ -134,6 +123,7 @@ pub(crate) fn test_plan() -> Plan {
         deferred: Vec::new(),
         status: None,
         reason: None,
+        candidates: Vec::new(),
     };
     for target in ["a", "b"] {
         plan.targets.insert(
@@ -174,6 +164,7 @@ mod tests {
                     "E1" => Some(PushStatus::Done),
                     _ => Some(PushStatus::Parked {
                         reason: "refused".into(),
+                        candidates: Vec::new(),
                     }),
                 })
             })
@@ -193,6 +184,49 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(json(&report)["complete"], true);
+    }
+
+    #[test]
+    fn an_ambiguous_record_is_parked_in_the_report_with_its_candidates() {
+        let mut report = FileReport::new(&test_plan(), Archived::Committed, Utc::now());
+        let candidate = crate::model::Candidate {
+            id: "17".into(),
+            login: "jdoe".into(),
+            matched_by: vec!["login".into()],
+        };
+        let candidates = vec![candidate.clone(), candidate];
+        report
+            .resolve::<()>("a", |_, key| {
+                Ok(Some(match key {
+                    "E1" => PushStatus::Parked {
+                        reason: "ambiguous: 2 accounts".into(),
+                        candidates: candidates.clone(),
+                    },
+                    _ => PushStatus::Done,
+                }))
+            })
+            .unwrap();
+        let value = json(&report);
+        let actions = &value["targets"]["a"]["actions"];
+        assert_eq!(actions[0]["status"], "parked");
+        assert_eq!(
+            actions[0]["candidates"],
+            serde_json::json!([
+                {"id": "17", "login": "jdoe", "matched_by": ["login"]},
+                {"id": "17", "login": "jdoe", "matched_by": ["login"]}
+            ])
+        );
+        assert!(actions[1].get("candidates").is_none(), "{}", actions[1]);
+        assert_eq!(value["targets"]["a"]["parked"], 1);
+        // A report written before candidates existed reads as it was.
+        let mut old = json(&FileReport::new(
+            &test_plan(),
+            Archived::Committed,
+            Utc::now(),
+        ));
+        old["targets"]["a"]["actions"][0]["status"] = "parked".into();
+        let read: FileReport = serde_json::from_value(old).unwrap();
+        assert!(read.plan.targets["a"].actions[0].candidates.is_empty());
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
             }
             if let Some(parked) = store.parked_item(&key)? {
                 let _ = writeln!(out, "  parked at {}: {}", when(parked.at), parked.reason);
+                show_candidates(&store.candidates(&key)?, &mut out);
             }
         }
     }
@@ -143,6 +144,26 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
         ));
     }
     Ok(Answer::new(exit::OK, out))
+}
+
+/// The accounts an ambiguous record could be, one a line.
+fn show_candidates(candidates: &[crate::model::Candidate], out: &mut String) {
+    if candidates.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  accounts at the target that could be this record's (none taken):"
+    );
+    for candidate in candidates {
+        let _ = writeln!(
+            out,
+            "    {}: login {:?}, found by {}",
+            candidate.id,
+            candidate.login,
+            candidate.matched_by.join(" and ")
+        );
+    }
 }
 
 /// `rostersync retry [--target NAME]`: releases parked records for another try.

@@ -195,20 +195,19 @@ fn resolve_actions_file(
             let status = reader
                 .push_status(&record_key(&entry.target, action.kind, &action.ext_id))
                 .map_err(std::io::Error::other)?;
-            match status {
-                Some(PushStatus::Done) => action.status = Some(ActionStatus::Done),
-                Some(PushStatus::Parked { reason }) => {
-                    action.status = Some(ActionStatus::Parked);
-                    action.reason = Some(reason);
-                    if let Some(target) = report.plan.targets.get_mut(&entry.target)
-                        && !target.actions.iter().any(|listed| {
-                            listed.ext_id == action.ext_id && listed.kind == action.kind
-                        })
-                    {
-                        target.actions.push(action.clone());
-                    }
-                }
-                None => action.status = Some(ActionStatus::Pending),
+            let parked = matches!(status, Some(PushStatus::Parked { .. }));
+            if !action.settle(status) {
+                action.status = Some(ActionStatus::Pending);
+            }
+            // A report lists every parked record.
+            if parked
+                && let Some(target) = report.plan.targets.get_mut(&entry.target)
+                && !target
+                    .actions
+                    .iter()
+                    .any(|listed| listed.ext_id == action.ext_id && listed.kind == action.kind)
+            {
+                target.actions.push(action.clone());
             }
             changed = true;
         }

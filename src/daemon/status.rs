@@ -7,6 +7,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{Candidate, RecordKind};
+
 pub const FILE_NAME: &str = "status.json";
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,9 +55,27 @@ pub struct TargetStatus {
     /// Records still to push, parked ones included.
     pub outbox: u64,
     pub parked: u64,
+    /// Of the parked, those the target holds several accounts for.
+    #[serde(default)]
+    pub ambiguous: u64,
+    /// The first of them ([`AMBIGUOUS_LISTED`]), with their candidates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ambiguous_records: Vec<AmbiguousRecord>,
     pub last_error: Option<String>,
     /// When the target last confirmed a record (UTC, RFC 3339).
     pub last_push_at: Option<String>,
+}
+
+/// How many ambiguous records of a target `status` lists (`show` tells
+/// the candidates of any record).
+pub const AMBIGUOUS_LISTED: usize = 20;
+
+/// A record parked because the target holds several accounts that could be its.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AmbiguousRecord {
+    pub kind: RecordKind,
+    pub key: String,
+    pub candidates: Vec<Candidate>,
 }
 
 impl Status {
@@ -148,6 +168,9 @@ pub fn render(status: &Status) -> String {
             "  {name}: outbox {}, parked {}",
             target.outbox, target.parked
         );
+        if target.ambiguous > 0 {
+            let _ = write!(out, " ({} ambiguous)", target.ambiguous);
+        }
         match &target.last_push_at {
             Some(at) => {
                 let _ = write!(out, ", last push {at}");
@@ -160,8 +183,49 @@ pub fn render(status: &Status) -> String {
         if let Some(error) = &target.last_error {
             let _ = writeln!(out, "    last error: {error}");
         }
+        render_ambiguous(&mut out, name, target);
     }
     out
+}
+
+/// The ambiguous records of a target, each with the accounts it could be.
+fn render_ambiguous(out: &mut String, name: &str, target: &TargetStatus) {
+    for record in &target.ambiguous_records {
+        let accounts: Vec<String> = record
+            .candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (login {:?}, by {})",
+                    c.id,
+                    c.login,
+                    c.matched_by.join(" and ")
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "    ambiguous: {} {} could be {}",
+            record.kind,
+            record.key,
+            accounts.join(" or ")
+        );
+    }
+    let unlisted = target
+        .ambiguous
+        .saturating_sub(target.ambiguous_records.len() as u64);
+    if unlisted > 0 {
+        let _ = writeln!(
+            out,
+            "    … and {unlisted} more ambiguous (`rostersync show KEY`)"
+        );
+    }
+    if target.ambiguous > 0 {
+        let _ = writeln!(
+            out,
+            "    sort the accounts out at the target, then `rostersync retry --target {name}`"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +266,7 @@ mod tests {
                 parked: 1,
                 last_error: Some("login ana is reserved".into()),
                 last_push_at: Some("2026-11-21T09:00:00Z".into()),
+                ..TargetStatus::default()
             },
         );
         status.targets.insert(
@@ -240,6 +305,45 @@ targets:
     last error: login ana is reserved
 "
         );
+    }
+
+    #[test]
+    fn ambiguous_records_are_listed_with_the_accounts_they_could_be() {
+        let mut status = status();
+        let lms = status.targets.get_mut("lms").unwrap();
+        lms.last_error = None;
+        lms.ambiguous = 2;
+        lms.ambiguous_records = vec![AmbiguousRecord {
+            kind: RecordKind::Users,
+            key: "E5".into(),
+            candidates: vec![
+                Candidate {
+                    id: "17".into(),
+                    login: "jdoe".into(),
+                    matched_by: vec!["login".into()],
+                },
+                Candidate {
+                    id: "23".into(),
+                    login: "john.doe".into(),
+                    matched_by: vec!["email".into(), "ext_id".into()],
+                },
+            ],
+        }];
+        let page = render(&status);
+        assert!(
+            page.contains(
+                "  lms: outbox 12, parked 1 (2 ambiguous), last push 2026-11-21T09:00:00Z
+    ambiguous: users E5 could be 17 (login \"jdoe\", by login) or 23 (login \"john.doe\", by email and ext_id)
+    … and 1 more ambiguous (`rostersync show KEY`)
+    sort the accounts out at the target, then `rostersync retry --target lms`
+"
+            ),
+            "{page}"
+        );
+        // A status.json of an older release, without them, still reads.
+        let old = r#"{"outbox": 1, "parked": 0, "last_error": null, "last_push_at": null}"#;
+        let target: TargetStatus = serde_json::from_str(old).unwrap();
+        assert_eq!((target.ambiguous, target.ambiguous_records.len()), (0, 0));
     }
 
     #[test]

@@ -10,6 +10,30 @@ use super::{Shared, lifecycle, lock, notify_systemd, today, utc_now};
 use crate::ingest::record::RecordKind;
 use crate::store::{self, StoreError};
 
+/// How many records of a target are parked as ambiguous, and the first
+/// of them with their candidates.
+fn ambiguous(
+    store: &store::Store,
+    target: &str,
+) -> Result<(u64, Vec<status::AmbiguousRecord>), StoreError> {
+    let mut count = 0u64;
+    let mut listed = Vec::new();
+    for kind in [RecordKind::Orgs, RecordKind::Users] {
+        for item in store.ambiguous(target, kind) {
+            let (key, candidates) = item?;
+            count += 1;
+            if listed.len() < status::AMBIGUOUS_LISTED {
+                listed.push(status::AmbiguousRecord {
+                    kind,
+                    key,
+                    candidates,
+                });
+            }
+        }
+    }
+    Ok((count, listed))
+}
+
 /// Writes `status.json` (atomically) and tells systemd the one-line status.
 pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
     let config = shared.config();
@@ -30,7 +54,8 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
                         parked += 1;
                     }
                 }
-                Ok((name, outbox, parked))
+                let ambiguous = ambiguous(store, &name)?;
+                Ok((name, outbox, parked, ambiguous))
             })
             .collect::<Result<Vec<_>, StoreError>>()
     })
@@ -39,10 +64,12 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
         let mut status = lock(&shared.status);
         match counts {
             Ok(counts) => {
-                for (name, outbox, parked) in counts {
+                for (name, outbox, parked, (ambiguous, listed)) in counts {
                     let target = status.targets.entry(name).or_default();
                     target.outbox = outbox;
                     target.parked = parked;
+                    target.ambiguous = ambiguous;
+                    target.ambiguous_records = listed;
                 }
             }
             Err(error) => warn!(%error, "cannot count the outboxes for status.json"),

@@ -11,7 +11,7 @@ use crate::config::SafetyConfig;
 use crate::diff::{self, Change};
 use crate::ingest::Mode;
 use crate::ingest::record::{Field, Record, RecordKind};
-use crate::model::{ActionKind, ActionStatus, Desired, RecordKey};
+use crate::model::{ActionKind, ActionStatus, Candidate, Desired, PushStatus, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
 mod seed;
@@ -117,6 +117,30 @@ pub struct PlannedAction {
     /// In reports: why a record was parked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// In reports: the accounts the target holds that could each be the
+    /// record's, when it is parked as ambiguous.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+}
+
+impl PlannedAction {
+    /// Where the action stands, as the store says (`None`: still waiting).
+    /// Returns whether it changed.
+    pub fn settle(&mut self, status: Option<PushStatus>) -> bool {
+        match status {
+            None => false,
+            Some(PushStatus::Done) => {
+                self.status = Some(ActionStatus::Done);
+                true
+            }
+            Some(PushStatus::Parked { reason, candidates }) => {
+                self.status = Some(ActionStatus::Parked);
+                self.reason = Some(reason);
+                self.candidates = candidates;
+                true
+            }
+        }
+    }
 }
 
 /// A plan and what applying it writes.
@@ -637,6 +661,7 @@ fn planned_action(
         deferred,
         status: None,
         reason: None,
+        candidates: Vec::new(),
     })
 }
 
@@ -791,6 +816,7 @@ pub fn plan_dates(
                             deferred: Vec::new(),
                             status: None,
                             reason: None,
+                            candidates: Vec::new(),
                         },
                     ));
                 }

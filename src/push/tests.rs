@@ -349,3 +349,46 @@ async fn records_of_a_commit_cut_short_wait_until_it_is_whole() {
     assert_eq!(drained, Drained::default());
     assert_eq!(store.outbox_len(name), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_record_the_target_holds_several_accounts_for_is_parked_with_them() {
+    let name = "ambiguous";
+    let candidates = vec![
+        Candidate {
+            id: "u-7".into(),
+            login: "user1".into(),
+            matched_by: vec!["login".into()],
+        },
+        Candidate {
+            id: "u-9".into(),
+            login: "u.one".into(),
+            matched_by: vec!["email".into()],
+        },
+    ];
+    let answer = candidates.clone();
+    let _script = Script::new(move |items: &[&PushItem]| {
+        if items.iter().any(|item| item.key.key == "E1") {
+            Answer::All(Outcome::Ambiguous(answer.clone()))
+        } else {
+            acked()
+        }
+    })
+    .set_for(name);
+    let (_dir, store) = store_with_users(name, 2);
+    let drained = drain_target(&store, &target(name, "batch_size = 1")).await;
+    assert_eq!(done(&store, name, &drained), ["E2"]);
+    assert_eq!(drained.parked, 1);
+    let parked = store.parked_item(&key(name, "E1")).unwrap().unwrap();
+    assert!(!parked.transient);
+    assert!(
+        parked.reason.starts_with(
+            "ambiguous: 2 accounts at the target could be this person's: \
+             u-7 (login \"user1\", by login), u-9 (login \"u.one\", by email); \
+             none was taken and nothing was created"
+        ),
+        "{}",
+        parked.reason
+    );
+    assert!(parked.reason.ends_with("then run `rostersync retry`"));
+    assert_eq!(store.candidates(&key(name, "E1")).unwrap(), candidates);
+}

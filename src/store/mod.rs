@@ -13,6 +13,7 @@
 //! | `t\0TARGET\0KIND\0FIRST` | a group of a target's [`StoredEntry`]s (desired and acknowledged summaries, what waits) |
 //! | `l\0SEQ` | acknowledgements not yet folded into the groups ([`acklog`]) |
 //! | `p\0TARGET\0KIND\0KEY` | [`Parked`]: a record the target refused, with the reason |
+//! | `c\0TARGET\0KIND\0KEY` | the [`Candidate`](crate::model::Candidate)s of a record parked as ambiguous ([`ambiguous`]) |
 //! | `i\0TARGET\0KIND\0TARGET_ID` | the key of the record whose acknowledged target id it is ([`holders`]) |
 //! | `f\0SHA256` | [`FileSeen`]: a processed file |
 //! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
@@ -26,6 +27,7 @@
 //! unambiguous.
 
 mod acklog;
+mod ambiguous;
 mod commit;
 pub mod groups;
 mod holders;
@@ -538,6 +540,7 @@ impl Store {
                 let (key, value) = item?;
                 let parked: Parked = decode(&key, &value)?;
                 if release(&parked) {
+                    batch.remove(ambiguous::beside_parked(&key));
                     batch.remove(key);
                     count += 1;
                 }
@@ -657,7 +660,9 @@ impl Store {
                 None => self.tree.contains_key(parked_key(key))?,
             };
             if is_parked {
-                batch.remove(parked_key(key));
+                let parked = parked_key(key);
+                batch.remove(ambiguous::beside_parked(&parked));
+                batch.remove(parked);
             }
         }
         holders.write(&mut batch);
@@ -732,8 +737,10 @@ impl Store {
                 batch.remove(key?);
                 forgotten.parked += 1;
             }
-            for key in self.tree.scan_prefix(prefix(b'i', target, kind)).keys() {
-                batch.remove(key?);
+            for tag in [b'c', b'i'] {
+                for key in self.tree.scan_prefix(prefix(tag, target, kind)).keys() {
+                    batch.remove(key?);
+                }
             }
         }
         for item in self.tree.scan_prefix(b"s\0") {

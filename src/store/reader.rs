@@ -32,6 +32,7 @@ impl<'s> Reader<'s> {
         if let Some(parked) = self.store.parked_item(key)? {
             return Ok(Some(PushStatus::Parked {
                 reason: parked.reason,
+                candidates: self.store.candidates(key)?,
             }));
         }
         Ok(match self.stored(key)?.and_then(|stored| stored.queued) {

@@ -634,3 +634,65 @@ fn a_schema_2_store_gets_its_target_ids_indexed() {
     assert_eq!(holder("u-1").as_deref(), Some("E1"));
     assert_eq!(holder("u-2").as_deref(), Some("E2"), "from the log");
 }
+
+fn candidates() -> Vec<crate::model::Candidate> {
+    ["u-7", "u-9"]
+        .iter()
+        .map(|id| crate::model::Candidate {
+            id: id.to_string(),
+            login: format!("login-{id}"),
+            matched_by: vec!["email".into()],
+        })
+        .collect()
+}
+
+fn parked_now() -> Parked {
+    Parked {
+        action: ActionKind::Create,
+        reason: "ambiguous".into(),
+        at: 1,
+        transient: false,
+    }
+}
+
+#[test]
+fn an_ambiguous_record_keeps_its_candidates_as_long_as_it_is_parked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let records = users(&[("E1", "ana", "ana@x.fr"), ("E2", "ben", "ben@x.fr")]);
+    commit(&store, &[target("lms")], &records, "u1.csv");
+    store
+        .park_ambiguous(&key("E1"), &parked_now(), &candidates())
+        .unwrap();
+    store.park(&key("E2"), &parked_now()).unwrap();
+    assert_eq!(store.candidates(&key("E1")).unwrap(), candidates());
+    assert_eq!(store.candidates(&key("E2")).unwrap(), []);
+    assert_eq!(
+        store.reader().push_status(&key("E1")).unwrap(),
+        Some(crate::model::PushStatus::Parked {
+            reason: "ambiguous".into(),
+            candidates: candidates()
+        })
+    );
+    let listed: Vec<String> = store
+        .ambiguous("lms", RecordKind::Users)
+        .map(|item| item.unwrap().0)
+        .collect();
+    assert_eq!(listed, ["E1"]);
+    // `retry` (or the next file) releases it: its candidates go with it.
+    assert_eq!(store.unpark_all("lms").unwrap(), 2);
+    assert_eq!(store.candidates(&key("E1")).unwrap(), []);
+    // So does the acknowledgement of the account adopted later.
+    store
+        .park_ambiguous(&key("E1"), &parked_now(), &candidates())
+        .unwrap();
+    ack_with_id(&store, "E1", Some("u-7"));
+    assert_eq!(store.candidates(&key("E1")).unwrap(), []);
+    assert!(store.parked_item(&key("E1")).unwrap().is_none());
+    // And forgetting the target.
+    store
+        .park_ambiguous(&key("E2"), &parked_now(), &candidates())
+        .unwrap();
+    store.forget_target("lms").unwrap();
+    assert_eq!(store.tree.scan_prefix(b"c\0").count(), 0);
+}
