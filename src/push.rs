@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::config::{RetryConfig, TargetConfig};
+use crate::connectors::adopt::Holders;
 use crate::connectors::{AnyConnector, ConnectorError, Outcome, PushItem, PushReply};
 use crate::diff;
 use crate::ingest::record::{Field, RecordKind};
@@ -19,6 +20,8 @@ use crate::projection::Fields;
 use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
 use crate::store::{Parked, Store, StoreError};
+
+mod holders;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -127,6 +130,7 @@ pub async fn drain(
     now: fn() -> i64,
 ) -> Result<Drained, PushError> {
     let mut drained = Drained::default();
+    let holders: Arc<dyn Holders> = Arc::new(holders::DrainHolders::new(Arc::clone(store)));
     for kind in [RecordKind::Orgs, RecordKind::Users] {
         let mut backoff = Backoff::new(&target.retry);
         loop {
@@ -139,7 +143,8 @@ pub async fn drain(
             if records.is_empty() {
                 break;
             }
-            let round = push_round(store, target, kind, &records, &mut drained, now).await?;
+            let round =
+                push_round(store, target, kind, &records, &mut drained, &holders, now).await?;
             if let Some(Stop::Hold(reason)) = round.stop {
                 tracing::error!(target = %target.name, %reason, "pushing to this target stopped; what waits keeps waiting");
                 drained.stopped = Some(reason);
@@ -310,6 +315,7 @@ async fn push_round(
     kind: RecordKind,
     records: &WaitingList,
     drained: &mut Drained,
+    holders: &Arc<dyn Holders>,
     now: fn() -> i64,
 ) -> Result<Round, PushError> {
     let progress = crate::progress::Progress::new(
@@ -391,8 +397,9 @@ async fn push_round(
             if replies.len() < target.concurrency {
                 if let Some(batch) = batches.pop_front() {
                     let connector = Arc::clone(&target.connector);
+                    let holders = Arc::clone(holders);
                     replies.spawn(async move {
-                        let reply = connector.push(&batch).await;
+                        let reply = connector.push_with(&batch, holders.as_ref()).await;
                         (batch, reply)
                     });
                     continue;

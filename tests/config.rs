@@ -281,3 +281,52 @@ fn neutralise_formulas_is_for_the_kinds_that_write_csv() {
         rostersync::csv_safe::Formulas::Neutralise
     );
 }
+
+/// `match` names fields the kind can find accounts by, each once; kinds
+/// that upsert by their own key have no accounts to look for.
+#[test]
+fn match_takes_the_fields_a_kind_finds_accounts_by_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{BASE}
+[[target]]
+name = "lms"
+kind = "collaborator"
+url = "https://lms.example.org"
+token_env = "HOME"
+match = ["login"]
+
+[[target]]
+name = "idp"
+kind = "scim"
+url = "https://idp.example.org/scim/v2"
+token_env = "HOME"
+match = ["login", "mail", "login"]
+
+[[target]]
+name = "wiki"
+kind = "pleasanter"
+url = "https://wiki.example.org"
+token_env = "HOME"
+match = ["email"]
+"#
+    );
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 2, "{output}");
+    let p = path.display().to_string();
+    let lines: Vec<String> = output.lines().map(|l| l.replacen(&p, "F", 1)).collect();
+    assert_eq!(
+        lines,
+        [
+            "F:22:9: match does not apply to collaborator targets: they create or update the \
+             account that holds the record's own key, so there is no account to look for \
+             (match is for maarch, pleasanter, scim targets)",
+            "F:29:19: match: \"mail\" is not a canonical field; scim targets find accounts by \
+             ext_id, login, email",
+            "F:29:27: match: login is listed twice",
+            "F:36:10: match: pleasanter targets cannot find accounts by email, only by ext_id, login",
+        ],
+        "{output}"
+    );
+}

@@ -386,6 +386,7 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
     for (span, message) in kind.check_config(target) {
         c.at(span, message);
     }
+    check_match(c, target);
     for (file, what) in [
         (&target.token_file, "token_file"),
         (&target.password_file, "password_file"),
@@ -470,6 +471,64 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
                 target.fields.span(),
                 format!("[target.fields]: {canonical} cannot be mapped (passwords go on create only; disabled is block/unblock)"),
             ),
+            Some(_) => {}
+        }
+    }
+}
+
+/// `match`: fields the kind can find accounts by, each once, mapped by the
+/// target; refused on the kinds that upsert by their own key.
+fn check_match(c: &mut Checker<'_>, target: &TargetConfig) {
+    let Some(matching) = &target.matching else {
+        return;
+    };
+    let kind = target.kind;
+    let takes = kind.match_fields();
+    let names = |fields: &[Field]| {
+        fields
+            .iter()
+            .map(|f| f.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if takes.is_empty() {
+        let takers: Vec<&str> = TargetKind::ALL
+            .iter()
+            .filter(|other| !other.match_fields().is_empty())
+            .map(|other| other.name())
+            .collect();
+        c.at(
+            matching.span(),
+            format!(
+                "match does not apply to {kind} targets: they create or update the account \
+                 that holds the record's own key, so there is no account to look for \
+                 (match is for {} targets)",
+                takers.join(", ")
+            ),
+        );
+        return;
+    }
+    let projector =
+        crate::projection::Projector::new(kind.default_fields(), target.fields.get_ref());
+    let mut seen = HashSet::new();
+    for rule in matching.get_ref() {
+        let name = rule.get_ref();
+        match Field::from_name(name) {
+            None => c.at(
+                rule.span(),
+                format!("match: {name:?} is not a canonical field; {kind} targets find accounts by {}", names(takes)),
+            ),
+            Some(field) if !takes.contains(&field) => c.at(
+                rule.span(),
+                format!("match: {kind} targets cannot find accounts by {name}, only by {}", names(takes)),
+            ),
+            Some(field) if projector.target_field(RecordKind::Users, field).is_none() => c.at(
+                rule.span(),
+                format!("match: {name} is not mapped for this target ([target.fields]), so accounts cannot be found by it"),
+            ),
+            Some(_) if !seen.insert(name.as_str()) => {
+                c.at(rule.span(), format!("match: {name} is listed twice"));
+            }
             Some(_) => {}
         }
     }

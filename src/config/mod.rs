@@ -251,7 +251,15 @@ pub struct TargetConfig {
     /// `wbt-file`, `pleasanter`, `gestimum`: whether CSV values a
     /// spreadsheet would evaluate are written as text (`csv_safe`); default on.
     pub neutralise_formulas: Option<Spanned<bool>>,
+    /// `scim`, `maarch`, `pleasanter`: the canonical fields by which an
+    /// account the target already holds is found before one is created, in
+    /// order ([`DEFAULT_MATCH`] when absent; `[]`: none is looked for).
+    #[serde(rename = "match")]
+    pub matching: Option<Spanned<Vec<Spanned<String>>>>,
 }
+
+/// The `match` of a target that names none.
+pub const DEFAULT_MATCH: [Field; 3] = [Field::ExtId, Field::Login, Field::Email];
 
 fn default_batch_size() -> Spanned<usize> {
     Spanned::new(0..0, 500)
@@ -290,6 +298,20 @@ impl TargetConfig {
         match self.neutralise_formulas.as_ref().map(|on| *on.get_ref()) {
             Some(false) => Formulas::Keep,
             Some(true) | None => Formulas::Neutralise,
+        }
+    }
+
+    /// The fields accounts the target already holds are found by, in
+    /// order: its `match` (names that are no field left out: `check`
+    /// refuses them), or [`DEFAULT_MATCH`].
+    pub fn match_fields(&self) -> Vec<Field> {
+        match &self.matching {
+            None => DEFAULT_MATCH.to_vec(),
+            Some(names) => names
+                .get_ref()
+                .iter()
+                .filter_map(|name| Field::from_name(name.get_ref()))
+                .collect(),
         }
     }
 

@@ -7,6 +7,7 @@
 #[macro_use]
 mod registry;
 
+pub mod adopt;
 pub mod error;
 pub mod http;
 
@@ -30,6 +31,7 @@ use std::ops::Range;
 pub use error::{CheckError, RecordError, ReplyError, SettingsError, UnknownEncoding};
 
 use crate::config::TargetConfig;
+use crate::ingest::record::Field;
 use crate::model::{ActionKind, Candidate, RecordKey};
 use crate::projection::{DefaultFields, Fields, ProjectionHash};
 use crate::retry::Failure;
@@ -96,6 +98,11 @@ pub trait Connector: Sized + Send + Sync + 'static {
     /// Its default mappings (README, *Targets*), which `[target.fields]` overrides.
     fn default_fields() -> DefaultFields;
 
+    /// The canonical fields it can find an account the target already
+    /// holds by, before creating one (`match` takes them); none for a kind
+    /// that creates or updates the account holding the record's own key.
+    const MATCH_FIELDS: &'static [Field] = &[];
+
     /// Config rules of its own, beyond [`Connector::SETTINGS`]: each problem
     /// with the byte range of the config text it is about.
     fn check_config(target: &TargetConfig) -> Vec<SettingProblem> {
@@ -111,6 +118,17 @@ pub trait Connector: Sized + Send + Sync + 'static {
 
     /// Sends records; one outcome per item, in the same order.
     fn push(&self, items: &[PushItem]) -> impl Future<Output = PushReply> + Send;
+
+    /// [`Connector::push`], for kinds that adopt accounts ([`adopt`]):
+    /// `holders` says which accounts of the target other records hold.
+    fn push_with(
+        &self,
+        items: &[PushItem],
+        holders: &dyn adopt::Holders,
+    ) -> impl Future<Output = PushReply> + Send {
+        let _ = holders;
+        self.push(items)
+    }
 
     /// Reaches the target and tries its credentials (`check --online`).
     fn check(&self) -> impl Future<Output = Result<(), CheckError>> + Send;

@@ -48,6 +48,14 @@ macro_rules! registry {
                 }
             }
 
+            /// The canonical fields it can find an account by (`match`);
+            /// none for a kind that upserts by its own key.
+            pub fn match_fields(self) -> &'static [$crate::ingest::record::Field] {
+                match self {
+                    $($(#[$attr])* TargetKind::$variant => <$connector as $crate::connectors::Connector>::MATCH_FIELDS,)*
+                }
+            }
+
             /// Its default mappings.
             pub fn default_fields(self) -> $crate::projection::DefaultFields {
                 match self {
@@ -95,6 +103,18 @@ macro_rules! registry {
             ) -> $crate::connectors::PushReply {
                 match self {
                     $($(#[$attr])* AnyConnector::$variant(c) => c.push(items).await,)*
+                }
+            }
+
+            /// [`AnyConnector::push`], asking `holders` which accounts of the
+            /// target other records hold (for the kinds that adopt accounts).
+            pub async fn push_with(
+                &self,
+                items: &[$crate::connectors::PushItem],
+                holders: &dyn $crate::connectors::adopt::Holders,
+            ) -> $crate::connectors::PushReply {
+                match self {
+                    $($(#[$attr])* AnyConnector::$variant(c) => c.push_with(items, holders).await,)*
                 }
             }
 

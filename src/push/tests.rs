@@ -392,3 +392,41 @@ async fn a_record_the_target_holds_several_accounts_for_is_parked_with_them() {
     assert!(parked.reason.ends_with("then run `rostersync retry`"));
     assert_eq!(store.candidates(&key(name, "E1")).unwrap(), candidates);
 }
+
+#[tokio::test]
+async fn an_account_is_held_by_the_record_the_store_says_or_the_first_to_claim_it() {
+    use crate::connectors::adopt::Holders;
+    let name = "holders";
+    let (_dir, store) = store_with_users(name, 3);
+    let entry = store.entry(&key(name, "E1")).unwrap().unwrap();
+    let acked = Acked {
+        hash: entry.desired.hash,
+        active: true,
+        target_id: Some("u-1".into()),
+        at: now(),
+    };
+    store
+        .acknowledge(&key(name, "E1"), &acked, &Fields::new())
+        .unwrap();
+    let holders = holders::DrainHolders::new(Arc::clone(&store));
+    let ask = |k: &'static str, id: &'static str| {
+        let holders = &holders;
+        async move { holders.holder(&key(name, k), id).await.unwrap() }
+    };
+    assert_eq!(ask("E2", "u-1").await.as_deref(), Some("E1"));
+    assert_eq!(ask("E1", "u-1").await, None, "its own account");
+    assert_eq!(ask("E2", "u-5").await, None);
+    let claim = |k: &'static str, id: &'static str| {
+        let holders = &holders;
+        async move { holders.claim(&key(name, k), id).await.unwrap() }
+    };
+    assert_eq!(claim("E2", "u-1").await.as_deref(), Some("E1"));
+    assert_eq!(claim("E2", "u-5").await, None);
+    assert_eq!(claim("E3", "u-5").await.as_deref(), Some("E2"));
+    assert_eq!(ask("E3", "u-5").await.as_deref(), Some("E2"));
+    assert_eq!(
+        claim("E2", "u-5").await,
+        None,
+        "claimed again by its claimer"
+    );
+}

@@ -85,6 +85,8 @@ impl Connector for Maarch {
         own_keys: &[],
     };
 
+    const MATCH_FIELDS: &'static [Field] = &[Field::Login, Field::Email];
+
     fn default_fields() -> DefaultFields {
         use Field::*;
         DefaultFields::known(

@@ -140,6 +140,8 @@ impl Connector for Pleasanter {
         own_keys: &["neutralise_formulas"],
     };
 
+    const MATCH_FIELDS: &'static [Field] = &[Field::ExtId, Field::Login];
+
     fn default_fields() -> DefaultFields {
         use Field::*;
         // English labels (a Japanese key owner's are mapped in

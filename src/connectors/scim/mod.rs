@@ -220,6 +220,8 @@ impl Connector for Scim {
         own_keys: &[],
     };
 
+    const MATCH_FIELDS: &'static [Field] = &[Field::ExtId, Field::Login, Field::Email];
+
     fn default_fields() -> DefaultFields {
         use Field::*;
         DefaultFields::known(
