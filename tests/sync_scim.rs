@@ -287,7 +287,11 @@ fn a_user_already_at_the_provider_is_adopted_not_duplicated() {
         let (code, out, err) = run.users(&[ANA, BEN, CLEO, MARA]);
         assert_eq!(code, 0, "{out}{err}");
         assert_eq!(run.fake.directory(), first_directory());
-        assert_eq!(run.fake.hits("POST /Users"), 4, "one 409, three created");
+        assert_eq!(
+            run.fake.hits("POST /Users"),
+            3,
+            "ana found by login and adopted, three created"
+        );
 
         // The adopted user is then updated like any other.
         let (code, out, err) = run.users(&[
@@ -338,12 +342,40 @@ fn a_login_held_by_another_person_is_not_taken_over() {
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(
-            "userName \"ben\" is held at the provider by another person (externalId \"X99\")"
+            "login \"ben\" is held at the target by account u-0001, which is not this person's \
+             (it carries the external id \"X99\" of another person)"
         ),
         "{out}"
     );
     assert_eq!(run.fake.directory()["ben"].external_id, "X99");
     assert_eq!(run.fake.directory().len(), 4);
+}
+
+/// Without externalIds at the provider, only the store says whose a user
+/// is: a create refused as a duplicate never takes over the user another
+/// record holds (found on the 409 with `match = []`, or by the login rule).
+#[test]
+fn a_user_another_record_holds_is_not_taken_over_on_a_duplicate() {
+    const MAX: &str = "X1;mara;Max;Martin;max@x.fr;Clerk;Sales;;0";
+    for matching in ["[]", "[\"login\"]"] {
+        let idp = Target::scim("idp")
+            .token_env("IDP_TOKEN", TOKEN)
+            .fast()
+            .field("externalId", "")
+            .field("manager", "")
+            .set("match", support::Raw(matching.into()));
+        let mut run = support::Run(provider_with(true, idp).build());
+        let (code, out, err) = run.users(&[MARA, BEN, CLEO]);
+        assert_eq!(code, 0, "{out}{err}");
+        // Mara leaves (blocked, her account kept); Max is given her login.
+        let (code, out, _) = run.users(&[BEN, CLEO, MAX]);
+        assert_eq!(code, 1, "{matching}: {out}");
+        assert!(out.contains("M1"), "{matching}: {out}");
+        let users = run.fake.directory();
+        assert_eq!(users.len(), 3, "{users:?}");
+        assert_eq!(users["mara"].given, "Mara", "{matching}: taken over");
+        assert!(!users["mara"].active);
+    }
 }
 
 #[test]
@@ -719,7 +751,9 @@ fn a_manager_is_looked_up_once_not_for_every_report() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(run.fake.directory().len(), 15);
     assert_eq!(run.fake.directory()["rep4"].manager, "M2");
-    assert_eq!(run.fake.hits("GET /Users") - lookups, 3);
+    // One lookup per manager; and before each report is created, one per
+    // `match` rule (externalId, userName, e-mail) to adopt it if it is there.
+    assert_eq!(run.fake.hits("GET /Users") - lookups, 3 + 12 * 3);
 }
 
 /// Every file of the run's folder (reports, logs, the store) as text.

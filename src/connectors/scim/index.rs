@@ -8,18 +8,21 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::reply::matches;
+use super::reply::{matches, member};
 
-/// The resources of one endpoint, by externalId and by their unique name
-/// (`userName`, `displayName`: compared without case, RFC 7643 §4.1.1).
+/// The resources of one endpoint, by externalId, by their unique name
+/// (`userName`, `displayName`: compared without case, RFC 7643 §4.1.1) and
+/// by the values of their e-mail addresses (without case too), which
+/// adoption looks accounts up by.
 #[derive(Debug)]
 pub struct Index {
     pub built: Instant,
     name: &'static str,
-    /// Each resource as `{id, externalId, name}`.
+    /// Each resource as `{id, externalId, name, emails}`.
     entries: Vec<Value>,
     by_external: HashMap<String, Vec<usize>>,
     by_name: HashMap<String, Vec<usize>>,
+    by_email: HashMap<String, Vec<usize>>,
 }
 
 impl Index {
@@ -31,6 +34,7 @@ impl Index {
             entries: Vec::new(),
             by_external: HashMap::new(),
             by_name: HashMap::new(),
+            by_email: HashMap::new(),
         }
     }
 
@@ -67,6 +71,15 @@ impl Index {
             entry[self.name] = json!(name);
             self.by_name.entry(name.to_lowercase()).or_default().push(at);
         }
+        if let Some(emails) = member(resource, "emails").and_then(Value::as_array) {
+            for address in emails.iter().filter_map(|e| member(e, "value")?.as_str()) {
+                self.by_email
+                    .entry(address.to_lowercase())
+                    .or_default()
+                    .push(at);
+            }
+            entry["emails"] = json!(emails);
+        }
         self.entries.push(entry);
     }
 
@@ -86,6 +99,8 @@ impl Index {
             self.by_external.get(value)
         } else if attribute.eq_ignore_ascii_case(self.name) {
             self.by_name.get(&value.to_lowercase())
+        } else if attribute.eq_ignore_ascii_case("emails.value") {
+            self.by_email.get(&value.to_lowercase())
         } else {
             // Not indexed: compared one by one.
             return self

@@ -21,11 +21,16 @@
 //! externalId; the provider wants its own id there, which is looked up
 //! once per manager and remembered.
 //!
+//! - Before a user without a target id is created, the target's `match`
+//!   rules look it up (`externalId`, `userName`, then the work address as
+//!   `emails.value`, [`lookup`]): one user found is adopted and updated,
+//!   several park the record as ambiguous, one another record holds (or
+//!   carrying another person's externalId) is never taken ([`super::adopt`]).
 //! - Create: `POST /Users`; the provider's `id` becomes the target id. A 409
-//!   (a lost acknowledgement replayed, or a user created at the provider by
-//!   hand) looks the user up by externalId, then by userName, and updates
-//!   that resource instead: replaying is harmless. A user found by userName
-//!   whose externalId names somebody else is not taken over (parked).
+//!   (a lookup that missed, or `match = []`) looks the user up by
+//!   externalId, then by userName, and updates that resource instead:
+//!   replaying is harmless. A user found by userName whose externalId names
+//!   somebody else, or that another record holds, is not taken over (parked).
 //! - Update, block, unblock: rostersync owns the mapped fields, and of a
 //!   multi-valued attribute only the values of the types it maps
 //!   (`emails[type eq "work"]`): a provider's other values stay. With PATCH
@@ -75,11 +80,12 @@ use tokio::sync::OnceCell;
 
 use crate::config::TargetConfig;
 use crate::ingest::record::{Field, RecordKind};
-use crate::model::ActionKind;
+use crate::model::{ActionKind, Candidate};
 use crate::projection::{DefaultFields, Fields, Projector};
 use crate::retry::Failure;
 use crate::secret::Secret;
 
+use super::adopt::{self, Adoption, Found, Holders, Nobody, Rule};
 use super::http::{Http, Reply, secret_header};
 use super::{
     CheckError, Connector, Outcome, Place, PushItem, PushReply, ReplyError, Settings,
@@ -87,6 +93,7 @@ use super::{
 };
 
 mod index;
+mod lookup;
 mod reply;
 mod request;
 mod schema;
@@ -146,6 +153,9 @@ pub struct Scim {
     /// The target fields mapped for users and for organisations.
     mapped_users: Vec<String>,
     mapped_groups: Vec<String>,
+    /// The target's `match` rules, with which a user the provider already
+    /// holds is found before one is created.
+    rules: Vec<Rule>,
     /// Boxed: the connector enum keeps every kind small.
     state: Box<State>,
 }
@@ -190,6 +200,14 @@ enum Ended {
     Acked,
     Transient,
     Permanent,
+}
+
+/// What became of a user at the provider.
+enum Pushed {
+    /// It holds it, under this id when it has one.
+    Held(Option<String>),
+    /// It holds several users that could be it: none was taken.
+    Ambiguous(Vec<Candidate>),
 }
 
 /// A user as this provider takes it: the record, and its projection and
@@ -262,6 +280,7 @@ impl Connector for Scim {
             token,
             mapped_users: mapped(RecordKind::Users),
             mapped_groups: mapped(RecordKind::Orgs),
+            rules: adopt::rules(target, &projector, Self::MATCH_FIELDS),
             state: Box::new(State {
                 provider: OnceCell::new(),
                 memory: Mutex::new(Memory::default()),
@@ -277,17 +296,23 @@ impl Connector for Scim {
     }
 
     async fn push(&self, items: &[PushItem]) -> PushReply {
+        self.push_with(items, &Nobody).await
+    }
+
+    async fn push_with(&self, items: &[PushItem], holders: &dyn Holders) -> PushReply {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
-            let result = match item.key.kind {
-                RecordKind::Users => self.user(item).await,
-                RecordKind::Orgs => self.group(item).await,
+            let pushed = match item.key.kind {
+                RecordKind::Users => {
+                    let pushed = self.user(item, holders).await;
+                    self.remember(item, &pushed);
+                    pushed
+                }
+                RecordKind::Orgs => self.group(item).await.map(Pushed::Held),
             };
-            if item.key.kind == RecordKind::Users {
-                self.remember(item, &result);
-            }
-            outcomes.push(match result {
-                Ok(target_id) => Outcome::Acked { target_id },
+            outcomes.push(match pushed {
+                Ok(Pushed::Held(target_id)) => Outcome::Acked { target_id },
+                Ok(Pushed::Ambiguous(candidates)) => Outcome::Ambiguous(candidates),
                 Err(failure) => Outcome::Failed(self.scrub_failure(failure)),
             });
         }
@@ -434,8 +459,9 @@ impl Scim {
 
     // ---- users ------------------------------------------------------------
 
-    /// Makes the provider hold the user; its provider id when it has one.
-    async fn user(&self, item: &PushItem) -> Result<Option<String>, Failure> {
+    /// Makes the provider hold the user (its provider id when it has one),
+    /// adopting the one it holds already when the `match` rules find it.
+    async fn user(&self, item: &PushItem, holders: &dyn Holders) -> Result<Pushed, Failure> {
         if item.action != ActionKind::Block && !item.fields.contains_key("userName") {
             return Err(permanent(
                 "the user has no userName (SCIM requires one): map the login, or give it in the file",
@@ -452,38 +478,66 @@ impl Scim {
             fields: provider.users.shape(&item.fields),
             acked: item.acked_fields.as_ref().map(|a| provider.users.shape(a)),
         };
-        let known = item.target_id.clone();
-        let id = match (&known, item.action) {
-            (Some(id), _) => Some(id.clone()),
-            (None, ActionKind::Create) => None,
-            // An acknowledgement was lost, or the user was made elsewhere.
-            (None, _) => self.find_user(item, false).await?,
-        };
-        if let Some(id) = id {
-            if self.update_user(&want, &id, known.is_some()).await? == Written::Done {
-                return Ok(Some(id));
+        if let Some(id) = &item.target_id {
+            if self.update_user(&want, id, true).await? == Written::Done {
+                return Ok(Pushed::Held(Some(id.clone())));
             }
-            self.forget("/Users", &id).await;
-            if known.is_some() {
-                // 404 on a known id: removed, or recreated under another id.
-                if let Some(other) = self.find_user(item, false).await?.filter(|o| *o != id) {
-                    return match self.update_user(&want, &other, false).await? {
-                        Written::Done => Ok(Some(other)),
-                        Written::Gone => Err(transient(format!(
-                            "user {other} vanished from the provider while being updated"
-                        ))),
-                    };
+            // 404 on a known id: removed, or recreated under another id,
+            // found again as a record without an id is.
+            self.forget("/Users", id).await;
+        }
+        // A new record, a lost acknowledgement, or a user made at the provider.
+        match self.adopt(item, holders).await? {
+            Adoption::Adopt(account) => {
+                tracing::info!(key = %item.key.key, id = %account.id, "the provider holds the user already: adopting it");
+                match self.update_user(&want, &account.id, false).await? {
+                    Written::Done => Ok(Pushed::Held(Some(account.id))),
+                    Written::Gone => Err(transient(format!(
+                        "user {} vanished from the provider while being adopted",
+                        account.id
+                    ))),
                 }
             }
+            Adoption::Ambiguous(candidates) => Ok(Pushed::Ambiguous(candidates)),
+            Adoption::Refused(reason) => Err(permanent(reason)),
+            Adoption::Create if item.action == ActionKind::Block => {
+                tracing::info!(key = %item.key.key, "blocking a user the provider does not hold: nothing to send");
+                Ok(Pushed::Held(None))
+            }
+            Adoption::Create => self
+                .create_user(&want, holders)
+                .await
+                .map(|id| Pushed::Held(Some(id))),
         }
-        if item.action == ActionKind::Block {
-            tracing::info!(key = %item.key.key, "blocking a user the provider does not hold: nothing to send");
-            return Ok(None);
-        }
-        self.create_user(&want).await.map(Some)
     }
 
-    async fn create_user(&self, want: &Want<'_>) -> Result<String, Failure> {
+    /// What the target's `match` rules find at the provider for the user.
+    async fn adopt(&self, item: &PushItem, holders: &dyn Holders) -> Result<Adoption, Failure> {
+        let mut found = Found::default();
+        for rule in &self.rules {
+            let Some(value) = item.fields.get(&rule.target_field).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let Some(attribute) = lookup::filter_attribute(&rule.target_field) else {
+                continue;
+            };
+            let listed = self.find("/Users", &attribute, value, false).await?;
+            found.add(
+                rule.field,
+                listed
+                    .iter()
+                    .filter(|resource| lookup::answers(resource, &rule.target_field, value))
+                    .filter_map(lookup::account),
+            );
+        }
+        if found.is_empty() {
+            return Ok(Adoption::Create);
+        }
+        let mine = item.fields.get("externalId").map(String::as_str);
+        adopt::decide(&item.key, mine, found, holders).await
+    }
+
+    async fn create_user(&self, want: &Want<'_>, holders: &dyn Holders) -> Result<String, Failure> {
         let item = want.item;
         let wire = &self.provider().await?.users;
         let manager = self.manager_id(item, true).await?;
@@ -495,18 +549,32 @@ impl Scim {
                 transient(format!("POST /Users: {reason}"))
             })?;
             self.index_created("/Users", &id, &want.fields).await;
+            // Made for this record: no other record of the drain takes it.
+            if let Ok(Some(other)) = holders.claim(&item.key, &id).await {
+                tracing::warn!(key = %item.key.key, %id, %other, "the provider gave a new user the id of another record's");
+            }
             return Ok(id);
         }
         if reply.status != 409 {
             return Err(failure(&reply, "POST /Users"));
         }
         // The user exists: a replayed create, or one made at the provider.
+        let said = || error_text(&reply.body).unwrap_or_else(|| "HTTP 409".into());
         let Some(id) = self.find_user(item, true).await? else {
             return Err(permanent(format!(
                 "the provider refuses the user as a duplicate ({}) but holds no user with its externalId or userName",
-                error_text(&reply.body).unwrap_or_else(|| "HTTP 409".into())
+                said()
             )));
         };
+        let held = holders.claim(&item.key, &id).await;
+        if let Some(other) = held.map_err(transient)? {
+            return Err(permanent(format!(
+                "the provider refuses the user as a duplicate ({}): its user {id} with that \
+                 externalId or userName is {other}'s: free the login there or correct it in the \
+                 file, then run `rostersync retry`",
+                said()
+            )));
+        }
         tracing::info!(key = %item.key.key, %id, "the user exists at the provider: updating it");
         match self.update_user(want, &id, false).await? {
             Written::Done => Ok(id),
@@ -688,17 +756,19 @@ impl Scim {
         Err(transient(reason))
     }
 
-    fn remember(&self, item: &PushItem, result: &Result<Option<String>, Failure>) {
+    fn remember(&self, item: &PushItem, result: &Result<Pushed, Failure>) {
         let me = external_id(item);
         let mut memory = self.lock();
         let ended = match result {
-            Ok(id) => {
+            Ok(Pushed::Held(id)) => {
                 match id {
                     Some(id) => memory.ids.insert(me.clone(), id.clone()),
                     None => memory.ids.remove(&me),
                 };
                 Ended::Acked
             }
+            // Not at the provider, and waiting for a person: as refused.
+            Ok(Pushed::Ambiguous(_)) => Ended::Permanent,
             Err(Failure::Transient { .. }) => Ended::Transient,
             Err(Failure::Permanent { .. }) => Ended::Permanent,
         };
@@ -885,7 +955,11 @@ impl Scim {
         let count = max_results.map(|n| format!("&count={n}")).unwrap_or_default();
         let (mut start, mut pages) = (1, 0);
         loop {
-            let path = format!("{endpoint}?startIndex={start}{count}&attributes=externalId,{name}");
+            // Users with their addresses: adoption looks accounts up by them.
+            let emails = if endpoint == "/Users" { ",emails" } else { "" };
+            let path = format!(
+                "{endpoint}?startIndex={start}{count}&attributes=externalId,{name}{emails}"
+            );
             let reply = self.call(Method::GET, &path, None).await?;
             if !reply.is_success() {
                 return Err(failure(&reply, &format!("GET {endpoint} (scan)")));
@@ -914,6 +988,18 @@ impl Scim {
                 if let Some(value) = fields.get(name) {
                     resource[name] = json!(value);
                 }
+            }
+            let emails: Vec<Value> = fields
+                .iter()
+                .filter_map(|(name, value)| match slot(name) {
+                    Slot::Typed(list, kind) if list == "emails" => {
+                        Some(json!({"value": value, "type": kind}))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !emails.is_empty() {
+                resource["emails"] = json!(emails);
             }
             index.add(&resource);
         }
@@ -959,7 +1045,7 @@ impl Scim {
         // A provider that ignores the filter must not make us take another
         // resource. userName and a group's displayName are caseExact false
         // in RFC 7643's schemas.
-        let case_exact = !matches!(attribute, "userName" | "displayName");
+        let case_exact = lookup::case_exact(attribute);
         resources.retain(|r| matches(r, attribute, value, case_exact));
         Ok(resources)
     }

@@ -130,23 +130,38 @@ pub fn next_start(page: &ListPage, seen: u64) -> Option<u64> {
 }
 
 /// Whether a resource's attribute equals `value` (`case_exact` false for
-/// userName and displayName, RFC 7643 §4.1.1 and §8.7.1).
+/// userName and displayName, RFC 7643 §4.1.1 and §8.7.1). A path
+/// (`emails.value`) reads a sub-attribute, of any value of a multi-valued
+/// attribute.
 pub fn matches(resource: &Value, attribute: &str, value: &str, case_exact: bool) -> bool {
-    let Some(found) = resource
-        .as_object()
-        .and_then(|o| {
-            o.iter()
-                .find(|(name, _)| name.eq_ignore_ascii_case(attribute))
-        })
-        .and_then(|(_, v)| v.as_str())
-    else {
+    let (name, sub) = match attribute.split_once('.') {
+        Some((name, sub)) => (name, Some(sub)),
+        None => (attribute, None),
+    };
+    let Some(found) = member(resource, name) else {
         return false;
     };
-    if case_exact {
-        found == value
-    } else {
-        found.to_lowercase() == value.to_lowercase()
+    let equal = |text: Option<&str>| match text {
+        Some(text) if case_exact => text == value,
+        Some(text) => text.to_lowercase() == value.to_lowercase(),
+        None => false,
+    };
+    match (sub, found) {
+        (None, found) => equal(found.as_str()),
+        (Some(sub), Value::Array(values)) => values
+            .iter()
+            .any(|v| equal(member(v, sub).and_then(Value::as_str))),
+        (Some(sub), found) => equal(member(found, sub).and_then(Value::as_str)),
     }
+}
+
+/// An attribute of a resource, its name compared without case.
+pub(super) fn member<'v>(resource: &'v Value, name: &str) -> Option<&'v Value> {
+    resource
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// The id of the only resource found; none; or a refusal when several match.

@@ -486,3 +486,50 @@ fn a_schema_without_active_or_with_a_required_display_name_shapes_the_user() {
     // A record without any part of its name gets none made up.
     assert!(!wire.shape(&fields(&[("userName", "ana")])).contains_key("displayName"));
 }
+
+#[test]
+fn a_match_rule_filters_on_its_attribute_and_checks_the_type_of_an_address() {
+    assert_eq!(
+        lookup::filter_attribute("emails.work").as_deref(),
+        Some("emails.value")
+    );
+    assert_eq!(
+        lookup::filter_attribute("userName").as_deref(),
+        Some("userName")
+    );
+    assert_eq!(lookup::filter_attribute("manager"), None);
+    let user = json!({"id": "u-1", "userName": "Ana", "externalId": "E1", "emails": [
+        {"value": "Ana@X.fr", "type": "work"},
+        {"value": "ana@home.example", "type": "home"},
+        {"value": "a@untyped.example"}
+    ]});
+    assert!(matches(&user, "emails.value", "ana@home.example", false));
+    assert!(lookup::answers(&user, "emails.work", "ana@x.fr"), "without case");
+    assert!(
+        !lookup::answers(&user, "emails.work", "ana@home.example"),
+        "another type is another field"
+    );
+    assert!(lookup::answers(&user, "emails.work", "a@untyped.example"));
+    assert!(lookup::answers(&user, "userName", "ana"));
+    assert!(!lookup::answers(&user, "externalId", "e1"), "externalId is exact");
+    assert_eq!(
+        lookup::account(&user),
+        Some(crate::connectors::adopt::Account {
+            id: "u-1".into(),
+            login: "Ana".into(),
+            ext_id: Some("E1".into())
+        })
+    );
+    assert_eq!(lookup::account(&json!({"userName": "x"})), None);
+}
+
+#[test]
+fn an_index_finds_users_by_their_addresses() {
+    let mut index = Index::new("userName");
+    index.add(&json!({"id": "u-1", "userName": "ana", "emails": [{"value": "Ana@X.fr", "type": "work"}]}));
+    index.add(&json!({"id": "u-2", "userName": "ben"}));
+    let found = index.find("emails.value", "ana@x.fr");
+    assert_eq!(found.len(), 1);
+    assert!(lookup::answers(&found[0], "emails.work", "ana@x.fr"));
+    assert!(index.find("emails.value", "ben@x.fr").is_empty());
+}

@@ -1,8 +1,9 @@
 //! A fake SCIM 2.0 service provider (RFC 7643 / 7644): the bearer token,
 //! `/ServiceProviderConfig` (PATCH, filters and ETags announced or not),
 //! `/Schemas` and `/ResourceTypes`, `/Users` and `/Groups` with `eq` filters
-//! (userName and displayName compared without case, as the RFC's schemas
-//! say; 501 when filters are not announced), paging (`startIndex`, `count`,
+//! on an attribute or a sub-attribute path (`emails.value`: any of the
+//! values; userName, displayName and addresses compared without case, as
+//! the RFC's schemas say; 501 when filters are not announced), paging (`startIndex`, `count`,
 //! capped by `max_results`), creation with 409 on a taken userName or
 //! displayName, GET/PUT/PATCH by id with 404 for unknown ids, PATCH paths
 //! with a value filter (`emails[type eq "work"].value`) that touch only the
@@ -476,18 +477,38 @@ fn parse_filter(filter: &str) -> Option<(String, String)> {
 }
 
 fn case_exact(kind: Kind, name: &str) -> bool {
-    !name.eq_ignore_ascii_case(kind.unique())
+    // RFC 7643: the unique name, and e-mail addresses, compare without case.
+    !name.eq_ignore_ascii_case(kind.unique()) && !name.eq_ignore_ascii_case("emails.value")
+}
+
+/// The values an attribute path names: `userName`, or `emails.value` (the
+/// sub-attribute of every value of a multi-valued attribute).
+fn values_at<'a>(resource: &'a Map<String, Value>, name: &str) -> Vec<&'a str> {
+    match name.split_once('.') {
+        None => attribute(resource, name)
+            .and_then(Value::as_str)
+            .into_iter()
+            .collect(),
+        Some((list, sub)) => match attribute(resource, list) {
+            Some(Value::Array(values)) => values
+                .iter()
+                .filter_map(|v| v.as_object().and_then(|o| attribute(o, sub))?.as_str())
+                .collect(),
+            Some(Value::Object(object)) => attribute(object, sub)
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        },
+    }
 }
 
 fn equals(kind: Kind, resource: &Map<String, Value>, name: &str, value: &str) -> bool {
-    let Some(found) = attribute(resource, name).and_then(Value::as_str) else {
-        return false;
-    };
-    if case_exact(kind, name) {
-        found == value
-    } else {
-        // Fast: uniqueness checks compare with every resource.
-        if found.is_ascii() && value.is_ascii() {
+    values_at(resource, name).into_iter().any(|found| {
+        if case_exact(kind, name) {
+            found == value
+        } else if found.is_ascii() && value.is_ascii() {
+            // Fast: uniqueness checks compare with every resource.
             found.eq_ignore_ascii_case(value)
         } else {
             found
@@ -495,7 +516,7 @@ fn equals(kind: Kind, resource: &Map<String, Value>, name: &str, value: &str) ->
                 .flat_map(char::to_lowercase)
                 .eq(value.chars().flat_map(char::to_lowercase))
         }
-    }
+    })
 }
 
 async fn list(
