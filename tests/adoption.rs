@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use support::*;
 
-/// A daemon on one users source in Collaborator's format, pushing to `target`.
-fn daemon_for<F: Served>(fake: F, target: Target) -> Harness<F> {
+/// A daemon on one users source (`format`: its format's name), pushing to `target`.
+fn daemon_for<F: Served>(fake: F, format: &str, target: Target) -> Harness<F> {
     let name = target.name.clone();
     Harness::builder()
         .fake(fake)
@@ -23,7 +23,7 @@ fn daemon_for<F: Served>(fake: F, target: Target) -> Harness<F> {
         .safety("max_shrink_percent", 100.0)
         .source(
             Source::users("users", "inbox")
-                .set("format", "collaborator")
+                .set("format", format)
                 .set("settle", "200ms")
                 .targets(&[name.as_str()]),
         )
@@ -31,15 +31,20 @@ fn daemon_for<F: Served>(fake: F, target: Target) -> Harness<F> {
         .build()
 }
 
-const HEADER: &str = "uid;login;firstname;secondname;email;position;department;manager_uid;status";
-
-fn file(rows: &[&str]) -> String {
-    let mut text = format!("{HEADER}\n");
+/// A users file: `header`, then `rows`.
+fn file(header: &str, rows: &[&str]) -> String {
+    let mut text = format!("{header}\n");
     for row in rows {
         text.push_str(row);
         text.push('\n');
     }
     text
+}
+
+/// Drops the next users file and waits until its report is complete.
+fn sync<F>(harness: &Harness<F>, daemon: &Daemon, n: usize, header: &str, rows: &[&str]) {
+    harness.drop_file(&format!("inbox/users{n}.csv"), &file(header, rows));
+    harness.wait_archived(daemon, "inbox", n);
 }
 
 /// The report of the `n`th file archived (from 0).
@@ -71,6 +76,8 @@ mod scim {
     use support::fakes::scim::{Fake, GROUP_SCHEMA, USER_SCHEMA};
 
     const TOKEN: &str = "adopt-scim-t0ken";
+    const HEADER: &str =
+        "uid;login;firstname;secondname;email;position;department;manager_uid;status";
 
     fn user(user_name: &str, email: &str) -> Map<String, Value> {
         json!({"schemas": [USER_SCHEMA], "userName": user_name, "active": true,
@@ -81,19 +88,32 @@ mod scim {
         .clone()
     }
 
+    /// With filters, and without (lookups read a scan of the provider,
+    /// made again in each drain: accounts are made by hand in between).
     #[test]
     fn accounts_the_provider_holds_are_adopted_and_an_ambiguous_one_waits_for_a_person() {
+        for filters in [true, false] {
+            adoption(filters);
+        }
+    }
+
+    fn adoption(filters: bool) {
+        let fake = Fake::start(TOKEN, true);
+        fake.with(|p| p.filter_supported = filters);
         let run = daemon_for(
-            Fake::start(TOKEN, true),
+            fake,
+            "collaborator",
             Target::scim("idp").token_env("IDP_TOKEN", TOKEN),
         );
         let daemon = run.start();
         // Dan first: rostersync makes his account.
-        run.drop_file(
-            "inbox/users1.csv",
-            &file(&["D1;dan;Dan;Dupont;dan@x.fr;Clerk;Sales;;0"]),
+        sync(
+            &run,
+            &daemon,
+            1,
+            HEADER,
+            &["D1;dan;Dan;Dupont;dan@x.fr;Clerk;Sales;;0"],
         );
-        run.wait_archived(&daemon, "inbox", 1);
         let dan = run.fake.user("dan").unwrap()["id"].clone();
 
         // Made by hand: Ana under her login, Ben under another login with
@@ -109,18 +129,20 @@ mod scim {
             p.groups
                 .insert("g-staff".into(), group.as_object().unwrap().clone());
         });
-        run.drop_file(
-            "inbox/users2.csv",
-            &file(&[
+        sync(
+            &run,
+            &daemon,
+            2,
+            HEADER,
+            &[
                 "A1;ana;Ana;Alves;ana@x.fr;Engineer;R&D;;0",
                 "A2;ben;Ben;Blanc;ben@x.fr;Sales rep;Sales;;0",
                 "A3;cleo;Cleo;Leroy;cleo@x.fr;Designer;R&D;;0",
                 "D1;dan;Dan;Dupont;dan@x.fr;Clerk;Sales;;0",
                 // Fred gives Dan's address: Dan's account is not his.
                 "F1;fred;Fred;Faure;dan@x.fr;Clerk;Sales;;0",
-            ]),
+            ],
         );
-        run.wait_archived(&daemon, "inbox", 2);
 
         let users = run.fake.directory();
         assert_eq!(users.len(), 6, "nothing made twice: {users:#?}");
@@ -198,6 +220,137 @@ mod scim {
         assert!(shown.contains(&format!("target id {cleo}")), "{shown}");
         assert!(!shown.contains("parked"), "{shown}");
         assert!(!said(&run, &["status"]).contains("ambiguous"));
+        let (status, log) = daemon.stop();
+        assert!(status.success(), "{log}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Maarch
+
+mod maarch {
+    use super::*;
+    use support::fakes::maarch::{Fake, User};
+
+    const USER: &str = "rostersync";
+    const PASSWORD: &str = "adopt-m4arch";
+    const HEADER: &str = "user_extid;user_lname;user_fname;user_login;user_email;user_roles";
+
+    fn user(login: &str, mail: &str, groups: &[&str]) -> User {
+        User {
+            login: login.into(),
+            firstname: "Hand".into(),
+            lastname: "MADE".into(),
+            mail: mail.into(),
+            mode: "standard".into(),
+            status: "OK".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..User::default()
+        }
+    }
+
+    #[test]
+    fn users_maarch_holds_are_adopted_and_an_ambiguous_one_waits_for_a_person() {
+        let run = daemon_for(
+            Fake::start(USER, PASSWORD),
+            "wbt",
+            Target::maarch("courrier")
+                .user(USER)
+                .password_env("MAARCH_PASSWORD", PASSWORD)
+                .field("groups", "roles"),
+        );
+        let daemon = run.start();
+        sync(
+            &run,
+            &daemon,
+            1,
+            HEADER,
+            &["D1;Dupont;Dan;dan;dan@x.fr;AGENT"],
+        );
+        let dan = run.fake.with(|c| c.id_of("dan")).unwrap();
+
+        // Made by hand: Ana under her login (in capitals, in a group of
+        // her own), Ben under another login with his address, Cleo twice.
+        let (ana, ben, cleo, leroy) = run.fake.with(|c| {
+            (
+                c.add_user(user("ANA", "ana@old.example", &["ADMINISTRATEUR"])),
+                c.add_user(user("b.blanc", "ben@x.fr", &["COURRIER"])),
+                c.add_user(user("cleo", "cleo@old.example", &[])),
+                c.add_user(user("c.leroy", "cleo@x.fr", &[])),
+            )
+        });
+        sync(
+            &run,
+            &daemon,
+            2,
+            HEADER,
+            &[
+                "A1;Alves;Ana;ana;ana@x.fr;AGENT",
+                "A2;Blanc;Ben;ben;ben@x.fr;AGENT",
+                "A3;Leroy;Cleo;cleo;cleo@x.fr;AGENT",
+                "D1;Dupont;Dan;dan;dan@x.fr;AGENT",
+                // Fred gives Dan's address: Dan's account is not his.
+                "F1;Faure;Fred;fred;dan@x.fr;AGENT",
+            ],
+        );
+
+        let users = run.fake.directory();
+        assert_eq!(users.len(), 6, "nothing made twice: {users:#?}");
+        let id = |login: &str| run.fake.with(|c| c.id_of(login)).unwrap();
+        // Adopted by login (whatever its case) and by address, updated,
+        // their own groups kept beside HR's. Maarch cannot rename Ben's login.
+        assert_eq!(id("ana"), ana);
+        assert_eq!(
+            (users["ANA"].first.as_str(), users["ANA"].mail.as_str()),
+            ("Ana", "ana@x.fr")
+        );
+        assert_eq!(users["ANA"].groups, ["ADMINISTRATEUR", "AGENT"]);
+        assert_eq!(id("b.blanc"), ben);
+        assert_eq!(users["b.blanc"].first, "Ben");
+        assert_eq!(users["b.blanc"].groups, ["AGENT", "COURRIER"]);
+        // Dan's account stays his; Fred has his own.
+        assert_eq!(id("dan"), dan);
+        assert_eq!(users["dan"].first, "Dan");
+        assert_eq!(users["fred"].first, "Fred");
+        // Neither of Cleo's accounts was taken.
+        assert_eq!(users["cleo"].first, "Hand");
+        assert_eq!(users["c.leroy"].first, "Hand");
+
+        let report = nth_report(&run, 1);
+        let parked = action(&report, "courrier", "A3");
+        assert_eq!(parked["status"], "parked", "{parked}");
+        assert_eq!(
+            parked["candidates"],
+            json!([
+                {"id": cleo.to_string(), "login": "cleo", "matched_by": ["login"]},
+                {"id": leroy.to_string(), "login": "c.leroy", "matched_by": ["email"]},
+            ])
+        );
+        let status = said(&run, &["status"]);
+        assert!(
+            status.contains(&format!(
+                "ambiguous: users A3 could be {cleo} (login \"cleo\", by login) or {leroy} (login \"c.leroy\", by email)"
+            )),
+            "{status}"
+        );
+        let shown = said(&run, &["show", "A3"]);
+        assert!(
+            shown.contains(&format!("    {leroy}: login \"c.leroy\", found by email\n")),
+            "{shown}"
+        );
+
+        // The duplicate deleted in Maarch, `retry` adopts the other.
+        run.fake.with(|c| c.delete_user("c.leroy"));
+        let (code, out, err) = run.run(&["retry"]);
+        assert_eq!(code, 0, "{out}{err}");
+        wait_until(
+            Duration::from_secs(20),
+            || run.fake.directory()["cleo"].first == "Cleo",
+            || daemon.log(),
+        );
+        assert_eq!(id("cleo"), cleo);
+        assert_eq!(run.fake.directory()["cleo"].groups, ["AGENT"]);
+        assert!(said(&run, &["show", "A3"]).contains(&format!("target id {cleo}")));
         let (status, log) = daemon.stop();
         assert!(status.success(), "{log}");
     }

@@ -416,8 +416,13 @@ fn an_account_made_by_hand_is_adopted_not_duplicated() {
     let mut ana = rows[0].person();
     ana.groups = vec!["ADMINISTRATEUR".into(), "AGENT".into()];
     assert_eq!(directory["ana"], ana);
-    assert_eq!(run.fake.hits("POST /rest/users"), 6);
-    assert_eq!(run.fake.hits("GET /rest/users"), 1);
+    // Found in the list before any create: adopted, not created.
+    assert_eq!(run.fake.hits("POST /rest/users"), 5);
+    assert_eq!(
+        run.fake.hits("GET /rest/users"),
+        1,
+        "one list for every lookup"
+    );
 
     // From then on the adopted id is used directly.
     rows[0].mail = "ana.alves@x.fr".into();
@@ -1425,5 +1430,39 @@ mod the_fake_maarch {
             body.contains(&format!("authorization: Basic {basic}")),
             "{body}"
         );
+    }
+}
+
+/// Only the store says whose a Maarch user is: a create refused because
+/// the login exists never takes over the user another record holds (found
+/// on the 400 with `match = []`, or by the login rule).
+#[test]
+fn a_user_another_record_holds_is_not_taken_over() {
+    for matching in ["[]", "[\"login\"]"] {
+        let courrier = Target::maarch("courrier")
+            .password_env("MAARCH_PASSWORD", PASSWORD)
+            .set("match", support::Raw(matching.into()));
+        let mut run = support::Run(courrier_with(courrier).build());
+        let row = |ext: &str, first: &str, login: &str| {
+            format!("{ext};Moreau;{first};{login};{login}.{ext}@x.fr;;;;0")
+        };
+        let (code, out, err) = run.users(&[
+            row("M1", "Mara", "mara"),
+            row("B1", "Ben", "ben"),
+            row("C1", "Cleo", "cleo"),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        // Mara leaves (suspended, her account kept); Max is given her login.
+        let (code, out, _) = run.users(&[
+            row("B1", "Ben", "ben"),
+            row("C1", "Cleo", "cleo"),
+            row("X1", "Max", "mara"),
+        ]);
+        assert_eq!(code, 1, "{matching}: {out}");
+        assert!(out.contains("M1"), "{matching}: {out}");
+        let users = run.fake.directory();
+        assert_eq!(users.len(), 3, "{users:?}");
+        assert_eq!(users["mara"].first, "Mara", "{matching}: taken over");
+        assert_eq!(users["mara"].status, "SPD");
     }
 }

@@ -47,6 +47,12 @@ pub trait Holders: Send + Sync {
         key: &'a RecordKey,
         id: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>>;
+
+    /// Which drain of the target this is: what a connector read of the
+    /// accounts there (a list, an index) serves one drain, and is read
+    /// again in the next (accounts are made by hand in between, duplicates
+    /// removed before `rostersync retry`).
+    fn drain(&self) -> u64;
 }
 
 /// Nobody holds anything: for a push without a store (unit tests).
@@ -67,6 +73,10 @@ impl Holders for Nobody {
         _: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async { Ok(None) })
+    }
+
+    fn drain(&self) -> u64 {
+        0
     }
 }
 

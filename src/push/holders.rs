@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::future::BoxFuture;
@@ -15,8 +16,12 @@ use crate::ingest::record::RecordKind;
 use crate::model::RecordKey;
 use crate::store::Store;
 
+/// Numbers the drains, for [`Holders::drain`].
+static DRAINS: AtomicU64 = AtomicU64::new(1);
+
 /// One drain's answers.
 pub(super) struct DrainHolders {
+    drain: u64,
     store: Arc<Store>,
     /// (target, kind, id) → the key of the record that claimed it.
     claims: Mutex<HashMap<(String, RecordKind, String), String>>,
@@ -25,6 +30,7 @@ pub(super) struct DrainHolders {
 impl DrainHolders {
     pub(super) fn new(store: Arc<Store>) -> DrainHolders {
         DrainHolders {
+            drain: DRAINS.fetch_add(1, Ordering::Relaxed),
             store,
             claims: Mutex::new(HashMap::new()),
         }
@@ -87,5 +93,9 @@ impl Holders for DrainHolders {
                 Entry::Occupied(claimed) => Ok(Some(claimed.get().clone())),
             }
         })
+    }
+
+    fn drain(&self) -> u64 {
+        self.drain
     }
 }

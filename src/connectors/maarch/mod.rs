@@ -1,13 +1,18 @@
 //! `maarch`: Maarch Courrier (2301). HTTP Basic auth with a user of mode
 //! `rest`, one record per request sequence (`batch_size() == 1`).
 //!
-//! Users: `POST /rest/users` creates and answers `{"id":N}`, kept as the
-//! target id, always followed by the full `PUT /rest/users/{id}`: a create
-//! of a login deleted in Maarch answers 200 too, but restores the old record
-//! and ignores what it was sent. A login Maarch holds already (it compares
-//! logins whatever their case) answers 400: the user is looked up in `GET
-//! /rest/users` and updated instead, so a replayed create or an account made
-//! by hand is adopted, never duplicated. A login that answers 400 yet is not
+//! Users: before a user without a target id is created, the target's
+//! `match` rules look it up in `GET /rest/users` (read once a drain: it
+//! lists every user), by login and by `mail`, both without case: one user
+//! found is adopted (it keeps its login if found by address: Maarch cannot
+//! rename one), several park the record as ambiguous, another record's is
+//! never taken ([`super::adopt`]). `POST /rest/users` creates and answers
+//! `{"id":N}`, kept as the target id, always followed by the full `PUT
+//! /rest/users/{id}`: a create of a login deleted in Maarch answers 200 too,
+//! but restores the old record and ignores what it was sent. A login Maarch
+//! holds already (it compares logins whatever their case) answers 400: the
+//! user is looked up and updated instead (unless another record holds it),
+//! so a replayed create is harmless. A login that answers 400 yet is not
 //! listed is outside the REST user's perimeter (a REST user that is not
 //! root sees only the users of its entities' subtrees and users without
 //! entity): parked, saying so. `PUT` takes the *full* record (Maarch erases
@@ -32,16 +37,18 @@
 //! request's headers.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use serde_json::json;
 
 use crate::config::TargetConfig;
 use crate::ingest::record::{Field, RecordKind};
-use crate::model::ActionKind;
-use crate::projection::DefaultFields;
+use crate::model::Candidate;
+use crate::projection::{DefaultFields, Projector};
 use crate::retry::Failure;
 use crate::secret::Secret;
 
+use super::adopt::{self, Adoption, Found, Holders, Nobody, Rule};
 use super::http::{Http, Reply, secret_header};
 use super::{
     CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError, Verdict,
@@ -58,6 +65,7 @@ pub use request::*;
 
 /// Target field names of the user record (Maarch's own).
 pub const LOGIN: &str = "userId";
+pub const MAIL: &str = "mail";
 pub const GROUPS: &str = "groups";
 pub const ENTITIES: &str = "entities";
 /// Target field names of the entity record.
@@ -73,6 +81,33 @@ pub struct Maarch {
     /// Scrubbed from every reason, as is `credentials` (their base64).
     password: Secret,
     credentials: Secret,
+    /// The target's `match` rules, with which a user Maarch already holds
+    /// is found before one is created.
+    rules: Vec<Rule>,
+    /// The user list as read in a drain: Maarch lists every user at once,
+    /// so the lookups before creates read it once a drain, not once per
+    /// record.
+    listed: tokio::sync::Mutex<Option<Listed>>,
+}
+
+/// The user list, and the drain it was read in.
+struct Listed {
+    drain: u64,
+    users: Arc<Vec<ListedUser>>,
+}
+
+/// What became of a user.
+enum Pushed {
+    /// Maarch holds it under this id.
+    Held(String),
+    /// Maarch holds several users that could be it: none was taken.
+    Ambiguous(Vec<Candidate>),
+}
+
+/// How a user's Maarch id was found, or why there is none to use.
+enum Resolved {
+    Known(String, Known),
+    Ambiguous(Vec<Candidate>),
 }
 
 impl Connector for Maarch {
@@ -117,11 +152,14 @@ impl Connector for Maarch {
             .load()?;
         let credentials = basic_credentials(user.get_ref(), &password);
         let headers = secret_header("authorization", "Basic ", &credentials)?;
+        let projector = Projector::new(Self::default_fields(), target.fields.get_ref());
         Ok(Maarch {
             http: Http::new(target, headers)?,
             user: user.get_ref().clone(),
             password,
             credentials,
+            rules: adopt::rules(target, &projector, Self::MATCH_FIELDS),
+            listed: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -131,16 +169,21 @@ impl Connector for Maarch {
     }
 
     async fn push(&self, items: &[PushItem]) -> PushReply {
+        self.push_with(items, &Nobody).await
+    }
+
+    async fn push_with(&self, items: &[PushItem], holders: &dyn Holders) -> PushReply {
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let result = match item.key.kind {
-                RecordKind::Users => self.sync_user(item).await,
-                RecordKind::Orgs => self.sync_entity(item).await,
+                RecordKind::Users => self.sync_user(item, holders).await,
+                RecordKind::Orgs => self.sync_entity(item).await.map(Pushed::Held),
             };
             outcomes.push(match result {
-                Ok(id) => Outcome::Acked {
+                Ok(Pushed::Held(id)) => Outcome::Acked {
                     target_id: Some(id),
                 },
+                Ok(Pushed::Ambiguous(candidates)) => Outcome::Ambiguous(candidates),
                 Err(failure) => Outcome::Failed(failure.map_reason(|r| self.scrub(r))),
             });
         }
@@ -205,7 +248,7 @@ impl Maarch {
 
     // ----- users -----
 
-    async fn sync_user(&self, item: &PushItem) -> Result<String, Failure> {
+    async fn sync_user(&self, item: &PushItem, holders: &dyn Holders) -> Result<Pushed, Failure> {
         if let Some(reason) = missing_user_fields(&item.fields) {
             return Err(Failure::Permanent { reason });
         }
@@ -213,7 +256,10 @@ impl Maarch {
         if let Some(reason) = login_problem(login) {
             return Err(Failure::Permanent { reason });
         }
-        let (id, known) = self.resolve_user(item, login).await?;
+        let (id, known) = match self.resolve_user(item, login, holders).await? {
+            Resolved::Known(id, known) => (id, known),
+            Resolved::Ambiguous(candidates) => return Ok(Pushed::Ambiguous(candidates)),
+        };
         let steps = user_steps(item, &known);
         // First: a refused change of the record or its groups must not
         // keep a leaver active.
@@ -236,46 +282,98 @@ impl Maarch {
                 self.link(&id, login, list, value, false).await?;
             }
         }
-        Ok(id)
+        Ok(Pushed::Held(id))
     }
 
-    /// The user's Maarch id, and how it is known.
-    async fn resolve_user(&self, item: &PushItem, login: &str) -> Result<(String, Known), Failure> {
+    /// The user's Maarch id, and how it is known: the one Maarch gave, the
+    /// user the `match` rules find (adopted), or a new one.
+    async fn resolve_user(
+        &self,
+        item: &PushItem,
+        login: &str,
+        holders: &dyn Holders,
+    ) -> Result<Resolved, Failure> {
         let old_login = item
             .acked_fields
             .as_ref()
             .and_then(|acked| acked.get(LOGIN))
             .filter(|old| old.as_str() != login);
-        match (&item.target_id, old_login) {
-            (Some(id), None) => return Ok((id.clone(), Known::Acked)),
-            (None, _) if item.action == ActionKind::Create => {
-                return self.create_or_adopt(item, login).await;
-            }
-            _ => {}
-        }
-        // A lost acknowledgement, or a login changed: find the login.
+        let Some(id) = &item.target_id else {
+            return self.adopt_or_create(item, login, holders).await;
+        };
+        let Some(old) = old_login else {
+            return Ok(Resolved::Known(id.clone(), Known::Acked));
+        };
+        // A login changed: Maarch may have been renamed by hand already.
         if let Some(found) = self.find_user(login).await? {
-            return Ok((
+            return Ok(Resolved::Known(
                 found.id,
                 Known::Found {
                     status: found.status,
                 },
             ));
         }
-        if let Some(old) = old_login {
-            return Err(Failure::Permanent {
-                reason: format!(
-                    "Maarch cannot change a login through its API: rename {old} to {login} in Maarch, the next file applies the rest"
-                ),
-            });
+        Err(Failure::Permanent {
+            reason: format!(
+                "Maarch cannot change a login through its API: rename {old} to {login} in Maarch, the next file applies the rest"
+            ),
+        })
+    }
+
+    /// A user without a Maarch id: the one the rules find, else a new one.
+    async fn adopt_or_create(
+        &self,
+        item: &PushItem,
+        login: &str,
+        holders: &dyn Holders,
+    ) -> Result<Resolved, Failure> {
+        let users = self.listed(holders.drain(), false).await?;
+        let adoption = self.adoption(item, &users, holders).await?;
+        match adoption {
+            Adoption::Adopt(account) => {
+                let status = users
+                    .iter()
+                    .find(|user| user.id == account.id)
+                    .map_or_else(|| "OK".to_string(), |user| user.status.clone());
+                if !account.login.eq_ignore_ascii_case(login) {
+                    tracing::warn!(key = %item.key.key, id = %account.id, login = %account.login,
+                        wanted = %login, "adopted a Maarch user found by another rule: Maarch cannot rename it, it keeps its login");
+                }
+                Ok(Resolved::Known(account.id, Known::Found { status }))
+            }
+            Adoption::Ambiguous(candidates) => Ok(Resolved::Ambiguous(candidates)),
+            Adoption::Refused(reason) => Err(Failure::Permanent { reason }),
+            Adoption::Create => {
+                let (id, known) = self.create_or_adopt(item, login, holders).await?;
+                Ok(Resolved::Known(id, known))
+            }
         }
-        self.create_or_adopt(item, login).await
+    }
+
+    /// What the rules find in `users` for the record.
+    async fn adoption(
+        &self,
+        item: &PushItem,
+        users: &[ListedUser],
+        holders: &dyn Holders,
+    ) -> Result<Adoption, Failure> {
+        let mut found = Found::default();
+        for rule in &self.rules {
+            if let Some(value) = item.fields.get(&rule.target_field).filter(|v| !v.is_empty()) {
+                found.add(rule.field, holding(users, &rule.target_field, value));
+            }
+        }
+        if found.is_empty() {
+            return Ok(Adoption::Create);
+        }
+        adopt::decide(&item.key, None, found, holders).await
     }
 
     async fn create_or_adopt(
         &self,
         item: &PushItem,
         login: &str,
+        holders: &dyn Holders,
     ) -> Result<(String, Known), Failure> {
         let body = user_body(&item.fields, true, false);
         let doing = format!("creating user {login}");
@@ -289,19 +387,34 @@ impl Maarch {
             // Unreadable: the user may exist now; the replay finds it.
             let id = parse_created_id(&reply.body)
                 .map_err(|reason| transient(format!("{doing}: {reason}")))?;
+            // Made for this record: no other record of the drain takes it.
+            if let Ok(Some(other)) = holders.claim(&item.key, &id).await {
+                tracing::warn!(key = %item.key.key, %id, %other, "Maarch gave a new user the id of another record's");
+            }
             return Ok((id, Known::Created));
         }
         if reply.status != 400 {
             return Err(self.refusal(&doing, &reply));
         }
-        // Most likely the login exists (whatever its case): adopt it.
+        // Most likely the login exists (whatever its case): adopt it,
+        // unless another record holds it.
         match self.find_user(login).await? {
-            Some(found) => Ok((
-                found.id,
-                Known::Found {
-                    status: found.status,
-                },
-            )),
+            Some(found) => match holders.claim(&item.key, &found.id).await.map_err(transient)? {
+                None => Ok((
+                    found.id,
+                    Known::Found {
+                        status: found.status,
+                    },
+                )),
+                Some(other) => Err(refused(
+                    &doing,
+                    &reply,
+                    &format!(
+                        "Maarch's user {login} (id {}) is {other}'s: free the login in Maarch or correct it in the file, then run `rostersync retry`",
+                        found.id
+                    ),
+                )),
+            },
             None if Refusal::of(&said(&reply.body)) == Refusal::Exists => Err(refused(
                 &doing,
                 &reply,
@@ -315,16 +428,34 @@ impl Maarch {
         }
     }
 
+    /// The user of this login, in a list read now.
     async fn find_user(&self, login: &str) -> Result<Option<ListedUser>, Failure> {
-        let doing = format!("looking up user {login}");
+        let drain = self.listed.lock().await.as_ref().map_or(0, |l| l.drain);
+        let users = self.listed(drain, true).await?;
+        Ok(pick_user(users.as_ref().clone(), login))
+    }
+
+    /// Every user Maarch lists to the REST user: as read in this drain,
+    /// unless `fresh`.
+    async fn listed(&self, drain: u64, fresh: bool) -> Result<Arc<Vec<ListedUser>>, Failure> {
+        let mut listed = self.listed.lock().await;
+        if let Some(list) = listed.as_ref().filter(|l| !fresh && l.drain == drain) {
+            return Ok(Arc::clone(&list.users));
+        }
+        let doing = "listing the users";
         let request = self.http.client().get(self.url(&["rest", "users"]));
-        let reply = self.send(request, &doing).await?;
+        let reply = self.send(request, doing).await?;
         if !reply.is_success() {
-            return Err(self.refusal(&doing, &reply));
+            return Err(self.refusal(doing, &reply));
         }
         let users =
             parse_users(&reply.body).map_err(|reason| transient(format!("{doing}: {reason}")))?;
-        Ok(pick_user(users, login))
+        let users = Arc::new(users);
+        *listed = Some(Listed {
+            drain,
+            users: Arc::clone(&users),
+        });
+        Ok(users)
     }
 
     /// The full `PUT` of a user.

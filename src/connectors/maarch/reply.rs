@@ -5,8 +5,11 @@
 use serde_json::{Map, Value};
 
 use crate::connectors::ReplyError;
+use crate::connectors::adopt::Account;
 use crate::connectors::http::Reply;
 use crate::retry::Failure;
+
+use super::{LOGIN, MAIL};
 
 /// The id of `{"id":N}` (a number, or a string of digits).
 pub fn parse_created_id(body: &str) -> Result<String, ReplyError> {
@@ -34,6 +37,7 @@ pub struct ListedUser {
     pub id: String,
     pub login: String,
     pub status: String,
+    pub mail: String,
 }
 
 pub fn parse_users(body: &str) -> Result<Vec<ListedUser>, ReplyError> {
@@ -54,6 +58,11 @@ pub fn parse_users(body: &str) -> Result<Vec<ListedUser>, ReplyError> {
                     .and_then(Value::as_str)
                     .unwrap_or("OK")
                     .to_string(),
+                mail: user
+                    .get("mail")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
             })
         })
         .collect())
@@ -71,6 +80,27 @@ pub fn pick_user(users: Vec<ListedUser>, login: &str) -> Option<ListedUser> {
         }
     }
     (folded.len() == 1).then(|| folded.remove(0))
+}
+
+/// The listed users whose `target_field` (`userId` or `mail`) holds
+/// `value`, as Maarch compares them: without case.
+pub fn holding(users: &[ListedUser], target_field: &str, value: &str) -> Vec<Account> {
+    let of = |user: &ListedUser| -> Option<String> {
+        match target_field {
+            LOGIN => Some(user.login.clone()),
+            MAIL => Some(user.mail.clone()),
+            _ => None,
+        }
+    };
+    users
+        .iter()
+        .filter(|user| of(user).is_some_and(|held| !held.is_empty() && held.to_lowercase() == value.to_lowercase()))
+        .map(|user| Account {
+            id: user.id.clone(),
+            login: user.login.clone(),
+            ext_id: None,
+        })
+        .collect()
 }
 
 /// The entity of `GET /rest/entities/{id}/details` (`{"entity":{...}}`).

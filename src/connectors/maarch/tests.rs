@@ -216,12 +216,14 @@ fn replies_are_read() {
             ListedUser {
                 id: "9".into(),
                 login: "bboule".into(),
-                status: "OK".into()
+                status: "OK".into(),
+                mail: "b@m.org".into()
             },
             ListedUser {
                 id: "10".into(),
                 login: "Ana".into(),
-                status: "SPD".into()
+                status: "SPD".into(),
+                mail: String::new()
             },
         ]
     );
@@ -236,7 +238,19 @@ fn replies_are_read() {
         pick_user(users.clone(), "ana").map(|u| u.id),
         Some("10".into())
     );
-    assert_eq!(pick_user(users, "zoe"), None);
+    assert_eq!(pick_user(users.clone(), "zoe"), None);
+
+    // What the match rules find: logins and addresses without case.
+    let ids = |field: &str, value: &str| -> Vec<String> {
+        holding(&users, field, value)
+            .into_iter()
+            .map(|account| account.id)
+            .collect()
+    };
+    assert_eq!(ids(LOGIN, "ANA"), ["10"]);
+    assert_eq!(ids(MAIL, "B@M.org"), ["9"]);
+    assert!(ids(MAIL, "").is_empty(), "no address matches none");
+    assert!(ids("phone", "b@m.org").is_empty());
 }
 
 fn reply(status: u16, body: &str) -> Reply {

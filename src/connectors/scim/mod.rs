@@ -71,6 +71,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -167,6 +168,9 @@ struct State {
     memory: Mutex<Memory>,
     /// Lookup indexes by endpoint, where the provider has no filters.
     indexes: tokio::sync::Mutex<HashMap<&'static str, Index>>,
+    /// The drain the indexes were scanned in ([`Holders::drain`]): the
+    /// next one scans again.
+    drain: AtomicU64,
     /// Held while a manager is looked up, so that reports sent side by side
     /// wait for the one lookup of their manager instead of each making it.
     manager_lookup: tokio::sync::Mutex<()>,
@@ -285,6 +289,7 @@ impl Connector for Scim {
                 provider: OnceCell::new(),
                 memory: Mutex::new(Memory::default()),
                 indexes: tokio::sync::Mutex::new(HashMap::new()),
+                drain: AtomicU64::new(0),
                 manager_lookup: tokio::sync::Mutex::new(()),
             }),
         })
@@ -300,6 +305,11 @@ impl Connector for Scim {
     }
 
     async fn push_with(&self, items: &[PushItem], holders: &dyn Holders) -> PushReply {
+        let drain = holders.drain();
+        if self.state.drain.swap(drain, Ordering::SeqCst) != drain {
+            // Accounts may have been made or removed by hand since.
+            self.state.indexes.lock().await.clear();
+        }
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             let pushed = match item.key.kind {
