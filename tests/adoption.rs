@@ -355,3 +355,125 @@ mod maarch {
         assert!(status.success(), "{log}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Pleasanter: its API lists no e-mail addresses; accounts are found by user
+// code (the external id) and login.
+
+mod pleasanter {
+    use super::*;
+    use support::fakes::pleasanter::Fake;
+
+    const KEY: &str = "adopt-pl34s4nt3r-k3y";
+    const HEADER: &str =
+        "user_extid;user_lname;user_fname;user_login;user_email;org_extid;user_disable";
+
+    #[test]
+    fn users_the_tenant_holds_are_adopted_and_an_ambiguous_one_waits_for_a_person() {
+        let run = daemon_for(
+            Fake::start(KEY),
+            "wbt",
+            Target::pleasanter("wiki").token_env("PLEASANTER_KEY", KEY),
+        );
+        // Made by hand: Ana under her login, Ben under another login with
+        // his user code, Cleo twice (her login; another with her code), Dan.
+        let ids = run.fake.with(|t| {
+            fn hand(code: &str) -> Vec<(&'static str, &str)> {
+                vec![("Name", "Hand"), ("UserCode", code)]
+            }
+            [
+                t.add("ana", &hand(""), false),
+                t.add("b.blanc", &hand("E2"), false),
+                t.add("cleo", &hand(""), false),
+                t.add("c.leroy", &hand("E3"), false),
+                t.add("dan", &hand(""), false),
+            ]
+        });
+        let [ana, ben, cleo, leroy, dan] = ids.map(|id| id.to_string());
+        let daemon = run.start();
+        sync(&run, &daemon, 1, HEADER, &["E4;Dias;Dan;dan;dan@x.fr;D1;0"]);
+        // Dan leaves; Fred is given his login: the import would overwrite
+        // Dan's user.
+        sync(
+            &run,
+            &daemon,
+            2,
+            HEADER,
+            &[
+                "E1;Alves;Ana;ana;ana@x.fr;D1;0",
+                "E2;Blanc;Ben;ben;ben@x.fr;D1;0",
+                "E3;Leroy;Cleo;cleo;cleo@x.fr;D1;0",
+                "F1;Faure;Fred;dan;fred@x.fr;D1;0",
+            ],
+        );
+
+        let users = run.fake.directory();
+        assert_eq!(users.len(), 5, "nothing made twice: {users:#?}");
+        let id = |login: &str| run.fake.with(|t| t.users[login].id.to_string());
+        assert_eq!(id("ana"), ana);
+        assert_eq!(users["ana"].columns["UserCode"], "E1");
+        assert_eq!(users["ana"].columns["MailAddress"], "ana@x.fr");
+        // Found by its user code, renamed to Ben's login, then updated.
+        assert_eq!(id("ben"), ben);
+        assert_eq!(users["ben"].columns["Name"], "Blanc");
+        assert!(!users.contains_key("b.blanc"));
+        // Dan's user stays his, blocked; Fred is not given it.
+        assert_eq!(id("dan"), dan);
+        assert_eq!(users["dan"].columns["Name"], "Dias");
+        assert!(users["dan"].disabled);
+        // Neither of Cleo's users was taken.
+        assert_eq!(users["cleo"].columns["Name"], "Hand");
+        assert_eq!(users["c.leroy"].columns["Name"], "Hand");
+
+        let report = nth_report(&run, 1);
+        let parked = action(&report, "wiki", "E3");
+        assert_eq!(
+            parked["candidates"],
+            json!([
+                {"id": leroy, "login": "c.leroy", "matched_by": ["ext_id"]},
+                {"id": cleo, "login": "cleo", "matched_by": ["login"]},
+            ])
+        );
+        let fred = action(&report, "wiki", "F1");
+        assert_eq!(fred["status"], "parked");
+        assert!(
+            fred["reason"].as_str().unwrap().starts_with(&format!(
+                "login \"dan\" is held at the target by account {dan}, which is not this person's (held by E4)"
+            )),
+            "{fred}"
+        );
+        let status = said(&run, &["status"]);
+        assert!(status.contains("parked 2 (1 ambiguous)"), "{status}");
+        assert!(
+            status.contains(&format!(
+                "ambiguous: users E3 could be {leroy} (login \"c.leroy\", by ext_id) or {cleo} (login \"cleo\", by login)"
+            )),
+            "{status}"
+        );
+        assert!(
+            said(&run, &["show", "E3"])
+                .contains(&format!("    {cleo}: login \"cleo\", found by login\n"))
+        );
+
+        // The duplicate removed in Pleasanter, `retry` adopts the other.
+        run.fake.with(|t| t.users.remove("c.leroy"));
+        let (code, out, err) = run.run(&["retry"]);
+        assert_eq!(code, 0, "{out}{err}");
+        wait_until(
+            Duration::from_secs(20),
+            || {
+                run.fake.directory()["cleo"]
+                    .columns
+                    .get("UserCode")
+                    .map(String::as_str)
+                    == Some("E3")
+            },
+            || daemon.log(),
+        );
+        assert_eq!(id("cleo"), cleo);
+        assert_eq!(run.fake.directory().len(), 4);
+        assert!(said(&run, &["show", "E3"]).contains(&format!("target id {cleo}")));
+        let (status, log) = daemon.stop();
+        assert!(status.success(), "{log}");
+    }
+}

@@ -64,6 +64,20 @@ impl Column {
         }
     }
 
+    /// Its name in the API (`/api/users/get` filters, `/api/users/{id}/update`).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Column::LoginId => "LoginId",
+            Column::Name => "Name",
+            Column::UserCode => "UserCode",
+            Column::MailAddress => "MailAddress",
+            Column::DeptCode => "DeptCode",
+            Column::Disabled => "Disabled",
+            Column::Body => "Body",
+            Column::Comments => "Comments",
+        }
+    }
+
     /// The longest value Pleasanter's database takes, in UTF-16 units (the
     /// way .NET counts); longer fails the row with a server exception.
     pub fn limit(self) -> Option<usize> {

@@ -28,6 +28,14 @@
 //! `UserId` found with `POST /api/users/get` by exact login (its filter
 //! alone matches any login containing the one asked for).
 //!
+//! Before a record is created, the target's `match` rules look the user up
+//! with `/api/users/get`, by exact user code (the external id) and login
+//! (its API lists no e-mail addresses): one user found is adopted (renamed
+//! to the record's login first when found by its code, so that the import
+//! updates it), several park the record as ambiguous, another record's is
+//! never taken ([`super::adopt`]). A user the import itself creates gets no
+//! id here (the import answers none): its user code says whose it is.
+//!
 //! Pleasanter keeps departments of its own, referenced by `Department code`:
 //! this connector keeps no organisations.
 //!
@@ -37,10 +45,12 @@
 use crate::config::TargetConfig;
 use crate::csv_safe::Formulas;
 use crate::ingest::record::{Field, RecordKind};
+use crate::model::ActionKind;
 use crate::projection::{DefaultFields, Projector};
 use crate::retry::Failure;
 use crate::secret::Secret;
 
+use super::adopt::{self, Account, Adoption, Found, Holders, Nobody, Rule};
 use super::http::{Http, Reply};
 use super::{
     CheckError, Connector, Outcome, Place, PushItem, PushReply, SettingProblem, Settings,
@@ -53,7 +63,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-use labels::Layout;
+use labels::{Column, Layout};
 pub use reply::*;
 pub use request::*;
 
@@ -122,6 +132,12 @@ pub struct Pleasanter {
     layout: Layout,
     formulas: Formulas,
     batch_size: usize,
+    /// The target's `match` rules, with which a user the tenant already
+    /// holds is found before one is created.
+    rules: Vec<Rule>,
+    /// The label the external id goes under, when it is the user code (an
+    /// account's code then says whose it is).
+    code_label: Option<String>,
 }
 
 /// The import layout of a target's mapped fields.
@@ -181,7 +197,14 @@ impl Connector for Pleasanter {
             CsvEncoding::from_config(target.encoding.as_ref().map(|e| e.get_ref().as_str()))?;
         let layout =
             target_layout(target).map_err(|problems| SettingsError::Invalid(problems.join("; ")))?;
+        let projector = Projector::new(Self::default_fields(), target.fields.get_ref());
+        let code_label = projector
+            .target_field(RecordKind::Users, Field::ExtId)
+            .filter(|label| Column::of_label(label).is_some_and(|(c, _)| c == Column::UserCode))
+            .map(str::to_string);
         Ok(Pleasanter {
+            rules: adopt::rules(target, &projector, Self::MATCH_FIELDS),
+            code_label,
             // A redirect is Pleasanter's answer to an exception, not a place to go.
             http: Http::without_redirects(target, Default::default())?,
             key,
@@ -197,8 +220,12 @@ impl Connector for Pleasanter {
     }
 
     async fn push(&self, items: &[PushItem]) -> PushReply {
+        self.push_with(items, &Nobody).await
+    }
+
+    async fn push_with(&self, items: &[PushItem], holders: &dyn Holders) -> PushReply {
         let outcomes = match items.first().map(|i| i.key.kind) {
-            Some(RecordKind::Users) => self.push_users(items).await,
+            Some(RecordKind::Users) => self.push_users(items, holders).await,
             Some(RecordKind::Orgs) => items
                 .iter()
                 .map(|_| {
@@ -265,7 +292,7 @@ impl Connector for Pleasanter {
 // The part that sends
 
 impl Pleasanter {
-    async fn push_users(&self, items: &[PushItem]) -> Vec<Outcome> {
+    async fn push_users(&self, items: &[PushItem], holders: &dyn Holders) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = vec![None; items.len()];
         let mut target_ids: Vec<Option<String>> =
             items.iter().map(|i| i.target_id.clone()).collect();
@@ -285,6 +312,16 @@ impl Pleasanter {
                     Ok(None) => {}
                     Err(failure) => {
                         outcomes[i] = Some(Outcome::Failed(failure));
+                        continue;
+                    }
+                }
+            } else if item.target_id.is_none() && item.action == ActionKind::Create {
+                // Users the import made have no id here: only a create looks.
+                match self.adopt(item, holders).await {
+                    Ok(Some(id)) => target_ids[i] = Some(id),
+                    Ok(None) => {}
+                    Err(outcome) => {
+                        outcomes[i] = Some(outcome);
                         continue;
                     }
                 }
@@ -363,6 +400,80 @@ impl Pleasanter {
         Ok(scrub_inner_error(reply, &self.key))
     }
 
+    /// The user the `match` rules find for a new record, adopted: its
+    /// `UserId` (renamed to the record's login when found by user code),
+    /// or `None` to let the import create one. `Err`: the record's outcome
+    /// (ambiguous, or refused).
+    async fn adopt(&self, item: &PushItem, holders: &dyn Holders) -> Result<Option<String>, Outcome> {
+        let failed = |failure| Outcome::Failed(failure);
+        let found = self.find_accounts(item).await.map_err(failed)?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let mine = self.code_label.as_ref().and_then(|label| item.fields.get(label));
+        let adoption = adopt::decide(&item.key, mine.map(String::as_str), found, holders)
+            .await
+            .map_err(failed)?;
+        let account = match adoption {
+            Adoption::Create => return Ok(None),
+            Adoption::Adopt(account) => account,
+            Adoption::Ambiguous(candidates) => return Err(Outcome::Ambiguous(candidates)),
+            Adoption::Refused(reason) => return Err(failed(Failure::Permanent { reason })),
+        };
+        let login = item.fields.get(self.layout.login()).map_or("", String::as_str);
+        if account.login != login {
+            // The import finds users by login: it must be the record's first.
+            let reply = self.send_rename(&account.id, login).await.map_err(failed)?;
+            match effective_status(&reply) {
+                200..=299 => {}
+                404 => {
+                    return Err(failed(Failure::Transient {
+                        reason: format!(
+                            "user {} vanished from Pleasanter while being adopted",
+                            account.id
+                        ),
+                        retry_after: None,
+                    }));
+                }
+                _ => return Err(failed(rename_refusal(&reply, &account.login, login))),
+            }
+        }
+        tracing::info!(key = %item.key.key, id = %account.id, "Pleasanter holds the user already: adopting it");
+        Ok(Some(account.id))
+    }
+
+    /// What the rules find in the tenant for the record.
+    async fn find_accounts(&self, item: &PushItem) -> Result<Found, Failure> {
+        let mut found = Found::default();
+        for rule in &self.rules {
+            let Some(value) = item.fields.get(&rule.target_field).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let Some((column, _)) = Column::of_label(&rule.target_field) else {
+                continue;
+            };
+            let users = self.find_users(column, value).await?;
+            let code_is_ext = self.code_label.is_some();
+            found.add(
+                rule.field,
+                users.into_iter().map(|user| Account {
+                    id: user.id,
+                    login: user.login,
+                    ext_id: user.code.filter(|_| code_is_ext),
+                }),
+            );
+        }
+        Ok(found)
+    }
+
+    /// `POST /api/users/{user_id}/update` of a new login.
+    async fn send_rename(&self, user_id: &str, login: &str) -> Result<Reply, Failure> {
+        let path = format!("/api/users/{user_id}/update");
+        let body = rename_body(self.key.expose(), login);
+        self.send(self.http.client().post(self.http.url(&path)).json(&body))
+            .await
+    }
+
     /// Renames the user holding `old` to `new`; its `UserId`, or `None` when
     /// no user holds `old` (renamed already, before an acknowledgement was
     /// lost, or never made): the import then does the rest.
@@ -377,11 +488,7 @@ impl Pleasanter {
                     None => return Ok(None),
                 },
             };
-            let path = format!("/api/users/{user_id}/update");
-            let body = rename_body(self.key.expose(), new);
-            let reply = self
-                .send(self.http.client().post(self.http.url(&path)).json(&body))
-                .await?;
+            let reply = self.send_rename(&user_id, new).await?;
             if (200..300).contains(&effective_status(&reply)) {
                 tracing::debug!(old = %old, new = %new, user_id = %user_id, "Pleasanter user renamed");
                 return Ok(Some(user_id));
@@ -399,27 +506,40 @@ impl Pleasanter {
 
     /// The `UserId` of the user whose `LoginId` is exactly `login`, if any.
     async fn find_user_id(&self, login: &str) -> Result<Option<String>, Failure> {
+        let users = self.find_users(Column::LoginId, login).await?;
+        Ok(users.into_iter().next().map(|user| user.id))
+    }
+
+    /// The users whose `column` is exactly `value` (checked here too: a
+    /// server that took the filter for a partial one must not make us take
+    /// another user).
+    async fn find_users(&self, column: Column, value: &str) -> Result<Vec<PageUser>, Failure> {
+        let holds = |user: &PageUser| match column {
+            Column::LoginId => user.login == value,
+            Column::UserCode => user.code.as_deref() == Some(value),
+            _ => false,
+        };
+        let mut found = Vec::new();
         let mut offset = 0;
         for _ in 0..MAX_PAGES {
-            let body = get_user_body(self.key.expose(), login, offset);
+            let body = get_users_body(self.key.expose(), column.api_name(), value, offset);
             let reply = self
                 .send(self.http.client().post(self.http.url(GET_PATH)).json(&body))
                 .await?;
             if !(200..300).contains(&effective_status(&reply)) {
-                return Err(refusal(&reply, "looking the user up"));
+                return Err(refusal(&reply, "looking users up"));
             }
             let page = parse_users_page(&reply.body).map_err(|reason| Failure::Transient {
-                reason: format!("looking the user up: {reason}"),
+                reason: format!("looking users up: {reason}"),
                 retry_after: None,
             })?;
-            if let Some((_, id)) = page.users.iter().find(|(l, _)| l == login) {
-                return Ok(Some(id.clone()));
-            }
             offset += page.users.len() as u64;
-            if page.users.is_empty() || offset >= page.total {
+            let last = page.users.is_empty() || offset >= page.total;
+            found.extend(page.users.into_iter().filter(holds));
+            if last {
                 break;
             }
         }
-        Ok(None)
+        Ok(found)
     }
 }

@@ -11,11 +11,21 @@ use crate::secret::Secret;
 
 use super::labels::{Language, labels, language_of};
 
-/// One page of `/api/users/get`: (LoginId, UserId) pairs and the total.
+/// One page of `/api/users/get`: its users and the total.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsersPage {
-    pub users: Vec<(String, String)>,
+    pub users: Vec<PageUser>,
     pub total: u64,
+}
+
+/// A user of `/api/users/get`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUser {
+    pub login: String,
+    /// Its `UserId`.
+    pub id: String,
+    /// Its `UserCode`, when it has one.
+    pub code: Option<String>,
 }
 
 pub fn parse_users_page(body: &str) -> Result<UsersPage, ReplyError> {
@@ -36,8 +46,16 @@ pub fn parse_users_page(body: &str) -> Result<UsersPage, ReplyError> {
             Value::String(s) if !s.is_empty() => Some(s.clone()),
             _ => None,
         });
+        let code = user
+            .get("UserCode")
+            .and_then(Value::as_str)
+            .filter(|code| !code.is_empty());
         if let (Some(login), Some(id)) = (login, id) {
-            users.push((login.to_string(), id));
+            users.push(PageUser {
+                login: login.to_string(),
+                id,
+                code: code.map(str::to_string),
+            });
         }
     }
     let total = response

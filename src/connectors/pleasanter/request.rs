@@ -110,16 +110,17 @@ pub fn import_parameters(key: &str, encoding: CsvEncoding) -> String {
     json!({"ApiVersion": API_VERSION, "ApiKey": key, "Encoding": encoding.parameter()}).to_string()
 }
 
-/// The body of `/api/users/get` for the user whose login is exactly `login`
-/// (a view filter alone matches any login that contains it).
-pub fn get_user_body(key: &str, login: &str, offset: u64) -> Value {
+/// The body of `/api/users/get` for the users whose `column` (its API
+/// name: `LoginId`, `UserCode`) is exactly `value` (a view filter alone
+/// matches any value that contains it).
+pub fn get_users_body(key: &str, column: &str, value: &str, offset: u64) -> Value {
     json!({
         "ApiVersion": API_VERSION,
         "ApiKey": key,
         "Offset": offset,
         "View": {
-            "ColumnFilterHash": {"LoginId": login},
-            "ColumnFilterSearchTypes": {"LoginId": "ExactMatch"},
+            "ColumnFilterHash": {column: value},
+            "ColumnFilterSearchTypes": {column: "ExactMatch"},
         },
     })
 }

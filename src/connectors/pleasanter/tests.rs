@@ -400,7 +400,7 @@ fn parameters_carry_the_version_the_key_and_the_encoding() {
 #[test]
 fn a_user_is_looked_up_by_its_exact_login() {
     assert_eq!(
-        get_user_body("k3y", "ana", 200),
+        get_users_body("k3y", "LoginId", "ana", 200),
         json!({"ApiVersion": 1.1, "ApiKey": "k3y", "Offset": 200,
                "View": {"ColumnFilterHash": {"LoginId": "ana"},
                         "ColumnFilterSearchTypes": {"LoginId": "ExactMatch"}}})
@@ -415,13 +415,18 @@ fn a_user_is_looked_up_by_its_exact_login() {
 fn user_pages_give_ids_by_login() {
     let page = parse_users_page(
         r#"{"StatusCode":200,"Response":{"Offset":0,"PageSize":200,"TotalCount":3,
-            "Data":[{"UserId":7,"LoginId":"banana"},{"UserId":"9","LoginId":"ana"},{"LoginId":"x"}]}}"#,
+            "Data":[{"UserId":7,"LoginId":"banana","UserCode":""},{"UserId":"9","LoginId":"ana","UserCode":"E1"},{"LoginId":"x"}]}}"#,
     )
     .unwrap();
+    let user = |login: &str, id: &str, code: Option<&str>| PageUser {
+        login: login.into(),
+        id: id.into(),
+        code: code.map(str::to_string),
+    };
     assert_eq!(
         page,
         UsersPage {
-            users: vec![("banana".into(), "7".into()), ("ana".into(), "9".into())],
+            users: vec![user("banana", "7", None), user("ana", "9", Some("E1"))],
             total: 3
         }
     );

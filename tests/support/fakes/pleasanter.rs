@@ -14,8 +14,10 @@
 //!   raises an exception answered as 302 to `/errors`. A row counts as
 //!   updated only when something changed: an unchanged row counts in
 //!   neither total. `Disabled` is importable (`1` / `true`).
-//! - `POST /api/users/get`: `View.ColumnFilterHash.LoginId` is a partial
-//!   match unless `ColumnFilterSearchTypes.LoginId` is `ExactMatch`.
+//! - `POST /api/users/get`: a `View.ColumnFilterHash` column (`LoginId`,
+//!   `UserCode`...) is a partial match unless its `ColumnFilterSearchTypes`
+//!   is `ExactMatch`; the users come with their `UserCode` (never their
+//!   mail addresses, which the real API does not select).
 //! - `POST /api/users/{id}/update`: any user field, by its API name;
 //!   `Disabled` needs a tenant manager.
 //!
@@ -544,23 +546,40 @@ async fn get_users(State(kernel): State<Shared>, body: Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     admit!(kernel, "get", request.get("ApiKey").and_then(Value::as_str));
     let offset = request.get("Offset").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let filter = request
-        .pointer("/View/ColumnFilterHash/LoginId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    // A view filter is a partial LIKE unless an exact match is asked for.
-    let exact = request
-        .pointer("/View/ColumnFilterSearchTypes/LoginId")
-        .and_then(Value::as_str)
-        == Some("ExactMatch");
-    let matches = |login: &str| match &filter {
-        None => true,
-        Some(f) if exact => login == f,
-        Some(f) => login.contains(f.as_str()),
+    // Column → (value, exact): a view filter is a partial LIKE unless an
+    // exact match is asked for.
+    let filters: Vec<(String, String, bool)> = request
+        .pointer("/View/ColumnFilterHash")
+        .and_then(Value::as_object)
+        .map(|hash| {
+            hash.iter()
+                .filter_map(|(column, value)| {
+                    let exact = request
+                        .pointer(&format!("/View/ColumnFilterSearchTypes/{column}"))
+                        .and_then(Value::as_str)
+                        == Some("ExactMatch");
+                    Some((column.clone(), value.as_str()?.to_string(), exact))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let matches = |login: &str, user: &User| {
+        filters.iter().all(|(column, wanted, exact)| {
+            let held = match column.as_str() {
+                LOGIN_ID => login,
+                other => user.columns.get(other).map_or("", String::as_str),
+            };
+            if *exact {
+                held == wanted
+            } else {
+                held.contains(wanted.as_str())
+            }
+        })
     };
     let tenant = kernel.lock();
     let page_size = tenant.page_size.min(200);
-    let matching: Vec<(&String, &User)> = tenant.users.iter().filter(|(l, _)| matches(l)).collect();
+    let matching: Vec<(&String, &User)> =
+        tenant.users.iter().filter(|(l, u)| matches(l, u)).collect();
     let data: Vec<Value> = matching
         .iter()
         .skip(offset)
@@ -570,6 +589,7 @@ async fn get_users(State(kernel): State<Shared>, body: Bytes) -> Response {
                 "UserId": user.id,
                 "LoginId": login,
                 "Name": user.columns.get("Name").cloned().unwrap_or_default(),
+                "UserCode": user.columns.get("UserCode").cloned().unwrap_or_default(),
                 "Disabled": user.disabled,
             })
         })
