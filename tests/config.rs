@@ -301,7 +301,8 @@ name = "idp"
 kind = "scim"
 url = "https://idp.example.org/scim/v2"
 token_env = "HOME"
-match = ["login", "mail", "login"]
+match = ["login", "mail", "login", "email"]
+fields = {{ "emails.work" = "" }}
 
 [[target]]
 name = "wiki"
@@ -325,7 +326,8 @@ match = ["email"]
             "F:29:19: match: \"mail\" is not a canonical field; scim targets find accounts by \
              ext_id, login, email",
             "F:29:27: match: login is listed twice",
-            "F:36:10: match: pleasanter targets cannot find accounts by email, only by ext_id, login",
+            "F:29:36: match: email is not mapped for this target ([target.fields]), so accounts cannot be found by it",
+            "F:37:10: match: pleasanter targets cannot find accounts by email, only by ext_id, login",
         ],
         "{output}"
     );

@@ -465,7 +465,12 @@ impl Store {
     }
 
     pub fn park(&self, key: &RecordKey, parked: &Parked) -> Result<(), StoreError> {
-        self.tree.insert(parked_key(key), encode(parked)?)?;
+        let parked_at = parked_key(key);
+        let mut batch = sled::Batch::default();
+        // Parked for another reason now: no candidates of an earlier try.
+        batch.remove(ambiguous::beside_parked(&parked_at));
+        batch.insert(parked_at, encode(parked)?);
+        self.tree.apply_batch(batch)?;
         Ok(())
     }
 

@@ -689,6 +689,12 @@ fn an_ambiguous_record_keeps_its_candidates_as_long_as_it_is_parked() {
     ack_with_id(&store, "E1", Some("u-7"));
     assert_eq!(store.candidates(&key("E1")).unwrap(), []);
     assert!(store.parked_item(&key("E1")).unwrap().is_none());
+    // Parked again for another reason: no candidates shown with it.
+    store
+        .park_ambiguous(&key("E1"), &parked_now(), &candidates())
+        .unwrap();
+    store.park(&key("E1"), &parked_now()).unwrap();
+    assert_eq!(store.candidates(&key("E1")).unwrap(), []);
     // And forgetting the target.
     store
         .park_ambiguous(&key("E2"), &parked_now(), &candidates())
