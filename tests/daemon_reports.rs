@@ -4,9 +4,23 @@
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::{Harness, Source, Target, user, users_file, wait_until};
+
+/// The report in an archive folder, once one is written.
+fn report_in(archive: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(archive)
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.to_string_lossy().ends_with(".report.json"))
+}
+
+fn read(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
 
 #[test]
 fn a_big_report_lists_the_first_actions_and_names_a_file_with_every_one() {
@@ -22,16 +36,7 @@ fn a_big_report_lists_the_first_actions_and_names_a_file_with_every_one() {
     let daemon = h.start();
     let rows: Vec<String> = (1..=40).map(|n| user(n, false)).collect();
     h.drop_file("inbox/users.csv", &users_file(&rows));
-    let report_path = || {
-        std::fs::read_dir(h.path("inbox/archive"))
-            .ok()?
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|path| path.to_string_lossy().ends_with(".report.json"))
-    };
-    let read = |path: &std::path::Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    };
+    let report_path = || report_in(&h.path("inbox/archive"));
     wait_until(
         Duration::from_secs(30),
         || report_path().is_some_and(|path| read(&path)["complete"] == true),
@@ -93,16 +98,7 @@ fn a_refused_token_stops_the_target_once_and_a_reload_with_the_fixed_token_sends
     let daemon = h.start();
     let rows: Vec<String> = (1..=5).map(|n| user(n, false)).collect();
     h.drop_file("inbox/users.csv", &users_file(&rows));
-    let report_path = || {
-        std::fs::read_dir(h.path("inbox/archive"))
-            .ok()?
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|path| path.to_string_lossy().ends_with(".report.json"))
-    };
-    let read = |path: &std::path::Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-    };
+    let report_path = || report_in(&h.path("inbox/archive"));
     wait_until(
         Duration::from_secs(30),
         || report_path().is_some_and(|path| read(&path)["targets"]["lms"]["stopped"].is_string()),
