@@ -128,8 +128,17 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
                 return Err(error.into());
             }
         };
-        let _guard = init_logging(Some(&config.daemon));
-        daemon::run(&config_path, config)?;
+        let guard = init_logging(Some(&config.daemon));
+        if let daemon::Stopped::ToReopenTheStore { probe_after } =
+            daemon::run(&config_path, config)?
+        {
+            // The log file's writer flushes when dropped: before the exec.
+            drop(guard);
+            let error = daemon::restart(probe_after);
+            return Err(anyhow::anyhow!(
+                "cannot start again to reopen the store: {error}"
+            ));
+        }
         return Ok(exit::OK);
     }
     init_logging(None);

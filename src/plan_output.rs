@@ -18,6 +18,17 @@ pub enum OutputError {
     Json(#[from] serde_json::Error),
 }
 
+impl OutputError {
+    /// Where a write failed for its disk's sake: `Some(true)` in the store.
+    pub fn disk_failure(&self) -> Option<bool> {
+        match self {
+            OutputError::Store(error) => error.is_io().then_some(true),
+            OutputError::Write(_) => Some(false),
+            OutputError::Json(error) => error.is_io().then_some(false),
+        }
+    }
+}
+
 /// The plan in the shape of `plan --json` (that of `.report.json`, with
 /// every action): `{"source", "file", "rows", "held", "targets": {NAME:
 /// {"create", ..., "actions": [...]}}}`. The store must be as it was when

@@ -50,6 +50,23 @@ pub enum SyncError {
     Join(String),
 }
 
+impl SyncError {
+    /// A write that failed for the state directory's sake (full,
+    /// read-only, an IO error), not the file's: `Some(true)` when the
+    /// store itself failed, `Some(false)` for another file of the state
+    /// directory (the plan written down before a commit).
+    pub fn state_disk_failure(&self) -> Option<bool> {
+        match self {
+            SyncError::Store(error) | SyncError::Push(PushError::Store(error)) => {
+                error.is_io().then_some(true)
+            }
+            SyncError::BeforeCommit(_) => Some(false),
+            SyncError::Actions(error) => error.disk_failure(),
+            _ => None,
+        }
+    }
+}
+
 pub struct SyncContext<'a> {
     pub config: &'a Config,
     pub store: Arc<Store>,
@@ -314,13 +331,20 @@ fn write_actions_note(
         std::fs::create_dir_all(folder)?;
     }
     let partial = path.with_extension("jsonl.part");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
-    crate::plan_output::write_jsonl(planned, store, records, targets, &mut out)?;
-    out.into_inner()
-        .map_err(|error| error.into_error())?
-        .sync_all()?;
-    std::fs::rename(&partial, path)?;
-    Ok(())
+    let written = (|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        crate::plan_output::write_jsonl(planned, store, records, targets, &mut out)?;
+        out.into_inner()
+            .map_err(|error| error.into_error())?
+            .sync_all()?;
+        std::fs::rename(&partial, path)?;
+        Ok(())
+    })();
+    if written.is_err() {
+        // A full disk must not stay full of the half-written note.
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
 }
 
 fn remove_actions_note(path: &Path) -> Result<(), crate::plan_output::OutputError> {

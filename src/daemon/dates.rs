@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use tracing::{error, info, warn};
 
+use super::state_health::Failed;
 use super::{Shared, lifecycle, today};
 use crate::config::Config;
 use crate::plan::{PlanOptions, TargetInfo};
@@ -69,6 +70,10 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
                     shared.wake_all();
                 }
             }
+            Err(error) if error.is_io() => {
+                shared.state_failed(Failed::Store, &error.to_string());
+                return;
+            }
             Err(error) => {
                 error!(%error, "the daily date re-plan failed; tried again later");
                 return;
@@ -82,6 +87,7 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
     .await;
     if let Ok(Err(error)) = written {
         warn!(file = %shown, %error, "cannot record the day of the date re-plan");
+        shared.state_failed(Failed::Files, &format!("cannot write {shown}: {error}"));
     }
 }
 

@@ -45,6 +45,16 @@ pub enum FilingError {
     Task(String),
 }
 
+impl FilingError {
+    /// See [`sync::SyncError::state_disk_failure`].
+    pub fn state_disk_failure(&self) -> Option<bool> {
+        match self {
+            FilingError::Sync(error) => error.state_disk_failure(),
+            _ => None,
+        }
+    }
+}
+
 /// Writes the plan down before its commit (see [`lifecycle::COMMITS`]).
 pub(super) fn note_before_commit(config: &Config) -> sync::BeforeCommit {
     let state_dir = config.daemon.state_dir.clone();

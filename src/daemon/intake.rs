@@ -14,6 +14,7 @@ use tracing::{error, warn};
 
 use super::ignored::Ignored;
 use super::ops::Answer;
+use super::state_health::Failed;
 use super::{Shared, approve, dates, filing, landed, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
 use crate::escape;
@@ -98,7 +99,8 @@ pub(super) async fn processor(
         let observed = tracker.observe(candidates, std::time::Instant::now());
         let mut took = false;
         for candidate in observed.ready {
-            if shared.cancel.is_cancelled() {
+            // Files wait in their inbox while the state directory fails.
+            if shared.cancel.is_cancelled() || shared.state.is_failing() {
                 break;
             }
             let Some(source) = config.sources.get(candidate.source) else {
@@ -111,6 +113,28 @@ pub(super) async fn processor(
             if let Err(error) = taken {
                 // The error names the file: escaped like the name itself.
                 let reason = escape::text(&error.to_string()).into_owned();
+                if let Some(in_store) = error.state_disk_failure() {
+                    // Not the file's fault: taken again once the disk recovers.
+                    let failed = if in_store {
+                        Failed::Store
+                    } else {
+                        Failed::Files
+                    };
+                    shared.state_failed(failed, &reason);
+                    shared.with_status(|s| {
+                        let entry = s.sources.entry(source.name.get_ref().clone()).or_default();
+                        entry.last_file = Some(escape::file_name(&candidate.path));
+                        entry.outcome = Some("waiting".into());
+                        entry.at = Some(utc_now());
+                        entry.error = Some(format!(
+                            "{reason}; it stays in the inbox until the state directory takes writes"
+                        ));
+                        entry.moved_to = None;
+                    });
+                    tracker.forget(&candidate.path);
+                    took = true;
+                    break;
+                }
                 // A commit whose file did not move was logged as such already.
                 if !matches!(error, filing::FilingError::Unmoved { .. }) {
                     error!(source = %source.name.get_ref(), file = %escape::path(&candidate.path), error = %reason, "cannot process the file; it stays in the inbox and is tried again when it changes");
@@ -133,6 +157,7 @@ pub(super) async fn processor(
             continue; // more may have arrived meanwhile
         }
         let deadline = observed.next.map(Instant::from_std);
+        let failing = shared.state.is_failing();
         // Waiting beats too (every second), without scanning more often
         // than the events, the next deadline or `[daemon] rescan` ask.
         let woke = shared
@@ -149,6 +174,7 @@ pub(super) async fn processor(
                     _ = wake.notified() => Woke::Events,
                     _ = sleep_until(deadline) => Woke::Look,
                     _ = rescan.tick() => Woke::Look,
+                    () = shared.state.recovered(), if failing => Woke::Look,
                     _ = date_tick.tick() => Woke::Dates,
                 }
             })
@@ -195,6 +221,8 @@ pub(super) async fn processor(
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Woke::Look => {}
+            // The re-plan commits: not while the state directory fails.
+            Woke::Dates if shared.state.is_failing() => {}
             Woke::Dates => {
                 shared
                     .heartbeat

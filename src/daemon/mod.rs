@@ -34,6 +34,7 @@ mod reload;
 mod reporter;
 mod seed;
 mod server;
+mod state_health;
 pub mod status;
 mod status_file;
 mod supervise;
@@ -101,6 +102,10 @@ struct Shared {
     processor: mpsc::Sender<ProcessorRequest>,
     /// The processor's sign of life, which feeds systemd's watchdog.
     heartbeat: Heartbeat,
+    /// Whether the state directory takes writes.
+    state: state_health::StateHealth,
+    /// Set when the daemon stops to reopen its store ([`Stopped::ToReopenTheStore`]).
+    restart: AtomicBool,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -151,8 +156,36 @@ impl Shared {
     }
 }
 
+/// Why the daemon stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGTERM or SIGINT (or the test's stop).
+    OnRequest,
+    /// The state store failed and its disk takes writes again: the store is
+    /// reopened by starting afresh ([`restart`]), the probe's backoff kept.
+    ToReopenTheStore { probe_after: Duration },
+}
+
+/// Replaces this process with a fresh start of the same program and
+/// arguments (same pid, so systemd keeps following it); returns only if
+/// that fails.
+pub fn restart(probe_after: Duration) -> std::io::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| "rostersync".into());
+    // /proc/self/exe: the running binary, even if a package upgrade replaced its file.
+    std::process::Command::new("/proc/self/exe")
+        .arg0(program)
+        .args(args)
+        .env(
+            state_health::PROBE_AFTER_VARIABLE,
+            probe_after.as_secs().to_string(),
+        )
+        .exec()
+}
+
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
-pub fn run(config_path: &Path, config: Config) -> Result<(), DaemonError> {
+pub fn run(config_path: &Path, config: Config) -> Result<Stopped, DaemonError> {
     lifecycle::prepare_folders(&config).map_err(DaemonError::Folders)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -189,7 +222,7 @@ pub async fn serve(
     config: Config,
     stop: impl Future<Output = ()>,
     reloads: impl Stream<Item = ()>,
-) -> Result<(), DaemonError> {
+) -> Result<Stopped, DaemonError> {
     let db = config.daemon.state_dir.join("db");
     let store = tokio::task::spawn_blocking({
         let db = db.clone();
@@ -233,6 +266,8 @@ pub async fn serve(
         reports,
         processor,
         heartbeat: Heartbeat::new(),
+        state: state_health::StateHealth::new(),
+        restart: AtomicBool::new(false),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
@@ -246,6 +281,7 @@ pub async fn serve(
         worker::spawn_worker(&shared, name);
     }
     let listener = Arc::new(listener);
+    supervised(&shared, "state probe", state_health::probe_task);
     supervised(&shared, "control server", move |shared| {
         server::control_server(shared, Arc::clone(&listener))
     });
@@ -282,13 +318,23 @@ pub async fn serve(
             "some work did not stop in time; the store is flushed and the rest is resumed on the next start"
         );
     }
-    if let Err(error) = crate::store::blocking(&shared.store, |store| store.flush()).await {
+    if shared.restart.load(Ordering::SeqCst) {
+        info!(
+            "the store is not flushed (its disk failed): what it did not write is done again after the restart"
+        );
+    } else if let Err(error) = crate::store::blocking(&shared.store, |store| store.flush()).await {
         error!(%error, "cannot flush the state store");
     }
     status_file::write(&shared, false).await;
     let _ = std::fs::remove_file(&socket);
+    if shared.restart.load(Ordering::SeqCst) {
+        info!("stopped, to start again with the store reopened");
+        return Ok(Stopped::ToReopenTheStore {
+            probe_after: shared.state.probe_after(),
+        });
+    }
     info!("stopped");
-    Ok(())
+    Ok(Stopped::OnRequest)
 }
 
 /// Starts a supervised task that needs only the shared state.
@@ -326,6 +372,8 @@ async fn main_loop(
     loop {
         tokio::select! {
             () = &mut stop => break,
+            // The state probe stops the daemon to reopen the store.
+            _ = shared.cancel.cancelled() => break,
             Some(()) = reloads.next() => reload::reload(shared).await,
             _ = watchdog_tick.tick(), if watchdog.is_some() => {
                 // systemd's period (twice our tick), and no less than a few

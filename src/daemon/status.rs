@@ -22,8 +22,25 @@ pub struct Status {
     /// The local day `files_today` counts.
     pub day: String,
     pub files_today: u64,
+    /// Set while the state directory cannot be written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<StateFailure>,
     pub sources: BTreeMap<String, SourceStatus>,
     pub targets: BTreeMap<String, TargetStatus>,
+}
+
+/// What `status` shows while the state directory fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFailure {
+    /// UTC, RFC 3339.
+    pub since: String,
+    pub error: String,
+    /// The store itself failed: the daemon restarts once the disk recovers.
+    pub store: bool,
+    /// Probes tried so far.
+    pub probes: u32,
+    /// The next probe (UTC, RFC 3339).
+    pub next_probe: Option<String>,
 }
 
 /// The last file of a source.
@@ -116,10 +133,14 @@ impl Status {
 pub fn status_line(status: &Status) -> String {
     let outbox: u64 = status.targets.values().map(|t| t.outbox).sum();
     let parked: u64 = status.targets.values().map(|t| t.parked).sum();
-    format!(
+    let line = format!(
         "{} file(s) today, outbox {outbox}, parked {parked}",
         status.files_today
-    )
+    );
+    match &status.state_error {
+        Some(state) => format!("STATE DIRECTORY FAILING since {}; {line}", state.since),
+        None => line,
+    }
 }
 
 /// `rostersync status`, for a person.
@@ -137,6 +158,9 @@ pub fn render(status: &Status) -> String {
         status.started_at, status.updated_at
     );
     let _ = writeln!(out, "files today ({}): {}", status.day, status.files_today);
+    if let Some(state) = &status.state_error {
+        render_state_error(&mut out, state);
+    }
     let _ = writeln!(out, "\nsources:");
     for (name, source) in &status.sources {
         match (&source.last_file, &source.outcome) {
@@ -186,6 +210,30 @@ pub fn render(status: &Status) -> String {
         render_ambiguous(&mut out, name, target);
     }
     out
+}
+
+/// The state directory's failure: what, since when, what happens next.
+fn render_state_error(out: &mut String, state: &StateFailure) {
+    let _ = writeln!(
+        out,
+        "\nSTATE DIRECTORY FAILING since {}: {}",
+        state.since, state.error
+    );
+    let _ = writeln!(
+        out,
+        "  files wait in their inbox and pushes pause; {} probe(s) so far, next at {}",
+        state.probes,
+        state
+            .next_probe
+            .as_deref()
+            .unwrap_or("once the first is scheduled")
+    );
+    if state.store {
+        let _ = writeln!(
+            out,
+            "  the store failed: the daemon starts again by itself once the disk takes writes"
+        );
+    }
 }
 
 /// The ambiguous records of a target, each with the accounts it could be.

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use super::reporter::ReportEvent;
+use super::state_health::Failed;
 use super::supervise::{self, Ended};
 use super::{Shared, lock, utc_now};
 use crate::push::{self, Drained, PushError, PushTarget};
@@ -64,6 +65,14 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
         // as often as parked transient failures are.
         let mut on_hold = false;
         loop {
+            // Nothing is pushed while the state directory fails: what the
+            // store holds in memory may be ahead of its disk.
+            if shared.state.is_failing() {
+                tokio::select! {
+                    _ = shared.cancel.cancelled() => break 'config,
+                    () = shared.state.recovered() => {}
+                }
+            }
             let mut stopped = None;
             match drain_with_grace(&shared, &name, &pusher).await {
                 None => break 'config,
@@ -71,6 +80,9 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
                     note_drained(&shared, &name, &drained);
                     on_hold = drained.on_hold;
                     stopped = drained.stopped;
+                }
+                Some(Err(PushError::Store(error))) if error.is_io() => {
+                    shared.state_failed(Failed::Store, &error.to_string());
                 }
                 Some(Err(error)) => {
                     error!(target = %name, %error, "pushing to this target failed; tried again when woken");

@@ -79,6 +79,13 @@ pub enum StoreError {
     NewerSchema { found: u32, supported: u32 },
 }
 
+impl StoreError {
+    /// The store's disk failed (full, read-only, an IO error): not the data's fault.
+    pub fn is_io(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(_)))
+    }
+}
+
 /// A record still to push to a target. What to push is read from the desired
 /// state when the push happens, so a newer file supersedes a waiting change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
