@@ -30,7 +30,8 @@ impl OutputError {
 }
 
 /// The plan in the shape of `plan --json` (that of `.report.json`, with
-/// every action): `{"source", "file", "rows", "held", "targets": {NAME:
+/// every action): `{"source", "file", "rows", "held", "problems" (when
+/// there are), "targets": {NAME:
 /// {"create", ..., "actions": [...]}}}`. The store must be as it was when
 /// planning.
 pub fn write_json(
@@ -47,6 +48,10 @@ pub fn write_json(
     serde_json::to_writer(&mut *out, &plan.file)?;
     write!(out, ",\n  \"rows\": {},\n  \"held\": ", plan.rows)?;
     serde_json::to_writer(&mut *out, &plan.held)?;
+    if !plan.problems.is_empty() {
+        write!(out, ",\n  \"problems\": ")?;
+        serde_json::to_writer(&mut *out, &plan.problems)?;
+    }
     write!(out, ",\n  \"targets\": {{")?;
     for (n, (name, target_plan)) in plan.targets.iter().enumerate() {
         let separator = if n == 0 { "" } else { "," };

@@ -21,6 +21,12 @@ pub fn plan_table(plan: &Plan) -> String {
     if let Some(held) = &plan.held {
         let _ = writeln!(out, "HELD by safety rule {}: {held}", held.rule);
     }
+    if !plan.problems.is_empty() {
+        let _ = writeln!(out, "the file goes on despite:");
+        for problem in &plan.problems {
+            let _ = writeln!(out, "  {problem}");
+        }
+    }
     if plan.targets.is_empty() {
         let _ = writeln!(out, "no target of this source keeps this kind of record");
     }

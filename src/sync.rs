@@ -243,8 +243,9 @@ pub async fn accept_checked(
         detail_limit: context.config.daemon.report_actions,
     };
     let safety = context.config.safety.clone();
+    let problems = problems_let_through(&outcome);
     let records = outcome.records;
-    let (planned, records) = crate::store::blocking(&store, move |store| {
+    let (mut planned, records) = crate::store::blocking(&store, move |store| {
         plan_file(
             store,
             &source_info,
@@ -257,6 +258,7 @@ pub async fn accept_checked(
         .map(|planned| (planned, records))
     })
     .await?;
+    planned.plan.problems = problems;
     if planned.held() {
         let approved = match approval {
             Approval::None => false,
@@ -309,6 +311,20 @@ pub async fn accept_checked(
     })
     .await?;
     Ok(Accepted::Committed(plan))
+}
+
+/// An accepted file's problems, as its plan and report list them (escaped:
+/// they quote the file's values).
+pub fn problems_let_through(outcome: &Ingested) -> Vec<String> {
+    let mut listed: Vec<String> = outcome
+        .problems
+        .iter()
+        .map(|problem| crate::escape::text(&problem.to_string()).into_owned())
+        .collect();
+    if outcome.problems_not_listed > 0 {
+        listed.push(format!("and {} more", outcome.problems_not_listed));
+    }
+    listed
 }
 
 /// Where every action of a source's plan is written down before its

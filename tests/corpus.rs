@@ -44,6 +44,17 @@ fn excel_windows_1252_with_accents() {
 }
 
 #[test]
+fn a_utf8_line_in_a_windows_1252_export_is_taken_with_a_warning() {
+    check(&Case {
+        file: "windows1252_with_utf8_line.csv",
+        source: Some("excel"),
+        exit: 0,
+        output: "windows1252_with_utf8_line.csv:5:1: warning: 1 line(s), this one first, read as UTF-8, not windows-1252: their accents come out wrong (\"Ã©\" for \"é\"); if the whole file is UTF-8, set this source's encoding = \"auto\"\n\
+                 windows1252_with_utf8_line.csv: valid: 4 users rows, 1 warning(s)\n",
+    });
+}
+
+#[test]
 fn windows_1252_read_as_utf8_is_refused_with_a_hint_per_line() {
     let (exit, output) = validate("excel_windows1252.csv", None);
     assert_eq!(exit, 1);

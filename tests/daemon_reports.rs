@@ -146,3 +146,43 @@ fn a_refused_token_stops_the_target_once_and_a_reload_with_the_fixed_token_sends
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn a_report_lists_what_ingest_let_through() {
+    let h = Harness::builder()
+        .source(
+            Source::users("hr", "inbox")
+                .set("settle", "100ms")
+                .set("max_invalid_rows", 1)
+                .targets(&["wbt"]),
+        )
+        .target(Target::wbt_file("wbt", "wbt-out"))
+        .build();
+    let daemon = h.start();
+    // An unknown column, and one row whose login is missing.
+    let text = "user_extid;user_lname;user_fname;user_login;user_email;user_disable;badge\n\
+                E1;Name1;First1;login1;login1@x.fr;0;7\n\
+                E2;Name2;First2;;login2@x.fr;0;8\n";
+    h.drop_file("inbox/users.csv", text);
+    let report_path = || report_in(&h.path("inbox/archive"));
+    wait_until(
+        Duration::from_secs(30),
+        || report_path().is_some_and(|path| read(&path)["complete"] == true),
+        || format!("no complete report\n{}", daemon.log()),
+    );
+    let report = read(&report_path().unwrap());
+    let problems: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no problems in {report}"))
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(
+        problems[0].starts_with("1:7: warning: column \"badge\" is not a known column"),
+        "{problems:?}"
+    );
+    assert!(problems[1].starts_with("3:"), "{problems:?}");
+    assert!(problems[1].contains("user_login"), "{problems:?}");
+    assert_eq!(report["targets"]["wbt"]["create"], 1, "{report}");
+}

@@ -113,6 +113,7 @@ pub(crate) fn test_plan() -> Plan {
         file: "u.csv".into(),
         rows: 2,
         held: None,
+        problems: Vec::new(),
         targets: Default::default(),
     };
     let action = |key: &str| crate::plan::PlannedAction {

@@ -377,6 +377,7 @@ fn placement(
                 file: name.to_string(),
                 rows: 0,
                 held: None,
+                problems: Vec::new(),
                 targets: BTreeMap::new(),
             };
             let report = FileReport::new(&plan, Archived::Duplicate, at);

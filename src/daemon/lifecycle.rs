@@ -366,6 +366,7 @@ pub fn landed_commit(
             file: name.to_string(),
             rows: committed.rows,
             held: None,
+            problems: Vec::new(),
             targets: Default::default(),
         },
     })

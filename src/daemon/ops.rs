@@ -281,7 +281,7 @@ pub fn plan(
         sha256: Sha256::digest(&bytes).into(),
         rows: outcome.rows as u64,
     };
-    let planned = plan_file(
+    let mut planned = plan_file(
         store,
         &SourceInfo::from_config(source),
         &targets,
@@ -290,6 +290,7 @@ pub fn plan(
         &config.safety,
         options,
     )?;
+    planned.plan.problems = crate::sync::problems_let_through(&outcome);
     if json {
         crate::plan_output::write_json(&planned, store, &outcome.records, &targets, out)?;
     } else {

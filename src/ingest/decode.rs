@@ -72,6 +72,27 @@ pub fn utf16_without_bom(bytes: &[u8], choice: EncodingChoice) -> Option<&'stati
     }
 }
 
+/// Lines that read as UTF-8 in a file decoded with a single-byte legacy
+/// encoding (`windows-1252`, `iso-8859-15`...): a UTF-8 line pasted into a
+/// legacy export, which decodes without error into mojibake (`Ã©` for `é`).
+/// The first such line (1-based) and how many there are; `None` when there
+/// is none or the encoding is not single-byte (the file came with a BOM, say).
+pub fn utf8_lines_in_legacy(bytes: &[u8], encoding: &'static Encoding) -> Option<(u64, u64)> {
+    if !encoding.is_single_byte() || bytes.is_ascii() {
+        return None;
+    }
+    let mut first = None;
+    let mut count = 0u64;
+    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        // Some byte above ASCII, and all of them valid UTF-8 sequences.
+        if !line.is_ascii() && std::str::from_utf8(line).is_ok() {
+            first.get_or_insert(index as u64 + 1);
+            count += 1;
+        }
+    }
+    first.map(|line| (line, count))
+}
+
 #[derive(Debug)]
 pub struct Decoded<'a> {
     pub text: Cow<'a, str>,
@@ -215,6 +236,21 @@ impl LinePosition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf8_lines_in_a_windows_1252_file_are_found() {
+        let windows_1252 = encoding_rs::WINDOWS_1252;
+        // "Hervé" in windows-1252 on line 2, in UTF-8 on lines 3 and 4.
+        let bytes = b"a;b\nHerv\xE9;1\nHerv\xC3\xA9;2\nJos\xC3\xA9;3\n";
+        assert_eq!(utf8_lines_in_legacy(bytes, windows_1252), Some((3, 2)));
+        assert_eq!(
+            utf8_lines_in_legacy(b"a;b\nHerv\xE9;1\n", windows_1252),
+            None
+        );
+        assert_eq!(utf8_lines_in_legacy(b"a;b\nplain;1\n", windows_1252), None);
+        // Not single-byte: nothing to say.
+        assert_eq!(utf8_lines_in_legacy(bytes, encoding_rs::SHIFT_JIS), None);
+    }
 
     #[test]
     fn utf8_bom_is_stripped() {

@@ -181,6 +181,16 @@ pub fn ingest_with(bytes: &[u8], spec: &SourceSpec, parallelism: Parallelism) ->
         }
     };
     outcome.encoding = decoded.encoding.name();
+    if let Some((line, count)) = decode::utf8_lines_in_legacy(bytes, decoded.encoding) {
+        problems.push(Problem::warning(
+            line,
+            1,
+            format!(
+                "{count} line(s), this one first, read as UTF-8, not {}: their accents come out wrong (\"Ã©\" for \"é\"); if the whole file is UTF-8, set this source's encoding = \"auto\"",
+                decoded.encoding.name()
+            ),
+        ));
+    }
     let text: &str = &decoded.text;
     if let Some(at) = text.find('\0') {
         problems.push(Problem::file(

@@ -83,6 +83,12 @@ pub struct Plan {
     /// Rows of the file.
     pub rows: u64,
     pub held: Option<Held>,
+    /// What ingest found but did not refuse the file for
+    /// (`LINE:COLUMN: [warning: ]message`): rows refused under
+    /// `max_invalid_rows`, ignored columns, UTF-8 lines in a legacy
+    /// encoding, unknown managers; the last says how many more there were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     pub targets: BTreeMap<String, TargetPlan>,
 }
 
@@ -218,6 +224,7 @@ pub fn plan_file(
         file: file.name.clone(),
         rows: file.rows,
         held: None,
+        problems: Vec::new(),
         targets: BTreeMap::new(),
     };
     let mut commit = Commit {

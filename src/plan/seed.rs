@@ -62,6 +62,7 @@ pub fn plan_seed(
         file: state.last_file.clone(),
         rows: records.len() as u64,
         held: None,
+        problems: Vec::new(),
         targets: BTreeMap::new(),
     };
     let mut commit = Commit::default();
