@@ -189,12 +189,20 @@ pub async fn accept_checked(
     already_committed: Option<AlreadyCommitted>,
 ) -> Result<Accepted, SyncError> {
     let shown = file.display().to_string();
-    let bytes = tokio::fs::read(file)
-        .await
-        .map_err(|error| SyncError::Read {
-            file: shown.clone(),
-            error,
-        })?;
+    let limit = source.max_file_size;
+    let read = {
+        let file = file.to_path_buf();
+        tokio::task::spawn_blocking(move || read_bounded(&file, limit))
+            .await
+            .map_err(|error| SyncError::Join(error.to_string()))?
+    };
+    let bytes = match read.map_err(|error| SyncError::Read {
+        file: shown.clone(),
+        error,
+    })? {
+        Ok(bytes) => bytes,
+        Err(too_big) => return Ok(Accepted::Refused(ingest::refused(too_big))),
+    };
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let name = source.name.get_ref().clone();
     let store = Arc::clone(&context.store);
@@ -311,6 +319,29 @@ pub async fn accept_checked(
     })
     .await?;
     Ok(Accepted::Committed(plan))
+}
+
+/// A file's bytes, or why it is refused on its size alone: never more than
+/// `limit` bytes are read, whatever the file grows to meanwhile.
+fn read_bounded(
+    path: &Path,
+    limit: crate::config::size::ByteSize,
+) -> std::io::Result<Result<Vec<u8>, String>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if let Some(reason) = crate::config::size::too_big(size, limit) {
+        return Ok(Err(reason));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit.0.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    Ok(
+        match crate::config::size::too_big(bytes.len() as u64, limit) {
+            Some(reason) => Err(reason),
+            None => Ok(bytes),
+        },
+    )
 }
 
 /// An accepted file's problems, as its plan and report list them (escaped:

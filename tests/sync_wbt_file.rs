@@ -358,3 +358,26 @@ fn a_refused_file_changes_nothing_and_exits_1() {
     assert_eq!(s.files_written(), 0);
     assert!(!Path::new(&s.dir.path().join("wbt-import")).exists());
 }
+
+#[test]
+fn a_file_above_max_file_size_is_refused_by_sync_without_being_read() {
+    let h = Harness::builder()
+        .source(
+            Source::users("users", "inbox/users")
+                .set("max_file_size", "1KiB")
+                .targets(&["wbt"]),
+        )
+        .target(Target::wbt_file("wbt", "wbt-import"))
+        .build();
+    let rows: String = (1..=100)
+        .map(|n| format!("E{n};Name{n};First{n};login{n};login{n}@x.fr;SALES;0\n"))
+        .collect();
+    let path = h.write("inbox/users/big.csv", &format!("{USERS}{rows}"));
+    let (code, out, err) = h.sync_file(&path);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("more than max_file_size allows (1 KiB): it was not read"),
+        "{out}{err}"
+    );
+    assert!(!h.path("wbt-import").exists());
+}

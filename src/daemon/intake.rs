@@ -18,7 +18,6 @@ use super::state_health::Failed;
 use super::{Shared, approve, dates, filing, landed, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
 use crate::escape;
-use crate::ingest;
 use crate::ingest::record::RecordKind;
 use crate::sync::{self, Accepted, Approval, SyncContext};
 use crate::watch::{self, Candidate, Rule, Tracker, Unfit, Watchers};
@@ -343,13 +342,6 @@ pub(super) fn context<'a>(
     }
 }
 
-/// Why a file is too big for its source, if it is.
-async fn too_big(source: &SourceConfig, path: &Path) -> Option<String> {
-    // A file that cannot be looked at is left to the read, which says why.
-    let size = tokio::fs::metadata(path).await.ok()?.len();
-    crate::config::size::too_big(size, source.max_file_size)
-}
-
 /// One complete file: accept it, then file it away.
 async fn take(
     shared: &Arc<Shared>,
@@ -359,13 +351,7 @@ async fn take(
 ) -> Result<(), filing::FilingError> {
     let started = std::time::Instant::now();
     let name = file_name(path);
-    // Refused on its size alone, before a byte of it is read.
-    if let Some(reason) = too_big(source, path).await {
-        let refused = Accepted::Refused(ingest::refused(reason));
-        return filing::settle_file(shared, source, path, &name, refused, false, started)
-            .await
-            .map(|_| ());
-    }
+    // A file above max_file_size is refused there, before a byte of it is read.
     let accepted = sync::accept_checked(
         &context(shared, config, None),
         source,
