@@ -188,7 +188,7 @@ pub async fn accept_checked(
     before_commit: Option<BeforeCommit>,
     already_committed: Option<AlreadyCommitted>,
 ) -> Result<Accepted, SyncError> {
-    let shown = file.display().to_string();
+    let shown = crate::escape::path(file);
     let limit = source.max_file_size;
     let read = {
         let file = file.to_path_buf();
@@ -552,7 +552,7 @@ pub fn seed_source(
         tracing::info!(
             source = %name,
             target = %target,
-            file = %planned.plan.file,
+            file = %crate::escape::text(&planned.plan.file),
             records = plan.create + plan.update + plan.block + plan.unblock,
             "target seeded with the source's last file: its records are queued"
         );

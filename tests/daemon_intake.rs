@@ -141,6 +141,34 @@ fn a_name_too_long_to_keep_whole_is_archived_shortened_reported_and_pushed() {
 }
 
 #[test]
+fn approving_a_held_file_whose_name_holds_a_line_break_answers_it_escaped() {
+    let h = builder().safety("min_rows", 2).build();
+    let daemon = h.start();
+    let name = format!("held\n{FORGED}.csv");
+    h.drop_file(&format!("inbox/{name}"), &users_file(&[user(1, false)]));
+    wait_until(
+        Duration::from_secs(20),
+        || {
+            files(&h.path("inbox/held"))
+                .iter()
+                .any(|n| n.ends_with(".csv"))
+        },
+        || daemon.log(),
+    );
+    let held = files(&h.path("inbox/held"));
+    let held = held.iter().find(|n| n.ends_with(".csv")).unwrap();
+    let (code, out, err) = h.run(&["approve", &format!("inbox/held/{held}")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let forged = |text: &str| text.lines().any(|line| line.starts_with(FORGED));
+    assert!(!forged(&out) && !forged(&err), "{out}{err}");
+    assert!(out.contains("held\\n2026-11-21T10:00:00"), "{out}");
+    h.wait_archived(&daemon, "inbox", 1);
+    let (stopped, log) = daemon.stop();
+    assert!(stopped.success(), "{log}");
+    assert!(!forged(&log), "{log}");
+}
+
+#[test]
 fn a_file_deleted_once_read_is_committed_reported_and_pushed_all_the_same() {
     let h = setup();
     // The file is deleted right after its commit, before its archive.

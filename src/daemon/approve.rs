@@ -50,7 +50,7 @@ pub(super) async fn approve(
         Err(error) => {
             return Answer::new(
                 exit::FAILURE,
-                format!("cannot read {}: {error}\n", held.path.display()),
+                format!("cannot read {}: {error}\n", crate::escape::path(&held.path)),
             );
         }
     };
@@ -89,17 +89,20 @@ pub(super) async fn approve(
             exit::OK,
             format!(
                 "{}: approved and committed; the targets are being told (see {})\n",
-                held.name,
-                lifecycle::beside(&disposed.moved_to, lifecycle::REPORT_SUFFIX).display()
+                crate::escape::text(&held.name),
+                crate::escape::path(&lifecycle::beside(
+                    &disposed.moved_to,
+                    lifecycle::REPORT_SUFFIX
+                ))
             ),
         ),
         Ok(disposed) => Answer::new(
             exit::FAILURE,
             format!(
                 "{}: {} → {}\n",
-                held.name,
+                crate::escape::text(&held.name),
                 disposed.outcome,
-                disposed.moved_to.display()
+                crate::escape::path(&disposed.moved_to)
             ),
         ),
         Err(error) => Answer::new(exit::FAILURE, format!("{error}\n")),
@@ -128,8 +131,8 @@ fn newer_accepted(held: &ops::HeldFile<'_>, state: Option<&SourceState>) -> Opti
              approving the older file would put its data over the newer file's. \
              Remove it from held/ if the newer file supersedes it, or approve it anyway \
              with --force-older\n",
-            held.name,
-            state.last_file,
+            crate::escape::text(&held.name),
+            crate::escape::text(&state.last_file),
             held.source.name.get_ref(),
             accepted_at,
             held_at.to_rfc3339(),
@@ -165,13 +168,13 @@ async fn still_held(held: &ops::HeldFile<'_>, plan: &Plan) -> Answer {
     })
     .await;
     if let Ok(Err(error)) = written {
-        warn!(file = %held.path.display(), %error, "cannot write the new plan beside the held file");
+        warn!(file = %crate::escape::path(&held.path), %error, "cannot write the new plan beside the held file");
     }
     Answer::new(
         exit::HELD,
         format!(
             "{}: still held: the plan now blocks {} records, more than the {} approved; the new plan is beside it\n{}",
-            held.name,
+            crate::escape::text(&held.name),
             sync::total_blocks(plan),
             held.blocks,
             crate::report::plan_table(plan)
@@ -261,8 +264,8 @@ pub fn approve_direct(
         remove_plan_files(&held.path).await;
         let mut output = format!(
             "{}: approved → {}\n",
-            held.name,
-            filed.disposed.moved_to.display()
+            crate::escape::text(&held.name),
+            crate::escape::path(&filed.disposed.moved_to)
         );
         let code = match &accepted {
             Accepted::Committed(plan) => {

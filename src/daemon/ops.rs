@@ -38,18 +38,18 @@ impl Answer {
 pub enum OpsError {
     #[error("no source named {0:?} in the config")]
     NoSuchSource(String),
-    #[error("{} is not in a source's inbox: say which source it belongs to with --source", .0.display())]
+    #[error("{} is not in a source's inbox: say which source it belongs to with --source", crate::escape::path(.0))]
     NotInAnInbox(PathBuf),
-    #[error("{} is not in the held/ folder of a source's inbox", .0.display())]
+    #[error("{} is not in the held/ folder of a source's inbox", crate::escape::path(.0))]
     NotHeld(PathBuf),
     #[error("source {source_name} names target {target}, which is not defined")]
     UndefinedTarget { source_name: String, target: String },
-    #[error("cannot read {}: {error}", path.display())]
+    #[error("cannot read {}: {error}", crate::escape::path(path))]
     Read {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("cannot find {}: {error}", path.display())]
+    #[error("cannot find {}: {error}", crate::escape::path(path))]
     NotFound {
         path: PathBuf,
         error: std::io::Error,
