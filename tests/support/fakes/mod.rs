@@ -20,5 +20,6 @@ pub mod scim;
 // The kernel's API, for the fakes, the tests and the benchmarks (each uses a part).
 #[allow(unused_imports)]
 pub use kernel::{
-    Admitted, Counter, Faults, Kernel, Ledger, Refusal, Server, delay, delays, header, roll, serve,
+    Admitted, Burst, Counter, Fault, Faults, Kernel, Ledger, Refusal, RetryAfter, Server, Switch,
+    delay, delays, header, roll, serve,
 };
