@@ -308,7 +308,10 @@ fn page_size(target: &PushTarget) -> usize {
 
 /// One pass over the waiting records of a kind, level by level. A record
 /// whose parent or manager failed in this pass waits for the next one (or is
-/// parked with it, when the parent was refused).
+/// parked with it, when the parent was refused). A reply that asks to wait
+/// (`Retry-After`) ends the pass: nothing more is sent, the requests under
+/// way are settled, and what was not sent waits for the next pass, after
+/// the delay the target asked for.
 async fn push_round(
     store: &Arc<Store>,
     target: &PushTarget,
@@ -326,6 +329,7 @@ async fn push_round(
 
     let mut pass = Pass {
         failing: Vec::new(),
+        asked_to_wait: false,
         failed: HashMap::new(),
         drained,
         progress: &progress,
@@ -394,7 +398,7 @@ async fn push_round(
         let mut batches: VecDeque<Vec<PushItem>> = VecDeque::new();
         let mut replies = JoinSet::new();
         loop {
-            if replies.len() < target.concurrency {
+            if replies.len() < target.concurrency && !pass.asked_to_wait {
                 if let Some(batch) = batches.pop_front() {
                     let connector = Arc::clone(&target.connector);
                     let holders = Arc::clone(holders);
@@ -420,6 +424,12 @@ async fn push_round(
                 // The level is done: its records are acknowledged before
                 // the next level, which may refer to them, is sent.
                 pass.write_acks(store).await?;
+                if pass.asked_to_wait {
+                    return Ok(Round {
+                        failing: pass.failing,
+                        stop: None,
+                    });
+                }
                 break;
             };
             let (batch, reply) = joined.map_err(|error| PushError::Join(error.to_string()))?;
@@ -444,6 +454,8 @@ async fn push_round(
 struct Pass<'r> {
     /// Transient failures, to try again after a delay.
     failing: Vec<Failed>,
+    /// A reply asked to wait before the next request (`Retry-After`).
+    asked_to_wait: bool,
     /// Keys of records that failed, with the parking reason when refused.
     failed: HashMap<String, Option<String>>,
     drained: &'r mut Drained,
@@ -541,6 +553,13 @@ impl Pass<'_> {
                         .insert(item.key.key.clone(), Some(failure.reason().to_string()));
                 }
                 Outcome::Failed(failure) => {
+                    if let Failure::Transient {
+                        retry_after: Some(_),
+                        ..
+                    } = &failure
+                    {
+                        self.asked_to_wait = true;
+                    }
                     self.failed.insert(item.key.key.clone(), None);
                     self.failing.push(Failed {
                         key: item.key.clone(),

@@ -196,6 +196,26 @@ async fn retry_after_is_honoured_up_to_max_interval() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_retry_after_holds_back_every_record_not_only_the_one_it_answered() {
+    let name = "retry-after-all";
+    let script = Script::new(in_turn(vec![
+        transient(Some(Duration::from_secs(5))),
+        acked(),
+    ]))
+    .set_for(name);
+    let (_dir, store) = store_with_users(name, 3);
+    let drained = drain_target(&store, &target(name, "batch_size = 1\nconcurrency = 1")).await;
+    assert_eq!(done(&store, name, &drained), ["E1", "E2", "E3"]);
+    // The first request is asked to wait 5 s: nothing else goes before.
+    let requests = script.requests();
+    assert_eq!(requests.len(), 4);
+    assert_eq!(
+        gaps(&requests),
+        [Duration::from_secs(5), Duration::ZERO, Duration::ZERO]
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn no_more_requests_are_in_flight_than_concurrency() {
     let name = "concurrency";
     let script = Script::new(|_| acked())
