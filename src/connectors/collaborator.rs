@@ -315,9 +315,13 @@ pub enum CountCheck {
 
 /// What the reply to a batch import says of the users it carried: all
 /// imported, whatever its counts (a user already as sent counts nowhere); a
-/// split when the batch was refused (to find the record); a halt when the
-/// portal changed users the batch did not hold.
+/// split when the batch was refused (to find the record), unless the token
+/// was (a split would find none: every part is refused the same); a halt
+/// when the portal changed users the batch did not hold.
 pub fn batch_verdict(part: &[&PushItem], reply: &Reply, target: &str) -> Verdict {
+    if matches!(reply.status, 401 | 403) {
+        return Verdict::All(Outcome::Failed(refusal(reply, target)));
+    }
     if !reply.is_success() {
         return match reply_failure(reply) {
             // A refused batch: find the record it refuses.
@@ -334,12 +338,18 @@ pub fn single_verdict(item: &PushItem, reply: &Reply, target: &str) -> Verdict {
     if reply.is_success() {
         return counts_verdict(&[item], &reply.body, target);
     }
-    Verdict::All(Outcome::Failed(match reply_failure(reply) {
+    Verdict::All(Outcome::Failed(refusal(reply, target)))
+}
+
+/// An error reply as a failure, a refusal with what the portal said and
+/// what to do.
+fn refusal(reply: &Reply, target: &str) -> Failure {
+    match reply_failure(reply) {
         Failure::Permanent { reason } => Failure::Permanent {
             reason: refusal_reason(reply.status, &reason, target),
         },
         transient => transient,
-    }))
+    }
 }
 
 /// An error reply as a failure. The portal answers a record it cannot take
@@ -575,6 +585,17 @@ mod tests {
             batch_verdict(&sent, &reply(500, r#"{"error":"bad"}"#), "lms"),
             Verdict::Split
         ));
+        // A refused token is every part's refusal: never split for it.
+        for status in [401, 403] {
+            let verdict = batch_verdict(&sent, &reply(status, r#"{"error":"invalid token"}"#), "lms");
+            let Verdict::All(Outcome::Failed(Failure::Permanent { reason })) = verdict else {
+                panic!("HTTP {status}: {verdict:?}");
+            };
+            assert!(
+                reason.starts_with(&format!("the portal refused the token (HTTP {status}")),
+                "{reason}"
+            );
+        }
         for busy in [reply(503, r#"{"error":"maintenance"}"#), reply(500, "<html>")] {
             assert!(matches!(
                 batch_verdict(&sent, &busy, "lms"),
