@@ -320,8 +320,12 @@ fn a_refused_password_stops_the_target_and_never_shows() {
     // One refusal is enough: no second batch tries the password again.
     assert_eq!(run.fake.requests(), 1);
     assert!(run.fake.directory().is_empty());
+    // It says nothing of the records: none is parked, they wait.
+    let (code, out, err) = run.run(&["retry", "--target", "erp"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("erp: 0 parked record(s) released"), "{out}");
 
-    // The right password: everything parked goes with the next file.
+    // The right password: everything waiting goes with the next file.
     run.set_secret("GESTIMUM_PASSWORD", PASSWORD);
     let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN, EVE]);
     assert_eq!(code, 0, "{out}{err}");

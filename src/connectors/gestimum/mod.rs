@@ -73,6 +73,10 @@ pub struct Login {
 pub struct Gestimum {
     target: String,
     http: Http,
+    /// Why Gestimum refused the last import as a whole (the user, its
+    /// password or the company file), until an import is done: the push
+    /// then holds the target rather than parking every record.
+    refused: std::sync::Mutex<Option<String>>,
     batch_size: usize,
     login: Login,
     dormant_column: String,
@@ -166,6 +170,7 @@ impl Connector for Gestimum {
         Ok(Gestimum {
             target: target.name.get_ref().clone(),
             http: Http::new(target, Default::default())?,
+            refused: std::sync::Mutex::new(None),
             batch_size: *target.batch_size.get_ref(),
             login: Login {
                 company,
@@ -198,12 +203,16 @@ impl Connector for Gestimum {
         }
     }
 
-    /// Sends an import holding only the header line: it opens the company
-    /// file with the credentials and imports nothing.
+    /// A 401, or Gestimum's own refusal of the import as a whole: it says
+    /// nothing of the records, which keep waiting.
     fn credentials_refused(&self) -> Option<String> {
-        self.http.credentials_refused()
+        self.http
+            .credentials_refused()
+            .or_else(|| self.refusal().clone())
     }
 
+    /// Sends an import holding only the header line: it opens the company
+    /// file with the credentials and imports nothing.
     async fn check(&self) -> Result<(), CheckError> {
         let header = csv_line([KEY_COLUMN, self.dormant_column.as_str()].map(Cell::plain));
         match self.import(&[header]).await {
@@ -218,7 +227,8 @@ impl Connector for Gestimum {
     /// What an import of `sent` came to: all imported; a split when a batch
     /// is refused for its content or its counts fall short; a single line
     /// refused with what the journal said of it; a halt when Gestimum refused
-    /// the import as a whole (credentials, company file).
+    /// the import as a whole (credentials, company file), which holds the
+    /// target with its records waiting (see `credentials_refused`).
     fn verdict(&self, sent: &[&PushItem], attempt: &Attempt) -> Verdict {
         match attempt {
             Attempt::Failed(failure @ Failure::Transient { .. }, _) => {
@@ -350,14 +360,24 @@ impl Gestimum {
             }
         }
         if !parsed.success {
-            return Attempt::Refused(format!(
+            let reason = format!(
                 "Gestimum refused the import into company {:?} as user {:?}: {} (check user, password and company)",
                 self.login.company,
                 self.login.user,
                 self.mask(&parsed.refusal())
-            ));
+            );
+            *self.refusal() = Some(reason.clone());
+            return Attempt::Refused(reason);
         }
+        *self.refusal() = None;
         Attempt::Done(parsed)
+    }
+
+    fn refusal(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // A poisoned lock still holds a sound value: an Option being set.
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// `text` without the password, in any form ([`Secret::scrub`]).
