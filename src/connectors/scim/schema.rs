@@ -41,10 +41,27 @@ impl Default for Features {
     }
 }
 
+/// What a ServiceProviderConfig holds (RFC 7643 §5): a reply with none of
+/// it (`{}` from a proxy, say) is no description of the provider, and must
+/// not be kept as one for as long as the daemon runs.
+const PROVIDER_CONFIG_KEYS: &[&str] = &[
+    "schemas",
+    "patch",
+    "bulk",
+    "filter",
+    "changePassword",
+    "sort",
+    "etag",
+    "authenticationSchemes",
+];
+
 pub fn parse_features(body: &str) -> Result<Features, ReplyError> {
     let value: Value =
         serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
-    if !value.is_object() {
+    let described = value
+        .as_object()
+        .is_some_and(|object| PROVIDER_CONFIG_KEYS.iter().any(|key| object.contains_key(*key)));
+    if !described {
         return Err(ReplyError::shape(
             "the reply is not a ServiceProviderConfig",
         ));
@@ -70,7 +87,10 @@ pub fn parse_features(body: &str) -> Result<Features, ReplyError> {
 }
 
 /// The resources of a discovery reply: a ListResponse's `Resources`, or a
-/// bare array (some providers answer `/Schemas` so).
+/// bare array (some providers answer `/Schemas` so). A ListResponse without
+/// `Resources` lists none only when it says so (`totalResults`): an object
+/// with neither (`{}`) is not one, and taken as "no schemas" it would have
+/// every mapped attribute sent, undeclared ones included.
 pub fn parse_resources(body: &str) -> Result<Vec<Value>, ReplyError> {
     let value: Value =
         serde_json::from_str(body).map_err(|error| ReplyError::unreadable("reply", &error))?;
@@ -78,7 +98,10 @@ pub fn parse_resources(body: &str) -> Result<Vec<Value>, ReplyError> {
         Value::Array(items) => Ok(items),
         Value::Object(mut object) => match object.remove("Resources") {
             Some(Value::Array(items)) => Ok(items),
-            None | Some(Value::Null) => Ok(Vec::new()),
+            None | Some(Value::Null) if object.contains_key("totalResults") => Ok(Vec::new()),
+            None | Some(Value::Null) => Err(ReplyError::shape(
+                "the reply is not a list of resources",
+            )),
             Some(_) => Err(ReplyError::shape("Resources is not a list")),
         },
         _ => Err(ReplyError::shape("the reply is not a list of resources")),

@@ -280,8 +280,25 @@ fn the_service_provider_config_says_what_the_provider_supports() {
         }
     );
     // Filters are believed missing only when said so.
-    assert_eq!(parse_features("{}").unwrap(), Features::default());
+    let bare = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]}"#;
+    assert_eq!(parse_features(bare).unwrap(), Features::default());
+    // An empty object describes nothing: read again, never kept.
+    assert!(parse_features("{}").is_err());
     assert!(parse_features("[]").is_err());
+}
+
+#[test]
+fn discovery_lists_are_list_responses_or_arrays_never_an_empty_object() {
+    let schema = json!({"id": USER_SCHEMA});
+    let listed = json!({"totalResults": 1, "Resources": [schema.clone()]}).to_string();
+    assert_eq!(
+        parse_resources(&listed).unwrap(),
+        std::slice::from_ref(&schema)
+    );
+    assert_eq!(parse_resources(&json!([schema.clone()]).to_string()).unwrap(), [schema]);
+    assert!(parse_resources(r#"{"totalResults":0}"#).unwrap().is_empty());
+    assert!(parse_resources("{}").is_err());
+    assert!(parse_resources(r#"{"Resources":{}}"#).is_err());
 }
 
 /// A strict provider's `/Schemas`: no honorific prefix, no `primary` on
