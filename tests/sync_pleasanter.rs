@@ -485,12 +485,15 @@ fn thirty_percent_of_transient_failures_change_nothing_in_the_end() {
 fn a_refused_key_parks_with_a_clear_reason_and_never_shows() {
     let mut run = Run::new(wiki());
     run.set_secret("PLEASANTER_KEY", "wrong-api-key-value");
-    let (code, out, err) = run.sync(&[ANA, BEN]);
+    // One batch of four, each a create the tenant is asked about first.
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("the API key was refused (HTTP 401"), "{out}");
     // One alarm for the target, not a parked record per person.
     assert!(out.contains("STOPPED") && !out.contains("parked"), "{out}");
     assert!(run.fake.directory().is_empty());
+    // The first lookup refused, the others are not tried with the same key.
+    assert_eq!(run.fake.requests(), 1);
 }
 
 #[test]

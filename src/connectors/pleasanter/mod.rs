@@ -304,26 +304,41 @@ impl Pleasanter {
                 }));
                 continue;
             }
-            if let Some((old, new)) = renamed(item, self.layout.login()) {
+            let looked_up = if let Some((old, new)) = renamed(item, self.layout.login()) {
                 // Pleasanter holds logins as the import wrote them.
                 let (old, new) = (self.formulas.text(old), self.formulas.text(new));
-                match self.rename(item, &old, &new).await {
-                    Ok(Some(id)) => target_ids[i] = Some(id),
-                    Ok(None) => {}
-                    Err(failure) => {
-                        outcomes[i] = Some(Outcome::Failed(failure));
-                        continue;
-                    }
-                }
+                self.rename(item, &old, &new)
+                    .await
+                    .map_err(Outcome::Failed)
             } else if item.target_id.is_none() && item.action == ActionKind::Create {
                 // Users the import made have no id here: only a create looks.
-                match self.adopt(item, holders).await {
-                    Ok(Some(id)) => target_ids[i] = Some(id),
-                    Ok(None) => {}
-                    Err(outcome) => {
-                        outcomes[i] = Some(outcome);
-                        continue;
+                self.adopt(item, holders).await
+            } else {
+                Ok(None)
+            };
+            match looked_up {
+                Ok(Some(id)) => target_ids[i] = Some(id),
+                Ok(None) => {}
+                Err(outcome) => {
+                    let asked_to_wait = matches!(
+                        &outcome,
+                        Outcome::Failed(Failure::Transient {
+                            retry_after: Some(_),
+                            ..
+                        })
+                    );
+                    if asked_to_wait || self.http.credentials_refused().is_some() {
+                        // The key refused, or the tenant asked to wait
+                        // (`Retry-After`): every other record of the batch
+                        // would be refused the same, one request each.
+                        for later in &mut outcomes[i..] {
+                            later.get_or_insert_with(|| outcome.clone());
+                        }
+                        to_import.clear();
+                        break;
                     }
+                    outcomes[i] = Some(outcome);
+                    continue;
                 }
             }
             to_import.push(i);
