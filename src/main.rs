@@ -29,11 +29,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             // A config problem is a usage problem (exit 2), anything else a failure.
-            let usage = error.is::<Usage>()
-                || matches!(
-                    error.downcast_ref::<ConfigError>(),
-                    Some(ConfigError::Invalid { .. })
-                );
+            let usage = error.is::<Usage>() || error.is::<ConfigError>();
             let code = if usage { exit::USAGE } else { exit::FAILURE };
             eprintln!("rostersync: {error:#}");
             code

@@ -183,18 +183,51 @@ batch_size = 0
 }
 
 #[test]
-fn a_missing_config_file_is_a_failure_naming_it() {
+fn a_missing_config_file_is_a_config_problem_naming_it_once() {
     let output = Command::cargo_bin("rostersync")
         .unwrap()
         .args(["check", "-c", "/nonexistent/rostersync.toml"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(
-        stderr.contains("cannot read config /nonexistent/rostersync.toml"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "rostersync: cannot read config /nonexistent/rostersync.toml: No such file or directory (os error 2)\n"
     );
+}
+
+#[test]
+fn three_unknown_keys_and_two_bad_values_are_all_named_in_one_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = BASE
+        .replace("log_dir = \"log\"", "log_dir = \"log\"\nrescann = \"5s\"")
+        .replace(
+            "kind = \"users\"",
+            "kind = \"users\"\nmood = \"full\"\nsettle = \"soon\"",
+        )
+        .replace(
+            "dir = \"out\"",
+            "dir = \"out\"\ndirr = \"out2\"\nbatch_size = \"ten\"",
+        );
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 2, "{output}");
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), 5, "{output}");
+    for (line, what) in [
+        (5, "unknown field `rescann`"),
+        (10, "unknown field `mood`"),
+        (11, "\"soon\" is not a duration"),
+        (19, "unknown field `dirr`"),
+        (20, "invalid type: string \"ten\""),
+    ] {
+        assert!(
+            output.contains(&format!("{}:{line}:", path.display()))
+                && lines.iter().any(|l| l.contains(what)),
+            "line {line}, {what}:\n{output}"
+        );
+    }
 }
 
 #[test]

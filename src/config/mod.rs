@@ -3,6 +3,7 @@
 
 mod check;
 mod duration;
+mod gather;
 pub mod size;
 
 use std::collections::BTreeMap;
@@ -423,10 +424,11 @@ pub struct ConfigProblem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {}: {source}", path.display())]
+    // `error`, not `source`: the message says it already, a chain would repeat it.
+    #[error("cannot read config {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}", render(path, problems))]
     Invalid {
@@ -454,9 +456,9 @@ pub enum CheckLevel {
 /// Reads, parses and checks a config file. Relative paths in it are taken
 /// from the config file's own folder.
 pub fn load(path: &Path, level: CheckLevel) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let base = path
         .parent()
@@ -470,18 +472,12 @@ pub fn load(path: &Path, level: CheckLevel) -> Result<Config, ConfigError> {
 
 /// Parses and checks config text; relative paths are resolved against `base`.
 pub fn parse(text: &str, base: &Path, level: CheckLevel) -> Result<Config, Vec<ConfigProblem>> {
-    let mut config: Config = toml::from_str(text).map_err(|error| {
-        let (line, column) = error
-            .span()
-            .map_or((1, 1), |span| line_col(text, span.start));
-        vec![ConfigProblem {
-            line,
-            column,
-            message: error.message().trim().to_string(),
-        }]
-    })?;
+    let (config, mut problems) = gather::deserialize::<Config>(text);
+    let Some(mut config) = config else {
+        return Err(problems);
+    };
     config.resolve_paths(base);
-    let mut problems = check::check(&config, text, level);
+    problems.extend(check::check(&config, text, level));
     problems.sort_by_key(|p| (p.line, p.column));
     if problems.is_empty() {
         Ok(config)
