@@ -271,8 +271,13 @@ fn open_store_write(state_dir: &Path) -> anyhow::Result<Store> {
 
 fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
     match config::load(path, CheckLevel::Full) {
-        Ok(config) if online => check_online(&config),
-        Ok(_) => {
+        Ok(config) => {
+            for warning in &config.warnings {
+                println!("{}", config::render_warning(path, warning));
+            }
+            if online {
+                return check_online(&config);
+            }
             println!("ok");
             Ok(exit::OK)
         }

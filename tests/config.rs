@@ -20,7 +20,9 @@ fn check(config: &Path) -> (i32, String) {
     )
 }
 
+/// The config, with BASE's inbox folder made (a missing inbox is a warning).
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("inbox/users")).unwrap();
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -364,4 +366,61 @@ match = ["email"]
         ],
         "{output}"
     );
+}
+
+#[test]
+fn an_inbox_that_does_not_exist_yet_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = BASE.replace("inbox/users", "inbox/usres");
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 0, "{output}");
+    assert_eq!(
+        output,
+        format!(
+            "{}:9:9: warning: inbox {} does not exist yet: the daemon creates it when it starts, but HR must drop its files there; is the path right?\nok\n",
+            path.display(),
+            dir.path().join("inbox/usres").display()
+        )
+    );
+}
+
+#[test]
+fn a_credential_over_plain_http_is_refused_but_on_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = |url: &str| {
+        format!(
+            "{BASE}\n[[target]]\nname = \"lms\"\nkind = \"collaborator\"\nurl = \"{url}\"\ntoken_env = \"LMS_TOKEN\"\n"
+        )
+    };
+    let checked = |url: &str| {
+        let path = write_config(dir.path(), &target(url));
+        let output = Command::cargo_bin("rostersync")
+            .unwrap()
+            .env("LMS_TOKEN", "t0ken")
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap(),
+            String::from_utf8(output.stdout).unwrap(),
+        )
+    };
+    let (code, output) = checked("http://lms.example.org/api");
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains(
+            "is plain http: the target's credentials would cross the network unencrypted"
+        ),
+        "{output}"
+    );
+    for url in [
+        "https://lms.example.org/api",
+        "http://127.0.0.1:8080",
+        "http://localhost/api",
+        "http://[::1]:80",
+    ] {
+        assert_eq!(checked(url), (0, "ok\n".to_string()), "{url}");
+    }
 }

@@ -188,8 +188,16 @@ fn the_example_and_all_its_commented_examples_pass_check() {
     let root = dir.path();
     let text = example_text();
 
-    // As shipped: the demo.
+    // As shipped: the demo, its inboxes there (a missing one is a warning).
     std::fs::write(root.join("config.toml"), &text).unwrap();
+    for line in text.lines() {
+        if let Some(inbox) = line
+            .strip_prefix("inbox = \"")
+            .and_then(|rest| rest.split('"').next())
+        {
+            std::fs::create_dir_all(root.join(inbox)).unwrap();
+        }
+    }
     Command::cargo_bin("rostersync")
         .unwrap()
         .args(["check", "-c"])

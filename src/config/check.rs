@@ -19,23 +19,41 @@ use crate::secret::{SecretError, check_not_world_readable};
 struct Checker<'a> {
     text: &'a str,
     problems: Vec<ConfigProblem>,
+    warnings: Vec<ConfigProblem>,
 }
 
 impl Checker<'_> {
     fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let problem = self.located(span, message);
+        self.problems.push(problem);
+    }
+
+    fn warn(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let warning = self.located(span, message);
+        self.warnings.push(warning);
+    }
+
+    fn located(&self, span: Range<usize>, message: impl Into<String>) -> ConfigProblem {
         let (line, column) = line_col(self.text, span.start);
-        self.problems.push(ConfigProblem {
+        ConfigProblem {
             line,
             column,
             message: message.into(),
-        });
+        }
     }
 }
 
-pub fn check(config: &Config, text: &str, level: CheckLevel) -> Vec<ConfigProblem> {
+/// What the checks found: problems refuse the config, warnings do not.
+pub struct Checked {
+    pub problems: Vec<ConfigProblem>,
+    pub warnings: Vec<ConfigProblem>,
+}
+
+pub fn check(config: &Config, text: &str, level: CheckLevel) -> Checked {
     let mut checker = Checker {
         text,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let c = &mut checker;
     if config.sources.is_empty() {
@@ -89,7 +107,10 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Vec<ConfigProble
             check_target(c, target);
         }
     }
-    checker.problems
+    Checked {
+        problems: checker.problems,
+        warnings: checker.warnings,
+    }
 }
 
 fn check_safety(c: &mut Checker<'_>, config: &Config) {
@@ -142,6 +163,15 @@ fn check_source(
     let name = source.name.get_ref();
     if level == CheckLevel::Full {
         check_dir(c, source.inbox.span(), "inbox", source.inbox.get_ref());
+        if !source.inbox.get_ref().exists() {
+            c.warn(
+                source.inbox.span(),
+                format!(
+                    "inbox {} does not exist yet: the daemon creates it when it starts, but HR must drop its files there; is the path right?",
+                    source.inbox.get_ref().display()
+                ),
+            );
+        }
         if source.targets.get_ref().is_empty() {
             c.at(
                 source.targets.span(),
@@ -254,6 +284,18 @@ fn check_columns(c: &mut Checker<'_>, source: &SourceConfig) {
     }
 }
 
+/// Why a folder cannot be written, with the likely cause under systemd.
+fn not_writable(what: &str, path: &Path, error: rustix::io::Errno) -> String {
+    if error == rustix::io::Errno::ROFS {
+        format!(
+            "{what} {} is on a read-only file system: under the systemd service that is its sandbox, which lets it write only where ReadWritePaths= says; add this folder there in a drop-in (README, Sources)",
+            path.display()
+        )
+    } else {
+        format!("{what} {} is not writable by this user", path.display())
+    }
+}
+
 /// The folder exists, or its nearest existing ancestor lets us create it.
 fn check_dir(c: &mut Checker<'_>, span: Range<usize>, what: &str, path: &Path) {
     let mut existing = path;
@@ -270,11 +312,8 @@ fn check_dir(c: &mut Checker<'_>, span: Range<usize>, what: &str, path: &Path) {
                 span,
                 format!("{what} {} exists but is not a folder", path.display()),
             );
-        } else if rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_err() {
-            c.at(
-                span,
-                format!("{what} {} is not writable by this user", path.display()),
-            );
+        } else if let Err(error) = rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+            c.at(span, not_writable(what, path, error));
         }
     } else if !existing.is_dir()
         || rustix::fs::access(existing, rustix::fs::Access::WRITE_OK).is_err()
@@ -572,6 +611,16 @@ fn check_secret_file(c: &mut Checker<'_>, file: &Spanned<std::path::PathBuf>, wh
     }
 }
 
+/// A URL to this machine: plain http does not leave it.
+fn loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn check_url(c: &mut Checker<'_>, url: &Spanned<String>) {
     match url::Url::parse(url.get_ref()) {
         Ok(parsed) if matches!(parsed.scheme(), "https" | "http") && parsed.has_host() => {
@@ -579,6 +628,15 @@ fn check_url(c: &mut Checker<'_>, url: &Spanned<String>) {
                 c.at(
                     url.span(),
                     "url must not carry credentials; use user and password_* keys",
+                );
+            }
+            if parsed.scheme() == "http" && !loopback(&parsed) {
+                c.at(
+                    url.span(),
+                    format!(
+                        "url {:?} is plain http: the target's credentials would cross the network unencrypted; use https:// (plain http is for 127.0.0.1, ::1 and localhost only)",
+                        url.get_ref()
+                    ),
                 );
             }
         }

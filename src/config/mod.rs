@@ -48,6 +48,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetConfig>,
+    /// What `check` found worth saying that does not stop the config
+    /// (an inbox that does not exist yet): printed by `check`, logged at start.
+    #[serde(skip)]
+    pub warnings: Vec<ConfigProblem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -437,6 +441,17 @@ pub enum ConfigError {
     },
 }
 
+/// `FILE:LINE:COLUMN: warning: message`, as `check` prints a warning.
+pub fn render_warning(path: &Path, warning: &ConfigProblem) -> String {
+    format!(
+        "{}:{}:{}: warning: {}",
+        path.display(),
+        warning.line,
+        warning.column,
+        warning.message
+    )
+}
+
 fn render(path: &Path, problems: &[ConfigProblem]) -> String {
     problems
         .iter()
@@ -477,8 +492,10 @@ pub fn parse(text: &str, base: &Path, level: CheckLevel) -> Result<Config, Vec<C
         return Err(problems);
     };
     config.resolve_paths(base);
-    problems.extend(check::check(&config, text, level));
+    let checked = check::check(&config, text, level);
+    problems.extend(checked.problems);
     problems.sort_by_key(|p| (p.line, p.column));
+    config.warnings = checked.warnings;
     if problems.is_empty() {
         Ok(config)
     } else {

@@ -186,6 +186,9 @@ pub fn restart(probe_after: Duration) -> std::io::Error {
 
 /// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config.
 pub fn run(config_path: &Path, config: Config) -> Result<Stopped, DaemonError> {
+    for warning in &config.warnings {
+        warn!("{}", crate::config::render_warning(config_path, warning));
+    }
     lifecycle::prepare_folders(&config).map_err(DaemonError::Folders)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
