@@ -116,7 +116,7 @@ fn sep_line_sets_the_delimiter_and_counts_as_a_line() {
         source: None,
         exit: 1,
         output: "sep_line.csv:4:5: user_email \"julie.noir@example\" is not an e-mail address\n\
-                 sep_line.csv:4:10: birth_date \"1987/04/31\" is not a date in the form YYYY/MM/DD\n\
+                 sep_line.csv:4:10: birth_date \"1987/04/31\" is not a real date: month 04 of 1987 has no day 31\n\
                  sep_line.csv: refused: 1 invalid row(s), max_invalid_rows allows 0\n",
     });
 }
@@ -192,8 +192,8 @@ fn bad_dates() {
         output: "bad_dates.csv:2:4: birth_date \"31/12/1990\" is not a date in the form YYYY/MM/DD\n\
                  bad_dates.csv:3:4: birth_date \"1990-12-31\" is not a date in the form YYYY/MM/DD\n\
                  bad_dates.csv:3:5: user_activation_date \"2026/1/1\" is not a date in the form YYYY/MM/DD\n\
-                 bad_dates.csv:4:4: birth_date \"1990/02/30\" is not a date in the form YYYY/MM/DD\n\
-                 bad_dates.csv:4:6: user_expiration_date \"2027/13/01\" is not a date in the form YYYY/MM/DD\n\
+                 bad_dates.csv:4:4: birth_date \"1990/02/30\" is not a real date: month 02 of 1990 has no day 30\n\
+                 bad_dates.csv:4:6: user_expiration_date \"2027/13/01\" is not a real date: there is no month 13\n\
                  bad_dates.csv: refused: 3 invalid row(s), max_invalid_rows allows 0\n",
     });
 }

@@ -99,7 +99,10 @@ pub fn normalise<'a>(
                 push_iso_date(date, &mut iso);
                 Cow::Owned(iso)
             })
-            .ok_or_else(|| invalid(&format!("a date in the form {}", dates.human()))),
+            .ok_or_else(|| match dates.no_such_day(raw) {
+                Some(why) => format!("{header} {} is not a real date: {why}", shown()),
+                None => invalid(&format!("a date in the form {}", dates.human())),
+            }),
         ValueType::Flag => match raw {
             "0" | "1" => Ok(Cow::Borrowed(raw)),
             _ => Err(invalid("0 or 1")),
@@ -295,6 +298,17 @@ impl DateFormat {
         }
     }
 
+    /// Why a value written in the form is no date: the calendar has no
+    /// such month or day (`None` when the form itself is not followed).
+    pub fn no_such_day(&self, value: &str) -> Option<String> {
+        let (year, month, day) = read_simple(self.simple.as_ref()?, value.as_bytes())?;
+        Some(if !(1..=12).contains(&month) {
+            format!("there is no month {month:02}")
+        } else {
+            format!("month {month:02} of {year} has no day {day:02}")
+        })
+    }
+
     /// `YYYY/MM/DD` for `%Y/%m/%d`, for messages.
     pub fn human(&self) -> String {
         self.format
@@ -335,7 +349,13 @@ fn simple_parts(format: &str) -> Option<Vec<DatePart>> {
     Some(parts)
 }
 
-fn parse_simple(parts: &[DatePart], mut text: &[u8]) -> Option<NaiveDate> {
+fn parse_simple(parts: &[DatePart], text: &[u8]) -> Option<NaiveDate> {
+    let (year, month, day) = read_simple(parts, text)?;
+    NaiveDate::from_ymd_opt(year, month, day)
+}
+
+/// Year, month and day as written in the form, whether or not that day exists.
+fn read_simple(parts: &[DatePart], mut text: &[u8]) -> Option<(i32, u32, u32)> {
     let (mut year, mut month, mut day) = (None, None, None);
     for part in parts {
         let width = match part {
@@ -367,7 +387,7 @@ fn parse_simple(parts: &[DatePart], mut text: &[u8]) -> Option<NaiveDate> {
     if !text.is_empty() {
         return None;
     }
-    NaiveDate::from_ymd_opt(year?, month?, day?)
+    Some((year?, month?, day?))
 }
 
 #[cfg(test)]
@@ -395,16 +415,16 @@ mod tests {
         let mut s = spec("birth_date", ValueType::Date);
         s.max_chars = None;
         assert_eq!(normalise(&s, "1990/12/31", &d).unwrap(), "1990-12-31");
-        for bad in [
-            "31/12/1990",
-            "1990/2/3",
-            "1990/02/30",
-            "1990/12/31x",
-            "1990-12-31",
-        ] {
+        for bad in ["31/12/1990", "1990/2/3", "1990/12/31x", "1990-12-31"] {
             let err = normalise(&s, bad, &d).unwrap_err();
             assert!(err.contains("YYYY/MM/DD"), "{bad}: {err}");
         }
+        // In the form, but the calendar has no such day: said so.
+        let err = normalise(&s, "1990/02/30", &d).unwrap_err();
+        assert!(
+            err.ends_with("is not a real date: month 02 of 1990 has no day 30"),
+            "{err}"
+        );
     }
 
     #[test]
