@@ -61,10 +61,10 @@ fn windows_1252_read_as_utf8_is_refused_with_a_hint_per_line() {
     assert_eq!(
         output,
         format!(
-            "excel_windows1252.csv:2:9: bytes 0xE8 are not valid UTF-8 {HINT}\n\
-             excel_windows1252.csv:3:7: bytes 0x9C are not valid UTF-8\n\
-             excel_windows1252.csv:4:6: bytes 0xC7 are not valid UTF-8\n\
-             excel_windows1252.csv: refused: bytes 0xE8 are not valid UTF-8 {HINT} (and 2 more problem(s))\n"
+            "excel_windows1252.csv:2:2: bytes 0xE8 in user_lname are not valid UTF-8 {HINT}\n\
+             excel_windows1252.csv:3:2: bytes 0x9C in user_lname are not valid UTF-8\n\
+             excel_windows1252.csv:4:2: bytes 0xC7 in user_lname are not valid UTF-8\n\
+             excel_windows1252.csv: refused: bytes 0xE8 in user_lname are not valid UTF-8 {HINT} (and 2 more problem(s))\n"
         )
     );
 }

@@ -126,27 +126,25 @@ fn decode_utf8(bytes: &[u8]) -> Result<&str, Vec<Problem>> {
     };
     const HINT: &str = " (the file is not UTF-8: set this source's encoding, e.g. \"windows-1252\" for a Western Excel export)";
     let mut problems = Vec::new();
-    let mut position = LinePosition::default();
+    let mut fields = FieldLocator::new(bytes);
     let mut offset = 0;
     let mut next_error = Some(error);
     while let Some(error) = next_error.take() {
         let bad_at = offset + error.valid_up_to();
-        // The prefix up to `bad_at` is valid UTF-8, so its newlines and chars count.
-        let valid = std::str::from_utf8(&bytes[offset..bad_at]).unwrap_or_default();
-        position.advance(valid);
         let bad_len = error.error_len().unwrap_or(bytes.len() - bad_at);
         let shown: Vec<String> = bytes[bad_at..bad_at + bad_len.min(4)]
             .iter()
             .map(|b| format!("0x{b:02X}"))
             .collect();
         let hint = if problems.is_empty() { HINT } else { "" };
-        push_decode_problem(
-            &mut problems,
-            &position,
-            format!("bytes {} are not valid UTF-8{hint}", shown.join(" ")),
+        let at = fields.locate(bad_at);
+        let message = format!(
+            "bytes {}{} are not valid UTF-8{hint}",
+            shown.join(" "),
+            at.in_column()
         );
+        push_decode_problem(&mut problems, &at, message);
         offset = bad_at + bad_len;
-        position.column += 1;
         if problems.len() >= MAX_DECODE_PROBLEMS {
             break;
         }
@@ -162,8 +160,7 @@ fn decode_legacy(bytes: &[u8], encoding: &'static Encoding) -> Result<String, Ve
         .unwrap_or(bytes.len().saturating_mul(3));
     let mut text = String::with_capacity(capacity);
     let mut problems = Vec::new();
-    let mut position = LinePosition::default();
-    let mut counted = 0;
+    let mut fields = FieldLocator::new(bytes);
     let mut read_total = 0;
     loop {
         let (result, read) =
@@ -173,15 +170,15 @@ fn decode_legacy(bytes: &[u8], encoding: &'static Encoding) -> Result<String, Ve
             encoding_rs::DecoderResult::InputEmpty => break,
             // Capacity was sized for the worst case; grow and go on if it ever is not.
             encoding_rs::DecoderResult::OutputFull => text.reserve(bytes.len() - read_total + 16),
-            encoding_rs::DecoderResult::Malformed(bad_len, _) => {
-                position.advance(&text[counted..]);
-                counted = text.len();
-                push_decode_problem(
-                    &mut problems,
-                    &position,
-                    format!("{bad_len} byte(s) cannot be decoded as {}", encoding.name()),
+            encoding_rs::DecoderResult::Malformed(bad_len, after) => {
+                let bad_at = read_total.saturating_sub(usize::from(after) + usize::from(bad_len));
+                let at = fields.locate(bad_at);
+                let message = format!(
+                    "{bad_len} byte(s){} cannot be decoded as {}",
+                    at.in_column(),
+                    encoding.name()
                 );
-                position.column += 1;
+                push_decode_problem(&mut problems, &at, message);
                 if problems.len() >= MAX_DECODE_PROBLEMS {
                     break;
                 }
@@ -196,7 +193,7 @@ fn decode_legacy(bytes: &[u8], encoding: &'static Encoding) -> Result<String, Ve
 }
 
 /// One problem per line: the first bad spot says enough about that line.
-fn push_decode_problem(problems: &mut Vec<Problem>, at: &LinePosition, message: String) {
+fn push_decode_problem(problems: &mut Vec<Problem>, at: &Place, message: String) {
     if problems.last().is_some_and(|last| last.line == at.line) {
         return;
     }
@@ -209,28 +206,109 @@ fn push_decode_problem(problems: &mut Vec<Problem>, at: &LinePosition, message: 
     problems.push(problem);
 }
 
-/// Line and column (in characters) reached after a run of text.
-struct LinePosition {
+/// Where a byte is, as every problem says it: its line, and its column —
+/// the field (1-based) it is in, with that column's header name.
+struct Place {
     line: u64,
     column: u64,
+    header: Option<String>,
 }
 
-impl Default for LinePosition {
-    fn default() -> Self {
-        LinePosition { line: 1, column: 1 }
+impl Place {
+    /// ` in user_lname`, or nothing when the header does not name it.
+    fn in_column(&self) -> String {
+        self.header
+            .as_ref()
+            .map_or_else(String::new, |name| format!(" in {name}"))
     }
 }
 
-impl LinePosition {
-    fn advance(&mut self, text: &str) {
-        match text.rfind('\n') {
-            Some(last) => {
-                self.line += text.bytes().filter(|&b| b == b'\n').count() as u64;
-                self.column = text[last + 1..].chars().count() as u64 + 1;
-            }
-            None => self.column += text.chars().count() as u64,
+/// Places bytes of a file not decoded yet, by its bytes alone: the
+/// delimiter and header names are read from the first line (its ASCII is
+/// the same in every encoding a CSV export uses but UTF-16).
+struct FieldLocator<'a> {
+    bytes: &'a [u8],
+    delimiter: u8,
+    header: Vec<String>,
+    /// Lines counted up to `counted_to`, so that each problem counts on from the last.
+    lines_before: u64,
+    counted_to: usize,
+}
+
+impl<'a> FieldLocator<'a> {
+    fn new(bytes: &'a [u8]) -> FieldLocator<'a> {
+        let line_of = |from: usize| {
+            let rest = bytes.get(from..).unwrap_or_default();
+            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+            (&rest[..end], from + end + 1)
+        };
+        let (first, after_first) = line_of(0);
+        let (delimiter, header) = match first.strip_prefix(b"sep=") {
+            // An Excel `sep=;` line: the header is the next one.
+            Some(sep) if !sep.is_empty() => (sep[0], line_of(after_first).0),
+            _ => (guess_delimiter(first), first),
+        };
+        let header = header
+            .split(|&b| b == delimiter)
+            .map(|name| {
+                String::from_utf8_lossy(name)
+                    .trim_matches(|c: char| c.is_whitespace() || c == '"' || c == '\u{feff}')
+                    .to_string()
+            })
+            .collect();
+        FieldLocator {
+            bytes,
+            delimiter,
+            header,
+            lines_before: 0,
+            counted_to: 0,
         }
     }
+
+    /// Only called with increasing offsets, as decoding goes.
+    fn locate(&mut self, at: usize) -> Place {
+        let at = at.min(self.bytes.len());
+        if at >= self.counted_to {
+            self.lines_before += self.bytes[self.counted_to..at]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.counted_to = at;
+        }
+        let line_start = self.bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let mut quoted = false;
+        let mut field = 1u64;
+        for &b in &self.bytes[line_start..at] {
+            match b {
+                b'"' => quoted = !quoted,
+                b if b == self.delimiter && !quoted => field += 1,
+                _ => {}
+            }
+        }
+        let header = usize::try_from(field - 1)
+            .ok()
+            .and_then(|index| self.header.get(index))
+            .filter(|name| !name.is_empty())
+            .cloned();
+        Place {
+            line: self.lines_before + 1,
+            column: field,
+            header,
+        }
+    }
+}
+
+/// The most frequent of `;` `,` tab `|` in a header line (`;` if none).
+fn guess_delimiter(line: &[u8]) -> u8 {
+    [b';', b',', b'\t', b'|']
+        .into_iter()
+        .map(|d| (line.iter().filter(|&&b| b == d).count(), d))
+        .filter(|(count, _)| *count > 0)
+        .max_by_key(|(count, d)| (*count, std::cmp::Reverse(*d)))
+        .map_or(b';', |(_, d)| d)
 }
 
 #[cfg(test)]
@@ -263,9 +341,21 @@ mod tests {
     fn bad_utf8_names_line_and_column_and_hints_windows_1252() {
         let problems = decode(b"a;b\nc;d\xE9\n", EncodingChoice::Auto).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!((problems[0].line, problems[0].column), (2, 4));
-        assert!(problems[0].message.contains("0xE9"));
+        // COLUMN is the field, as in every other problem, with its header.
+        assert_eq!((problems[0].line, problems[0].column), (2, 2));
+        assert!(problems[0].message.starts_with("bytes 0xE9 in b are"));
         assert!(problems[0].message.contains("set this source's encoding"));
+    }
+
+    #[test]
+    fn the_field_of_a_bad_byte_counts_delimiters_outside_quotes_only() {
+        let bytes = b"sep=,\nid,name,city\n1,\"Doe, J\",Par\xE9s\n";
+        let problems = decode(bytes, EncodingChoice::Auto).unwrap_err();
+        assert_eq!((problems[0].line, problems[0].column), (3, 3));
+        assert!(
+            problems[0].message.starts_with("bytes 0xE9 in city"),
+            "{problems:?}"
+        );
     }
 
     #[test]
