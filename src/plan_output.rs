@@ -48,6 +48,10 @@ pub fn write_json(
     serde_json::to_writer(&mut *out, &plan.file)?;
     write!(out, ",\n  \"rows\": {},\n  \"held\": ", plan.rows)?;
     serde_json::to_writer(&mut *out, &plan.held)?;
+    if !plan.held_also.is_empty() {
+        write!(out, ",\n  \"held_also\": ")?;
+        serde_json::to_writer(&mut *out, &plan.held_also)?;
+    }
     if !plan.problems.is_empty() {
         write!(out, ",\n  \"problems\": ")?;
         serde_json::to_writer(&mut *out, &plan.problems)?;
@@ -59,12 +63,14 @@ pub fn write_json(
         serde_json::to_writer(&mut *out, name)?;
         write!(
             out,
-            ": {{\n      \"create\": {},\n      \"update\": {},\n      \"block\": {},\n      \"unblock\": {},\n      \"parked\": {},\n      \"actions\": [",
+            ": {{\n      \"create\": {},\n      \"update\": {},\n      \"block\": {},\n      \"unblock\": {},\n      \"parked\": {},\n      \"unchanged\": {},\n      \"not_created\": {},\n      \"actions\": [",
             target_plan.create,
             target_plan.update,
             target_plan.block,
             target_plan.unblock,
-            target_plan.parked
+            target_plan.parked,
+            target_plan.unchanged,
+            target_plan.not_created
         )?;
         let mut first = true;
         if let Some(target) = targets.iter().find(|t| &t.name == name) {

@@ -8,6 +8,21 @@ use crate::plan::Plan;
 /// How many actions of each kind the table shows per target.
 pub const SHOWN_PER_ACTION: usize = 10;
 
+/// `lms: 3 create, 1 update, 0 block, 0 unblock; wbt: ...`: each target's
+/// own counts (summed, they would count a person once per target).
+pub fn counts_per_target(plan: &Plan) -> String {
+    plan.targets
+        .iter()
+        .map(|(name, t)| {
+            format!(
+                "{name}: {} create, {} update, {} block, {} unblock",
+                t.create, t.update, t.block, t.unblock
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 pub fn plan_table(plan: &Plan) -> String {
     let mut out = String::new();
     // Writing to a String cannot fail.
@@ -20,6 +35,9 @@ pub fn plan_table(plan: &Plan) -> String {
     );
     if let Some(held) = &plan.held {
         let _ = writeln!(out, "HELD by safety rule {}: {held}", held.rule);
+    }
+    for also in &plan.held_also {
+        let _ = writeln!(out, "  and by safety rule {}: {also}", also.rule);
     }
     if !plan.problems.is_empty() {
         let _ = writeln!(out, "the file goes on despite:");
@@ -39,7 +57,17 @@ pub fn plan_table(plan: &Plan) -> String {
         if target.parked > 0 {
             let _ = write!(out, ", {} parked", target.parked);
         }
+        if target.unchanged > 0 {
+            let _ = write!(out, "; {} unchanged", target.unchanged);
+        }
         out.push('\n');
+        if target.not_created > 0 {
+            let _ = writeln!(
+                out,
+                "  {} new row(s) not created: inactive (disabled, or outside their dates), and the source has no create_disabled",
+                target.not_created
+            );
+        }
         if let Some(reason) = &target.stopped {
             let _ = writeln!(out, "  STOPPED: {reason}");
         }

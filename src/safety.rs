@@ -57,9 +57,22 @@ pub struct PlanFigures {
     pub blocks: Vec<(String, u64, u64)>,
 }
 
+/// The first rule the plan breaks, if any, and the others it breaks too:
+/// an administrator reading a held plan sees every reason at once.
+pub fn check_all(rules: &SafetyConfig, figures: &PlanFigures) -> (Option<Held>, Vec<Held>) {
+    let mut broken = broken_rules(rules, figures).into_iter();
+    (broken.next(), broken.collect())
+}
+
 /// The first rule the plan breaks, if any, in this order: min_rows,
 /// max_shrink_percent, then per target max_block_count and max_block_percent.
 pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
+    broken_rules(rules, figures).into_iter().next()
+}
+
+/// Every rule the plan breaks, in the order of [`check`].
+fn broken_rules(rules: &SafetyConfig, figures: &PlanFigures) -> Vec<Held> {
+    let mut broken = Vec::new();
     let held = |rule: &str, value: f64, limit: f64, target: Option<&str>| Held {
         rule: rule.to_string(),
         value,
@@ -67,7 +80,7 @@ pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
         target: target.map(str::to_string),
     };
     if figures.rows < rules.min_rows {
-        return Some(held(
+        broken.push(held(
             "min_rows",
             figures.rows as f64,
             rules.min_rows as f64,
@@ -78,12 +91,12 @@ pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
         let shrink = previous.saturating_sub(figures.rows) as f64 * 100.0 / previous as f64;
         let limit = *rules.max_shrink_percent.get_ref();
         if shrink > limit {
-            return Some(held("max_shrink_percent", round1(shrink), limit, None));
+            broken.push(held("max_shrink_percent", round1(shrink), limit, None));
         }
     }
     for (target, blocks, active) in &figures.blocks {
         if *blocks > rules.max_block_count {
-            return Some(held(
+            broken.push(held(
                 "max_block_count",
                 *blocks as f64,
                 rules.max_block_count as f64,
@@ -94,7 +107,7 @@ pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
             let percent = *blocks as f64 * 100.0 / *active as f64;
             let limit = *rules.max_block_percent.get_ref();
             if percent > limit {
-                return Some(held(
+                broken.push(held(
                     "max_block_percent",
                     round1(percent),
                     limit,
@@ -103,7 +116,7 @@ pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
             }
         }
     }
-    None
+    broken
 }
 
 fn round1(value: f64) -> f64 {

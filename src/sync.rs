@@ -301,6 +301,7 @@ pub async fn accept_checked(
     };
     let mut plan = planned.plan;
     plan.held = None;
+    plan.held_also.clear();
     if let Some(before_commit) = before_commit {
         plan = tokio::task::spawn_blocking(move || before_commit(&plan, &sha256).map(|()| plan))
             .await

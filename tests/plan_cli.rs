@@ -122,11 +122,37 @@ fn a_mass_block_is_held_with_exit_3_and_changes_nothing() {
         out.contains("HELD by safety rule max_shrink_percent: the file has 90.0% fewer rows than the last accepted one, max_shrink_percent is 30"),
         "{out}"
     );
+    // Every rule broken is named, and every row accounted for.
     assert!(
-        out.contains("target lms: 0 create, 0 update, 36 block, 0 unblock"),
+        out.contains("  and by safety rule max_block_percent: the plan blocks 90.0% of the source's active records on target erp, max_block_percent is 10"),
+        "{out}"
+    );
+    assert!(
+        out.contains("target lms: 0 create, 0 update, 36 block, 0 unblock; 4 unchanged\n"),
         "{out}"
     );
     assert_eq!(snapshot(&dir.path("state/db")), before);
+}
+
+#[test]
+fn a_new_row_that_is_not_created_is_said_so() {
+    let dir = setup();
+    dir.write(
+        "inbox/users.csv",
+        "user_extid;user_lname;user_fname;user_login;user_email;user_disable\n\
+         E1;Nom1;Pré1;login1;u1@x.fr;0\n\
+         E2;Nom2;Pré2;login2;u2@x.fr;1\n",
+    );
+    let (code, out) = plan(&dir, "inbox/users.csv", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("target lms: 1 create, 0 update, 0 block, 0 unblock\n  1 new row(s) not created: inactive"),
+        "{out}"
+    );
+    let (_, json) = plan(&dir, "inbox/users.csv", &["--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["targets"]["lms"]["not_created"], 1, "{json}");
+    assert_eq!(json["targets"]["lms"]["unchanged"], 0, "{json}");
 }
 
 /// Every key and value of the store, to compare before and after.

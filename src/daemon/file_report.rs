@@ -114,6 +114,7 @@ pub(crate) fn test_plan() -> Plan {
         rows: 2,
         held: None,
         problems: Vec::new(),
+        held_also: Vec::new(),
         targets: Default::default(),
     };
     let action = |key: &str| crate::plan::PlannedAction {

@@ -188,14 +188,11 @@ fn log_processed(
         ),
         Accepted::Held(plan) => warn!(
             source = %source_name, file = %shown, outcome = "held", rows = plan.rows,
-            rule = %plan.held.as_ref().map(ToString::to_string).unwrap_or_default(),
+            rule = %plan.held.iter().chain(&plan.held_also).map(ToString::to_string).collect::<Vec<_>>().join("; "),
             moved_to = %moved, ms = millis,
             "file processed: held by a safety rule; see the .plan.txt beside it, release it with `rostersync approve`"
         ),
         Accepted::Committed(plan) => {
-            let count = |f: fn(&crate::plan::TargetPlan) -> u64| -> u64 {
-                plan.targets.values().map(f).sum()
-            };
             let message = if resumed {
                 "file processed: committed before a restart, archived now; pushing what is left to the targets"
             } else {
@@ -203,8 +200,7 @@ fn log_processed(
             };
             info!(
                 source = %source_name, file = %shown, outcome = "archived", rows = plan.rows,
-                create = count(|t| t.create), update = count(|t| t.update),
-                block = count(|t| t.block), unblock = count(|t| t.unblock),
+                targets = %crate::report::counts_per_target(plan),
                 moved_to = %moved, ms = millis,
                 "{message}"
             );
@@ -378,6 +374,7 @@ fn placement(
                 rows: 0,
                 held: None,
                 problems: Vec::new(),
+                held_also: Vec::new(),
                 targets: BTreeMap::new(),
             };
             let report = FileReport::new(&plan, Archived::Duplicate, at);

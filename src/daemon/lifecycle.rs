@@ -367,6 +367,7 @@ pub fn landed_commit(
             rows: committed.rows,
             held: None,
             problems: Vec::new(),
+            held_also: Vec::new(),
             targets: Default::default(),
         },
     })

@@ -82,7 +82,11 @@ pub struct Plan {
     pub file: String,
     /// Rows of the file.
     pub rows: u64,
+    /// The first safety rule the plan breaks, if any…
     pub held: Option<Held>,
+    /// …and the others it breaks too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_also: Vec<Held>,
     /// What ingest found but did not refuse the file for
     /// (`LINE:COLUMN: [warning: ]message`): rows refused under
     /// `max_invalid_rows`, ignored columns, UTF-8 lines in a legacy
@@ -99,6 +103,13 @@ pub struct TargetPlan {
     pub block: u64,
     pub unblock: u64,
     pub parked: u64,
+    /// Rows of the file the target already holds as they are.
+    #[serde(default)]
+    pub unchanged: u64,
+    /// New rows not created because they are inactive (disabled, or
+    /// outside their dates) and the source has no `create_disabled`.
+    #[serde(default)]
+    pub not_created: u64,
     /// In reports: why pushing to this target stopped, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -225,6 +236,7 @@ pub fn plan_file(
         rows: file.rows,
         held: None,
         problems: Vec::new(),
+        held_also: Vec::new(),
         targets: BTreeMap::new(),
     };
     let mut commit = Commit {
@@ -239,7 +251,7 @@ pub fn plan_file(
         &mut commit,
         &mut figures,
     )?;
-    plan.held = safety::check(safety_rules, &figures);
+    (plan.held, plan.held_also) = safety::check_all(safety_rules, &figures);
     commit.file = Some((
         file.sha256,
         FileSeen {
@@ -353,6 +365,7 @@ fn plan_target<'r>(
     let mut writes = Vec::with_capacity(by_key.len());
     let mut found = Vec::new();
     let mut active_before = 0;
+    let (mut unchanged, mut not_created) = (0u64, 0u64);
     let mut reader = store.reader();
     let progress = crate::progress::Progress::new(
         format!("planning {} for {}", source.name, target.name),
@@ -374,7 +387,17 @@ fn plan_target<'r>(
             progress.advance(4_096);
         }
         let file_record = record.map(|(_, record)| record);
-        if let Some(step) = step(source, target, file_record, key, stored, options, reader)? {
+        let known_to_target = stored.as_ref().is_some_and(|s| s.entry.acked.is_some());
+        let step = step(source, target, file_record, key, stored, options, reader)?;
+        // Every row of the file is accounted for, actions or not.
+        if file_record.is_some() && step.as_ref().is_none_or(|s| s.action.is_none()) {
+            if known_to_target {
+                unchanged += 1;
+            } else {
+                not_created += 1;
+            }
+        }
+        if let Some(step) = step {
             if let Some(action) = step.action {
                 found.push(Found {
                     key: key.to_string(),
@@ -436,7 +459,9 @@ fn plan_target<'r>(
         }
     }
     progress.finish();
-    let (plan, order) = detail(&mut reader, source, target, found, options.detail_limit)?;
+    let (mut plan, order) = detail(&mut reader, source, target, found, options.detail_limit)?;
+    plan.unchanged = unchanged;
+    plan.not_created = not_created;
     Ok(TargetOutcome {
         plan,
         order,

@@ -63,6 +63,7 @@ pub fn plan_seed(
         rows: records.len() as u64,
         held: None,
         problems: Vec::new(),
+        held_also: Vec::new(),
         targets: BTreeMap::new(),
     };
     let mut commit = Commit::default();
@@ -75,7 +76,7 @@ pub fn plan_seed(
         &mut figures,
     )?;
     state.targets.extend(seeding.iter().map(|t| t.name.clone()));
-    plan.held = safety::check(safety_rules, &figures);
+    (plan.held, plan.held_also) = safety::check_all(safety_rules, &figures);
     commit.source = Some((source.name.clone(), state));
     let planned = Planned {
         plan,
