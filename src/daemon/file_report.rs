@@ -73,6 +73,11 @@ impl FileReport {
             .all(|action| action.status != Some(ActionStatus::Pending))
     }
 
+    /// Some action is parked: a retry may still get it through.
+    pub fn has_parked(&self) -> bool {
+        self.plan.targets.values().any(|target| target.parked > 0)
+    }
+
     /// The names of the targets this report concerns.
     pub fn targets(&self) -> impl Iterator<Item = &String> {
         self.plan.targets.keys()
@@ -92,6 +97,14 @@ impl FileReport {
             for action in &mut target_report.actions {
                 if action.status == Some(ActionStatus::Pending) {
                     changed |= action.settle(lookup(action.kind, &action.ext_id)?);
+                } else if action.status == Some(ActionStatus::Parked)
+                    && lookup(action.kind, &action.ext_id)? == Some(PushStatus::Done)
+                {
+                    // A retry (or a later file) got it through.
+                    action.settle(Some(PushStatus::Done));
+                    action.reason = None;
+                    action.candidates = Vec::new();
+                    changed = true;
                 }
                 if action.status == Some(ActionStatus::Parked) {
                     parked += 1;

@@ -19,6 +19,9 @@ use crate::store::Store;
 /// How often reports with pending actions are checked against the store,
 /// besides the events that say a target drained.
 const RECHECK_OPEN_REPORTS: Duration = Duration::from_secs(2);
+/// Complete reports with parked actions kept to update when a retry gets
+/// those through (after each drain only), the newest first.
+const KEEP_PARKED_REPORTS: usize = 32;
 
 /// What the reporter hears of.
 pub(super) enum ReportEvent {
@@ -75,7 +78,7 @@ pub(super) async fn reporter(
         };
         let mut drained = BTreeSet::new();
         if first.is_none() {
-            for (_, report) in &open {
+            for (_, report) in open.iter().filter(|(_, r)| !r.complete) {
                 drained.extend(report.targets().cloned());
             }
         }
@@ -157,7 +160,19 @@ fn update_reports(
             }
         }
     }
-    open.retain(|(_, report)| !report.complete);
+    // Kept: reports still pending, and the newest that have parked records.
+    let mut kept_parked = 0;
+    for index in (0..open.len()).rev() {
+        let report = &open[index].1;
+        let keep = !report.complete
+            || (report.has_parked() && {
+                kept_parked += 1;
+                kept_parked <= KEEP_PARKED_REPORTS
+            });
+        if !keep {
+            open.remove(index);
+        }
+    }
     open
 }
 
@@ -191,7 +206,18 @@ fn resolve_actions_file(
         };
         let action = &mut entry.action;
         let open = matches!(action.status, None | Some(ActionStatus::Pending));
-        if open && drained.contains(&entry.target) {
+        if action.status == Some(ActionStatus::Parked) && drained.contains(&entry.target) {
+            let status = reader
+                .push_status(&record_key(&entry.target, action.kind, &action.ext_id))
+                .map_err(std::io::Error::other)?;
+            if status == Some(PushStatus::Done) {
+                // A retry (or a later file) got it through.
+                action.settle(status);
+                action.reason = None;
+                action.candidates = Vec::new();
+                changed = true;
+            }
+        } else if open && drained.contains(&entry.target) {
             let status = reader
                 .push_status(&record_key(&entry.target, action.kind, &action.ext_id))
                 .map_err(std::io::Error::other)?;
