@@ -150,8 +150,22 @@ pub(super) async fn settle_file(
         entry.moved_to = Some(moved);
         entry.at = Some(utc_now());
         entry.error = None;
+        entry.reason = refusal(&accepted);
     });
     Ok(filed.disposed)
+}
+
+/// Why a file was refused or held, as `status` and the log give it: the
+/// verdict (its quoted values escaped by ingest) or the safety rule.
+fn refusal(accepted: &Accepted) -> Option<String> {
+    match accepted {
+        Accepted::Refused(ingested) => match &ingested.verdict {
+            crate::ingest::Verdict::Refused { reason } => Some(reason.clone()),
+            crate::ingest::Verdict::Accepted => None,
+        },
+        Accepted::Held(plan) => plan.held.as_ref().map(ToString::to_string),
+        _ => None,
+    }
 }
 
 /// A file's name as people see it: escaped, and with the bytes of a name
@@ -175,7 +189,8 @@ fn log_processed(
     match accepted {
         Accepted::Refused(ingested) => warn!(
             source = %source_name, file = %shown, outcome = "rejected", rows = ingested.rows,
-            problems = ingested.problems.len(), moved_to = %moved, ms = millis,
+            problems = ingested.problems.len(),
+            reason = %refusal(accepted).unwrap_or_default(), moved_to = %moved, ms = millis,
             "file processed: refused, nothing changed (every problem is in the .errors.txt beside it)"
         ),
         Accepted::Duplicate => info!(

@@ -145,6 +145,7 @@ pub(super) async fn processor(
                     entry.outcome = Some("failed".into());
                     entry.at = Some(utc_now());
                     entry.error = Some(reason);
+                    entry.reason = None;
                     entry.moved_to = None;
                 });
             }

@@ -54,6 +54,9 @@ pub struct SourceStatus {
     pub at: Option<String>,
     /// Why the last file failed (an IO or store error), if it did.
     pub error: Option<String>,
+    /// Why the last file was refused (its verdict) or held (the safety rule).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// Entries of the inbox that are not taken (links, folders, pipes), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<IgnoredEntry>,
@@ -174,6 +177,9 @@ pub fn render(status: &Status) -> String {
                 }
                 if let Some(error) = &source.error {
                     let _ = write!(out, " ({error})");
+                }
+                if let Some(reason) = &source.reason {
+                    let _ = write!(out, ": {reason}");
                 }
                 out.push('\n');
             }
@@ -298,6 +304,7 @@ mod tests {
                 moved_to: Some("archive/20261121T085959.000Z_users.csv".into()),
                 at: Some("2026-11-21T08:59:59Z".into()),
                 error: None,
+                reason: None,
                 ignored: vec![IgnoredEntry {
                     name: "x.csv".into(),
                     reason: "a folder".into(),
@@ -352,6 +359,32 @@ targets:
   lms: outbox 12, parked 1, last push 2026-11-21T09:00:00Z
     last error: login ana is reserved
 "
+        );
+    }
+
+    #[test]
+    fn a_refused_file_is_shown_with_its_reason() {
+        let mut status = status();
+        status.sources.insert(
+            "hr-orgs".into(),
+            SourceStatus {
+                last_file: Some("orgs.csv".into()),
+                outcome: Some("rejected".into()),
+                moved_to: Some("rejected/20261121T085959.000Z_orgs.csv".into()),
+                at: Some("2026-11-21T08:59:59Z".into()),
+                reason: Some("the file is empty".into()),
+                ..SourceStatus::default()
+            },
+        );
+        assert!(render(&status).contains(
+            "  hr-orgs: last file orgs.csv: rejected at 2026-11-21T08:59:59Z → rejected/20261121T085959.000Z_orgs.csv: the file is empty\n"
+        ));
+        // A status.json of an older release, without it, still reads.
+        let old =
+            r#"{"last_file": null, "outcome": null, "moved_to": null, "at": null, "error": null}"#;
+        assert_eq!(
+            serde_json::from_str::<SourceStatus>(old).unwrap().reason,
+            None
         );
     }
 
