@@ -73,18 +73,26 @@ pub fn normalise<'a>(
             quote(raw)
         }
     };
-    // Control characters are C0 (< 0x20), DEL, or C1 (0xC2 0x80-0x9F in UTF-8):
-    // a byte scan rules most values out before a char-by-char look.
-    let maybe_control = raw.bytes().any(|b| b < 0x20 || b == 0x7F || b == 0xC2);
-    let control = maybe_control
+    // Control characters are C0 (< 0x20), DEL, or C1 (0xC2 0x80-0x9F in UTF-8),
+    // the bidirectional controls start with 0xE2: a byte scan rules most
+    // values out before a char-by-char look.
+    let suspect = raw
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7F || b == 0xC2 || b == 0xE2);
+    let unwanted = suspect
         .then(|| {
             raw.chars()
-                .find(|&c| c.is_control() && !allows_line_breaks(spec, c))
+                .find(|&c| (c.is_control() && !allows_line_breaks(spec, c)) || is_bidi_control(c))
         })
         .flatten();
-    if let Some(c) = control {
+    if let Some(c) = unwanted {
+        let what = if is_bidi_control(c) {
+            "the bidirectional control character"
+        } else {
+            "the control character"
+        };
         return Err(format!(
-            "{header} {} contains the control character U+{:04X}",
+            "{header} {} contains {what} U+{:04X}",
             shown(),
             c as u32
         ));
@@ -148,6 +156,15 @@ pub fn normalise<'a>(
 }
 
 /// Free text may span lines (an address, a description); identifiers may not.
+/// The embeddings, overrides and isolates of Unicode's bidirectional
+/// algorithm: they make a value display in another order than it reads
+/// (`Dupont\u{202e}gnp.exe` shows as `Dupontexe.png`), in a target's screens
+/// as in a terminal. Names never need them; the marks (U+200E, U+200F,
+/// U+061C) that right-to-left text may carry are kept.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 fn allows_line_breaks(spec: &ColumnSpec, c: char) -> bool {
     let identifier = matches!(
         spec.field,
@@ -525,6 +542,29 @@ mod tests {
         assert!(normalise(&s, "a\nb", &d).is_ok());
         s.field = FieldName::Known(Field::Login);
         assert!(normalise(&s, "a\nb", &d).is_err());
+    }
+
+    #[test]
+    fn bidirectional_overrides_are_refused_and_marks_kept() {
+        let d = wbt_dates();
+        let mut s = spec("user_lname", ValueType::Text);
+        s.max_chars = None;
+        assert_eq!(
+            normalise(&s, "Dupont\u{202e}gnp.exe", &d).unwrap_err(),
+            "user_lname \"Dupont\\u{202e}gnp.exe\" contains the bidirectional control character U+202E"
+        );
+        for hostile in ["a\u{202a}b", "a\u{202d}b", "\u{2066}a", "a\u{2069}"] {
+            assert!(normalise(&s, hostile, &d).is_err(), "{hostile:?}");
+        }
+        // Right-to-left marks, an em dash, a euro sign (0xE2 too): kept.
+        for kept in [
+            "\u{5e9}\u{5dc}\u{5d5}\u{5dd}\u{200f}",
+            "a\u{200e}b",
+            "Jean\u{2014}Paul",
+            "5\u{20ac}",
+        ] {
+            assert!(normalise(&s, kept, &d).is_ok(), "{kept:?}");
+        }
     }
 
     #[test]
