@@ -176,19 +176,7 @@ pub async fn accept_with(
     approval: Approval,
     before_commit: Option<BeforeCommit>,
 ) -> Result<Accepted, SyncError> {
-    accept_checked(context, source, file, approval, before_commit, None).await
-}
-
-/// [`accept_with`], asking `already_committed` first.
-pub async fn accept_checked(
-    context: &SyncContext<'_>,
-    source: &SourceConfig,
-    file: &Path,
-    approval: Approval,
-    before_commit: Option<BeforeCommit>,
-    already_committed: Option<AlreadyCommitted>,
-) -> Result<Accepted, SyncError> {
-    let shown = crate::escape::path(file);
+    // Never more than max_file_size: a bigger file is refused unread.
     let limit = source.max_file_size;
     let read = {
         let file = file.to_path_buf();
@@ -197,12 +185,27 @@ pub async fn accept_checked(
             .map_err(|error| SyncError::Join(error.to_string()))?
     };
     let bytes = match read.map_err(|error| SyncError::Read {
-        file: shown.clone(),
+        file: crate::escape::path(file),
         error,
     })? {
         Ok(bytes) => bytes,
         Err(too_big) => return Ok(Accepted::Refused(ingest::refused(too_big))),
     };
+    accept_checked(context, source, file, bytes, approval, before_commit, None).await
+}
+
+/// [`accept_with`] for `file`'s bytes read by the caller (the daemon reads
+/// a drop its own way), asking `already_committed` first.
+pub async fn accept_checked(
+    context: &SyncContext<'_>,
+    source: &SourceConfig,
+    file: &Path,
+    bytes: Vec<u8>,
+    approval: Approval,
+    before_commit: Option<BeforeCommit>,
+    already_committed: Option<AlreadyCommitted>,
+) -> Result<Accepted, SyncError> {
+    let shown = crate::escape::path(file);
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let name = source.name.get_ref().clone();
     let store = Arc::clone(&context.store);

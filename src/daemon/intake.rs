@@ -14,10 +14,12 @@ use tracing::{error, warn};
 
 use super::ignored::Ignored;
 use super::ops::Answer;
+use super::reading::{self, Contents};
 use super::state_health::Failed;
 use super::{Shared, approve, dates, filing, landed, seed, today, utc_now};
 use crate::config::{Config, Ready, SourceConfig};
 use crate::escape;
+use crate::ingest;
 use crate::ingest::record::RecordKind;
 use crate::sync::{self, Accepted, Approval, SyncContext};
 use crate::watch::{self, Candidate, Rule, Tracker, Unfit, Watchers};
@@ -343,6 +345,18 @@ pub(super) fn context<'a>(
     }
 }
 
+/// Reads a drop (see [`reading`]) off the executor.
+async fn read(source: &SourceConfig, path: &Path) -> Result<Contents, sync::SyncError> {
+    let (file, limit) = (path.to_path_buf(), source.max_file_size);
+    tokio::task::spawn_blocking(move || reading::read_drop(&file, limit))
+        .await
+        .map_err(|error| sync::SyncError::Join(error.to_string()))?
+        .map_err(|error| sync::SyncError::Read {
+            file: path.display().to_string(),
+            error,
+        })
+}
+
 /// One complete file: accept it, then file it away.
 async fn take(
     shared: &Arc<Shared>,
@@ -352,11 +366,21 @@ async fn take(
 ) -> Result<(), filing::FilingError> {
     let started = std::time::Instant::now();
     let name = file_name(path);
-    // A file above max_file_size is refused there, before a byte of it is read.
+    let bytes = match read(source, path).await? {
+        Contents::Bytes(bytes) => bytes,
+        // Refused on its size alone, before a byte of it is read.
+        Contents::TooBig(reason) => {
+            let refused = Accepted::Refused(ingest::refused(reason));
+            return filing::settle_file(shared, source, path, &name, refused, false, started)
+                .await
+                .map(|_| ());
+        }
+    };
     let accepted = sync::accept_checked(
         &context(shared, config, None),
         source,
         path,
+        bytes,
         Approval::None,
         Some(filing::note_before_commit(config)),
         Some(landed::already_committed(shared, config, source, path)),

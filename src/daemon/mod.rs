@@ -30,6 +30,7 @@ mod intake;
 mod landed;
 pub mod lifecycle;
 pub mod ops;
+mod reading;
 mod reload;
 mod reporter;
 mod seed;
