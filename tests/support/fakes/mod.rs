@@ -6,7 +6,8 @@
 //! `kernel.rs` holds what they all share (the server, the state under one
 //! lock with the faults and per-route counts, the request numbering, the
 //! credential check, latency and transient failures); each product's file
-//! holds only its API. `examples/bench_push.rs` includes this module too.
+//! holds only its API; `tls.rs` puts HTTPS (a private CA made at test time)
+//! in front of any of them. `examples/bench_push.rs` includes this module too.
 #![allow(dead_code)]
 
 mod kernel;
@@ -16,6 +17,7 @@ pub mod gestimum;
 pub mod maarch;
 pub mod pleasanter;
 pub mod scim;
+pub mod tls;
 
 // The kernel's API, for the fakes, the tests and the benchmarks (each uses a part).
 #[allow(unused_imports)]
