@@ -494,8 +494,9 @@ impl Pass<'_> {
         reply: PushReply,
         now: fn() -> i64,
     ) -> Result<Option<Stop>, PushError> {
-        // Refused credentials say nothing of the records: none is parked.
-        let refused = self.connector.credentials_refused();
+        // Refused credentials (or an untrusted certificate) say nothing of
+        // the records: none is parked.
+        let refused = self.connector.refusal();
         let mut said = None;
         let answered = reply.outcomes.len();
         if answered != batch.len() {
@@ -574,12 +575,7 @@ impl Pass<'_> {
             .is_some_and(|since| since.elapsed() >= ACK_DELAY);
         if let Some(refusal) = refused {
             // The connector's own words for it, when a record failed with them.
-            let said = said.unwrap_or(refusal);
-            return Ok(Some(Stop::Hold(format!(
-                "{said}; nothing more is sent to this target, and what waits keeps waiting, \
-                 until its credentials are fixed (a token file or systemd credential is read \
-                 again on `systemctl reload rostersync`, an environment variable on a restart)"
-            ))));
+            return Ok(Some(Stop::Hold(refusal.stop_reason(said))));
         }
         if let Some(reason) = reply.halt {
             return Ok(Some(Stop::Park(reason)));

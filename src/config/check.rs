@@ -448,12 +448,9 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         }
     }
     if let Some(ca) = &target.ca_file
-        && let Err(error) = std::fs::metadata(ca.get_ref())
+        && let Err(error) = crate::connectors::http::ca_certificates(ca.get_ref())
     {
-        c.at(
-            ca.span(),
-            format!("ca_file {}: {error}", ca.get_ref().display()),
-        );
+        c.at(ca.span(), error.to_string());
     }
     if let Some(encoding) = &target.encoding {
         let allowed = settings.encodings;

@@ -107,8 +107,8 @@ impl Connector for Collaborator {
     }
 
     /// Tries the token on the batch endpoint with an empty batch.
-    fn credentials_refused(&self) -> Option<String> {
-        self.http.credentials_refused()
+    fn refusal(&self) -> Option<super::Refusal> {
+        self.http.refusal()
     }
 
     async fn check(&self) -> Result<(), CheckError> {

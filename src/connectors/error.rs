@@ -27,15 +27,43 @@ pub enum SettingsError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("ca_file {}: {error}", path.display())]
-    CaFileInvalid {
-        path: PathBuf,
-        error: reqwest::Error,
-    },
+    #[error("ca_file {}: {reason}", path.display())]
+    CaFileInvalid { path: PathBuf, reason: String },
     #[error("cannot set up HTTPS: {0}")]
     Https(reqwest::Error),
     #[error("the secret for {header} holds characters a header cannot carry")]
     HeaderValue { header: &'static str },
+}
+
+/// Why a target gets nothing more for now, whatever the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its last reply was a 401: it refuses rostersync's credentials.
+    Credentials,
+    /// Its certificate is not one rostersync trusts (the words say which
+    /// server and why).
+    Certificate(String),
+}
+
+impl Refusal {
+    /// Why the push to the target stops; `said`: the words a record failed
+    /// with, when one did.
+    pub fn stop_reason(&self, said: Option<String>) -> String {
+        const WAITS: &str = "nothing more is sent to this target, and what waits keeps waiting";
+        match self {
+            Refusal::Credentials => format!(
+                "{}; {WAITS}, until its credentials are fixed (a token file or systemd credential is read \
+                 again on `systemctl reload rostersync`, an environment variable on a restart)",
+                said.unwrap_or_else(
+                    || "the target refused rostersync's credentials (HTTP 401)".into()
+                )
+            ),
+            Refusal::Certificate(reason) => format!(
+                "{reason}; {WAITS}, until its certificate is trusted (ca_file is read again on \
+                 `systemctl reload rostersync`)"
+            ),
+        }
+    }
 }
 
 /// An `encoding` the kind does not take.

@@ -8,7 +8,6 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use governor::clock::{Clock, Reference};
@@ -20,7 +19,7 @@ use governor::{Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::TargetConfig;
-use crate::connectors::SettingsError;
+use crate::connectors::{Refusal, SettingsError};
 use crate::retry::{self, Failure};
 use crate::secret::Secret;
 
@@ -53,9 +52,10 @@ pub struct Http {
     client: reqwest::Client,
     base: String,
     pace: Option<Arc<Pace>>,
-    /// Set by a 401 and cleared by a success: whether the target refuses
-    /// our credentials right now (see [`Http::credentials_refused`]).
-    refused: Arc<std::sync::atomic::AtomicBool>,
+    /// Why nothing can be sent to the target right now (see
+    /// [`Http::refusal`]): set by a 401 (cleared by a success) or by a
+    /// certificate rostersync does not trust (cleared by any reply).
+    refusal: Arc<std::sync::Mutex<Option<Refusal>>>,
     /// The target's token and password, as its config names them.
     secrets: Arc<[Secret]>,
 }
@@ -170,26 +170,16 @@ impl Http {
             .redirect(redirects)
             .user_agent(concat!("rostersync/", env!("CARGO_PKG_VERSION")));
         if let Some(ca) = &target.ca_file {
-            let path = || ca.get_ref().clone();
-            let pem =
-                std::fs::read(ca.get_ref()).map_err(|error| SettingsError::CaFileUnreadable {
-                    path: path(),
-                    error,
-                })?;
-            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
-                SettingsError::CaFileInvalid {
-                    path: path(),
-                    error,
-                }
-            })?;
-            builder = builder.add_root_certificate(certificate);
+            for certificate in ca_certificates(ca.get_ref())? {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
         let client = builder.build().map_err(SettingsError::Https)?;
         Ok(Http {
             client,
             base: url,
             pace: Pace::of(target),
-            refused: Arc::default(),
+            refusal: Arc::default(),
             secrets: target_secrets(target)?.into(),
         })
     }
@@ -202,11 +192,34 @@ impl Http {
             .fold(text.to_string(), |text, secret| secret.scrub(&text))
     }
 
-    /// Whether the target refuses our credentials: its last reply was a 401.
-    pub fn credentials_refused(&self) -> Option<String> {
-        self.refused
-            .load(Ordering::Relaxed)
-            .then(|| "the target refused rostersync's credentials (HTTP 401)".to_string())
+    /// Why nothing can be sent to the target right now, whatever the record:
+    /// its last reply was a 401, or its certificate was not trusted.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_refusal(&self, refusal: Option<Refusal>) {
+        *self
+            .refusal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = refusal;
+    }
+
+    /// The target's URL as messages name it: scheme, host and port only (a
+    /// URL may carry a user and a password).
+    fn shown_url(&self) -> String {
+        match url::Url::parse(&self.base) {
+            Ok(url) => format!(
+                "{}://{}{}",
+                url.scheme(),
+                url.host_str().unwrap_or(""),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ),
+            Err(_) => "its url".to_string(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -224,7 +237,23 @@ impl Http {
             pace.wait().await;
         }
         let scrubbed = |error| transport_failure(error).map_reason(|r| self.scrub(r));
-        let response = request.send().await.map_err(scrubbed)?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let failure = scrubbed(error);
+                let Some(why) = untrusted_certificate(failure.reason()) else {
+                    return Err(failure);
+                };
+                // Nothing will change that by itself: the whole target waits.
+                let reason = format!(
+                    "the server's certificate at {} is not trusted ({why}): if a private CA signed it, \
+                     set the target's ca_file to that CA's certificate (PEM)",
+                    self.shown_url()
+                );
+                self.set_refusal(Some(Refusal::Certificate(reason.clone())));
+                return Err(Failure::Permanent { reason });
+            }
+        };
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -242,11 +271,14 @@ impl Http {
             self.scrub(&body)
         };
         // A 401 is about the credentials, whatever the request was; a kind
-        // that logs in again on a 401 clears it with the next success.
+        // that logs in again on a 401 clears it with the next success. A
+        // reply at all means the certificate was trusted.
         if status == 401 {
-            self.refused.store(true, Ordering::Relaxed);
-        } else if (200..300).contains(&status) {
-            self.refused.store(false, Ordering::Relaxed);
+            self.set_refusal(Some(Refusal::Credentials));
+        } else if (200..300).contains(&status)
+            || matches!(self.refusal(), Some(Refusal::Certificate(_)))
+        {
+            self.set_refusal(None);
         }
         Ok(Reply {
             status,
@@ -254,6 +286,45 @@ impl Http {
             retry_after,
         })
     }
+}
+
+/// The certificates of a `ca_file`: PEM, at least one, each one a
+/// certificate rustls takes as a trust anchor. Checked here, since reqwest
+/// takes a file without any certificate as an empty list (the target's
+/// private CA then silently not trusted) and a broken one only when the
+/// client is built, in words that name no file.
+pub fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, SettingsError> {
+    let invalid = |reason: String| SettingsError::CaFileInvalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|error| SettingsError::CaFileUnreadable {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|error| invalid(format!("not a PEM certificate file: {}", describe(&error))))?;
+    if certificates.is_empty() {
+        return Err(invalid(
+            "holds no certificate: the PEM file of the CA (\"-----BEGIN CERTIFICATE-----\") is expected"
+                .into(),
+        ));
+    }
+    for (n, certificate) in certificates.iter().enumerate() {
+        // What the client does with it: parsed as a trust anchor.
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(certificate.clone())
+            .build()
+            .map_err(|error| {
+                invalid(format!(
+                    "certificate {} of the file is not one a client can trust: {}",
+                    n + 1,
+                    describe(&error)
+                ))
+            })?;
+    }
+    Ok(certificates)
 }
 
 /// Every secret the target's config names (read as its connector reads
@@ -264,6 +335,16 @@ fn target_secrets(target: &TargetConfig) -> Result<Vec<Secret>, SettingsError> {
         .flatten()
         .map(|source| source.load().map_err(SettingsError::from))
         .collect()
+}
+
+/// What rustls said of a certificate it did not trust (`invalid peer
+/// certificate: UnknownIssuer`, `...: Expired`, `...: NotValidForName`), from
+/// a transport failure's reason.
+fn untrusted_certificate(reason: &str) -> Option<&str> {
+    const SAID: &str = "invalid peer certificate";
+    let at = reason.find(SAID)?;
+    let rest = &reason[at..];
+    Some(rest.split(": error").next().unwrap_or(rest))
 }
 
 fn transport_failure(error: reqwest::Error) -> Failure {

@@ -28,7 +28,7 @@ registry! {
 use std::future::Future;
 use std::ops::Range;
 
-pub use error::{CheckError, RecordError, ReplyError, SettingsError, UnknownEncoding};
+pub use error::{CheckError, RecordError, Refusal, ReplyError, SettingsError, UnknownEncoding};
 
 use crate::config::TargetConfig;
 use crate::ingest::record::Field;
@@ -133,10 +133,12 @@ pub trait Connector: Sized + Send + Sync + 'static {
     /// Reaches the target and tries its credentials (`check --online`).
     fn check(&self) -> impl Future<Output = Result<(), CheckError>> + Send;
 
-    /// Why the target refuses rostersync's credentials, when its last reply
-    /// did: the push then stops for the whole target instead of parking
-    /// each record. Kinds that speak HTTP ask their [`http::Http`].
-    fn credentials_refused(&self) -> Option<String> {
+    /// Why nothing can be sent to the target right now, whatever the
+    /// record (it refused rostersync's credentials, or rostersync does not
+    /// trust its certificate): the push then stops for the whole target
+    /// instead of parking each record. Kinds that speak HTTP ask their
+    /// [`http::Http`].
+    fn refusal(&self) -> Option<Refusal> {
         None
     }
 

@@ -125,10 +125,10 @@ macro_rules! registry {
                 }
             }
 
-            /// Why the target refuses rostersync's credentials, if its last reply did.
-            pub fn credentials_refused(&self) -> Option<String> {
+            /// Why nothing can be sent to the target right now, whatever the record.
+            pub fn refusal(&self) -> Option<$crate::connectors::Refusal> {
                 match self {
-                    $($(#[$attr])* AnyConnector::$variant(c) => c.credentials_refused(),)*
+                    $($(#[$attr])* AnyConnector::$variant(c) => c.refusal(),)*
                 }
             }
         }

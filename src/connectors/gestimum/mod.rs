@@ -203,12 +203,15 @@ impl Connector for Gestimum {
         }
     }
 
-    /// A 401, or Gestimum's own refusal of the import as a whole: it says
-    /// nothing of the records, which keep waiting.
-    fn credentials_refused(&self) -> Option<String> {
-        self.http
-            .credentials_refused()
-            .or_else(|| self.refusal().clone())
+    /// A 401, a certificate not trusted, or Gestimum's own refusal of the
+    /// import as a whole (its login): it says nothing of the records, which
+    /// keep waiting.
+    fn refusal(&self) -> Option<crate::connectors::Refusal> {
+        self.http.refusal().or_else(|| {
+            self.refused_login()
+                .is_some()
+                .then_some(crate::connectors::Refusal::Credentials)
+        })
     }
 
     /// Sends an import holding only the header line: it opens the company
@@ -228,7 +231,7 @@ impl Connector for Gestimum {
     /// is refused for its content or its counts fall short; a single line
     /// refused with what the journal said of it; a halt when Gestimum refused
     /// the import as a whole (credentials, company file), which holds the
-    /// target with its records waiting (see `credentials_refused`).
+    /// target with its records waiting (see `refusal`).
     fn verdict(&self, sent: &[&PushItem], attempt: &Attempt) -> Verdict {
         match attempt {
             Attempt::Failed(failure @ Failure::Transient { .. }, _) => {
@@ -366,14 +369,14 @@ impl Gestimum {
                 self.login.user,
                 self.mask(&parsed.refusal())
             );
-            *self.refusal() = Some(reason.clone());
+            *self.refused_login() = Some(reason.clone());
             return Attempt::Refused(reason);
         }
-        *self.refusal() = None;
+        *self.refused_login() = None;
         Attempt::Done(parsed)
     }
 
-    fn refusal(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+    fn refused_login(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         // A poisoned lock still holds a sound value: an Option being set.
         self.refused
             .lock()

@@ -194,8 +194,8 @@ impl Connector for Maarch {
     }
 
     /// Lists the users with the credentials.
-    fn credentials_refused(&self) -> Option<String> {
-        self.http.credentials_refused()
+    fn refusal(&self) -> Option<crate::connectors::Refusal> {
+        self.http.refusal()
     }
 
     async fn check(&self) -> Result<(), CheckError> {

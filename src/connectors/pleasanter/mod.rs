@@ -250,8 +250,8 @@ impl Connector for Pleasanter {
     /// Sends an import of the header alone: Pleasanter checks the key and
     /// its user's right before it finds no rows, and answers in that user's
     /// language, which must be the labels'.
-    fn credentials_refused(&self) -> Option<String> {
-        self.http.credentials_refused()
+    fn refusal(&self) -> Option<crate::connectors::Refusal> {
+        self.http.refusal()
     }
 
     async fn check(&self) -> Result<(), CheckError> {
@@ -327,7 +327,7 @@ impl Pleasanter {
                             ..
                         })
                     );
-                    if asked_to_wait || self.http.credentials_refused().is_some() {
+                    if asked_to_wait || self.http.refusal().is_some() {
                         // The key refused, or the tenant asked to wait
                         // (`Retry-After`): every other record of the batch
                         // would be refused the same, one request each.

@@ -335,8 +335,8 @@ impl Connector for Scim {
     /// Reads `/ServiceProviderConfig`, lists one user with the token, reads
     /// the schemas, and names the mapped fields the provider does not
     /// declare (never sent) and what it requires that nothing fills.
-    fn credentials_refused(&self) -> Option<String> {
-        self.http.credentials_refused()
+    fn refusal(&self) -> Option<crate::connectors::Refusal> {
+        self.http.refusal()
     }
 
     async fn check(&self) -> Result<(), CheckError> {
