@@ -11,6 +11,7 @@ pub mod csv_safe;
 pub mod daemon;
 pub mod diff;
 pub mod escape;
+pub mod file_modes;
 pub mod ingest;
 pub mod model;
 pub mod plan;

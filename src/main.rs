@@ -24,6 +24,8 @@ use tracing_appender::rolling::{RollingFileAppender, Rotation};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // Before any thread: whatever the umask, the state is owner-only.
+    rostersync::file_modes::restrict();
     let cli = Cli::parse();
     let code = match execute(&cli) {
         Ok(code) => code,
@@ -396,7 +398,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
     let config = config::load(config_path, CheckLevel::Full)?;
     let source =
         ops::resolve_source(&config, file, source).map_err(|error| Usage(error.to_string()))?;
-    std::fs::create_dir_all(&config.daemon.state_dir)
+    rostersync::file_modes::private_dir(&config.daemon.state_dir)
         .with_context(|| format!("cannot create {}", config.daemon.state_dir.display()))?;
     let db = config.daemon.state_dir.join("db");
     let store = Store::open(&db).with_context(|| {

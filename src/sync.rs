@@ -379,11 +379,14 @@ fn write_actions_note(
     path: &Path,
 ) -> Result<(), crate::plan_output::OutputError> {
     if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)?;
+        crate::file_modes::private_dir(folder)?;
     }
     let partial = path.with_extension("jsonl.part");
     let written = (|| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        let mut out = std::io::BufWriter::new(crate::file_modes::create_file(
+            &partial,
+            crate::file_modes::Access::Private,
+        )?);
         crate::plan_output::write_jsonl(planned, store, records, targets, &mut out)?;
         out.into_inner()
             .map_err(|error| error.into_error())?

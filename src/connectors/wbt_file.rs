@@ -252,10 +252,11 @@ fn quote(cell: Cell<'_>) -> String {
 
 /// `*.tmp` (never picked up by an importer), fsync, rename, fsync the folder.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    crate::file_modes::shared_dir(dir)?;
     let temporary = dir.join(format!("{name}.tmp"));
     let result = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        // Read by WBT Manager's importer: the group's, as the inbox files.
+        let mut file = crate::file_modes::create_file(&temporary, crate::file_modes::Access::Shared)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         // Never over an existing file (another process, the same millisecond):

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::file_modes::Access;
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
@@ -160,10 +161,12 @@ async fn still_held(held: &ops::HeldFile<'_>, plan: &Plan) -> Answer {
         lifecycle::write_atomic(
             &lifecycle::beside(&path, lifecycle::PLAN_TEXT_SUFFIX),
             text.as_bytes(),
+            Access::Shared,
         )?;
         lifecycle::write_atomic(
             &lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX),
             &json,
+            Access::Shared,
         )
     })
     .await;

@@ -82,7 +82,11 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
     }
     let shown = path.display().to_string();
     let written = tokio::task::spawn_blocking(move || {
-        lifecycle::write_atomic(&path, format!("{today}\n").as_bytes())
+        lifecycle::write_atomic(
+            &path,
+            format!("{today}\n").as_bytes(),
+            crate::file_modes::Access::Private,
+        )
     })
     .await;
     if let Ok(Err(error)) = written {

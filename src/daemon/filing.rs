@@ -14,6 +14,7 @@ use super::reporter::ReportEvent;
 use super::{Shared, lifecycle, today, utc_now};
 use crate::config::{Config, SourceConfig};
 use crate::escape;
+use crate::file_modes::Access;
 use crate::plan::Plan;
 use crate::sync::{self, Accepted};
 
@@ -448,7 +449,7 @@ fn name_actions_file(
     };
     let (path, mut report) = open?;
     report.actions_file = Some(moved);
-    if let Err(error) = lifecycle::write_atomic(&path, &pretty(&report)) {
+    if let Err(error) = lifecycle::write_atomic(&path, &pretty(&report), Access::Shared) {
         warn!(report = %escape::path(&path), %error, "cannot name the actions file in the report");
     }
     Some((path, report))

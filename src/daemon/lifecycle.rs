@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use crate::config::Config;
+use crate::file_modes::{self, Access};
 use crate::ingest::Ingested;
 use crate::plan::Plan;
 use crate::watch;
@@ -110,30 +111,33 @@ pub fn errors_text(shown: &str, ingested: &Ingested, spec: &crate::ingest::Sourc
     text
 }
 
-/// Creates each inbox's sub-folders, the state and log folders.
+/// Creates the state folder (owner-only, closed if it was open), the log
+/// folder, and each inbox's sub-folders (shared; see [`file_modes`]).
 pub fn prepare_folders(config: &Config) -> std::io::Result<()> {
-    let mut folders = vec![
-        config.daemon.state_dir.clone(),
-        config.daemon.log_dir.clone(),
-    ];
-    for source in &config.sources {
-        let inbox = source.inbox.get_ref();
-        folders.extend(watch::SUBFOLDERS.iter().map(|sub| inbox.join(sub)));
-    }
-    for path in folders {
-        std::fs::create_dir_all(&path).map_err(|error| {
+    fn in_folder(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
+        move |error| {
             std::io::Error::new(
                 error.kind(),
                 format!("cannot create folder {}: {error}", path.display()),
             )
-        })?;
+        }
+    }
+    let state = &config.daemon.state_dir;
+    file_modes::private_dir(state).map_err(in_folder(state))?;
+    let logs = &config.daemon.log_dir;
+    std::fs::create_dir_all(logs).map_err(in_folder(logs))?;
+    for source in &config.sources {
+        for sub in watch::SUBFOLDERS {
+            let path = source.inbox.get_ref().join(sub);
+            file_modes::shared_dir(&path).map_err(in_folder(&path))?;
+        }
     }
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync,
-/// rename over, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` atomically, with its access: a temporary file
+/// beside it, fsync, rename over, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8], access: Access) -> std::io::Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -141,7 +145,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let temporary = folder.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = file_modes::create_file(&temporary, access)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -190,7 +194,7 @@ pub fn place_sides(
     sides: &[(&str, &[u8])],
 ) -> std::io::Result<PathBuf> {
     let dir = inbox.join(folder);
-    std::fs::create_dir_all(&dir)?;
+    file_modes::shared_dir(&dir)?;
     let mut destination = dir.join(timestamped(at, name));
     let mut n = 1;
     while destination.exists() {
@@ -198,7 +202,7 @@ pub fn place_sides(
         n += 1;
     }
     for (suffix, bytes) in sides {
-        write_atomic(&beside(&destination, suffix), bytes)?;
+        write_atomic(&beside(&destination, suffix), bytes, Access::Shared)?;
     }
     Ok(destination)
 }
@@ -240,6 +244,8 @@ pub fn move_actions_note(note: &Path, archived: &Path) -> std::io::Result<Option
         std::fs::copy(note, &destination)?;
         std::fs::remove_file(note)?;
     }
+    // Written in the state, owner-only; read beside the report.
+    file_modes::share(&destination)?;
     if let Some(dir) = destination.parent() {
         sync_folder(dir);
     }
@@ -276,14 +282,14 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn write_commit_note(state_dir: &Path, plan: &Plan, sha256: &[u8; 32]) -> std::io::Result<()> {
     let path = commit_note_path(state_dir, &plan.source);
     if let Some(folder) = path.parent() {
-        std::fs::create_dir_all(folder)?;
+        file_modes::private_dir(folder)?;
     }
     let note = CommitNote {
         sha256: hex(sha256),
         plan: plan.clone(),
     };
     let bytes = serde_json::to_vec(&note).map_err(std::io::Error::other)?;
-    write_atomic(&path, &bytes)
+    write_atomic(&path, &bytes, Access::Private)
 }
 
 /// The plan written down before the source's last commit, if its file is not

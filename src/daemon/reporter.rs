@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::file_modes::{Access, create_file};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
@@ -154,7 +155,7 @@ fn update_reports(
         if changed {
             let written = serde_json::to_vec_pretty(report)
                 .map_err(std::io::Error::other)
-                .and_then(|bytes| lifecycle::write_atomic(path, &bytes));
+                .and_then(|bytes| lifecycle::write_atomic(path, &bytes, Access::Shared));
             if let Err(error) = written {
                 warn!(report = %crate::escape::path(path), %error, "cannot update the report");
             }
@@ -193,7 +194,7 @@ fn resolve_actions_file(
         file.file_name().unwrap_or_default().to_string_lossy()
     ));
     let input = std::io::BufReader::new(std::fs::File::open(file)?);
-    let mut output = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+    let mut output = std::io::BufWriter::new(create_file(&partial, Access::Shared)?);
     let mut reader = store.reader();
     let (mut changed, mut pending) = (false, 0u64);
     let mut parked: std::collections::BTreeMap<String, u64> = Default::default();

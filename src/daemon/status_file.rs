@@ -90,7 +90,7 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
     let written = tokio::task::spawn_blocking(move || {
         let mut bytes = serde_json::to_vec_pretty(&snapshot).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
-        lifecycle::write_atomic(&path, &bytes)
+        lifecycle::write_atomic(&path, &bytes, crate::file_modes::Access::Private)
     })
     .await;
     if let Ok(Err(error)) = written {

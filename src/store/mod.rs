@@ -71,6 +71,8 @@ pub enum StoreError {
         "state store: value under {key} is unreadable ({reason}); restore the state directory from a backup"
     )]
     Corrupt { key: String, reason: String },
+    #[error("state store: cannot make its folder owner-only: {0}")]
+    Folder(std::io::Error),
     #[error("state store: internal error in a store task: {0}")]
     Task(String),
     #[error(
@@ -299,11 +301,16 @@ fn parked_key(key: &RecordKey) -> Vec<u8> {
 
 impl Store {
     /// Opens (or creates) the store in `dir`, migrating an older schema.
+    /// Opens (or creates) the store in `dir`, owner-only: the folder and
+    /// every file in it, a store an older release left open included (the
+    /// files sled makes later follow the process umask, see `file_modes`).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        crate::file_modes::private_dir(dir).map_err(StoreError::Folder)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
             .open()?;
+        crate::file_modes::close_all(dir).map_err(StoreError::Folder)?;
         Store::init(db)
     }
 
