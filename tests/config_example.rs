@@ -232,7 +232,9 @@ fn the_example_and_all_its_commented_examples_pass_check() {
         );
     }
     std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::write(root.join("etc/private-ca.pem"), "not read by check").unwrap();
+    // check reads it: a certificate.
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_string()]).unwrap();
+    std::fs::write(root.join("etc/private-ca.pem"), ca.cert.pem()).unwrap();
     std::fs::write(root.join("all.toml"), &uncommented).unwrap();
     let output = Command::cargo_bin("rostersync")
         .unwrap()
