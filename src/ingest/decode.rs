@@ -291,7 +291,7 @@ impl<'a> FieldLocator<'a> {
         let header = usize::try_from(field - 1)
             .ok()
             .and_then(|index| self.header.get(index))
-            .filter(|name| !name.is_empty())
+            .filter(|name| plausible_header(name))
             .cloned();
         Place {
             line: self.lines_before + 1,
@@ -299,6 +299,15 @@ impl<'a> FieldLocator<'a> {
             header,
         }
     }
+}
+
+/// A header name worth quoting in a message: short, printable, decoded
+/// (the first line of a binary file is no header).
+fn plausible_header(name: &str) -> bool {
+    const MAX_CHARS: usize = 64;
+    !name.is_empty()
+        && name.chars().count() <= MAX_CHARS
+        && !name.chars().any(|c| c.is_control() || c == '\u{fffd}')
 }
 
 /// The most frequent of `;` `,` tab `|` in a header line (`;` if none).
@@ -354,6 +363,15 @@ mod tests {
         assert_eq!((problems[0].line, problems[0].column), (3, 3));
         assert!(
             problems[0].message.starts_with("bytes 0xE9 in city"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_header_of_binary_bytes_is_not_quoted() {
+        let problems = decode(b"\x02\xE5x\x01;b\n1;2\n", EncodingChoice::Auto).unwrap_err();
+        assert!(
+            problems[0].message.starts_with("bytes 0xE5 are not"),
             "{problems:?}"
         );
     }
