@@ -14,7 +14,6 @@ use super::reporter::ReportEvent;
 use super::{Shared, lifecycle, today, utc_now};
 use crate::config::{Config, SourceConfig};
 use crate::escape;
-use crate::file_modes::Access;
 use crate::plan::Plan;
 use crate::sync::{self, Accepted};
 
@@ -77,6 +76,19 @@ pub(super) fn exit_after_commit_for_tests() {
     }
 }
 
+/// Test only: with `ROSTERSYNC_TEST_EXIT_AFTER_ARCHIVE=1` the daemon exits
+/// (code 87) right after a committed file is moved to `archive/`, before the
+/// commit note is removed: the crash window `tests/daemon_recovery.rs`
+/// reproduces. Never set in service.
+fn exit_after_archive_for_tests() {
+    if std::env::var_os("ROSTERSYNC_TEST_EXIT_AFTER_ARCHIVE").is_some_and(|v| v == "1") {
+        error!(
+            "ROSTERSYNC_TEST_EXIT_AFTER_ARCHIVE=1: exiting right after the archive, before the commit note is removed (a crash-recovery test)"
+        );
+        std::process::exit(87);
+    }
+}
+
 /// Test only: with `ROSTERSYNC_TEST_REMOVE_AFTER_COMMIT=1` the file is
 /// deleted right after its commit, before it is archived: HR removing a
 /// file the daemon has read (`tests/daemon_intake.rs`). Never set in service.
@@ -104,15 +116,21 @@ pub(super) async fn settle_file(
     resumed: bool,
     started: std::time::Instant,
 ) -> Result<Disposed, FilingError> {
-    let mut filed = place(source, path, name, &accepted, resumed).await?;
+    let notes = match &accepted {
+        Accepted::Committed(plan) => own_notes(shared, source, plan).await?,
+        _ => None,
+    };
+    let actions = notes.as_ref().map(|notes| notes.actions.clone());
+    let filed = place(source, path, name, &accepted, resumed, actions).await?;
+    if matches!(accepted, Accepted::Committed(_)) {
+        exit_after_archive_for_tests();
+    }
     // A commit is reported and pushed whatever became of its file.
     let reported = filed.unmoved.as_ref().is_none_or(|u| u.reported);
-    if let Accepted::Committed(plan) = &accepted
+    if let Some(notes) = notes
         && reported
     {
-        let open = filed.open_report.take();
-        let archived = &filed.disposed.moved_to;
-        filed.open_report = finish_report(shared, source, plan, archived, open).await?;
+        forget_notes(source, notes).await?;
     }
     let source_name = source.name.get_ref().clone();
     let millis = started.elapsed().as_millis() as u64;
@@ -224,39 +242,55 @@ fn log_processed(
     }
 }
 
-/// A committed file's report is written: the plan written down before its
-/// commit is no longer needed, and every action written down goes beside
-/// the report. Both are the source's last commit's: an older commit filed
-/// late (its file could not be moved) leaves them to theirs.
-async fn finish_report(
+/// What was written down before a commit, for its filing: its actions
+/// (beside its report once filed) and the plan itself (no longer needed
+/// once it is).
+struct Notes {
+    state_dir: PathBuf,
+    source: String,
+    actions: PathBuf,
+}
+
+/// The notes of a commit about to be filed, if they are its own: they are
+/// the source's last commit's, and an older commit filed late (its file
+/// could not be moved) leaves them to theirs.
+async fn own_notes(
     shared: &Arc<Shared>,
     source: &SourceConfig,
     plan: &Plan,
-    archived: &Path,
-    open: Option<(PathBuf, FileReport)>,
-) -> Result<Option<(PathBuf, FileReport)>, FilingError> {
+) -> Result<Option<Notes>, FilingError> {
     let state_dir = shared.config().daemon.state_dir.clone();
-    let source_name = source.name.get_ref().clone();
-    let actions = crate::sync::actions_note_path(&state_dir, &source_name);
-    let archived = archived.to_path_buf();
+    let source = source.name.get_ref().clone();
     let plan = serde_json::to_value(plan).ok();
-    let finished = tokio::task::spawn_blocking(move || {
-        let note = lifecycle::read_commit_note(&state_dir, &source_name);
+    tokio::task::spawn_blocking(move || {
+        let note = lifecycle::read_commit_note(&state_dir, &source);
         if note.is_some_and(|note| serde_json::to_value(&note.plan).ok() != plan) {
-            return (open, Ok(()));
+            return None;
         }
-        let open = name_actions_file(&actions, &archived, open);
-        (
-            open,
-            lifecycle::remove_commit_note(&state_dir, &source_name),
-        )
+        let actions = crate::sync::actions_note_path(&state_dir, &source);
+        Some(Notes {
+            state_dir,
+            source,
+            actions,
+        })
+    })
+    .await
+    .map_err(|error| FilingError::Task(error.to_string()))
+}
+
+/// A committed file is filed, its report beside it with its actions: what
+/// was written down before the commit goes.
+async fn forget_notes(source: &SourceConfig, notes: Notes) -> Result<(), FilingError> {
+    let removed = tokio::task::spawn_blocking(move || match std::fs::remove_file(&notes.actions) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => lifecycle::remove_commit_note(&notes.state_dir, &notes.source),
     })
     .await
     .map_err(|error| FilingError::Task(error.to_string()))?;
-    if let (_, Err(error)) = &finished {
+    if let Err(error) = removed {
         warn!(source = %source.name.get_ref(), %error, "cannot remove the plan written down before the commit; the file is archived all the same");
     }
-    Ok(finished.0)
+    Ok(())
 }
 
 pub(super) struct Filed {
@@ -284,7 +318,7 @@ pub(super) async fn file_away(
     accepted: &Accepted,
     resumed: bool,
 ) -> Result<Filed, FilingError> {
-    let mut filed = place(source, path, name, accepted, resumed).await?;
+    let mut filed = place(source, path, name, accepted, resumed, None).await?;
     match filed.unmoved.take() {
         Some(unmoved) if unmoved.error.kind() != std::io::ErrorKind::NotFound => {
             Err(FilingError::Unmoved {
@@ -308,24 +342,41 @@ type Placement = (
 /// Writes a file's side files and moves it. A committed file that cannot
 /// move is no error: its commit stands, and [`Filed::unmoved`] says why.
 /// Any other file that cannot move stays as it was, side files removed.
+/// `actions`: the commit's written-down actions, put beside its report and
+/// named in it before the file moves, so that a crash once it has moved
+/// finds the report whole.
 async fn place(
     source: &SourceConfig,
     path: &Path,
     name: &str,
     accepted: &Accepted,
     resumed: bool,
+    actions: Option<PathBuf>,
 ) -> Result<Filed, FilingError> {
     let at = Utc::now();
     let inbox = source.inbox.get_ref().clone();
     let committed = matches!(accepted, Accepted::Committed(_));
-    let (outcome, folder, sides, report) = placement(source, name, accepted, resumed, at)?;
+    let (outcome, folder, mut sides, mut report) = placement(source, name, accepted, resumed, at)?;
     let file = path.to_path_buf();
     let name = name.to_string();
-    let placed = tokio::task::spawn_blocking(move || {
+    let (report, placed) = tokio::task::spawn_blocking(move || {
+        let destination = match lifecycle::destination(&inbox, folder, &name, at) {
+            Ok(destination) => destination,
+            Err(error) => return (report, Err((None, error))),
+        };
+        if let (Some(note), Some(open)) = (&actions, &mut report) {
+            open.actions_file = beside_report(note, &destination);
+            for (suffix, bytes) in &mut sides {
+                if *suffix == lifecycle::REPORT_SUFFIX {
+                    *bytes = pretty(open);
+                }
+            }
+        }
         let refs: Vec<(&str, &[u8])> = sides.iter().map(|(s, b)| (*s, b.as_slice())).collect();
-        let destination = lifecycle::place_sides(&inbox, folder, &name, at, &refs)
-            .map_err(|error| (None, error))?;
-        match lifecycle::move_into(&file, &destination) {
+        if let Err(error) = lifecycle::write_sides(&destination, &refs) {
+            return (report, Err((None, error)));
+        }
+        let placed = match lifecycle::move_into(&file, &destination) {
             Ok(()) => Ok(destination),
             Err(error) if committed => Err((Some(destination), error)),
             Err(error) => {
@@ -333,7 +384,8 @@ async fn place(
                 lifecycle::remove_sides(&destination, &suffixes);
                 Err((None, error))
             }
-        }
+        };
+        (report, placed)
     })
     .await
     .map_err(|error| FilingError::Task(error.to_string()))?;
@@ -431,28 +483,17 @@ fn placement(
     })
 }
 
-/// Moves the written-down actions of a committed file beside it, and names
-/// them in its report (rewritten). A failure is logged: the report's counts
-/// and first actions stand without them.
-fn name_actions_file(
-    note: &Path,
-    archived: &Path,
-    open: Option<(PathBuf, FileReport)>,
-) -> Option<(PathBuf, FileReport)> {
-    let moved = match lifecycle::move_actions_note(note, archived) {
-        Ok(Some(moved)) => moved,
-        Ok(None) => return open, // the report lists every action
+/// Puts a commit's written-down actions beside its report; their name
+/// there. A failure is logged: the report's counts and first actions stand
+/// without them.
+fn beside_report(note: &Path, destination: &Path) -> Option<String> {
+    match lifecycle::link_actions_note(note, destination) {
+        Ok(name) => name,
         Err(error) => {
-            warn!(file = %escape::path(archived), %error, "cannot move every action beside the report; the report lists the first ones");
-            return open;
+            warn!(file = %escape::path(destination), %error, "cannot put every action beside the report; the report lists the first ones");
+            None
         }
-    };
-    let (path, mut report) = open?;
-    report.actions_file = Some(moved);
-    if let Err(error) = lifecycle::write_atomic(&path, &pretty(&report), Access::Shared) {
-        warn!(report = %escape::path(&path), %error, "cannot name the actions file in the report");
     }
-    Some((path, report))
 }
 
 /// Pretty JSON with a final newline.

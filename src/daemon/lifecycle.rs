@@ -193,6 +193,20 @@ pub fn place_sides(
     at: DateTime<Utc>,
     sides: &[(&str, &[u8])],
 ) -> std::io::Result<PathBuf> {
+    let destination = destination(inbox, folder, name, at)?;
+    write_sides(&destination, sides)?;
+    Ok(destination)
+}
+
+/// A file's new path in `inbox/<folder>/` (the folder made if need be):
+/// its name stamped with `at`, told apart from one archived in the same
+/// millisecond.
+pub fn destination(
+    inbox: &Path,
+    folder: &str,
+    name: &str,
+    at: DateTime<Utc>,
+) -> std::io::Result<PathBuf> {
     let dir = inbox.join(folder);
     file_modes::shared_dir(&dir)?;
     let mut destination = dir.join(timestamped(at, name));
@@ -201,10 +215,15 @@ pub fn place_sides(
         destination = dir.join(format!("{}-{n}", timestamped(at, name)));
         n += 1;
     }
-    for (suffix, bytes) in sides {
-        write_atomic(&beside(&destination, suffix), bytes, Access::Shared)?;
-    }
     Ok(destination)
+}
+
+/// Writes the side files (`suffix` → contents) of a file going to `destination`.
+pub fn write_sides(destination: &Path, sides: &[(&str, &[u8])]) -> std::io::Result<()> {
+    for (suffix, bytes) in sides {
+        write_atomic(&beside(destination, suffix), bytes, Access::Shared)?;
+    }
+    Ok(())
 }
 
 /// The second half of [`file_away`]: moves the file to `destination`, its
@@ -232,24 +251,28 @@ pub fn remove_sides(destination: &Path, suffixes: &[&str]) {
     }
 }
 
-/// Moves the source's written-down actions (see `sync::actions_note_path`)
-/// beside an archived file; returns the name they have there, if there were any.
-pub fn move_actions_note(note: &Path, archived: &Path) -> std::io::Result<Option<String>> {
+/// Puts the source's written-down actions (see `sync::actions_note_path`)
+/// beside a file going to `destination`; returns the name they have there,
+/// if there were any. The note stays until the file has moved: a crash
+/// before that files it again, and its report needs them again.
+pub fn link_actions_note(note: &Path, destination: &Path) -> std::io::Result<Option<String>> {
     if !note.exists() {
         return Ok(None);
     }
-    let destination = beside(archived, ACTIONS_SUFFIX);
-    // The state and the inbox may be on different filesystems.
-    if std::fs::rename(note, &destination).is_err() {
-        std::fs::copy(note, &destination)?;
-        std::fs::remove_file(note)?;
+    let beside_it = beside(destination, ACTIONS_SUFFIX);
+    // A second name for the same bytes (the reporter rewrites its copy by
+    // renaming over it); a copy where the state and the inbox are on
+    // different filesystems.
+    if std::fs::hard_link(note, &beside_it).is_err() {
+        std::fs::copy(note, &beside_it)?;
     }
-    // Written in the state, owner-only; read beside the report.
-    file_modes::share(&destination)?;
-    if let Some(dir) = destination.parent() {
+    // Written in the state, owner-only; read beside the report (the
+    // note, the same file, goes once the file is filed).
+    file_modes::share(&beside_it)?;
+    if let Some(dir) = beside_it.parent() {
         sync_folder(dir);
     }
-    Ok(destination
+    Ok(beside_it
         .file_name()
         .map(|name| name.to_string_lossy().into_owned()))
 }
