@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Map, Value, json};
@@ -37,6 +38,17 @@ pub struct Portal {
     /// Users the portal created (a uid it did not hold), and users it received in all.
     pub creates: u64,
     pub received: u64,
+    /// Creates by uid (each should be 1: a replay is an update).
+    pub created: BTreeMap<String, u64>,
+    /// Users received exactly as the portal held them: replays.
+    pub unchanged: u64,
+    /// Requests begun and finished (answered, or dropped with their
+    /// connection): the difference is what is in flight.
+    pub begun: u64,
+    pub finished: u64,
+    /// User imports answered with their counts, and the uids of the last.
+    pub imports: u64,
+    pub last_answered: Vec<String>,
 }
 
 /// The portal; its requests per path are counted as "batch", "single" and "orgs".
@@ -69,8 +81,17 @@ impl Fake {
                 .route("/api/v2/users-import/batch", post(batch))
                 .route("/api/v2/users-import/single", post(single))
                 .route("/api/v2/orgstructure/import", post(orgs))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&kernel),
+                    in_flight,
+                ))
                 .with_state(kernel)
         })
+    }
+
+    /// Requests begun and not finished yet.
+    pub fn in_flight(&self) -> u64 {
+        self.with(|p| p.begun - p.finished)
     }
 
     /// uid → (login, secondname, email, status) of every user.
@@ -96,6 +117,22 @@ impl Fake {
 }
 
 const AUTHORIZATION: &str = "x-cbr-authorization";
+
+/// Counts a request as finished when its handler ends or is dropped (its
+/// client gone): what a crash test needs to tell a request in flight.
+struct Finishing(Shared);
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        self.0.lock().finished += 1;
+    }
+}
+
+async fn in_flight(State(kernel): State<Shared>, request: Request, next: Next) -> Response {
+    kernel.lock().begun += 1;
+    let _finishing = Finishing(Arc::clone(&kernel));
+    next.run(request).await
+}
 
 /// How long a lost answer is held: longer than the tests' client timeouts.
 const LOST_ANSWER_MS: u64 = 5_000;
@@ -159,6 +196,7 @@ fn upsert(portal: &mut Portal, user: Map<String, Value>, counts: &mut Counts) {
     let Some(existing) = portal.users.get_mut(&uid) else {
         counts.created += 1;
         portal.creates += 1;
+        *portal.created.entry(uid.clone()).or_default() += 1;
         portal.users.insert(uid, user);
         return;
     };
@@ -173,7 +211,13 @@ fn upsert(portal: &mut Portal, user: Map<String, Value>, counts: &mut Counts) {
     if fields_changed {
         counts.updated += 1;
     }
+    let unchanged = user
+        .iter()
+        .all(|(key, value)| existing.get(key) == Some(value));
     existing.extend(user);
+    if unchanged {
+        portal.unchanged += 1;
+    }
 }
 
 /// With its "don't block missing users" option off, the portal blocks every
@@ -189,6 +233,13 @@ fn block_missing(portal: &mut Portal, users: &[Value], counts: &mut Counts) {
             counts.blocked += 1;
         }
     }
+}
+
+fn uids(users: &[Value]) -> Vec<String> {
+    users
+        .iter()
+        .filter_map(|u| u.get("uid").and_then(Value::as_str).map(str::to_string))
+        .collect()
 }
 
 fn import(portal: &mut Portal, users: &[Value]) -> Result<Counts, Response> {
@@ -251,6 +302,11 @@ async fn batch(State(kernel): State<Shared>, headers: HeaderMap, body: String) -
         delay(LOST_ANSWER_MS).await;
         return (StatusCode::GATEWAY_TIMEOUT, "{\"error\":\"timeout\"}").into_response();
     }
+    {
+        let mut portal = kernel.lock();
+        portal.imports += 1;
+        portal.last_answered = uids(&users);
+    }
     answer(&admitted, counts, users.len())
 }
 
@@ -263,6 +319,7 @@ async fn single(State(kernel): State<Shared>, headers: HeaderMap, body: String) 
         )
             .into_response();
     };
+    let answered = uids(std::slice::from_ref(&user));
     let counts = {
         let mut portal = kernel.lock();
         let block_missing = std::mem::take(&mut portal.block_missing);
@@ -273,6 +330,11 @@ async fn single(State(kernel): State<Shared>, headers: HeaderMap, body: String) 
             Err(response) => return response,
         }
     };
+    {
+        let mut portal = kernel.lock();
+        portal.imports += 1;
+        portal.last_answered = answered;
+    }
     // The single endpoint's counts are always right.
     answer(&Admitted::default(), counts, 1)
 }

@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
@@ -71,6 +72,19 @@ pub struct Provider {
     /// Error bodies repeat the `Authorization` header received, as some
     /// providers' error pages do.
     pub echo_authorization: bool,
+    /// `POST /Users` received, and users created, by userName: a replayed
+    /// create is looked up and adopted, never posted again.
+    pub create_requests: BTreeMap<String, u64>,
+    pub created: BTreeMap<String, u64>,
+    /// Writes (PUT, PATCH) of a user that changed nothing: replays.
+    pub unchanged_writes: u64,
+    /// Users written (created, PUT, PATCH), and the externalId of the last.
+    pub writes: u64,
+    pub last_written: Option<String>,
+    /// Requests begun and finished (answered, or dropped with their
+    /// connection): the difference is what is in flight.
+    pub begun: u64,
+    pub finished: u64,
     /// The bearer token requests must present.
     token: String,
     next_id: u64,
@@ -190,6 +204,13 @@ impl Fake {
             edits_by_hand: 0,
             stale_writes: 0,
             echo_authorization: false,
+            create_requests: BTreeMap::new(),
+            created: BTreeMap::new(),
+            unchanged_writes: 0,
+            writes: 0,
+            last_written: None,
+            begun: 0,
+            finished: 0,
             token: format!("Bearer {token}"),
             next_id: 0,
             version: 0,
@@ -209,8 +230,17 @@ impl Fake {
                     "/Groups/{id}",
                     get(get_group).put(put_group).patch(patch_group),
                 )
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&kernel),
+                    in_flight,
+                ))
                 .with_state(kernel)
         })
+    }
+
+    /// Requests begun and not finished yet.
+    pub fn in_flight(&self) -> u64 {
+        self.with(|p| p.begun - p.finished)
     }
 
     /// A provider as strict as real ones ([`Provider::make_strict`]).
@@ -312,6 +342,22 @@ impl Fake {
                 .collect()
         })
     }
+}
+
+/// Counts a request as finished when its handler ends or is dropped (its
+/// client gone): what a crash test needs to tell a request in flight.
+struct Finishing(Shared);
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        self.0.lock().finished += 1;
+    }
+}
+
+async fn in_flight(State(kernel): State<Shared>, request: Request, next: Next) -> Response {
+    kernel.lock().begun += 1;
+    let _finishing = Finishing(Arc::clone(&kernel));
+    next.run(request).await
 }
 
 fn text(value: Option<&Value>) -> &str {
@@ -749,6 +795,13 @@ async fn create(kind: Kind, kernel: Shared, headers: HeaderMap, body: String) ->
     resource.remove("id");
     resource.remove("meta");
     let mut provider = kernel.lock();
+    let user_name = text(resource.get("userName")).to_string();
+    if kind == Kind::Users {
+        *provider
+            .create_requests
+            .entry(user_name.clone())
+            .or_default() += 1;
+    }
     if let Err((status, scim_type, detail)) = validate(kind, &provider, &resource, None) {
         drop(provider);
         return refused(&kernel, &headers, status, scim_type, &detail);
@@ -756,6 +809,11 @@ async fn create(kind: Kind, kernel: Shared, headers: HeaderMap, body: String) ->
     let id = provider.new_id(if kind == Kind::Users { "u" } else { "g" });
     stamp(kind, &mut provider, &mut resource, &id);
     kind.store(&mut provider).insert(id, resource.clone());
+    if kind == Kind::Users {
+        *provider.created.entry(user_name).or_default() += 1;
+        provider.writes += 1;
+        provider.last_written = Some(text(resource.get("externalId")).to_string());
+    }
     reply(&admitted, StatusCode::CREATED, Value::Object(resource))
 }
 
@@ -821,6 +879,9 @@ async fn one(
             "Failed to update. Resource has changed on the server",
         );
     }
+    let mut before = current.clone();
+    before.remove("meta");
+    before.remove("id");
     let mut updated = match method {
         Method::PUT => match parse_object(&body) {
             Ok(resource) => resource,
@@ -835,6 +896,15 @@ async fn one(
     if let Err((status, scim_type, detail)) = validate(kind, &provider, &updated, Some(&id)) {
         drop(provider);
         return refused(&kernel, &headers, status, scim_type, &detail);
+    }
+    if kind == Kind::Users {
+        let mut after = updated.clone();
+        after.remove("id");
+        if before == after {
+            provider.unchanged_writes += 1;
+        }
+        provider.writes += 1;
+        provider.last_written = Some(text(updated.get("externalId")).to_string());
     }
     stamp(kind, &mut provider, &mut updated, &id);
     kind.store(&mut provider).insert(id, updated.clone());
