@@ -12,6 +12,8 @@ pub mod daemon;
 pub mod diff;
 pub mod escape;
 pub mod file_modes;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ingest;
 pub mod model;
 pub mod plan;

@@ -31,7 +31,7 @@ pub struct ImportReply {
 
 impl ImportReply {
     /// What a refused import said: its message, and its journal's unusual lines.
-    pub(super) fn refusal(&self) -> String {
+    pub fn refusal(&self) -> String {
         let mut parts = Vec::new();
         if !self.message.is_empty() {
             parts.push(self.message.clone());
@@ -121,7 +121,7 @@ pub fn journal_details(journal: &[String]) -> Vec<String> {
 }
 
 /// The lines every import writes.
-pub(super) fn is_routine(line: &str) -> bool {
+pub fn is_routine(line: &str) -> bool {
     const ROUTINE: &[&str] = &[
         "Ouverture de la société",
         "Fermeture de la société",

@@ -64,6 +64,7 @@ mod request;
 mod tests;
 
 use labels::{Column, Layout};
+pub use labels::Language;
 pub use reply::*;
 pub use request::*;
 

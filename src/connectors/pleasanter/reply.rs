@@ -282,7 +282,7 @@ pub(super) fn refusal(reply: &Reply, doing: &str) -> Failure {
 
 /// A refused rename: a new login another user holds is said so (in this
 /// tenant or another); anything else as [`refusal`].
-pub(super) fn rename_refusal(reply: &Reply, old: &str, new: &str) -> Failure {
+pub fn rename_refusal(reply: &Reply, old: &str, new: &str) -> Failure {
     let doing = format!("renaming Login ID {old:?} to {new:?}");
     let message = said(&reply.body);
     if effective_status(reply) == 500 && message.contains("login ID is already in use") {

@@ -94,7 +94,7 @@ use super::{
 };
 
 mod index;
-mod lookup;
+pub mod lookup;
 mod reply;
 mod request;
 mod schema;

@@ -10,13 +10,13 @@ use crate::connectors::{CheckError, PushItem, ReplyError};
 use crate::retry::{self, Failure};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Written {
+pub enum Written {
     Done,
     /// 404: the provider holds no resource with that id.
     Gone,
 }
 
-pub(super) fn written(reply: &Reply, what: &str) -> Result<Written, Failure> {
+pub fn written(reply: &Reply, what: &str) -> Result<Written, Failure> {
     match reply.status {
         404 => Ok(Written::Gone),
         _ if reply.is_success() => Ok(Written::Done),
@@ -24,7 +24,7 @@ pub(super) fn written(reply: &Reply, what: &str) -> Result<Written, Failure> {
     }
 }
 
-pub(super) fn refused_token(reply: &Reply, what: &str) -> Result<(), CheckError> {
+pub fn refused_token(reply: &Reply, what: &str) -> Result<(), CheckError> {
     match reply.status {
         401 | 403 => Err(CheckError::Refused(format!(
             "{what}: the token was refused (HTTP {}): check the target's token",
@@ -165,7 +165,7 @@ pub(super) fn member<'v>(resource: &'v Value, name: &str) -> Option<&'v Value> {
 }
 
 /// The id of the only resource found; none; or a refusal when several match.
-pub(super) fn single(
+pub fn single(
     found: &[Value],
     what: &str,
     attribute: &str,

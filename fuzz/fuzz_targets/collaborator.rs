@@ -1,0 +1,12 @@
+//! Fuzz target: a server's reply (status, Retry-After, body) through the collaborator
+//! connector's reading of it (`rostersync::fuzzing::collaborator`). A broken promise is a
+//! crash, as a panic is.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Err(broken) = rostersync::fuzzing::collaborator(data) {
+        panic!("{broken}");
+    }
+});
