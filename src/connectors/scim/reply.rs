@@ -126,7 +126,9 @@ pub fn parse_list(body: &str) -> Result<ListPage, ReplyError> {
 /// resources of the pages before this one.
 pub fn next_start(page: &ListPage, seen: u64) -> Option<u64> {
     let got = page.resources.len() as u64;
-    (got > 0 && seen + got < page.total).then_some(page.start + got)
+    // The provider's numbers: a startIndex at the end of u64 has no page after it.
+    let next = page.start.checked_add(got)?;
+    (got > 0 && seen.saturating_add(got) < page.total).then_some(next)
 }
 
 /// Whether a resource's attribute equals `value` (`case_exact` false for

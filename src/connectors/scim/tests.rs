@@ -204,6 +204,23 @@ fn list_responses_are_read_and_paged() {
 }
 
 #[test]
+fn a_page_at_the_end_of_the_numbers_has_no_next_page() {
+    // The provider's startIndex, as large as a u64 goes: no page after it,
+    // rather than an overflow (a panic, or a wrap back to page 0).
+    let far = parse_list(
+        r#"{"totalResults":5,"startIndex":18446744073709551615,"Resources":[{"id":"a"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(far.start, u64::MAX);
+    assert_eq!(next_start(&far, 0), None);
+    let near = parse_list(
+        r#"{"totalResults":5,"startIndex":18446744073709551614,"Resources":[{"id":"a"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(next_start(&near, 0), Some(u64::MAX));
+}
+
+#[test]
 fn found_resources_are_checked_and_user_names_compared_without_case() {
     let ana = json!({"id": "1", "userName": "Ana", "externalId": "E1"});
     assert!(matches(&ana, "userName", "ana", false));
