@@ -36,7 +36,7 @@ for target in "${targets[@]}"; do
         tail -n 30 "$log"
         exit 1
     fi
-    grep -E '^#[0-9]+ +DONE' "$log" | tail -n 1
-    grep -E '^stat::' "$log" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1
+    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added)" "$log" || true
     echo "corpus: $(find "corpus/$target" -type f | wc -l) files"
 done
