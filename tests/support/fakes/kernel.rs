@@ -259,7 +259,11 @@ pub fn serve(app: Router) -> (String, Switch) {
                     .with_graceful_shutdown(stopped)
                     .await
                     .unwrap();
-                if wanted.wait_for(|up| *up).await.is_err() {
+                // The fake was dropped (its switch with it): its server
+                // goes too. Waiting on a closed channel whose last value
+                // says "up" returns at once, so without this check the
+                // server would be bound and stopped again in a busy loop.
+                if wanted.has_changed().is_err() || wanted.wait_for(|up| *up).await.is_err() {
                     return;
                 }
                 // The same port again (nothing else binds on loopback
