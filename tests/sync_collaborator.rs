@@ -354,7 +354,7 @@ fn leavers_and_returners_are_blocked_and_unblocked_with_nothing_parked() {
     let (code, out, err) = run.sync(&[ANA, BEN, CLE, &disabled(DAN)]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("0 create, 0 update, 1 block, 0 unblock\n"),
+        out.contains("0 create, 0 update, 1 block, 0 unblock; 3 unchanged\n"),
         "{out}"
     );
     assert_eq!(run.fake.directory()["E4"].3, "1");
@@ -363,7 +363,7 @@ fn leavers_and_returners_are_blocked_and_unblocked_with_nothing_parked() {
     let (code, out, err) = run.sync(&[ANA, &disabled(BEN), &disabled(CLE), DAN]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("0 create, 0 update, 2 block, 1 unblock\n"),
+        out.contains("0 create, 0 update, 2 block, 1 unblock; 1 unchanged\n"),
         "{out}"
     );
     assert_eq!(run.fake.hits("batch"), batches + 1);
