@@ -127,9 +127,11 @@ if [ "$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null && command -v sy
     done
     got=$(stat -c '%a %u' "$root/etc/rostersync/credentials" 2>/dev/null || echo missing)
     [ "$got" = "700 0" ] && ok "/etc/rostersync/credentials (700 root)" || fail "/etc/rostersync/credentials is '$got', expected '700 0'"
-    for dir in /var/lib/rostersync /var/log/rostersync; do
+    # The state is the service user's alone (README, *Hardening*); the logs its group's too.
+    for dir_mode in /var/lib/rostersync:700 /var/log/rostersync:750; do
+        dir=${dir_mode%:*} mode=${dir_mode#*:}
         got=$(stat -c '%a %u' "$root$dir" 2>/dev/null || echo missing)
-        [ "$got" = "750 $uid" ] && ok "$dir (750 $user)" || fail "$dir is '$got', expected '750 $uid'"
+        [ "$got" = "$mode $uid" ] && ok "$dir ($mode $user)" || fail "$dir is '$got', expected '$mode $uid'"
     done
     applied=yes
     # `sudo -u rostersync rostersync check`, as README.md says, right after install.
