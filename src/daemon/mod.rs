@@ -25,6 +25,7 @@ pub mod control;
 mod dates;
 pub mod file_report;
 mod filing;
+mod held_files;
 mod ignored;
 mod intake;
 mod landed;
@@ -117,7 +118,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn utc_now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    rfc3339(Utc::now())
+}
+
+/// A time as `status.json` and the reports give it: UTC, to the second.
+fn rfc3339(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The local day. Test only: `ROSTERSYNC_TEST_TODAY=YYYY-MM-DD` stands in
@@ -259,6 +265,7 @@ pub async fn serve(
         config_path,
         status: Mutex::new(Status::starting(
             &config,
+            status_file::read(&config.daemon.log_dir).as_ref(),
             std::process::id(),
             utc_now(),
             today(),

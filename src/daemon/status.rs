@@ -60,6 +60,21 @@ pub struct SourceStatus {
     /// Entries of the inbox that are not taken (links, folders, pipes), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<IgnoredEntry>,
+    /// The files waiting in `held/` for `approve`, oldest first: whatever
+    /// came after them, they wait until someone decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldFile>,
+}
+
+/// A file waiting in a source's `held/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldFile {
+    /// Its name in `held/` (timestamped), escaped as in the log.
+    pub file: String,
+    /// When it was held (UTC, RFC 3339), from its name.
+    pub since: Option<String>,
+    /// The safety rule that holds it, from its `.plan.txt`.
+    pub rule: Option<String>,
 }
 
 /// An inbox entry that is not taken, and why.
@@ -100,26 +115,69 @@ pub struct AmbiguousRecord {
 
 impl Status {
     /// The status of a daemon just started: every source of `config` known,
-    /// nothing done yet.
+    /// and what the `previous` daemon's status.json said that still holds:
+    /// the files of today, each source's last file, each target's last
+    /// push. Not its errors (this daemon finds its own), nor its counts
+    /// (read again from the store and the inboxes).
     pub fn starting(
         config: &crate::config::Config,
+        previous: Option<&Status>,
         pid: u32,
         now: String,
         today: chrono::NaiveDate,
     ) -> Status {
+        let day = today.to_string();
+        let previous = previous.cloned().unwrap_or_default();
+        let sources = config
+            .sources
+            .iter()
+            .map(|s| {
+                let name = s.name.get_ref();
+                let last = previous.sources.get(name).cloned().unwrap_or_default();
+                let source = SourceStatus {
+                    ignored: Vec::new(),
+                    held: Vec::new(),
+                    ..last
+                };
+                (name.clone(), source)
+            })
+            .collect();
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| {
+                let name = t.name.get_ref();
+                let last_push_at = previous
+                    .targets
+                    .get(name)
+                    .and_then(|t| t.last_push_at.clone());
+                let target = TargetStatus {
+                    last_push_at,
+                    ..TargetStatus::default()
+                };
+                (name.clone(), target)
+            })
+            .collect();
         Status {
             pid,
             started_at: now.clone(),
             updated_at: now,
             running: true,
-            day: today.to_string(),
-            sources: config
-                .sources
-                .iter()
-                .map(|s| (s.name.get_ref().clone(), Default::default()))
-                .collect(),
+            files_today: if previous.day == day {
+                previous.files_today
+            } else {
+                0
+            },
+            day,
+            sources,
+            targets,
             ..Status::default()
         }
+    }
+
+    /// Files held, over every source.
+    pub fn held(&self) -> usize {
+        self.sources.values().map(|s| s.held.len()).sum()
     }
 
     /// Counts a processed file, starting a new count on a new day.
@@ -136,10 +194,14 @@ impl Status {
 pub fn status_line(status: &Status) -> String {
     let outbox: u64 = status.targets.values().map(|t| t.outbox).sum();
     let parked: u64 = status.targets.values().map(|t| t.parked).sum();
-    let line = format!(
+    let mut line = format!(
         "{} file(s) today, outbox {outbox}, parked {parked}",
         status.files_today
     );
+    let held = status.held();
+    if held > 0 {
+        let _ = write!(line, ", HELD {held} (rostersync status)");
+    }
     match &status.state_error {
         Some(state) => format!("STATE DIRECTORY FAILING since {}; {line}", state.since),
         None => line,
@@ -189,6 +251,19 @@ pub fn render(status: &Status) -> String {
         }
         for entry in &source.ignored {
             let _ = writeln!(out, "    not taken: {}: {}", entry.name, entry.reason);
+        }
+        for held in &source.held {
+            let _ = write!(out, "    HELD: held/{}", held.file);
+            if let Some(since) = &held.since {
+                let _ = write!(out, " since {since}");
+            }
+            if let Some(rule) = &held.rule {
+                let _ = write!(out, ": {rule}");
+            }
+            let _ = writeln!(
+                out,
+                " (see its .plan.txt; `rostersync approve` releases it)"
+            );
         }
     }
     let _ = writeln!(out, "\ntargets:");
@@ -309,6 +384,7 @@ mod tests {
                     name: "x.csv".into(),
                     reason: "a folder".into(),
                 }],
+                held: Vec::new(),
             },
         );
         status
@@ -436,5 +512,67 @@ targets:
         assert_eq!((status.day.as_str(), status.files_today), ("2026-11-22", 1));
         let json = serde_json::to_string(&status).unwrap();
         assert_eq!(serde_json::from_str::<Status>(&json).unwrap(), status);
+    }
+
+    #[test]
+    fn held_files_are_counted_in_the_line_and_listed_in_the_page() {
+        let mut status = status();
+        status.sources.get_mut("hr-users").unwrap().held = vec![HeldFile {
+            file: "20261120T070000.000Z_users.csv".into(),
+            since: Some("2026-11-20T07:00:00Z".into()),
+            rule: Some("max_block_percent: 40 of 100".into()),
+        }];
+        assert_eq!(
+            status_line(&status),
+            "3 file(s) today, outbox 15, parked 1, HELD 1 (rostersync status)"
+        );
+        assert!(render(&status).contains(
+            "    HELD: held/20261120T070000.000Z_users.csv since 2026-11-20T07:00:00Z: max_block_percent: 40 of 100 (see its .plan.txt; `rostersync approve` releases it)\n"
+        ));
+    }
+
+    #[test]
+    fn a_restarted_daemon_keeps_what_still_holds_of_the_last_status() {
+        let config = crate::config::parse(
+            r#"
+[daemon]
+state_dir = "/tmp/s"
+log_dir = "/tmp/l"
+[[source]]
+name = "hr-users"
+kind = "users"
+inbox = "/tmp/i"
+targets = ["lms"]
+[[target]]
+name = "lms"
+kind = "wbt-file"
+dir = "/tmp/o"
+"#,
+            std::path::Path::new("/"),
+            crate::config::CheckLevel::SourcesOnly,
+        )
+        .unwrap();
+        let mut previous = status();
+        previous.targets.get_mut("lms").unwrap().last_error = Some("refused".into());
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let now = "2026-11-21T10:00:00Z".to_string();
+        let resumed = Status::starting(&config, Some(&previous), 7, now.clone(), day);
+        assert_eq!((resumed.pid, resumed.files_today), (7, 3));
+        let users = &resumed.sources["hr-users"];
+        assert_eq!(users.last_file.as_deref(), Some("users.csv"));
+        assert!(users.ignored.is_empty(), "found again by this daemon");
+        // A source or target no longer configured is gone.
+        assert_eq!(resumed.sources.len(), 1);
+        assert_eq!(resumed.targets.len(), 1);
+        let lms = &resumed.targets["lms"];
+        assert_eq!(lms.last_push_at.as_deref(), Some("2026-11-21T09:00:00Z"));
+        assert_eq!((lms.last_error.as_ref(), lms.outbox), (None, 0));
+        // The next day, the count starts again.
+        let next = day.succ_opt().unwrap();
+        let resumed = Status::starting(&config, Some(&previous), 7, now, next);
+        assert_eq!(
+            (resumed.day.as_str(), resumed.files_today),
+            ("2026-11-22", 0)
+        );
     }
 }

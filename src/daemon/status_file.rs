@@ -1,12 +1,14 @@
 //! `status.json` in the log folder and systemd's `STATUS=` line, from the
 //! shared [`Status`] and the outbox and parked counts of the store.
 
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 
 use tracing::warn;
 
 use super::status;
-use super::{Shared, lifecycle, lock, notify_systemd, today, utc_now};
+use super::{Shared, held_files, lifecycle, lock, notify_systemd, today, utc_now};
 use crate::ingest::record::RecordKind;
 use crate::store::{self, StoreError};
 
@@ -34,9 +36,57 @@ fn ambiguous(
     Ok((count, listed))
 }
 
+/// The most of a `status.json` read back (it lists at most
+/// [`status::AMBIGUOUS_LISTED`] records per target).
+const READ_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// What the daemon before this one left in `status.json`, if it reads: a
+/// missing or unreadable one is a first start (logged when it is not missing).
+pub(super) fn read(log_dir: &Path) -> Option<status::Status> {
+    let path = log_dir.join(status::FILE_NAME);
+    let mut bytes = Vec::new();
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            warn!(%error, "cannot read the last status.json: status starts from nothing");
+            return None;
+        }
+    };
+    if let Err(error) = file.take(READ_LIMIT).read_to_end(&mut bytes) {
+        warn!(%error, "cannot read the last status.json: status starts from nothing");
+        return None;
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(previous) => Some(previous),
+        Err(error) => {
+            warn!(%error, "the last status.json does not read: status starts from nothing");
+            None
+        }
+    }
+}
+
 /// Writes `status.json` (atomically) and tells systemd the one-line status.
 pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
     let config = shared.config();
+    let held_folders: Vec<(String, std::path::PathBuf)> = config
+        .sources
+        .iter()
+        .map(|s| {
+            (
+                s.name.get_ref().clone(),
+                s.inbox.get_ref().join(lifecycle::HELD),
+            )
+        })
+        .collect();
+    let held = tokio::task::spawn_blocking(move || {
+        held_folders
+            .into_iter()
+            .map(|(name, folder)| (name, held_files::list(&folder)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
     let names: Vec<String> = config
         .targets
         .iter()
@@ -73,6 +123,9 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
                 }
             }
             Err(error) => warn!(%error, "cannot count the outboxes for status.json"),
+        }
+        for (name, files) in held {
+            status.sources.entry(name).or_default().held = files;
         }
         let day = today().to_string();
         if status.day != day {
