@@ -264,7 +264,12 @@ fn main() {
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let drained = runtime
-        .block_on(push::drain(&store, &pusher, || 0))
+        .block_on(push::drain(
+            &store,
+            &pusher,
+            || 0,
+            &push::DrainControl::unattended(),
+        ))
         .expect("drain");
     let elapsed = started.elapsed();
     let cpu = cpu_seconds() - cpu_before;

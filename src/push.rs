@@ -21,7 +21,10 @@ use crate::projection::Projector;
 use crate::retry::{Backoff, Failure};
 use crate::store::{Parked, Store, StoreError};
 
+mod control;
 mod holders;
+
+pub use control::DrainControl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -47,6 +50,8 @@ pub struct Drained {
     /// Stopped with what waits kept waiting (the target refused our
     /// credentials): worth trying again later, unlike a parked stop.
     pub on_hold: bool,
+    /// Cut short by its [`DrainControl`], with what waits kept waiting.
+    pub interrupted: bool,
 }
 
 impl Drained {
@@ -124,16 +129,22 @@ impl PushTarget {
 /// Only keys and references of the waiting records are held in memory at
 /// once; their projections are read page by page as they are sent.
 /// Returns once the outbox holds only parked records, or the target was stopped.
+/// `control` may cut it short between retries (what waits keeps waiting).
 pub async fn drain(
     store: &Arc<Store>,
     target: &PushTarget,
     now: fn() -> i64,
+    control: &DrainControl,
 ) -> Result<Drained, PushError> {
     let mut drained = Drained::default();
     let holders: Arc<dyn Holders> = Arc::new(holders::DrainHolders::new(Arc::clone(store)));
     for kind in [RecordKind::Orgs, RecordKind::Users] {
         let mut backoff = Backoff::new(&target.retry);
         loop {
+            if control.interrupted() {
+                drained.interrupted = true;
+                return Ok(drained);
+            }
             let references = target.references(kind).clone();
             let name = target.name.clone();
             let records = crate::store::blocking(store, move |store| {
@@ -182,8 +193,16 @@ pub async fn drain(
                 .max();
             match backoff.next_delay(asked) {
                 Some(delay) => {
-                    tracing::info!(target = %target.name, records = failing.len(), ?delay, reason = %failing[0].failure.reason(), "retrying after a transient failure");
-                    tokio::time::sleep(delay).await;
+                    let reason = failing[0].failure.reason();
+                    tracing::info!(target = %target.name, records = failing.len(), ?delay, %reason, "retrying after a transient failure");
+                    let why = format!(
+                        "{} record(s) tried again in {delay:.1?} after a transient failure: {reason}",
+                        failing.len()
+                    );
+                    if !control.wait(delay, &why).await {
+                        drained.interrupted = true;
+                        return Ok(drained);
+                    }
                 }
                 None => {
                     for failed in &failing {

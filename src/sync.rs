@@ -427,7 +427,8 @@ pub async fn push_all(
         let store = Arc::clone(&store);
         let now = context.now;
         tasks.spawn(async move {
-            let drained = push::drain(&store, &pusher, now).await;
+            let drained =
+                push::drain(&store, &pusher, now, &push::DrainControl::unattended()).await;
             (pusher.name, drained)
         });
     }
@@ -614,7 +615,8 @@ pub async fn seed_and_push(
         let store = Arc::clone(&context.store);
         let now = context.now;
         tasks.spawn(async move {
-            let drained = push::drain(&store, &pusher, now).await;
+            let drained =
+                push::drain(&store, &pusher, now, &push::DrainControl::unattended()).await;
             (pusher.name, drained)
         });
     }

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::reporter::ReportEvent;
 use super::state_health::Failed;
 use super::supervise::{self, Ended};
 use super::{Shared, lock, utc_now};
-use crate::push::{self, Drained, PushError, PushTarget};
+use crate::push::{self, DrainControl, Drained, PushError, PushTarget};
 use crate::{store, sync};
 
 /// Starts a target's worker, supervised: one that panics is started again
@@ -74,17 +75,21 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
                 }
             }
             let mut stopped = None;
-            match drain_with_grace(&shared, &name, &pusher).await {
-                None => break 'config,
-                Some(Ok(drained)) => {
+            let (drained, reloaded) =
+                match drain_with_grace(&shared, &name, &pusher, &mut config_rx).await {
+                    None => break 'config,
+                    Some(ended) => ended,
+                };
+            match drained {
+                Ok(drained) => {
                     note_drained(&shared, &name, &drained);
                     on_hold = drained.on_hold;
                     stopped = drained.stopped;
                 }
-                Some(Err(PushError::Store(error))) if error.is_io() => {
+                Err(PushError::Store(error)) if error.is_io() => {
                     shared.state_failed(Failed::Store, &error.to_string());
                 }
-                Some(Err(error)) => {
+                Err(error) => {
                     error!(target = %name, %error, "pushing to this target failed; tried again when woken");
                     shared.with_status(|s| {
                         s.targets.entry(name.clone()).or_default().last_error =
@@ -101,6 +106,11 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
             shared.touch();
             if shared.cancel.is_cancelled() {
                 break 'config;
+            }
+            if reloaded {
+                // The next attempt uses the new config, now.
+                info!(target = %name, "config reloaded: trying this target again with it");
+                continue 'config;
             }
             loop {
                 tokio::select! {
@@ -146,23 +156,43 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
 
 /// Drains a target; when the daemon stops meanwhile, the drain gets
 /// `[daemon] grace` to finish, then is cut (what it sent unacknowledged is sent
-/// again on the next start: connectors make a replay harmless).
+/// again on the next start: connectors make a replay harmless). A reload
+/// cuts the drain's wait before a retry; then `true` comes with the result.
 async fn drain_with_grace(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     name: &str,
     pusher: &PushTarget,
-) -> Option<Result<Drained, PushError>> {
-    let drain = push::drain(&shared.store, pusher, sync::unix_now);
+    config_rx: &mut tokio::sync::watch::Receiver<Arc<crate::config::Config>>,
+) -> Option<(Result<Drained, PushError>, bool)> {
+    let interrupt = CancellationToken::new();
+    let for_status = Arc::clone(shared);
+    let target = name.to_string();
+    let control = DrainControl::new(interrupt.clone(), move |why| {
+        for_status.with_status(|s| {
+            s.targets.entry(target.clone()).or_default().last_error = Some(why.to_string())
+        });
+    });
+    let drain = push::drain(&shared.store, pusher, sync::unix_now, &control);
     tokio::pin!(drain);
-    tokio::select! {
-        result = &mut drain => Some(result),
-        _ = shared.cancel.cancelled() => {
-            let grace = shared.config().daemon.grace.0;
-            match tokio::time::timeout(grace, &mut drain).await {
-                Ok(result) => Some(result),
-                Err(_) => {
-                    warn!(target = %name, "requests still in flight were cut after the grace period; they are sent again on the next start");
-                    None
+    let mut reloaded = false;
+    loop {
+        tokio::select! {
+            result = &mut drain => return Some((result, reloaded)),
+            _ = shared.cancel.cancelled() => {
+                let grace = shared.config().daemon.grace.0;
+                return match tokio::time::timeout(grace, &mut drain).await {
+                    Ok(result) => Some((result, reloaded)),
+                    Err(_) => {
+                        warn!(target = %name, "requests still in flight were cut after the grace period; they are sent again on the next start");
+                        None
+                    }
+                };
+            }
+            changed = config_rx.changed(), if !reloaded => {
+                // Requests in flight finish; the wait before a retry is cut.
+                reloaded = true;
+                if changed.is_ok() {
+                    interrupt.cancel();
                 }
             }
         }

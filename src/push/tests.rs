@@ -82,7 +82,9 @@ fn gaps(requests: &[Request]) -> Vec<Duration> {
 
 async fn drain_target(store: &Arc<Store>, target: &TargetConfig) -> Drained {
     let pusher = PushTarget::from_config(target).unwrap();
-    drain(store, &pusher, now).await.unwrap()
+    drain(store, &pusher, now, &DrainControl::unattended())
+        .await
+        .unwrap()
 }
 
 /// The records the target confirmed, as the store has them, checked
