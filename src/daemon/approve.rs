@@ -206,7 +206,8 @@ pub enum ApproveError {
 }
 
 /// `rostersync approve` when no daemon runs: the same, then the push, as
-/// `rostersync sync` does.
+/// `rostersync sync` does, when the targets' secrets are at hand; without
+/// them, the commit alone (the daemon pushes it when it starts).
 pub fn approve_direct(
     config: &Config,
     file: &Path,
@@ -241,10 +242,13 @@ pub fn approve_direct(
             now: sync::unix_now,
             file_name: Some(held.name.clone()),
         };
+        // Without the targets' secrets (an operator's shell has none) the
+        // commit stands alone: the daemon pushes it when it starts.
         let connectors = sync::source_targets(config, held.source)
             .into_iter()
             .map(PushTarget::from_config)
-            .collect::<Result<Vec<_>, crate::connectors::ConnectorError>>()?;
+            .collect::<Result<Vec<_>, crate::connectors::ConnectorError>>();
+        let mut unpushed = None;
         let accepted = sync::accept(
             &context,
             held.source,
@@ -257,7 +261,10 @@ pub fn approve_direct(
         let accepted = match accepted {
             Accepted::Held(plan) => return Ok(still_held(&held, &plan).await),
             Accepted::Committed(mut plan) => {
-                sync::push_all(&context, connectors, &mut plan).await?;
+                match connectors {
+                    Ok(connectors) => sync::push_all(&context, connectors, &mut plan).await?,
+                    Err(error) => unpushed = Some(error),
+                }
                 Accepted::Committed(plan)
             }
             other => other,
@@ -273,6 +280,11 @@ pub fn approve_direct(
         let code = match &accepted {
             Accepted::Committed(plan) => {
                 output.push_str(&crate::report::plan_table(plan));
+                if let Some(error) = &unpushed {
+                    output.push_str(&format!(
+                        "\nnot pushed from here ({error}): the daemon pushes it when it starts, and completes the report\n"
+                    ));
+                }
                 let parked: u64 = plan.targets.values().map(|t| t.parked).sum();
                 if parked > 0 { exit::FAILURE } else { exit::OK }
             }
