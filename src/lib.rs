@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod csv_safe;
 pub mod daemon;
 pub mod diff;
+pub mod error_text;
 pub mod escape;
 pub mod file_modes;
 #[doc(hidden)]

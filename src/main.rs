@@ -33,7 +33,8 @@ fn main() -> ExitCode {
             // A config problem is a usage problem (exit 2), anything else a failure.
             let usage = error.is::<Usage>() || error.is::<ConfigError>();
             let code = if usage { exit::USAGE } else { exit::FAILURE };
-            eprintln!("rostersync: {error:#}");
+            let error: &(dyn std::error::Error + 'static) = error.as_ref();
+            eprintln!("rostersync: {}", rostersync::error_text::chain(error));
             code
         }
     };

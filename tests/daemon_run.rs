@@ -687,3 +687,26 @@ fn a_waiting_processor_scans_no_more_often_than_rescan_says() {
     let scans = log.matches("cannot read the inbox").count();
     assert!(scans <= 3, "{scans} scans in 4 s:\n{log}");
 }
+
+#[test]
+fn sync_while_the_daemon_holds_the_store_says_so_once() {
+    let setup = Setup::new("stable");
+    let daemon = setup.start();
+    daemon.wait_log("watching the inboxes", Duration::from_secs(20));
+    let file = setup.write("elsewhere.csv", &users_file(&[user(1, false)]));
+    let (code, out, err) = setup.run(&["sync", "--source", "users", &file.to_string_lossy()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("is the daemon running?")
+            && err.ends_with("state store: locked by another process\n"),
+        "{err}"
+    );
+    // Each cause once, and none of sled's inner wording.
+    assert!(
+        !err.contains("acquire lock") && err.matches("state store").count() == 1,
+        "{err}"
+    );
+    assert!(setup.fake.directory().is_empty());
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+}

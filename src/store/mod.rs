@@ -71,6 +71,8 @@ pub enum StoreError {
         "state store: value under {key} is unreadable ({reason}); restore the state directory from a backup"
     )]
     Corrupt { key: String, reason: String },
+    #[error("state store: locked by another process")]
+    InUse,
     #[error("state store: cannot make its folder owner-only: {0}")]
     Folder(std::io::Error),
     #[error("state store: internal error in a store task: {0}")]
@@ -309,7 +311,14 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
-            .open()?;
+            .open()
+            .map_err(|error| match error {
+                // sled 0.34 locks its files, and says so only in words.
+                sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+                    StoreError::InUse
+                }
+                other => StoreError::Sled(other),
+            })?;
         crate::file_modes::close_all(dir).map_err(StoreError::Folder)?;
         Store::init(db)
     }
