@@ -9,6 +9,7 @@ use clap::Parser;
 use rostersync::cli::{Cli, Command, exit};
 use rostersync::config::{self, CheckLevel, ConfigError, LogFormat};
 use rostersync::connectors::AnyConnector;
+use rostersync::connectors::http::shown_url;
 use rostersync::daemon::{self, control, control::Request, ops};
 use rostersync::ingest::{self, SourceSpec};
 use rostersync::report;
@@ -313,7 +314,12 @@ fn check_online(config: &config::Config) -> anyhow::Result<i32> {
             Ok(()) => println!("target {name} ({}): ok", target.kind),
             Err(reason) => {
                 failed += 1;
-                println!("target {name} ({}): {reason}", target.kind);
+                let at = target
+                    .url
+                    .as_ref()
+                    .map(|url| format!(" at {}", shown_url(url.get_ref())))
+                    .unwrap_or_default();
+                println!("target {name} ({}){at}: {reason}", target.kind);
             }
         }
     }

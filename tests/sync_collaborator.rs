@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use assert_cmd::prelude::*;
 use support::fakes::collaborator::Fake;
-use support::{Builder, Harness, Source, Target, USERS_HEADER, user, users_file, wait_until};
+use support::{
+    Builder, Harness, Served, Source, Target, USERS_HEADER, user, users_file, wait_until,
+};
 
 const TOKEN: &str = "cbr-s3cr3t-t0ken-42";
 
@@ -476,8 +478,17 @@ fn check_online_tries_the_token_without_showing_it() {
 
     let (code, text) = check("not-the-right-token");
     assert_eq!(code, 1, "{text}");
+    // The failure names where the target was asked.
+    let at = run
+        .fake
+        .base_url()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
     assert!(
-        text.contains("target lms (collaborator): the token was refused (HTTP 401)"),
+        text.contains(&format!(
+            "target lms (collaborator) at {at}: the token was refused (HTTP 401)"
+        )),
         "{text}"
     );
     // A config check without --online never reaches the target.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use support::fakes::scim::{Fake, User};
-use support::{Builder, Harness, Source, Target};
+use support::{Builder, Harness, Served, Source, Target};
 
 const TOKEN: &str = "scim-s3cr3t-t0ken-77";
 
@@ -612,11 +612,12 @@ fn check_online_names_the_mapped_fields_the_provider_does_not_declare() {
     let h = provider(true).fake(Fake::strict(TOKEN, true)).build();
     let (code, out, _) = h.run(&["check", "--online"]);
     assert_eq!(code, 1, "{out}");
+    let at = h.fake.base_url().unwrap().trim_end_matches('/').to_string();
     assert!(
-        out.contains(
-            "target idp (scim): the provider does not declare the mapped user fields manager, \
+        out.contains(&format!(
+            "target idp (scim) at {at}: the provider does not declare the mapped user fields manager, \
              name.honorificPrefix: they are not sent (say so in [target.fields] with `manager = \"\"`"
-        ),
+        )),
         "{out}"
     );
     // Once the mapping leaves them out, the check passes.

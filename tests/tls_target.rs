@@ -71,7 +71,11 @@ fn without_its_ca_file_the_target_is_refused_by_its_certificate_and_gets_nothing
     let (code, out, err) = h.run(&["check", "--online"]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        out.contains(&format!("target lms (collaborator): {}", untrusted(&front))),
+        out.contains(&format!(
+            "target lms (collaborator) at {}: {}",
+            front.url,
+            untrusted(&front)
+        )),
         "{out}"
     );
     assert!(!out.contains(TOKEN) && !err.contains(TOKEN));

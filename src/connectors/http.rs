@@ -208,18 +208,8 @@ impl Http {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = refusal;
     }
 
-    /// The target's URL as messages name it: scheme, host and port only (a
-    /// URL may carry a user and a password).
     fn shown_url(&self) -> String {
-        match url::Url::parse(&self.base) {
-            Ok(url) => format!(
-                "{}://{}{}",
-                url.scheme(),
-                url.host_str().unwrap_or(""),
-                url.port().map(|p| format!(":{p}")).unwrap_or_default()
-            ),
-            Err(_) => "its url".to_string(),
-        }
+        shown_url(&self.base)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -383,6 +373,21 @@ pub fn secret_header(
     let mut headers = HeaderMap::new();
     headers.insert(HeaderName::from_static(name), value);
     Ok(headers)
+}
+
+/// A target's URL as messages name it: scheme, host, port and path, never a
+/// user, password or query (where a careless URL would carry a secret).
+pub fn shown_url(base: &str) -> String {
+    match url::Url::parse(base) {
+        Ok(url) => format!(
+            "{}://{}{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+            url.path().trim_end_matches('/')
+        ),
+        Err(_) => "its url".to_string(),
+    }
 }
 
 #[cfg(test)]
