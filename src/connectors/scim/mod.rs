@@ -977,7 +977,8 @@ impl Scim {
             let page = parse_list(&reply.body)
                 .map_err(|reason| transient(format!("GET {endpoint} (scan): {reason}")))?;
             pages += 1;
-            let next = next_start(&page, index.len() as u64);
+            let next = scan_next(&page, start, index.len() as u64, pages)
+                .map_err(|reason| permanent(format!("GET {endpoint} (scan): {reason}")))?;
             for resource in &page.resources {
                 index.add(resource);
             }

@@ -131,6 +131,34 @@ pub fn next_start(page: &ListPage, seen: u64) -> Option<u64> {
     (got > 0 && seen.saturating_add(got) < page.total).then_some(next)
 }
 
+/// The most pages one unfiltered scan reads: 100,000 pages of the smallest
+/// page worth having is far beyond any directory, and a provider whose
+/// paging never ends must not keep a scan (and its memory) growing.
+pub const MAX_SCAN_PAGES: u64 = 100_000;
+
+/// Where an unfiltered scan goes after a page asked at `asked`, the
+/// `pages` read so far included: the next `startIndex`, none at the end, or
+/// why the provider's paging cannot be followed (it does not move forward,
+/// or does not end).
+pub fn scan_next(page: &ListPage, asked: u64, seen: u64, pages: u64) -> Result<Option<u64>, String> {
+    let Some(next) = next_start(page, seen) else {
+        return Ok(None);
+    };
+    if next <= asked {
+        return Err(format!(
+            "the provider answered startIndex {asked} with a page at {}: its paging does not move forward",
+            page.start
+        ));
+    }
+    if pages >= MAX_SCAN_PAGES {
+        return Err(format!(
+            "the provider's list did not end after {pages} pages (totalResults {})",
+            page.total
+        ));
+    }
+    Ok(Some(next))
+}
+
 /// Whether a resource's attribute equals `value` (`case_exact` false for
 /// userName and displayName, RFC 7643 §4.1.1 and §8.7.1). A path
 /// (`emails.value`) reads a sub-attribute, of any value of a multi-valued

@@ -221,6 +221,28 @@ fn a_page_at_the_end_of_the_numbers_has_no_next_page() {
 }
 
 #[test]
+fn a_scan_stops_where_the_providers_paging_cannot_be_followed() {
+    let page = |start: u64| {
+        parse_list(&format!(
+            r#"{{"totalResults":18446744073709551615,"startIndex":{start},"Resources":[{{"id":"a"}}]}}"#
+        ))
+        .unwrap()
+    };
+    // Moving forward: the next page.
+    assert_eq!(scan_next(&page(1), 1, 0, 1), Ok(Some(2)));
+    // A provider that ignores startIndex answers page 1 again and again.
+    let stuck = scan_next(&page(1), 5, 4, 5).unwrap_err();
+    assert!(stuck.contains("does not move forward"), "{stuck}");
+    // One whose total never comes: stopped after MAX_SCAN_PAGES.
+    let endless = scan_next(&page(MAX_SCAN_PAGES), MAX_SCAN_PAGES, MAX_SCAN_PAGES - 1, MAX_SCAN_PAGES)
+        .unwrap_err();
+    assert!(endless.contains("did not end after 100000 pages"), "{endless}");
+    // The last page ends the scan.
+    let last = parse_list(r#"{"totalResults":2,"startIndex":2,"Resources":[{"id":"b"}]}"#).unwrap();
+    assert_eq!(scan_next(&last, 2, 1, 2), Ok(None));
+}
+
+#[test]
 fn found_resources_are_checked_and_user_names_compared_without_case() {
     let ana = json!({"id": "1", "userName": "Ana", "externalId": "E1"});
     assert!(matches(&ana, "userName", "ana", false));
