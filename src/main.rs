@@ -142,6 +142,10 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
         return Ok(exit::OK);
     }
     init_logging(None);
+    // A person watching a command on a terminal sees long work as a bar.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        rostersync::progress::show_bars();
+    }
     match &cli.command {
         Command::Check { online } => check(&config_path, *online),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
