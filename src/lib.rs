@@ -16,6 +16,7 @@ pub mod file_modes;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ingest;
+pub mod journal;
 pub mod model;
 pub mod plan;
 pub mod plan_output;

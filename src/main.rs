@@ -12,6 +12,7 @@ use rostersync::connectors::AnyConnector;
 use rostersync::connectors::http::shown_url;
 use rostersync::daemon::{self, control, control::Request, ops};
 use rostersync::ingest::{self, SourceSpec};
+use rostersync::journal;
 use rostersync::report;
 use rostersync::store::Store;
 use rostersync::sync::{SyncContext, SyncOutcome, sync_file};
@@ -35,7 +36,11 @@ fn main() -> ExitCode {
             let usage = error.is::<Usage>() || error.is::<ConfigError>();
             let code = if usage { exit::USAGE } else { exit::FAILURE };
             let error: &(dyn std::error::Error + 'static) = error.as_ref();
-            eprintln!("rostersync: {}", rostersync::error_text::chain(error));
+            let text = format!("rostersync: {}\n", rostersync::error_text::chain(error));
+            eprint!(
+                "{}",
+                journal::lines(&text, journal::ERR, journal::stderr_is_journal())
+            );
             code
         }
     };
@@ -47,8 +52,31 @@ fn main() -> ExitCode {
 #[error("{0}")]
 struct Usage(String);
 
-/// Logs go to stderr; the daemon's also to daily files in `log_dir` (text
-/// or JSON, `log_keep` kept). The guard flushes the files when dropped.
+/// The stderr log: coloured on a terminal only; when stderr is systemd's
+/// journal, each line starts with its level's priority (`<3>` an error...),
+/// without a timestamp (the journal stamps each line).
+fn stderr_layer<S>() -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer();
+    if journal::stderr_is_journal() {
+        return layer
+            .with_ansi(false)
+            .without_time()
+            .with_writer(journal::JournalStderr)
+            .boxed();
+    }
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    layer.with_ansi(colour).with_writer(std::io::stderr).boxed()
+}
+
+/// Logs go to stderr ([`stderr_layer`]); the daemon's also to daily files
+/// in `log_dir` (text or JSON, `log_keep` kept). The guard flushes the
+/// files when dropped.
 fn init_logging(files: Option<&config::DaemonConfig>) -> Option<WorkerGuard> {
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
@@ -64,7 +92,7 @@ fn init_logging(files: Option<&config::DaemonConfig>) -> Option<WorkerGuard> {
         Ok(directive) if !names_sled => filter.add_directive(directive),
         _ => filter,
     };
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = stderr_layer();
     let appender = files.map(|daemon| {
         std::fs::create_dir_all(&daemon.log_dir)
             .map_err(|error| error.to_string())
@@ -292,7 +320,12 @@ fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
             Ok(exit::OK)
         }
         Err(error @ ConfigError::Invalid { .. }) => {
-            println!("{error}");
+            // `ExecReload=` runs this: under systemd its problems are errors.
+            let journal = journal::is_journal(std::io::stdout());
+            print!(
+                "{}",
+                journal::lines(&format!("{error}\n"), journal::ERR, journal)
+            );
             Ok(exit::USAGE)
         }
         Err(error) => Err(error.into()),

@@ -1,0 +1,206 @@
+//! What an administrator reads in the logs: under systemd's journal every
+//! line carries its level as a priority, and no escape code anywhere off a
+//! terminal.
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::*;
+
+/// What a child writes into a pipe, read by a thread as it comes.
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A pipe for a child's stderr, and the `JOURNAL_STREAM` value systemd
+    /// would give for it (its device and inode).
+    fn pipe() -> (Captured, std::io::PipeWriter, String) {
+        let (mut reader, writer) = std::io::pipe().unwrap();
+        let stat = rustix::fs::fstat(&writer).unwrap();
+        let stream = format!("{}:{}", stat.st_dev, stat.st_ino);
+        let bytes = Arc::new(Mutex::new(Vec::new()));
+        let into = Arc::clone(&bytes);
+        std::thread::spawn(move || {
+            let mut buffer = [0; 4096];
+            while let Ok(n) = reader.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                into.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+        (Captured(bytes), writer, stream)
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes()).into_owned()
+    }
+
+    fn wait_for(&self, text: &str) {
+        wait_until(
+            Duration::from_secs(20),
+            || self.text().contains(text),
+            || format!("never written: {text:?}\n{}", self.text()),
+        );
+    }
+
+    /// The one line holding `text`.
+    fn line(&self, text: &str) -> String {
+        let all = self.text();
+        let found: Vec<&str> = all.lines().filter(|l| l.contains(text)).collect();
+        assert_eq!(found.len(), 1, "{text:?} in:\n{all}");
+        found[0].to_string()
+    }
+}
+
+/// One users source (settling in 300 ms) feeding a WBT folder.
+fn wbt_setup() -> Harness {
+    Harness::builder()
+        .source(
+            Source::users("users", "inbox")
+                .set("settle", "300ms")
+                .targets(&["wbt"]),
+        )
+        .target(Target::wbt_file("wbt", "out"))
+        .build()
+}
+
+#[test]
+fn under_the_journal_each_line_has_its_priority_and_no_escape_code() {
+    let setup = wbt_setup();
+    let (stderr, writer, stream) = Captured::pipe();
+    let daemon = setup.spawn_custom(|command| {
+        command.env("JOURNAL_STREAM", &stream).stderr(writer);
+    });
+    stderr.wait_for("watching the inboxes");
+
+    // A warning: a refused file.
+    setup.drop_file("inbox/bad.csv", "nothing;here\n1;2\n");
+    stderr.wait_for("file processed: refused");
+    // An error: a reload refused.
+    setup.rewrite_config(|good| good + "\nunknown_key = 1\n");
+    daemon.signal("HUP");
+    stderr.wait_for("config reload refused");
+    let (status, _) = daemon.stop();
+    assert!(status.success());
+    stderr.wait_for("stopped");
+
+    let bytes = stderr.bytes();
+    let text = stderr.text();
+    assert!(!bytes.contains(&0x1b), "an escape code:\n{text}");
+    assert!(
+        stderr.line("watching the inboxes").starts_with("<6>"),
+        "{text}"
+    );
+    assert!(
+        stderr.line("file processed: refused").starts_with("<4>"),
+        "{text}"
+    );
+    assert!(
+        stderr.line("config reload refused").starts_with("<3>"),
+        "{text}"
+    );
+    for line in text.lines() {
+        let priority = line.get(..3).unwrap_or(line);
+        assert!(
+            ["<3>", "<4>", "<6>", "<7>"].contains(&priority),
+            "a line without its priority: {line:?}"
+        );
+        // The level comes first: the journal stamps each line itself.
+        let level = line[3..].trim_start();
+        assert!(
+            ["ERROR ", "WARN ", "INFO ", "DEBUG ", "TRACE "]
+                .iter()
+                .any(|l| level.starts_with(l)),
+            "{line}"
+        );
+    }
+
+    // The log file stays plain text, without priorities or escape codes.
+    let logs: Vec<String> = files(&setup.path("log"))
+        .into_iter()
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let file = std::fs::read(setup.path("log").join(&logs[0])).unwrap();
+    let file = String::from_utf8(file).unwrap();
+    assert!(file.contains("config reload refused"), "{file}");
+    assert!(!file.contains('\u{1b}') && !file.contains("<3>"), "{file}");
+}
+
+#[test]
+fn off_a_terminal_the_daemon_writes_no_escape_code() {
+    // The harness gives the daemon a file for stderr, no JOURNAL_STREAM.
+    let setup = wbt_setup();
+    let daemon = setup.start();
+    setup.drop_file("inbox/bad.csv", "nothing;here\n1;2\n");
+    daemon.wait_log("file processed: refused", Duration::from_secs(20));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains('\u{1b}'), "an escape code:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("refused")),
+        "{log}"
+    );
+    assert!(!log.contains("<4>"), "{log}");
+}
+
+/// `rostersync run` with a config that does not exist: (its stderr) with
+/// stderr a pipe and `JOURNAL_STREAM` either that pipe's or `other`.
+fn fatal_error(journal: Option<&str>) -> String {
+    let (stderr, writer, stream) = Captured::pipe();
+    let status = Command::new(binary())
+        .args(["run", "-c", "/nonexistent/rostersync.toml"])
+        .env("JOURNAL_STREAM", journal.unwrap_or(&stream))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    stderr.wait_for("\n");
+    stderr.text()
+}
+
+#[test]
+fn a_fatal_error_is_an_error_for_the_journal_and_only_for_it() {
+    let journal = fatal_error(None);
+    assert!(journal.starts_with("<3>rostersync: "), "{journal}");
+    assert!(
+        journal.contains("/nonexistent/rostersync.toml"),
+        "{journal}"
+    );
+    // Inherited from a service, but stderr is another stream: no prefix.
+    let elsewhere = fatal_error(Some("1:1"));
+    assert!(elsewhere.starts_with("rostersync: "), "{elsewhere}");
+}
+
+#[test]
+fn check_prints_its_problems_as_errors_for_the_journal() {
+    let setup = wbt_setup();
+    setup.rewrite_config(|good| good + "\nunknown_key = 1\n");
+    let (stdout, writer, stream) = Captured::pipe();
+    let status = setup
+        .command()
+        .args(["check", "-c", "config.toml"])
+        .env("JOURNAL_STREAM", &stream)
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    stdout.wait_for("unknown_key");
+    let text = stdout.text();
+    assert!(
+        text.lines().all(|l| l.starts_with("<3>")),
+        "a line without <3>:\n{text}"
+    );
+}
