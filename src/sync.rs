@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
+use tracing::debug;
 
 use crate::config::{Config, SourceConfig, TargetConfig};
 use crate::connectors::ConnectorError;
@@ -208,6 +209,7 @@ pub async fn accept_checked(
     let shown = crate::escape::path(file);
     let sha256: [u8; 32] = Sha256::digest(&bytes).into();
     let name = source.name.get_ref().clone();
+    debug!(source = %name, file = %shown, bytes = bytes.len(), sha256 = %hex_start(&sha256), "file read");
     let store = Arc::clone(&context.store);
     let previous = crate::store::blocking(&store, {
         let name = name.clone();
@@ -215,6 +217,7 @@ pub async fn accept_checked(
     })
     .await?;
     if approval == Approval::None && previous.is_some_and(|p| p.last_sha256 == sha256) {
+        debug!(source = %name, file = %shown, "the same bytes as the source's last accepted file");
         return Ok(Accepted::Duplicate);
     }
     if let Some(check) = already_committed {
@@ -232,6 +235,10 @@ pub async fn accept_checked(
     let outcome = tokio::task::spawn_blocking(move || ingest::ingest(&bytes, &spec))
         .await
         .map_err(|error| SyncError::Join(error.to_string()))?;
+    debug!(
+        source = %name, file = %shown, rows = outcome.rows, problems = outcome.problems.len(),
+        accepted = outcome.accepted(), "file ingested"
+    );
     if !outcome.accepted() {
         return Ok(Accepted::Refused(outcome));
     }
@@ -270,6 +277,12 @@ pub async fn accept_checked(
     })
     .await?;
     planned.plan.problems = problems;
+    for (target, counts) in &planned.plan.targets {
+        debug!(
+            source = %name, file = %shown, %target, create = counts.create, update = counts.update,
+            block = counts.block, unblock = counts.unblock, held = planned.held(), "file planned"
+        );
+    }
     if planned.held() {
         let approved = match approval {
             Approval::None => false,
@@ -322,7 +335,13 @@ pub async fn accept_checked(
         Ok(())
     })
     .await?;
+    debug!(source = %name, file = %shown, "file committed: its changes wait in the targets' outboxes");
     Ok(Accepted::Committed(plan))
+}
+
+/// The first bytes of a digest in hex, enough to tell files apart in a log.
+fn hex_start(digest: &[u8; 32]) -> String {
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A file's bytes, or why it is refused on its size alone: never more than

@@ -107,6 +107,9 @@ pub struct Observed {
     pub ready: Vec<Candidate>,
     /// When a file still settling will be complete, if it stays unchanged.
     pub next: Option<Instant>,
+    /// Files this scan saw for the first time, or changed since the last
+    /// (their size or mtime): what they wait for starts again now.
+    pub changed: Vec<Candidate>,
 }
 
 impl Tracker {
@@ -116,16 +119,25 @@ impl Tracker {
             .retain(|path, _| candidates.iter().any(|c| &c.path == path));
         let mut next: Option<Instant> = None;
         let mut complete = Vec::with_capacity(candidates.len());
+        let mut changed = Vec::new();
         for candidate in candidates {
-            let seen = self.seen.entry(candidate.path.clone()).or_insert(Seen {
-                stamp: candidate.stamp(),
-                since: now,
+            let mut new = false;
+            let seen = self.seen.entry(candidate.path.clone()).or_insert_with(|| {
+                new = true;
+                Seen {
+                    stamp: candidate.stamp(),
+                    since: now,
+                }
             });
             if seen.stamp != candidate.stamp() {
+                new = true;
                 *seen = Seen {
                     stamp: candidate.stamp(),
                     since: now,
                 };
+            }
+            if new {
+                changed.push(candidate.clone());
             }
             let ready = match candidate.rule {
                 Rule::Marker => candidate.marker,
@@ -142,6 +154,7 @@ impl Tracker {
         Observed {
             ready: order(complete),
             next,
+            changed,
         }
     }
 
@@ -349,19 +362,18 @@ mod tests {
         let seen = tracker.observe(vec![growing(10)], t0);
         assert!(seen.ready.is_empty());
         assert_eq!(seen.next, Some(t0 + 2 * sec));
+        assert_eq!(seen.changed, [growing(10)]);
         // It grew: the settle starts again from this scan.
         let seen = tracker.observe(vec![growing(20)], t0 + sec);
         assert!(seen.ready.is_empty());
         assert_eq!(seen.next, Some(t0 + 3 * sec));
-        assert!(
-            tracker
-                .observe(vec![growing(20)], t0 + 2 * sec)
-                .ready
-                .is_empty()
-        );
+        assert_eq!(seen.changed, [growing(20)]);
+        let seen = tracker.observe(vec![growing(20)], t0 + 2 * sec);
+        assert!(seen.ready.is_empty() && seen.changed.is_empty());
         let seen = tracker.observe(vec![growing(20)], t0 + 3 * sec);
         assert_eq!(names(&seen), ["u.csv"]);
         assert_eq!(seen.next, None);
+        assert!(seen.changed.is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What an administrator reads in the logs: under systemd's journal every
 //! line carries its level as a priority, and no escape code anywhere off a
-//! terminal.
+//! terminal; debug lines follow a file and each HTTP request without a
+//! secret.
 
 mod support;
 
@@ -9,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::fakes::collaborator::Fake;
 use support::*;
 
 /// What a child writes into a pipe, read by a thread as it comes.
@@ -107,6 +109,8 @@ fn under_the_journal_each_line_has_its_priority_and_no_escape_code() {
         stderr.line("config reload refused").starts_with("<3>"),
         "{text}"
     );
+    // The harness runs the daemon at ROSTERSYNC_LOG=debug.
+    assert!(text.lines().any(|l| l.starts_with("<7>")), "{text}");
     for line in text.lines() {
         let priority = line.get(..3).unwrap_or(line);
         assert!(
@@ -203,4 +207,95 @@ fn check_prints_its_problems_as_errors_for_the_journal() {
         text.lines().all(|l| l.starts_with("<3>")),
         "a line without <3>:\n{text}"
     );
+}
+
+/// The debug field `name=value` of a line, if it has one.
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let start = line.find(&format!(" {name}="))? + name.len() + 2;
+    line[start..].split(' ').next()
+}
+
+#[test]
+fn debug_lines_follow_each_step_of_a_file_and_each_request_without_secrets() {
+    let setup = Harness::builder()
+        .fake(Fake::start(TOKEN))
+        .source(
+            Source::users("users", "inbox")
+                .set("settle", "300ms")
+                .targets(&["lms"]),
+        )
+        .target(
+            Target::collaborator("lms")
+                .token_env("LMS_TOKEN", TOKEN)
+                .fast(),
+        )
+        .build();
+    // The harness runs the daemon at ROSTERSYNC_LOG=debug.
+    let daemon = setup.start();
+    let text = users_file(&[user(1, false), user(2, false)]);
+    setup.drop_file("inbox/users.csv", &text);
+    setup.wait_archived(&daemon, "inbox", 1);
+    daemon.wait_log("HTTP request", Duration::from_secs(20));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+
+    let step = |message: &str| -> String {
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" DEBUG ") && l.contains(message))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "one debug line {message:?} expected:\n{log}"
+        );
+        lines[0].to_string()
+    };
+    let seen = step("file seen: settling");
+    assert_eq!(field(&seen, "size"), Some(text.len().to_string().as_str()));
+    step("file ready: taking it");
+    let read = step("file read ");
+    assert_eq!(field(&read, "bytes"), Some(text.len().to_string().as_str()));
+    let ingested = step("file ingested");
+    assert_eq!(field(&ingested, "rows"), Some("2"), "{ingested}");
+    assert_eq!(field(&ingested, "problems"), Some("0"), "{ingested}");
+    let planned = step("file planned");
+    assert_eq!(field(&planned, "target"), Some("lms"), "{planned}");
+    assert_eq!(field(&planned, "create"), Some("2"), "{planned}");
+    assert_eq!(field(&planned, "block"), Some("0"), "{planned}");
+    step("file committed");
+    let moved = step("file moved to archive/");
+    assert!(
+        field(&moved, "moved_to").is_some_and(|m| m.ends_with("Z_users.csv")),
+        "{moved}"
+    );
+    // In that order.
+    let at = |line: &str| log.find(line).unwrap();
+    let order = [&seen, &read, &ingested, &planned, &moved];
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{log}");
+
+    // Each request: method, path (no query), status, duration; nothing else.
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" DEBUG ") && l.contains("HTTP request"))
+        .collect();
+    assert!(!requests.is_empty(), "{log}");
+    for line in &requests {
+        assert_eq!(field(line, "method"), Some("POST"), "{line}");
+        assert_eq!(
+            field(line, "path"),
+            Some("/api/v2/users-import/batch"),
+            "{line}"
+        );
+        assert_eq!(field(line, "status"), Some("200"), "{line}");
+        assert!(
+            field(line, "ms").is_some_and(|ms| ms.parse::<u64>().is_ok()),
+            "{line}"
+        );
+        for never in ["login1", "Name1", "Bearer", "uthorization"] {
+            assert!(!line.contains(never), "{never:?} in {line}");
+        }
+    }
+    assert_eq!(requests.len() as u64, setup.fake.requests(), "{log}");
+    assert!(!log.contains(TOKEN), "the token is in the log:\n{log}");
 }

@@ -17,6 +17,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tracing::debug;
 
 use crate::config::TargetConfig;
 use crate::connectors::{Refusal, SettingsError};
@@ -227,10 +228,22 @@ impl Http {
             pace.wait().await;
         }
         let scrubbed = |error| transport_failure(error).map_reason(|r| self.scrub(r));
-        let response = match request.send().await {
+        let (client, request) = request.build_split();
+        let request = request.map_err(scrubbed)?;
+        // What a debug line shows of a request: its method and path, never
+        // its query, headers or body (where credentials go).
+        let method = request.method().clone();
+        let path = self.scrub(request.url().path());
+        let started = std::time::Instant::now();
+        let no_reply = |failure: Failure| {
+            let ms = started.elapsed().as_millis() as u64;
+            debug!(%method, %path, ms, error = %failure.reason(), "HTTP request: no reply");
+            failure
+        };
+        let response = match client.execute(request).await {
             Ok(response) => response,
             Err(error) => {
-                let failure = scrubbed(error);
+                let failure = no_reply(scrubbed(error));
                 let Some(why) = untrusted_certificate(failure.reason()) else {
                     return Err(failure);
                 };
@@ -250,7 +263,12 @@ impl Http {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response.text().await.map_err(scrubbed)?;
+        let body = response
+            .text()
+            .await
+            .map_err(|error| no_reply(scrubbed(error)))?;
+        let ms = started.elapsed().as_millis() as u64;
+        debug!(%method, %path, status, ms, "HTTP request");
         // Before anything cuts it short (a reason keeps its first 300
         // characters), so no part of a secret survives.
         // A success is data to read, left whole: a short password could

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::file_report::{Archived, FileReport};
 use super::reporter::ReportEvent;
@@ -404,6 +404,12 @@ async fn place(
             });
         }
     };
+    if unmoved.is_none() {
+        debug!(
+            source = %source.name.get_ref(), file = %escape::path(path),
+            moved_to = %escape::path(&moved_to), "file moved to {folder}/"
+        );
+    }
     let reported = unmoved.as_ref().is_none_or(|u| u.reported);
     let open_report = report
         .filter(|_| reported)

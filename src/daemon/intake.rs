@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use super::ignored::Ignored;
 use super::ops::Answer;
@@ -98,6 +98,7 @@ pub(super) async fn processor(
             }
         }
         let observed = tracker.observe(candidates, std::time::Instant::now());
+        log_changed(&config, &observed.changed);
         let mut took = false;
         for candidate in observed.ready {
             // Files wait in their inbox while the state directory fails.
@@ -314,6 +315,31 @@ async fn scan_inboxes(config: &Config, failed: &HashMap<PathBuf, (u64, SystemTim
     .unwrap_or_default()
 }
 
+/// A debug line for each file seen for the first time or seen changed:
+/// what it waits for before it is taken.
+fn log_changed(config: &Config, changed: &[Candidate]) {
+    for candidate in changed {
+        let Some(source) = config.sources.get(candidate.source) else {
+            continue;
+        };
+        let source = source.name.get_ref().as_str();
+        let file = escape::path(&candidate.path);
+        let size = candidate.size;
+        match candidate.rule {
+            Rule::Settle(settle) => debug!(
+                %source, %file, size, settle = ?settle,
+                "file seen: settling (taken once its size and mtime stay unchanged for settle)"
+            ),
+            Rule::Marker if candidate.marker => {
+                debug!(%source, %file, size, "file seen, its marker beside it")
+            }
+            Rule::Marker => {
+                debug!(%source, %file, size, "file seen: waiting for its marker (NAME.done or NAME.ok)")
+            }
+        }
+    }
+}
+
 /// Test only: with `ROSTERSYNC_TEST_STALL_PROCESSOR=1` the processor stops
 /// turning (without beating) once it has taken a file, until the daemon
 /// stops: the hang that systemd's watchdog must catch
@@ -366,6 +392,7 @@ async fn take(
 ) -> Result<(), filing::FilingError> {
     let started = std::time::Instant::now();
     let name = file_name(path);
+    debug!(source = %source.name.get_ref(), file = %escape::path(path), "file ready: taking it");
     let bytes = match read(source, path).await? {
         Contents::Bytes(bytes) => bytes,
         // Refused on its size alone, before a byte of it is read.
