@@ -102,6 +102,12 @@ read -r exec_bin exec_rest <<<"$(unit_value ExecStart)"
 if [ -x "$root$exec_bin" ]; then ok "ExecStart's $exec_bin is in the package"; else fail "ExecStart names $exec_bin, not in the package"; fi
 exec_config=$(sed -n 's/.*-c \([^ ]*\).*/\1/p' <<<"$exec_rest")
 if [ -f "$root$exec_config" ]; then ok "ExecStart's config $exec_config is in the package"; else fail "ExecStart's config $exec_config is not in the package"; fi
+# `systemctl reload` checks the config ExecStart reads before it signals.
+if [ "$(unit_value ExecReload | head -n 1)" = "$exec_bin check -c $exec_config" ]; then
+    ok "ExecReload= checks $exec_config first"
+else
+    fail "the first ExecReload= is not '$exec_bin check -c $exec_config'"
+fi
 [ "$(unit_value ConfigurationDirectory)" = rostersync ] || fail "ConfigurationDirectory= is not rostersync (/etc/rostersync)"
 [ "$(unit_value StateDirectory)" = rostersync ] || fail "StateDirectory= is not rostersync (/var/lib/rostersync)"
 [ "$(unit_value LogsDirectory)" = rostersync ] || fail "LogsDirectory= is not rostersync (/var/log/rostersync)"
