@@ -26,6 +26,7 @@ pub mod push;
 pub mod report;
 pub mod retry;
 pub mod safety;
+pub mod sandbox;
 pub mod secret;
 pub mod store;
 pub mod sync;

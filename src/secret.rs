@@ -298,6 +298,39 @@ pub enum SecretError {
     NoCredentialsDirectory(String),
 }
 
+/// What only a restart of the service can bring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GivenAtStart {
+    /// A credential: systemd reads `LoadCredential=` when the service starts.
+    Credential,
+    /// An environment variable: the service's environment is set at start.
+    Environment,
+}
+
+impl SecretError {
+    /// When the secret is missing from what systemd handed over at start,
+    /// which a reload cannot change.
+    pub fn given_at_start(&self) -> Option<GivenAtStart> {
+        let in_credentials = |path: &Path| {
+            std::env::var_os("CREDENTIALS_DIRECTORY").is_some_and(|dir| path.starts_with(dir))
+        };
+        match self {
+            SecretError::NoCredentialsDirectory(_) => Some(GivenAtStart::Credential),
+            SecretError::EnvMissing(_) | SecretError::EnvNotUnicode(_) => {
+                Some(GivenAtStart::Environment)
+            }
+            SecretError::Unreadable { path, .. }
+            | SecretError::NotUnicode { path }
+            | SecretError::Empty { path }
+                if in_credentials(path) =>
+            {
+                Some(GivenAtStart::Credential)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl SecretSource {
     pub fn load(&self) -> Result<Secret, SecretError> {
         match self {
@@ -363,6 +396,20 @@ pub fn check_not_world_readable(path: &Path) -> Result<(), SecretError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn what_systemd_hands_over_at_start_needs_a_restart() {
+        let credential = SecretError::NoCredentialsDirectory("lms-token".into());
+        assert_eq!(credential.given_at_start(), Some(GivenAtStart::Credential));
+        let env = SecretError::EnvMissing("LMS_TOKEN".into());
+        assert_eq!(env.given_at_start(), Some(GivenAtStart::Environment));
+        // A token_file is read again on reload. (No CREDENTIALS_DIRECTORY
+        // in the tests' environment.)
+        let file = SecretError::Empty {
+            path: PathBuf::from("/etc/rostersync/lms-token"),
+        };
+        assert_eq!(file.given_at_start(), None);
+    }
 
     #[test]
     fn debug_and_display_hide_the_value() {

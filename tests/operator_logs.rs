@@ -1,11 +1,13 @@
 //! What an administrator reads in the logs: under systemd's journal every
 //! line carries its level as a priority, and no escape code anywhere off a
 //! terminal; debug lines follow a file and each HTTP request without a
-//! secret.
+//! secret; a target whose credential systemd did not hand over asks for a
+//! restart, which only can bring it.
 
 mod support;
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -298,4 +300,43 @@ fn debug_lines_follow_each_step_of_a_file_and_each_request_without_secrets() {
     }
     assert_eq!(requests.len() as u64, setup.fake.requests(), "{log}");
     assert!(!log.contains(TOKEN), "the token is in the log:\n{log}");
+}
+
+/// The error line of a target whose `token_credential` systemd did not hand
+/// over, the daemon's environment changed by `environment`.
+fn missing_credential(environment: impl FnOnce(&Path, &mut Command)) -> String {
+    let setup = Harness::builder()
+        .fake(Fake::start(TOKEN))
+        .source(Source::users("users", "inbox").targets(&["lms"]))
+        .target(Target::collaborator("lms").set("token_credential", "lms-token"))
+        .build();
+    let root = setup.root().to_path_buf();
+    let daemon = setup.spawn_custom(|command| environment(&root, command));
+    daemon.wait_log("cannot push to this target", Duration::from_secs(20));
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("cannot push to this target"))
+        .unwrap()
+        .to_string();
+    daemon.kill();
+    line
+}
+
+#[test]
+fn a_credential_systemd_did_not_hand_over_asks_for_a_restart_not_a_reload() {
+    let without_any = missing_credential(|_, command| {
+        command.env_remove("CREDENTIALS_DIRECTORY");
+    });
+    let not_in_it = missing_credential(|root, command| {
+        std::fs::create_dir(root.join("credentials")).unwrap();
+        command.env("CREDENTIALS_DIRECTORY", root.join("credentials"));
+    });
+    for line in [without_any, not_in_it] {
+        assert!(line.contains(" ERROR "), "{line}");
+        assert!(line.contains("lms-token"), "{line}");
+        assert!(line.contains("LoadCredential="), "{line}");
+        assert!(line.contains("systemctl restart rostersync"), "{line}");
+        assert!(!line.contains("SIGHUP"), "{line}");
+    }
 }

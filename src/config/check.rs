@@ -284,15 +284,14 @@ fn check_columns(c: &mut Checker<'_>, source: &SourceConfig) {
     }
 }
 
-/// Why a folder cannot be written, with the likely cause under systemd.
+/// Why a folder cannot be written. A read-only file system is most likely
+/// the service's sandbox: said in the daemon's words (`sandbox::hint`).
 fn not_writable(what: &str, path: &Path, error: rustix::io::Errno) -> String {
-    if error == rustix::io::Errno::ROFS {
-        format!(
-            "{what} {} is on a read-only file system: under the systemd service that is its sandbox, which lets it write only where ReadWritePaths= says; add this folder there in a drop-in (README, Sources)",
-            path.display()
-        )
-    } else {
+    let hint = crate::sandbox::hint(&std::io::Error::from(error));
+    if hint.is_empty() {
         format!("{what} {} is not writable by this user", path.display())
+    } else {
+        format!("{what} {} cannot be written{hint}", path.display())
     }
 }
 
@@ -315,17 +314,23 @@ fn check_dir(c: &mut Checker<'_>, span: Range<usize>, what: &str, path: &Path) {
         } else if let Err(error) = rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
             c.at(span, not_writable(what, path, error));
         }
-    } else if !existing.is_dir()
-        || rustix::fs::access(existing, rustix::fs::Access::WRITE_OK).is_err()
-    {
-        c.at(
-            span,
-            format!(
-                "{what} {} does not exist and cannot be created ({} is not a writable folder)",
-                path.display(),
-                existing.display()
-            ),
-        );
+    } else {
+        let writable = if existing.is_dir() {
+            rustix::fs::access(existing, rustix::fs::Access::WRITE_OK)
+        } else {
+            Err(rustix::io::Errno::NOTDIR)
+        };
+        if let Err(error) = writable {
+            let hint = crate::sandbox::hint(&std::io::Error::from(error));
+            c.at(
+                span,
+                format!(
+                    "{what} {} does not exist and cannot be created ({} is not a writable folder){hint}",
+                    path.display(),
+                    existing.display()
+                ),
+            );
+        }
     }
 }
 

@@ -25,7 +25,7 @@ pub enum FilingError {
     Source(#[from] crate::config::SpecError),
     #[error(transparent)]
     Sync(#[from] sync::SyncError),
-    #[error("cannot move {} to {folder}/: {error}", path.display())]
+    #[error("cannot move {} to {folder}/: {error}{}", path.display(), crate::sandbox::hint(error))]
     Move {
         path: PathBuf,
         folder: &'static str,
@@ -34,8 +34,9 @@ pub enum FilingError {
     /// The commit stands: reported (when the report could be written) and
     /// pushed; only the file could not be moved.
     #[error(
-        "committed and pushing, but cannot move {} to archive/: {error}; it stays in the inbox and is not committed again",
-        path.display()
+        "committed and pushing, but cannot move {} to archive/: {error}{}; it stays in the inbox and is not committed again",
+        path.display(),
+        crate::sandbox::hint(error)
     )]
     Unmoved {
         path: PathBuf,
@@ -151,7 +152,8 @@ pub(super) async fn settle_file(
         let error = unmoved.error;
         if error.kind() != std::io::ErrorKind::NotFound {
             error!(source = %source_name, file = %shown, %error, reported = unmoved.reported,
-                "the file is committed and its changes are being pushed, but it cannot be moved to archive/: it stays in the inbox and is not committed again");
+                "the file is committed and its changes are being pushed, but it cannot be moved to archive/: it stays in the inbox and is not committed again{}",
+                crate::sandbox::hint(&error));
             return Err(FilingError::Unmoved {
                 path: path.to_path_buf(),
                 error,

@@ -118,7 +118,11 @@ pub fn prepare_folders(config: &Config) -> std::io::Result<()> {
         move |error| {
             std::io::Error::new(
                 error.kind(),
-                format!("cannot create folder {}: {error}", path.display()),
+                format!(
+                    "cannot create folder {}: {error}{}",
+                    path.display(),
+                    crate::sandbox::hint(&error)
+                ),
             )
         }
     }

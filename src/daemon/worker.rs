@@ -15,8 +15,31 @@ use super::reporter::ReportEvent;
 use super::state_health::Failed;
 use super::supervise::{self, Ended};
 use super::{Shared, lock, utc_now};
+use crate::connectors::{ConnectorError, SettingsError};
 use crate::push::{self, DrainControl, Drained, PushError, PushTarget};
+use crate::secret::GivenAtStart;
 use crate::{store, sync};
+
+/// What brings a target whose connector cannot be built: a reload for the
+/// config, a restart for what systemd hands over at start.
+fn how_to_fix(error: &ConnectorError) -> &'static str {
+    let given_at_start = match error {
+        ConnectorError::Settings {
+            error: SettingsError::Secret(secret),
+            ..
+        } => secret.given_at_start(),
+        ConnectorError::Settings { .. } => None,
+    };
+    match given_at_start {
+        Some(GivenAtStart::Credential) => {
+            "the service is restarted with its credential: systemd reads LoadCredential= only when the service starts, so a reload cannot bring it (add it with `systemctl edit rostersync`, then `systemctl restart rostersync`)"
+        }
+        Some(GivenAtStart::Environment) => {
+            "the service is restarted with its variable: the service's environment (Environment=, EnvironmentFile=) is set only when it starts, so a reload cannot bring it (`systemctl restart rostersync`)"
+        }
+        None => "its config is fixed (then `systemctl reload rostersync`, or SIGHUP)",
+    }
+}
 
 /// Starts a target's worker, supervised: one that panics is started again
 /// with the same wake-up, so commits keep reaching it.
@@ -46,7 +69,7 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
         let pusher = match PushTarget::from_config(target) {
             Ok(pusher) => pusher,
             Err(error) => {
-                error!(target = %name, %error, "cannot push to this target until its config is fixed (then send SIGHUP)");
+                error!(target = %name, %error, "cannot push to this target until {}", how_to_fix(&error));
                 shared.with_status(|s| {
                     s.targets.entry(name.clone()).or_default().last_error = Some(error.to_string())
                 });
