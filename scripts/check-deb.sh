@@ -73,6 +73,15 @@ else
     fail "/etc/rostersync/config.toml is not listed in conffiles"
 fi
 
+# `apt purge`: packaging/postrm removes the credentials folder, and cargo-deb
+# put its systemd part in place of #DEBHELPER# (tests/package_purge.rs runs it).
+if grep -q '/etc/rostersync/credentials' "$work/control/postrm" 2>/dev/null \
+    && grep -q 'deb-systemd-helper' "$work/control/postrm" && ! grep -q '#DEBHELPER#' "$work/control/postrm"; then
+    ok "postrm removes /etc/rostersync/credentials on purge, with cargo-deb's systemd part"
+else
+    fail "the packaged postrm lacks the purge of /etc/rostersync/credentials or cargo-deb's systemd part"
+fi
+
 # The binary runs, and every subcommand has its man page and completions.
 if version=$("$root$bin" --version); then
     ok "rostersync --version: $version"
