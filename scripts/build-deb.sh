@@ -5,7 +5,7 @@
 # Before `cargo deb` it writes into target/assets/ (always the repository's
 # own target/ folder, whatever CARGO_TARGET_DIR says: Cargo.toml's deb assets
 # name it so):
-#   man/*.1.gz         the man pages, from the clap definitions (examples/gen_assets.rs)
+#   man/*.1.gz         the man pages, from the clap definitions (examples/gen_assets/)
 #   completions/       bash, zsh and fish completions, from the same
 #   config.toml        config.example.toml with the demo's relative paths
 #                      replaced by the system's (/var/lib, /var/log, /srv/rostersync);

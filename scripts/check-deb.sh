@@ -98,8 +98,8 @@ for command in $commands; do
         grep -q -- "$command" "$root$completion" || fail "$completion does not know '$command'"
     done
 done
-if zcat "$root/usr/share/man/man1/rostersync.1.gz" | grep -q '^\.TH rostersync 1'; then
-    ok "rostersync.1 is a man page (.TH)"
+if zcat "$root/usr/share/man/man1/rostersync.1.gz" | grep -q "^\.TH rostersync 1 \"\" \"${version:-rostersync ?}\""; then
+    ok "rostersync.1 is a man page (.TH) for $version"
 else
     fail "rostersync.1.gz does not start a man page"
 fi
