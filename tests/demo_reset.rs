@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use support::*;
 
+/// How long a wait may take: generous, for a loaded machine (a passing
+/// run takes seconds at most).
+const PATIENCE: Duration = Duration::from_secs(60);
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
@@ -56,6 +60,16 @@ fn demo_clone() -> tempfile::TempDir {
     copy
 }
 
+/// A child killed when the test ends, even by a failed assertion.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn demo_sh(dir: &Path, args: &[&str]) {
     let status = Command::new(dir.join("scripts/demo.sh"))
         .args(args)
@@ -70,18 +84,20 @@ fn a_reset_leaves_git_status_clean_after_a_run_in_place() {
     let copy = demo_clone();
     let dir = copy.path();
     // The daemon on config.example.toml itself, until both samples are taken.
-    let mut daemon = Command::new(binary())
-        .args(["run", "-c", "config.example.toml"])
-        .current_dir(dir)
-        .env("ROSTERSYNC_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut daemon = Killed(
+        Command::new(binary())
+            .args(["run", "-c", "config.example.toml"])
+            .current_dir(dir)
+            .env("ROSTERSYNC_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let archived = |inbox: &str| files(&dir.join("example/inbox").join(inbox).join("archive"));
     wait_until(
-        Duration::from_secs(20),
+        PATIENCE,
         || archived("orgs").len() == 2 && archived("users").len() == 2,
         || {
             format!(
@@ -92,11 +108,11 @@ fn a_reset_leaves_git_status_clean_after_a_run_in_place() {
         },
     );
     let stopped = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
+        .args(["-TERM", &daemon.0.id().to_string()])
         .status()
         .unwrap();
     assert!(stopped.success());
-    assert!(wait_exit(&mut daemon, Duration::from_secs(20)).success());
+    assert!(wait_exit(&mut daemon.0, PATIENCE).success());
     // A demo run's copy (seeding needs the samples back, which the reset does).
     std::fs::create_dir_all(dir.join("example/run/log")).unwrap();
     std::fs::write(dir.join("example/run/config.toml"), "").unwrap();

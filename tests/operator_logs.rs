@@ -15,6 +15,10 @@ use std::time::Duration;
 use support::fakes::collaborator::Fake;
 use support::*;
 
+/// How long a wait may take: generous, for a loaded machine (a passing
+/// run takes seconds at most).
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// What a child writes into a pipe, read by a thread as it comes.
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -49,7 +53,7 @@ impl Captured {
 
     fn wait_for(&self, text: &str) {
         wait_until(
-            Duration::from_secs(20),
+            PATIENCE,
             || self.text().contains(text),
             || format!("never written: {text:?}\n{}", self.text()),
         );
@@ -147,7 +151,7 @@ fn off_a_terminal_the_daemon_writes_no_escape_code() {
     let setup = wbt_setup();
     let daemon = setup.start();
     setup.drop_file("inbox/bad.csv", "nothing;here\n1;2\n");
-    daemon.wait_log("file processed: refused", Duration::from_secs(20));
+    daemon.wait_log("file processed: refused", PATIENCE);
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
     assert!(!log.contains('\u{1b}'), "an escape code:\n{log}");
@@ -237,7 +241,7 @@ fn debug_lines_follow_each_step_of_a_file_and_each_request_without_secrets() {
     let text = users_file(&[user(1, false), user(2, false)]);
     setup.drop_file("inbox/users.csv", &text);
     setup.wait_archived(&daemon, "inbox", 1);
-    daemon.wait_log("HTTP request", Duration::from_secs(20));
+    daemon.wait_log("HTTP request", PATIENCE);
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
 
@@ -312,7 +316,7 @@ fn missing_credential(environment: impl FnOnce(&Path, &mut Command)) -> String {
         .build();
     let root = setup.root().to_path_buf();
     let daemon = setup.spawn_custom(|command| environment(&root, command));
-    daemon.wait_log("cannot push to this target", Duration::from_secs(20));
+    daemon.wait_log("cannot push to this target", PATIENCE);
     let log = daemon.log();
     let line = log
         .lines()

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use support::*;
 
+/// How long a wait may take: generous, for a loaded machine (a passing
+/// run takes seconds at most).
+const PATIENCE: Duration = Duration::from_secs(60);
+
 /// Set in the re-run inside the namespace.
 const INSIDE: &str = "ROSTERSYNC_TEST_IN_MOUNT_NAMESPACE";
 
@@ -73,7 +77,7 @@ fn a_read_only_folder_is_named_as_the_sandbox_with_its_fix() {
             setup.write("rw/users.csv", &users_file(&[user(1, false)]));
             setup.write("rw/users.csv.done", "");
 
-            daemon.wait_log("cannot be moved to archive/", Duration::from_secs(20));
+            daemon.wait_log("cannot be moved to archive/", PATIENCE);
             let log = daemon.log();
             let line = log
                 .lines()
