@@ -310,8 +310,11 @@ fn open_store_write(state_dir: &Path) -> anyhow::Result<Store> {
 fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
     match config::load(path, CheckLevel::Full) {
         Ok(config) => {
+            // Under systemd (`ExecReload=`) a warning is the journal's too.
+            let journal = journal::is_journal(std::io::stdout());
             for warning in &config.warnings {
-                println!("{}", config::render_warning(path, warning));
+                let line = format!("{}\n", config::render_warning(path, warning));
+                print!("{}", journal::lines(&line, journal::WARNING, journal));
             }
             if online {
                 return check_online(&config);

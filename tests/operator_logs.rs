@@ -215,6 +215,33 @@ fn check_prints_its_problems_as_errors_for_the_journal() {
     );
 }
 
+#[test]
+fn check_prints_a_warning_as_a_warning_for_the_journal() {
+    let setup = wbt_setup();
+    // An inbox that does not exist yet: a warning, the config still valid.
+    std::fs::remove_dir(setup.path("inbox")).unwrap();
+    let (stdout, writer, stream) = Captured::pipe();
+    let status = setup
+        .command()
+        .args(["check", "-c", "config.toml"])
+        .env("JOURNAL_STREAM", &stream)
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    stdout.wait_for("\nok\n");
+    let text = stdout.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("<4>config.toml:") && lines[0].contains(": warning: inbox "),
+        "{text}"
+    );
+    // `ok` is information: no prefix, the journal's default.
+    assert_eq!(lines[1], "ok", "{text}");
+}
+
 /// The debug field `name=value` of a line, if it has one.
 fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let start = line.find(&format!(" {name}="))? + name.len() + 2;
