@@ -122,7 +122,7 @@ Done.
 Failure: a file refused, records parked, a target unreachable.
 .TP
 \fB2\fR
-Bad usage or an invalid config (every problem is printed as FILE:LINE:COLUMN: message).
+Bad usage, or a config that cannot be read or is invalid (every problem is printed as FILE:LINE:COLUMN: message).
 .TP
 \fB3\fR
 Held by a safety rule: release it with \fBrostersync approve\fR.
@@ -166,7 +166,8 @@ const RUN: Written = Written {
     description: r#"
 The daemon, in the foreground, for systemd's \fIrostersync.service\fR
 (\fBType=notify\fR: \fBREADY=1\fR once it watches, \fBSTATUS=\fR one line
-such as "3 file(s) today, outbox 12, parked 1", \fBWATCHDOG=1\fR when
+such as "3 file(s) today, outbox 12, parked 1", with "HELD N" while a
+file waits in a \fIheld/\fR folder, \fBWATCHDOG=1\fR when
 \fBWatchdogSec=\fR is set).
 .PP
 It watches each source's inbox (inotify, and a rescan every
@@ -188,7 +189,7 @@ Stopped by SIGTERM or SIGINT.
 It could not start or go on: the store is held by another rostersync, a folder cannot be created.
 .TP
 \fB2\fR
-The config is invalid: every problem is printed as FILE:LINE:COLUMN: message.
+The config cannot be read or is invalid: every problem is printed as FILE:LINE:COLUMN: message.
 "#,
     more: r#"
 .SH SIGNALS
@@ -201,7 +202,9 @@ above \fBgrace\fR.
 .TP
 \fBSIGHUP\fR
 Read the config again. An invalid one is refused, its problems in the log,
-and the running one stays. \fB[daemon]\fR settings change only with a
+and the running one stays. A target waiting to retry is tried again at once
+with the new config (a fixed \fBurl\fR is used at the next attempt);
+requests in flight finish first. \fB[daemon]\fR settings change only with a
 restart, and so do credentials (\fBLoadCredential=\fR) and the
 environment, which systemd hands over at start. \fBsystemctl reload
 rostersync\fR runs \fBrostersync check\fR first (the unit's
@@ -266,11 +269,19 @@ Reads the config file and checks all of it: unknown keys, types, durations,
 names, each target's settings, the inbox and output folders (they exist or
 can be created, and are writable), secret files and their modes,
 environment variables. Prints \fBok\fR, or every problem as
-FILE:LINE:COLUMN: message.
+FILE:LINE:COLUMN: message, all of them in one run (for a TOML syntax
+error, that one alone). A target URL in plain \fBhttp://\fR is refused
+unless it is this machine: its credentials would cross the network
+unencrypted. What stops nothing is printed before \fBok\fR as
+FILE:LINE:COLUMN: warning: message, such as an inbox that does not exist
+yet. A folder on a read-only file system is named as most likely the
+service's sandbox, with its fix (\fBReadWritePaths=\fR).
 .PP
 With \fB\-\-online\fR it then reaches each target with its credentials and
-prints one line per target (\fBtarget lms (collaborator): ok\fR, or why
-not). The unit's \fBExecReload=\fR runs \fBrostersync check\fR before it
+prints one line per target (\fBtarget lms (collaborator): ok\fR, or
+where it was asked and why not: \fBtarget lms (collaborator) at
+https://lms.example.org: REASON\fR, never a user, password or query).
+The unit's \fBExecReload=\fR runs \fBrostersync check\fR before it
 signals the daemon.
 "#,
     exit_status: r#"
@@ -279,10 +290,10 @@ signals the daemon.
 The config is valid (and with \fB\-\-online\fR, every target answered).
 .TP
 \fB1\fR
-With \fB\-\-online\fR: a target could not be reached or refused its credentials; or the config cannot be read.
+With \fB\-\-online\fR: a target could not be reached or refused its credentials.
 .TP
 \fB2\fR
-The config is invalid.
+The config cannot be read or is invalid.
 "#,
     more: "",
 };
@@ -316,7 +327,8 @@ A dry run: reads FILE with its source's settings (the source whose inbox
 holds it, the only source, or \fB\-\-source\fR), compares it with what each
 target has acknowledged, and prints per target the counts of creates,
 updates, blocks and unblocks and the first ten of each with their changed
-fields; \fB\-\-json\fR prints every action, in the shape of the
+fields, the rows that need no action (unchanged, or new but inactive and
+not created), and every safety rule a held plan breaks; \fB\-\-json\fR prints every action, in the shape of the
 \fI.report.json\fR files. It changes nothing and creates no state; while
 the daemon runs it asks the daemon.
 "#,
@@ -366,8 +378,10 @@ const STATUS: Written = Written {
 Per source: the last file, its outcome and where it went, and the inbox
 entries it does not take; per target: what waits in its outbox, its parked
 records (and how many are ambiguous), its last error and last successful
-push; the files of the day. It asks the running daemon; without one it
-reads \fIlog_dir\fR\fB/status.json\fR as the daemon last wrote it.
+push; the files of the day. Every file waiting in a source's \fIheld/\fR
+is listed until it is approved or moved away. A restarted daemon keeps
+the files of the day, each source's last file and each target's last
+push. It asks the running daemon; without one it reads \fIlog_dir\fR\fB/status.json\fR as the daemon last wrote it.
 \fB\-\-json\fR prints \fIstatus.json\fR's shape, for monitoring.
 "#,
     exit_status: r#"
@@ -405,8 +419,10 @@ Releases a file a safety rule held (in its source's \fIheld/\fR folder):
 plans it again against the current state and applies it if it blocks no
 more than the held plan did; otherwise it stays held with the new figures.
 A file older than one its source accepted since is refused unless
-\fB\-\-force\-older\fR. Without a daemon it also pushes, as \fBsync\fR
-does.
+\fB\-\-force\-older\fR. It asks the running daemon, which holds the
+targets' secrets, so the shell needs none. Without a daemon it commits and
+files the file itself, and pushes too, as \fBsync\fR does, when the shell
+has the secrets (else it says so, and the daemon pushes when it starts).
 "#,
     exit_status: r#"
 .TP
