@@ -8,16 +8,25 @@ use crate::plan::Plan;
 /// How many actions of each kind the table shows per target.
 pub const SHOWN_PER_ACTION: usize = 10;
 
-/// `lms: 3 create, 1 update, 0 block, 0 unblock; wbt: ...`: each target's
-/// own counts (summed, they would count a person once per target).
+/// `lms: 3 create, 1 update, 0 block, 0 unblock, 2 unchanged, 1 not created;
+/// wbt: ...`: each target's own counts (summed, they would count a person
+/// once per target); the last two only when not zero.
 pub fn counts_per_target(plan: &Plan) -> String {
     plan.targets
         .iter()
         .map(|(name, t)| {
-            format!(
+            let mut counts = format!(
                 "{name}: {} create, {} update, {} block, {} unblock",
                 t.create, t.update, t.block, t.unblock
-            )
+            );
+            // Rows that cause no action, so that the counts add up to the rows.
+            if t.unchanged > 0 {
+                let _ = write!(counts, ", {} unchanged", t.unchanged);
+            }
+            if t.not_created > 0 {
+                let _ = write!(counts, ", {} not created", t.not_created);
+            }
+            counts
         })
         .collect::<Vec<_>>()
         .join("; ")

@@ -499,7 +499,11 @@ fn approve_without_a_daemon_applies_and_pushes_like_sync() {
 fn json_logs_are_one_object_per_line_with_the_fields() {
     let setup = Setup(lms("stable").daemon("log_format", "json").build());
     let daemon = setup.start();
-    setup.drop_file("users.csv", &users_file(&[user(1, false), user(2, false)]));
+    // A disabled new person is not created: the counts say so.
+    setup.drop_file(
+        "users.csv",
+        &users_file(&[user(1, false), user(2, false), user(3, true)]),
+    );
     setup.wait_archived(&daemon, 1);
     let (status, stderr) = daemon.stop();
     assert!(status.success(), "{stderr}");
@@ -534,10 +538,10 @@ fn json_logs_are_one_object_per_line_with_the_fields() {
     assert_eq!(fields["source"], "users", "{fields}");
     assert_eq!(fields["file"], "users.csv", "{fields}");
     assert_eq!(fields["outcome"], "archived", "{fields}");
-    assert_eq!(fields["rows"], 2, "{fields}");
+    assert_eq!(fields["rows"], 3, "{fields}");
     // Each target's own counts: summed, they would count a person per target.
     assert_eq!(
-        fields["targets"], "lms: 2 create, 0 update, 0 block, 0 unblock",
+        fields["targets"], "lms: 2 create, 0 update, 0 block, 0 unblock, 1 not created",
         "{fields}"
     );
     assert!(

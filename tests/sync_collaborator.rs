@@ -614,7 +614,16 @@ fn a_token_the_portal_echoes_never_shows_in_outputs_or_the_store() {
     );
     let (code, out, err) = run.run_with(&["check", "--online"], &[("ROSTERSYNC_LOG", "trace")]);
     assert_eq!(code, 1, "{out}{err}");
-    assert!(out.contains("target lms (collaborator): HTTP 503"), "{out}");
+    let at = run
+        .fake
+        .base_url()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    assert!(
+        out.contains(&format!("target lms (collaborator) at {at}: HTTP 503")),
+        "{out}"
+    );
     assert!(out.contains("Bearer ***"), "{out}");
     outputs.push(out + &err);
     assert_no_token(&run, outputs);
