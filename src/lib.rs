@@ -17,6 +17,7 @@ pub mod file_modes;
 pub mod fuzzing;
 pub mod ingest;
 pub mod journal;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod plan_output;

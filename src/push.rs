@@ -14,6 +14,7 @@ use crate::connectors::adopt::Holders;
 use crate::connectors::{AnyConnector, ConnectorError, Outcome, PushItem, PushReply};
 use crate::diff;
 use crate::ingest::record::{Field, RecordKind};
+use crate::metrics::Settled;
 pub use crate::model::PushStatus;
 use crate::model::{Acked, ActionKind, Candidate, RecordKey};
 use crate::projection::Fields;
@@ -55,9 +56,18 @@ pub struct Drained {
 }
 
 impl Drained {
-    fn parked(&mut self, key: &RecordKey, reason: &str) {
+    /// A record the target confirmed at `at` (Unix seconds).
+    fn done(&mut self, key: &RecordKey, action: ActionKind, at: i64) {
+        self.done += 1;
+        let metrics = crate::metrics::get();
+        metrics.actions(&key.target, action, Settled::Done, 1);
+        metrics.target_succeeded(&key.target, at as f64);
+    }
+
+    fn parked(&mut self, key: &RecordKey, action: ActionKind, reason: &str) {
         self.parked += 1;
         self.last_parked = Some(format!("{} {}: {reason}", key.kind, key.key));
+        crate::metrics::get().actions(&key.target, action, Settled::Parked, 1);
     }
 }
 
@@ -175,7 +185,7 @@ pub async fn drain(
                 for index in 0..left.len() {
                     let key = left.record_key(index, target, kind);
                     park(store, &key, left.action(index), &reason, false, now()).await?;
-                    drained.parked(&key, &reason);
+                    drained.parked(&key, left.action(index), &reason);
                 }
                 drained.stopped = Some(reason);
                 return Ok(drained);
@@ -193,6 +203,7 @@ pub async fn drain(
                 .max();
             match backoff.next_delay(asked) {
                 Some(delay) => {
+                    crate::metrics::get().retries(&target.name, failing.len() as u64);
                     let reason = failing[0].failure.reason();
                     tracing::info!(target = %target.name, records = failing.len(), ?delay, %reason, "retrying after a transient failure");
                     let why = format!(
@@ -211,7 +222,7 @@ pub async fn drain(
                             failed.failure.reason()
                         );
                         park(store, &failed.key, failed.action, &reason, true, now()).await?;
-                        drained.parked(&failed.key, &reason);
+                        drained.parked(&failed.key, failed.action, &reason);
                     }
                 }
             }
@@ -381,7 +392,7 @@ async fn push_round(
                 Some((id, Some(refused))) => {
                     let reason = format!("{id}, which it refers to, is parked: {refused}");
                     park(store, &key(), action, &reason, false, now()).await?;
-                    pass.drained.parked(&key(), &reason);
+                    pass.drained.parked(&key(), action, &reason);
                     pass.failed
                         .insert(records.key(index).to_string(), Some(reason));
                 }
@@ -543,16 +554,16 @@ impl Pass<'_> {
                         target_id: target_id.or_else(|| item.target_id.clone()),
                         at: now(),
                     };
+                    self.drained.done(&item.key, item.action, acked.at);
                     self.acks.push((item.key, acked, item.fields));
                     self.acks_since
                         .get_or_insert_with(tokio::time::Instant::now);
-                    self.drained.done += 1;
                 }
                 Outcome::Ambiguous(candidates) => {
                     let reason = ambiguous_reason(&candidates);
                     park_ambiguous(store, &item.key, item.action, &reason, candidates, now())
                         .await?;
-                    self.drained.parked(&item.key, &reason);
+                    self.drained.parked(&item.key, item.action, &reason);
                     self.failed.insert(item.key.key.clone(), Some(reason));
                 }
                 Outcome::Failed(failure) if refused.is_some() => {
@@ -568,7 +579,8 @@ impl Pass<'_> {
                         now(),
                     )
                     .await?;
-                    self.drained.parked(&item.key, failure.reason());
+                    self.drained
+                        .parked(&item.key, item.action, failure.reason());
                     self.failed
                         .insert(item.key.key.clone(), Some(failure.reason().to_string()));
                 }

@@ -82,6 +82,9 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Checked {
                 "no [[target]] is defined: rostersync has nowhere to push",
             );
         }
+        if let Some(metrics) = &config.daemon.metrics {
+            check_metrics(c, metrics);
+        }
     }
     unique_names(c, "source", config.sources.iter().map(|s| &s.name));
     unique_names(c, "target", config.targets.iter().map(|t| &t.name));
@@ -110,6 +113,27 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Checked {
     Checked {
         problems: checker.problems,
         warnings: checker.warnings,
+    }
+}
+
+/// `[daemon] metrics`: an address to listen on; served without
+/// authentication, so anywhere but this machine is worth a word.
+fn check_metrics(c: &mut Checker<'_>, metrics: &Spanned<String>) {
+    match metrics.get_ref().parse::<std::net::SocketAddr>() {
+        Ok(address) if !address.ip().is_loopback() => c.warn(
+            metrics.span(),
+            format!(
+                "daemon.metrics {address} is not this machine only: anyone who reaches it reads the metrics (names of sources and targets, counts); prefer 127.0.0.1 behind a proxy"
+            ),
+        ),
+        Ok(_) => {}
+        Err(_) => c.at(
+            metrics.span(),
+            format!(
+                "daemon.metrics {:?} is not an address to listen on: IP:PORT, e.g. \"127.0.0.1:9464\"",
+                metrics.get_ref()
+            ),
+        ),
     }
 }
 

@@ -73,6 +73,17 @@ pub struct DaemonConfig {
     /// How many actions per target and action a `.report.json` lists; the
     /// rest are in `.actions.jsonl` beside it.
     pub report_actions: usize,
+    /// `host:port` where Prometheus scrapes `/metrics` (and `/healthz`,
+    /// `/readyz`); absent: no metrics server.
+    pub metrics: Option<Spanned<String>>,
+}
+
+impl DaemonConfig {
+    /// The metrics server's address, when set and valid (`check` refuses
+    /// one that is not).
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref()?.get_ref().parse().ok()
+    }
 }
 
 impl Default for DaemonConfig {
@@ -85,6 +96,7 @@ impl Default for DaemonConfig {
             grace: HumanDuration(std::time::Duration::from_secs(5)),
             rescan: Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(10))),
             report_actions: 1_000,
+            metrics: None,
         }
     }
 }

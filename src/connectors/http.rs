@@ -59,6 +59,8 @@ pub struct Http {
     refusal: Arc<std::sync::Mutex<Option<Refusal>>>,
     /// The target's token and password, as its config names them.
     secrets: Arc<[Secret]>,
+    /// The target's name, which labels its request metrics.
+    target: Arc<str>,
 }
 
 /// `rate_per_sec` as a quota: requests evenly spaced (no burst), so a
@@ -182,6 +184,7 @@ impl Http {
             pace: Pace::of(target),
             refusal: Arc::default(),
             secrets: target_secrets(target)?.into(),
+            target: target.name.get_ref().as_str().into(),
         })
     }
 
@@ -227,6 +230,14 @@ impl Http {
         if let Some(pace) = &self.pace {
             pace.wait().await;
         }
+        let started = std::time::Instant::now();
+        let reply = self.exchange(request).await;
+        crate::metrics::get().request(&self.target, started.elapsed().as_secs_f64());
+        reply
+    }
+
+    /// [`Http::send`] once its turn came: the request and the whole reply.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Reply, Failure> {
         let scrubbed = |error| transport_failure(error).map_reason(|r| self.scrub(r));
         let (client, request) = request.build_split();
         let request = request.map_err(scrubbed)?;

@@ -162,6 +162,7 @@ pub(super) async fn settle_file(
         warn!(source = %source_name, file = %shown, report = %moved,
             "the file was removed from the inbox before it could be archived: its commit stands, its report is in archive/ and its changes are being pushed");
     }
+    record_file(&source_name, filed.disposed.outcome, started);
     let day = today().to_string();
     shared.with_status(|status| {
         status.count_file(&day);
@@ -174,6 +175,16 @@ pub(super) async fn settle_file(
         entry.reason = refusal(&accepted);
     });
     Ok(filed.disposed)
+}
+
+/// A file filed away, in the metrics: its outcome, how long it took and,
+/// accepted, when its source last gave a good file.
+pub(super) fn record_file(source: &str, outcome: &str, started: std::time::Instant) {
+    let metrics = crate::metrics::get();
+    metrics.file_processed(source, outcome, started.elapsed().as_secs_f64());
+    if matches!(outcome, "archived" | "duplicate") {
+        metrics.source_succeeded(source, crate::sync::unix_now() as f64);
+    }
 }
 
 /// Why a file was refused or held, as `status` and the log give it: the

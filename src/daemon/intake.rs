@@ -108,6 +108,7 @@ pub(super) async fn processor(
             let Some(source) = config.sources.get(candidate.source) else {
                 continue;
             };
+            let taken_at = std::time::Instant::now();
             let taken = shared
                 .heartbeat
                 .while_busy(take(&shared, &config, source, &candidate.path))
@@ -142,6 +143,7 @@ pub(super) async fn processor(
                     error!(source = %source.name.get_ref(), file = %escape::path(&candidate.path), error = %reason, "cannot process the file; it stays in the inbox and is tried again when it changes");
                 }
                 failed.insert(candidate.path.clone(), (candidate.size, candidate.modified));
+                filing::record_file(source.name.get_ref(), "failed", taken_at);
                 shared.with_status(|s| {
                     let entry = s.sources.entry(source.name.get_ref().clone()).or_default();
                     entry.last_file = Some(escape::file_name(&candidate.path));

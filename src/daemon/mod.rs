@@ -108,6 +108,10 @@ struct Shared {
     state: state_health::StateHealth,
     /// Set when the daemon stops to reopen its store ([`Stopped::ToReopenTheStore`]).
     restart: AtomicBool,
+    /// The inboxes are watched (`/readyz`).
+    watching: AtomicBool,
+    /// Targets whose last drain stopped, and why (`/readyz`).
+    halted: Mutex<std::collections::BTreeMap<String, String>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -160,6 +164,25 @@ impl Shared {
     fn with_status(&self, change: impl FnOnce(&mut Status)) {
         change(&mut lock(&self.status));
         self.touch();
+    }
+
+    /// `/readyz`: watching the inboxes, the state directory taking
+    /// writes (the store open), and no target stopped.
+    fn readiness(&self) -> Result<(), String> {
+        if self.cancel.is_cancelled() {
+            return Err("stopping".into());
+        }
+        if !self.watching.load(Ordering::SeqCst) {
+            return Err("not watching the inboxes yet".into());
+        }
+        if self.state.is_failing() {
+            return Err("the state directory cannot be written (see `rostersync status`)".into());
+        }
+        let halted = lock(&self.halted);
+        match halted.iter().next() {
+            Some((target, reason)) => Err(format!("target {target} stopped: {reason}")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -247,6 +270,15 @@ pub async fn serve(
     if let Ok(Some(pending)) = store.pending_commit() {
         info!(source = %pending.source, file = %crate::escape::text(&pending.file), "a commit was cut short by a crash: the file is planned again when it is taken");
     }
+    let metrics =
+        match config.daemon.metrics_address() {
+            Some(address) => Some(crate::metrics::server::bind(address).await.map_err(
+                |error| {
+                    DaemonError::Start(format!("cannot serve the metrics on {address}: {error}"))
+                },
+            )?),
+            None => None,
+        };
     let socket = control::socket_path(&config.daemon.state_dir);
     let listener = control::bind(&socket).map_err(|source| DaemonError::Socket {
         path: socket.clone(),
@@ -279,6 +311,8 @@ pub async fn serve(
         heartbeat: Heartbeat::new(),
         state: state_health::StateHealth::new(),
         restart: AtomicBool::new(false),
+        watching: AtomicBool::new(false),
+        halted: Mutex::default(),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
@@ -302,7 +336,11 @@ pub async fn serve(
     supervised(&shared, "file processor", move |shared| {
         intake::processor(shared, Arc::clone(&processor_rx), Arc::clone(&ready))
     });
+    if let Some(listener) = metrics {
+        serve_metrics(&shared, listener);
+    }
     watching.notified().await;
+    shared.watching.store(true, Ordering::SeqCst);
     info!(
         sources = sources_count,
         targets = targets_count,
@@ -346,6 +384,24 @@ pub async fn serve(
     }
     info!("stopped");
     Ok(Stopped::OnRequest)
+}
+
+/// The metrics server, until the daemon stops; one that fails is logged
+/// and leaves the daemon running without it.
+fn serve_metrics(shared: &Arc<Shared>, listener: tokio::net::TcpListener) {
+    info!(address = %crate::metrics::server::shown(&listener), "serving the metrics on /metrics, /healthz and /readyz");
+    let for_readiness = Arc::downgrade(shared);
+    let ready: crate::metrics::server::Readiness =
+        Arc::new(move || match for_readiness.upgrade() {
+            Some(shared) => shared.readiness(),
+            None => Err("stopping".into()),
+        });
+    let stop = shared.cancel.clone();
+    shared.tasks.spawn(async move {
+        if let Err(error) = crate::metrics::server::serve(listener, ready, stop).await {
+            error!(%error, "the metrics server stopped; the daemon goes on without it");
+        }
+    });
 }
 
 /// Starts a supervised task that needs only the shared state.

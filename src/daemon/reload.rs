@@ -21,7 +21,7 @@ pub(super) async fn reload(shared: &Arc<Shared>) {
     let old = shared.config();
     if old.daemon != new.daemon {
         warn!(
-            "the [daemon] settings (state_dir, log_dir, log_format, log_keep, grace, rescan) change only with a restart; the running ones stay"
+            "the [daemon] settings (state_dir, log_dir, log_format, log_keep, grace, rescan, metrics) change only with a restart; the running ones stay"
         );
         new.daemon = old.daemon.clone();
     }

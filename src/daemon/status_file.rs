@@ -115,6 +115,12 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
         match counts {
             Ok(counts) => {
                 for (name, outbox, parked, (ambiguous, listed)) in counts {
+                    let gauges = crate::metrics::TargetGauges {
+                        outbox,
+                        parked,
+                        ambiguous,
+                    };
+                    crate::metrics::get().target_gauges(&name, gauges);
                     let target = status.targets.entry(name).or_default();
                     target.outbox = outbox;
                     target.parked = parked;
@@ -125,6 +131,7 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
             Err(error) => warn!(%error, "cannot count the outboxes for status.json"),
         }
         for (name, files) in held {
+            crate::metrics::get().held_files(&name, files.len() as u64);
             status.sources.entry(name).or_default().held = files;
         }
         let day = today().to_string();

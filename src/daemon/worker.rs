@@ -62,6 +62,7 @@ async fn worker(shared: Arc<Shared>, name: String, wake: Arc<Notify>) -> Ended {
         let config = config_rx.borrow_and_update().clone();
         let Some(target) = config.targets.iter().find(|t| t.name.get_ref() == &name) else {
             info!(target = %name, "target removed from the config: its worker stops");
+            lock(&shared.halted).remove(&name);
             ended = Ended::OnPurpose;
             break;
         };
@@ -228,6 +229,13 @@ fn note_drained(shared: &Shared, name: &str, drained: &Drained) {
         info!(target = %name, done, parked, "pushed");
     }
     let parked = drained.last_parked.clone();
+    {
+        let mut halted = lock(&shared.halted);
+        match &drained.stopped {
+            Some(reason) => halted.insert(name.to_string(), reason.clone()),
+            None => halted.remove(name),
+        };
+    }
     shared.with_status(|status| {
         let target = status.targets.entry(name.to_string()).or_default();
         if done > 0 {
