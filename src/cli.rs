@@ -29,6 +29,9 @@ pub enum Command {
         /// Also reach each target and try its credentials (exit 1 when one fails)
         #[arg(long)]
         online: bool,
+        /// With --online: also send a test message to each [[notify]] destination
+        #[arg(long, requires = "online")]
+        notify: bool,
     },
     /// Parse and check an HR file without the store: the verdict and every problem by line
     /// (exit 0 valid, 1 not)

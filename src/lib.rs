@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod plan_output;
 pub mod progress;

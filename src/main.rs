@@ -175,7 +175,7 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
         rostersync::progress::show_bars();
     }
     match &cli.command {
-        Command::Check { online } => check(&config_path, *online),
+        Command::Check { online, notify } => check(&config_path, *online, *notify),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
         Command::Plan { file, source, json } => plan(&config_path, file, source.as_deref(), *json),
         Command::Sync { file, source, json } => sync(&config_path, file, source.as_deref(), *json),
@@ -307,7 +307,7 @@ fn open_store_write(state_dir: &Path) -> anyhow::Result<Store> {
     })
 }
 
-fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
+fn check(path: &Path, online: bool, notify: bool) -> anyhow::Result<i32> {
     match config::load(path, CheckLevel::Full) {
         Ok(config) => {
             // Under systemd (`ExecReload=`) a warning is the journal's too.
@@ -317,7 +317,7 @@ fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
                 print!("{}", journal::lines(&line, journal::WARNING, journal));
             }
             if online {
-                return check_online(&config);
+                return check_online(&config, notify);
             }
             println!("ok");
             Ok(exit::OK)
@@ -335,8 +335,9 @@ fn check(path: &Path, online: bool) -> anyhow::Result<i32> {
     }
 }
 
-/// `check --online`: each target reached with its credentials, one line each.
-fn check_online(config: &config::Config) -> anyhow::Result<i32> {
+/// `check --online`: each target reached with its credentials, one line
+/// each; with `--notify`, a test message to each `[[notify]]` too.
+fn check_online(config: &config::Config, notify: bool) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -360,6 +361,17 @@ fn check_online(config: &config::Config) -> anyhow::Result<i32> {
                     .map(|url| format!(" at {}", shown_url(url.get_ref())))
                     .unwrap_or_default();
                 println!("target {name} ({}){at}: {reason}", target.kind);
+            }
+        }
+    }
+    if notify {
+        for (shown, sent) in runtime.block_on(rostersync::notify::send_test(&config.notify)) {
+            match sent {
+                Ok(()) => println!("notify {shown}: test message sent"),
+                Err(reason) => {
+                    failed += 1;
+                    println!("notify {shown}: {reason}");
+                }
             }
         }
     }

@@ -53,6 +53,23 @@ pub struct Drained {
     pub on_hold: bool,
     /// Cut short by its [`DrainControl`], with what waits kept waiting.
     pub interrupted: bool,
+    /// Of the parked, those parked as ambiguous.
+    pub ambiguous: u64,
+    /// The first records parked ([`LISTED_PARKED`]), by kind and key, with
+    /// the logins of the accounts an ambiguous one could be: what a
+    /// notification names.
+    pub parked_records: Vec<ParkedRecord>,
+}
+
+/// How many parked records a [`Drained`] names.
+pub const LISTED_PARKED: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedRecord {
+    pub kind: RecordKind,
+    pub key: String,
+    /// Empty unless parked as ambiguous.
+    pub candidate_logins: Vec<String>,
 }
 
 impl Drained {
@@ -68,6 +85,31 @@ impl Drained {
         self.parked += 1;
         self.last_parked = Some(format!("{} {}: {reason}", key.kind, key.key));
         crate::metrics::get().actions(&key.target, action, Settled::Parked, 1);
+        self.list(key, Vec::new());
+    }
+
+    fn parked_ambiguous(
+        &mut self,
+        key: &RecordKey,
+        action: ActionKind,
+        reason: &str,
+        candidates: &[Candidate],
+    ) {
+        self.parked += 1;
+        self.ambiguous += 1;
+        self.last_parked = Some(format!("{} {}: {reason}", key.kind, key.key));
+        crate::metrics::get().actions(&key.target, action, Settled::Parked, 1);
+        self.list(key, candidates.iter().map(|c| c.login.clone()).collect());
+    }
+
+    fn list(&mut self, key: &RecordKey, candidate_logins: Vec<String>) {
+        if self.parked_records.len() < LISTED_PARKED {
+            self.parked_records.push(ParkedRecord {
+                kind: key.kind,
+                key: key.key.clone(),
+                candidate_logins,
+            });
+        }
     }
 }
 
@@ -168,6 +210,7 @@ pub async fn drain(
                 push_round(store, target, kind, &records, &mut drained, &holders, now).await?;
             if let Some(Stop::Hold(reason)) = round.stop {
                 tracing::error!(target = %target.name, %reason, "pushing to this target stopped; what waits keeps waiting");
+                crate::metrics::get().target_failed(&target.name, now());
                 drained.stopped = Some(reason);
                 drained.on_hold = true;
                 return Ok(drained);
@@ -176,6 +219,7 @@ pub async fn drain(
                 // The target showed it must not get more: everything still
                 // waiting is parked with the reason, for a person to look at.
                 tracing::error!(target = %target.name, %reason, "pushing to this target stopped");
+                crate::metrics::get().target_failed(&target.name, now());
                 let references = target.references(kind).clone();
                 let name = target.name.clone();
                 let left = crate::store::blocking(store, move |store| {
@@ -203,7 +247,9 @@ pub async fn drain(
                 .max();
             match backoff.next_delay(asked) {
                 Some(delay) => {
-                    crate::metrics::get().retries(&target.name, failing.len() as u64);
+                    let metrics = crate::metrics::get();
+                    metrics.retries(&target.name, failing.len() as u64);
+                    metrics.target_failed(&target.name, now());
                     let reason = failing[0].failure.reason();
                     tracing::info!(target = %target.name, records = failing.len(), ?delay, %reason, "retrying after a transient failure");
                     let why = format!(
@@ -216,6 +262,7 @@ pub async fn drain(
                     }
                 }
                 None => {
+                    crate::metrics::get().target_failed(&target.name, now());
                     for failed in &failing {
                         let reason = format!(
                             "still failing when the retry budget ran out: {}",
@@ -561,9 +608,10 @@ impl Pass<'_> {
                 }
                 Outcome::Ambiguous(candidates) => {
                     let reason = ambiguous_reason(&candidates);
+                    self.drained
+                        .parked_ambiguous(&item.key, item.action, &reason, &candidates);
                     park_ambiguous(store, &item.key, item.action, &reason, candidates, now())
                         .await?;
-                    self.drained.parked(&item.key, item.action, &reason);
                     self.failed.insert(item.key.key.clone(), Some(reason));
                 }
                 Outcome::Failed(failure) if refused.is_some() => {

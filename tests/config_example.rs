@@ -56,6 +56,7 @@ fn every_key_of_the_schema_is_in_the_example() {
         "[[source]]",
         "[[target]]",
         "[[target]]\nretry = { zz_not_a_key = 1 }\n#",
+        "[[notify]]",
     ] {
         for key in schema_keys(section) {
             if !documents(&text, &key) {
@@ -225,6 +226,9 @@ fn the_example_and_all_its_commented_examples_pass_check() {
         "[source.columns]",
         "ca_file =",
         "date_format =",
+        "kind = \"webhook\"",
+        "kind = \"email\"",
+        "metrics =",
     ] {
         assert!(
             uncommented.lines().any(|l| l.starts_with(kind)),

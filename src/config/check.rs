@@ -1,5 +1,7 @@
 //! Semantic checks of a parsed config: everything serde cannot say.
 
+mod notify;
+
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
@@ -108,6 +110,9 @@ pub fn check(config: &Config, text: &str, level: CheckLevel) -> Checked {
     if level == CheckLevel::Full {
         for target in &config.targets {
             check_target(c, target);
+        }
+        for destination in &config.notify {
+            notify::check_notify(c, destination);
         }
     }
     Checked {

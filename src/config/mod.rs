@@ -48,6 +48,9 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     #[serde(default, rename = "target")]
     pub targets: Vec<TargetConfig>,
+    /// `[[notify]]`: where what an operator must act on is sent.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
     /// What `check` found worth saying that does not stop the config
     /// (an inbox that does not exist yet): printed by `check`, logged at start.
     #[serde(skip)]
@@ -273,6 +276,137 @@ pub struct TargetConfig {
     /// order ([`DEFAULT_MATCH`] when absent; `[]`: none is looked for).
     #[serde(rename = "match")]
     pub matching: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+/// One `[[notify]]`: a webhook or an e-mail address list, the events it
+/// takes and how often it may be sent a message (README, *Notifications*).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    pub kind: Spanned<NotifyKind>,
+    #[serde(default = "default_events")]
+    pub events: Spanned<Vec<Spanned<EventKind>>>,
+    /// Events of one kind (and source or target) within this time of the
+    /// last message about them go together in the next one.
+    #[serde(default = "default_quarter_hour")]
+    pub min_interval: Spanned<HumanDuration>,
+    /// `target_down`: a target failing with no success for this long.
+    #[serde(default = "default_quarter_hour")]
+    pub down_after: Spanned<HumanDuration>,
+    /// Each attempt to deliver a message.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: Spanned<HumanDuration>,
+    /// How a failed delivery is tried again, as a target's `retry`.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// `webhook`: where the JSON body is POSTed.
+    pub url: Option<Spanned<String>>,
+    /// `webhook`: the key of the body's HMAC-SHA256 signature.
+    pub secret_env: Option<Spanned<String>>,
+    pub secret_file: Option<Spanned<PathBuf>>,
+    pub secret_credential: Option<Spanned<String>>,
+    /// `email`: the SMTP server, `host:port`.
+    pub smtp: Option<Spanned<String>>,
+    pub from: Option<Spanned<String>>,
+    pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `email`: `starttls` (default), `tls` (implicit, port 465) or `none`
+    /// (the server on this machine only).
+    pub tls: Option<Spanned<SmtpTls>>,
+    pub user: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    pub password_credential: Option<Spanned<String>>,
+}
+
+pub use crate::notify::EventKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyKind {
+    Webhook,
+    Email,
+}
+
+impl std::fmt::Display for NotifyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NotifyKind::Webhook => "webhook",
+            NotifyKind::Email => "email",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Tls,
+    None,
+}
+
+fn default_events() -> Spanned<Vec<Spanned<EventKind>>> {
+    let events = EventKind::DEFAULT
+        .iter()
+        .map(|kind| Spanned::new(0..0, *kind))
+        .collect();
+    Spanned::new(0..0, events)
+}
+
+fn default_quarter_hour() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(15 * 60)))
+}
+
+fn default_notify_timeout() -> Spanned<HumanDuration> {
+    Spanned::new(0..0, HumanDuration(std::time::Duration::from_secs(30)))
+}
+
+impl NotifyConfig {
+    /// The webhook's signing key, if the config says where to find one.
+    pub fn secret_source(&self) -> Option<SecretSource> {
+        secret_source(&self.secret_env, &self.secret_file, &self.secret_credential)
+    }
+
+    /// The SMTP password of `user`, if the config says where to find one.
+    pub fn password_source(&self) -> Option<SecretSource> {
+        secret_source(
+            &self.password_env,
+            &self.password_file,
+            &self.password_credential,
+        )
+    }
+
+    pub fn takes(&self, event: EventKind) -> bool {
+        self.events.get_ref().iter().any(|e| *e.get_ref() == event)
+    }
+
+    /// How logs and `check --online --notify` name it: its kind and where
+    /// it goes (a URL's scheme, host and port only: a URL may carry a token).
+    pub fn shown(&self) -> String {
+        match self.kind.get_ref() {
+            NotifyKind::Webhook => {
+                let url = self
+                    .url
+                    .as_ref()
+                    .map(|u| u.get_ref().as_str())
+                    .unwrap_or("");
+                let shown = url::Url::parse(url)
+                    .map(|u| {
+                        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                        format!("{}://{}{port}", u.scheme(), u.host_str().unwrap_or(""))
+                    })
+                    .unwrap_or_else(|_| "its url".into());
+                format!("webhook {shown}")
+            }
+            NotifyKind::Email => format!(
+                "email via {}",
+                self.smtp
+                    .as_ref()
+                    .map(|s| s.get_ref().as_str())
+                    .unwrap_or("")
+            ),
+        }
+    }
 }
 
 /// The `match` of a target that names none.
@@ -526,6 +660,14 @@ impl Config {
         resolve(&mut self.daemon.log_dir);
         for source in &mut self.sources {
             resolve(source.inbox.get_mut());
+        }
+        for notify in &mut self.notify {
+            for path in [&mut notify.secret_file, &mut notify.password_file]
+                .into_iter()
+                .flatten()
+            {
+                resolve(path.get_mut());
+            }
         }
         for target in &mut self.targets {
             for path in [

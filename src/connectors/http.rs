@@ -366,7 +366,8 @@ fn untrusted_certificate(reason: &str) -> Option<&str> {
     Some(rest.split(": error").next().unwrap_or(rest))
 }
 
-fn transport_failure(error: reqwest::Error) -> Failure {
+/// A request that got no reply, classified, its causes said (the URL left out).
+pub(crate) fn transport_failure(error: reqwest::Error) -> Failure {
     let dropped = error.is_request() || error.is_body() || error.is_decode();
     let (connect, timeout) = (error.is_connect() || dropped, error.is_timeout());
     // reqwest's message names the URL (left out), never headers or bodies;

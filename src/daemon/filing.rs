@@ -163,6 +163,7 @@ pub(super) async fn settle_file(
             "the file was removed from the inbox before it could be archived: its commit stands, its report is in archive/ and its changes are being pushed");
     }
     record_file(&source_name, filed.disposed.outcome, started);
+    notify_file(shared, &source_name, &shown, &accepted);
     let day = today().to_string();
     shared.with_status(|status| {
         status.count_file(&day);
@@ -185,6 +186,28 @@ pub(super) fn record_file(source: &str, outcome: &str, started: std::time::Insta
     if matches!(outcome, "archived" | "duplicate") {
         metrics.source_succeeded(source, crate::sync::unix_now() as f64);
     }
+}
+
+/// A held or refused file, to `[[notify]]`: where its problems are, not
+/// what they say (a message may quote a value of the file).
+fn notify_file(shared: &Shared, source: &str, shown: &str, accepted: &Accepted) {
+    use crate::notify::Event;
+    let reason = refusal(accepted).unwrap_or_default();
+    let event = match accepted {
+        Accepted::Held(_) => Event::held(utc_now(), source, shown, &reason),
+        Accepted::Refused(ingested) => {
+            let places: Vec<(u64, u64)> = ingested
+                .problems
+                .iter()
+                .filter(|p| p.is_error())
+                .take(20)
+                .map(|p| (p.line, p.column))
+                .collect();
+            Event::rejected(utc_now(), source, shown, &reason, &places)
+        }
+        _ => return,
+    };
+    shared.notifier.send(event);
 }
 
 /// Why a file was refused or held, as `status` and the log give it: the

@@ -112,6 +112,10 @@ struct Shared {
     watching: AtomicBool,
     /// Targets whose last drain stopped, and why (`/readyz`).
     halted: Mutex<std::collections::BTreeMap<String, String>>,
+    /// `[[notify]]`: what an operator must act on.
+    notifier: crate::notify::Notifier,
+    /// The day the last daily summary went (or the daemon started).
+    daily_sent: Mutex<NaiveDate>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -285,6 +289,9 @@ pub async fn serve(
         source,
     })?;
 
+    let (cancel, tasks) = (CancellationToken::new(), TaskTracker::new());
+    let notifier = crate::notify::Notifier::start(&config.notify, &tasks, &cancel)
+        .map_err(|error| DaemonError::Start(format!("notifications: {error}")))?;
     let (reports, reports_rx) = mpsc::unbounded_channel();
     let (processor, processor_rx) = mpsc::channel(16);
     let (sources_count, targets_count) = (config.sources.len(), config.targets.len());
@@ -313,8 +320,10 @@ pub async fn serve(
         restart: AtomicBool::new(false),
         watching: AtomicBool::new(false),
         halted: Mutex::default(),
-        cancel: CancellationToken::new(),
-        tasks: TaskTracker::new(),
+        notifier,
+        daily_sent: Mutex::new(today()),
+        cancel,
+        tasks,
     });
 
     let reports_rx = Arc::new(tokio::sync::Mutex::new(reports_rx));

@@ -190,6 +190,41 @@ impl Status {
     }
 }
 
+/// The daily summary of `[[notify]]`: the day's figures, and one line per
+/// source (its last file) and per target (what waits).
+pub fn daily_summary(status: &Status) -> (BTreeMap<String, u64>, Vec<String>) {
+    let total = |f: fn(&TargetStatus) -> u64| status.targets.values().map(f).sum::<u64>();
+    let held: u64 = status.sources.values().map(|s| s.held.len() as u64).sum();
+    let counts = BTreeMap::from([
+        ("files".to_string(), status.files_today),
+        ("held_files".to_string(), held),
+        ("outbox".to_string(), total(|t| t.outbox)),
+        ("parked".to_string(), total(|t| t.parked)),
+        ("ambiguous".to_string(), total(|t| t.ambiguous)),
+    ]);
+    let mut lines = vec![format!("{} file(s) on {}", status.files_today, status.day)];
+    for (name, source) in &status.sources {
+        lines.push(match (&source.last_file, &source.outcome) {
+            (Some(file), Some(outcome)) => format!(
+                "source {name}: last file {file} {outcome} at {}, {} held",
+                source.at.as_deref().unwrap_or("?"),
+                source.held.len()
+            ),
+            _ => format!("source {name}: no file yet"),
+        });
+    }
+    for (name, target) in &status.targets {
+        lines.push(format!(
+            "target {name}: outbox {}, parked {} ({} ambiguous), last push {}",
+            target.outbox,
+            target.parked,
+            target.ambiguous,
+            target.last_push_at.as_deref().unwrap_or("none yet")
+        ));
+    }
+    (counts, lines)
+}
+
 /// The one line systemd shows (`STATUS=`).
 pub fn status_line(status: &Status) -> String {
     let outbox: u64 = status.targets.values().map(|t| t.outbox).sum();

@@ -66,6 +66,24 @@ pub(super) fn read(log_dir: &Path) -> Option<status::Status> {
     }
 }
 
+/// The day is over: its summary to `[[notify]]` (once a day, whoever
+/// noticed the new day first).
+fn daily(shared: &Shared, status: &status::Status) {
+    {
+        let mut sent = lock(&shared.daily_sent);
+        if *sent == today() {
+            return;
+        }
+        *sent = today();
+    }
+    if shared.notifier.wants(crate::notify::EventKind::Daily) {
+        let (counts, lines) = status::daily_summary(status);
+        shared
+            .notifier
+            .send(crate::notify::Event::daily(utc_now(), counts, &lines));
+    }
+}
+
 /// Writes `status.json` (atomically) and tells systemd the one-line status.
 pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
     let config = shared.config();
@@ -136,6 +154,7 @@ pub(super) async fn write(shared: &Arc<Shared>, running: bool) {
         }
         let day = today().to_string();
         if status.day != day {
+            daily(shared, &status);
             status.day = day;
             status.files_today = 0;
         }

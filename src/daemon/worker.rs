@@ -228,6 +228,7 @@ fn note_drained(shared: &Shared, name: &str, drained: &Drained) {
     if done > 0 || parked > 0 {
         info!(target = %name, done, parked, "pushed");
     }
+    notify_parked(shared, name, drained);
     let parked = drained.last_parked.clone();
     {
         let mut halted = lock(&shared.halted);
@@ -249,4 +250,32 @@ fn note_drained(shared: &Shared, name: &str, drained: &Drained) {
             target.last_error = None;
         }
     });
+}
+
+/// Records parked in a drain, to `[[notify]]`: by kind and key, with the
+/// logins an ambiguous one could be; the reasons stay in `status` and `show`.
+fn notify_parked(shared: &Shared, name: &str, drained: &Drained) {
+    use crate::notify::{Event, Item};
+    let at = utc_now;
+    let (mut parked, mut ambiguous) = (Vec::new(), Vec::new());
+    for record in &drained.parked_records {
+        if record.candidate_logins.is_empty() {
+            parked.push(Item::record(record.kind, &record.key));
+        } else {
+            let logins = record.candidate_logins.clone();
+            ambiguous.push(Item::ambiguous(record.kind, &record.key, logins));
+        }
+    }
+    let others = drained.parked - drained.ambiguous;
+    if others > 0 {
+        shared
+            .notifier
+            .send(Event::parked(at(), name, others, parked));
+    }
+    if drained.ambiguous > 0 {
+        let count = drained.ambiguous;
+        shared
+            .notifier
+            .send(Event::ambiguous(at(), name, count, ambiguous));
+    }
 }

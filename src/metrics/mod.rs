@@ -11,8 +11,9 @@
 
 pub mod server;
 
-use std::sync::OnceLock;
-use std::sync::atomic::AtomicU64;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -98,6 +99,11 @@ pub struct Metrics {
     held_files: Family<SourceLabel, Gauge>,
     target_success: Family<TargetLabel, Gauge<f64, AtomicU64>>,
     source_success: Family<SourceLabel, Gauge<f64, AtomicU64>>,
+    target_failing: Family<TargetLabel, Gauge<f64, AtomicU64>>,
+    /// Targets failing since (Unix seconds), with no success since: what
+    /// `target_down` notifications watch.
+    failing: Mutex<BTreeMap<String, i64>>,
+    any_failing: AtomicBool,
 }
 
 /// The process's metrics.
@@ -128,6 +134,9 @@ impl Metrics {
             held_files: Family::default(),
             target_success: Family::default(),
             source_success: Family::default(),
+            target_failing: Family::default(),
+            failing: Mutex::default(),
+            any_failing: AtomicBool::new(false),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -185,6 +194,11 @@ impl Metrics {
             "When a source's last file was accepted, archived or as a duplicate (Unix time)",
             metrics.source_success.clone(),
         );
+        registry.register(
+            "target_failing_since_timestamp_seconds",
+            "Since when a target fails (transient failures, or stopped) with no success since (Unix time; 0 while it does not)",
+            metrics.target_failing.clone(),
+        );
         metrics
     }
 
@@ -219,11 +233,47 @@ impl Metrics {
             .inc_by(count);
     }
 
-    /// A target confirmed records at `unix` seconds.
+    /// A target confirmed records at `unix` seconds: it no longer fails.
     pub fn target_succeeded(&self, target: &str, unix: f64) {
-        self.target_success
-            .get_or_create(&target_label(target))
-            .set(unix);
+        let label = target_label(target);
+        self.target_success.get_or_create(&label).set(unix);
+        if self.any_failing.load(Ordering::Relaxed) {
+            let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+            if failing.remove(target).is_some() {
+                self.target_failing.get_or_create(&label).set(0.0);
+            }
+            self.any_failing
+                .store(!failing.is_empty(), Ordering::Relaxed);
+        }
+    }
+
+    /// A target failed at `unix` seconds (a transient failure, a stop):
+    /// failing since then unless it failed already.
+    pub fn target_failed(&self, target: &str, unix: i64) {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        if !failing.contains_key(target) {
+            failing.insert(target.to_string(), unix);
+            self.target_failing
+                .get_or_create(&target_label(target))
+                .set(unix as f64);
+        }
+        self.any_failing.store(true, Ordering::Relaxed);
+    }
+
+    /// The targets failing with no success since, and since when (Unix seconds).
+    pub fn failing_targets(&self) -> Vec<(String, i64)> {
+        let failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        failing
+            .iter()
+            .map(|(t, since)| (t.clone(), *since))
+            .collect()
+    }
+
+    /// A target's outbox as `status.json` last counted it.
+    pub fn outbox_of(&self, target: &str) -> u64 {
+        self.outbox
+            .get(&target_label(target))
+            .map_or(0, |gauge| u64::try_from(gauge.get()).unwrap_or(0))
     }
 
     pub fn request(&self, target: &str, seconds: f64) {
@@ -320,5 +370,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn a_target_fails_from_its_first_failure_until_a_success() {
+        let metrics = Metrics::new();
+        metrics.target_failed("lms", 100);
+        metrics.target_failed("lms", 150);
+        assert_eq!(metrics.failing_targets(), vec![("lms".to_string(), 100)]);
+        assert!(
+            metrics.encode().contains(
+                "rostersync_target_failing_since_timestamp_seconds{target=\"lms\"} 100.0"
+            )
+        );
+        metrics.target_succeeded("lms", 200.0);
+        assert!(metrics.failing_targets().is_empty());
+        assert!(
+            metrics
+                .encode()
+                .contains("rostersync_target_failing_since_timestamp_seconds{target=\"lms\"} 0.0")
+        );
     }
 }

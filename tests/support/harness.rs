@@ -353,6 +353,8 @@ pub struct Builder<F = ()> {
     pub safety: Table,
     pub sources: Vec<Source>,
     pub targets: Vec<Target>,
+    /// `[[notify]]` tables.
+    pub notify: Vec<Table>,
     sync_log: Option<String>,
     never_shows: Vec<String>,
 }
@@ -366,6 +368,7 @@ impl<F: Served> Builder<F> {
             safety: self.safety,
             sources: self.sources,
             targets: self.targets,
+            notify: self.notify,
             sync_log: self.sync_log,
             never_shows: self.never_shows,
         }
@@ -388,6 +391,12 @@ impl<F: Served> Builder<F> {
 
     pub fn target(mut self, target: Target) -> Self {
         self.targets.push(target);
+        self
+    }
+
+    /// A `[[notify]]` with these keys.
+    pub fn notify(mut self, keys: Table) -> Self {
+        self.notify.push(keys);
         self
     }
 
@@ -446,6 +455,10 @@ impl<F: Served> Builder<F> {
             }
             out.push('\n');
             out.push_str(&target.toml());
+        }
+        for notify in &self.notify {
+            out.push('\n');
+            notify.render("[[notify]]", &mut out);
         }
         out
     }
@@ -524,6 +537,7 @@ impl Harness {
             safety: Table::default(),
             sources: Vec::new(),
             targets: Vec::new(),
+            notify: Vec::new(),
             sync_log: None,
             never_shows: Vec::new(),
         }
