@@ -203,6 +203,27 @@ fn counters_are_the_reports_figures_while_the_daemon_runs() {
     }
     let (status, log) = daemon.stop();
     assert!(status.success(), "{log}");
+
+    // A restart keeps the target's last success (to the second, as
+    // status.json has it) and starts the counters afresh. The source's
+    // last file was held: status.json keeps no accepted one to read back.
+    let daemon = harness.start();
+    let again = Scrape::of(&address);
+    let metric = "rostersync_target_last_success_timestamp_seconds";
+    let label = [("target", "lms")];
+    let (was, is) = (metrics.value(metric, &label), again.value(metric, &label));
+    assert!(
+        is.is_some_and(|is| (was.unwrap() - is).abs() <= 1.0),
+        "{metric}: {was:?} then {is:?}"
+    );
+    let metric = "rostersync_source_last_success_timestamp_seconds";
+    assert_eq!(again.value(metric, &[("source", "users")]), None);
+    assert_eq!(
+        again.count("rostersync_files_total", &[("source", "users")]),
+        0.0
+    );
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
 }
 
 fn sync_now() -> f64 {

@@ -14,6 +14,8 @@
 //! - [`seed`]: targets new to a source get its snapshot (on start and after
 //!   each reload, in the processor); targets gone from the config keep
 //!   their state until `forget-target`;
+//! - the metrics server ([`crate::metrics::server`], `[daemon] metrics`)
+//!   and one task per `[[notify]]` destination ([`crate::notify`]);
 //! - the main loop here: stop and reload signals, `status.json`
 //!   ([`status_file`]), systemd's notifications and watchdog.
 //!
@@ -326,6 +328,7 @@ pub async fn serve(
         tasks,
     });
 
+    seed_metrics(&lock(&shared.status));
     let reports_rx = Arc::new(tokio::sync::Mutex::new(reports_rx));
     supervised(&shared, "reporter", move |shared| {
         reporter::reporter(shared, Arc::clone(&reports_rx))
@@ -393,6 +396,28 @@ pub async fn serve(
     }
     info!("stopped");
     Ok(Stopped::OnRequest)
+}
+
+/// The last successes the previous daemon left in `status.json`, so that
+/// an alert on their age keeps its footing across a restart.
+fn seed_metrics(status: &Status) {
+    let unix = |at: &Option<String>| {
+        at.as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.timestamp() as f64)
+    };
+    let metrics = crate::metrics::get();
+    for (name, source) in &status.sources {
+        let accepted = matches!(source.outcome.as_deref(), Some("archived" | "duplicate"));
+        if let (true, Some(at)) = (accepted, unix(&source.at)) {
+            metrics.source_succeeded(name, at);
+        }
+    }
+    for (name, target) in &status.targets {
+        if let Some(at) = unix(&target.last_push_at) {
+            metrics.target_succeeded(name, at);
+        }
+    }
 }
 
 /// The metrics server, until the daemon stops; one that fails is logged
