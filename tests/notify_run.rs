@@ -521,6 +521,7 @@ fn check_online_notify_sends_a_test_message_to_each() {
 #[test]
 fn check_names_every_wrong_notify_key() {
     let harness = Harness::builder()
+        .daemon("metrics", "localhost:9464")
         .source(Source::users("users", "inbox").targets(&["lms"]))
         .target(Target::wbt_file("lms", "out"))
         .notify({
@@ -560,6 +561,7 @@ fn check_names_every_wrong_notify_key() {
         "to is empty",
         "user needs its password",
         "unknown field `evnets`",
+        "daemon.metrics \"localhost:9464\" is not an address to listen on: IP:PORT",
     ] {
         assert!(out.contains(expected), "{expected:?} not in:\n{out}");
     }

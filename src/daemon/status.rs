@@ -446,6 +446,23 @@ mod tests {
     }
 
     #[test]
+    fn the_daily_summary_counts_the_day_and_names_each_source_and_target() {
+        let status = status();
+        let (counts, lines) = daily_summary(&status);
+        assert_eq!(counts["files"], 3);
+        let total: u64 = status.targets.values().map(|t| t.outbox).sum();
+        assert_eq!(counts["outbox"], total);
+        assert_eq!(lines[0], "3 file(s) on 2026-11-21");
+        assert!(
+            lines.iter().any(|l| l.starts_with(
+                "source hr-users: last file users.csv archived at 2026-11-21T08:59:59Z"
+            )),
+            "{lines:?}"
+        );
+        assert_eq!(lines.len(), 1 + status.sources.len() + status.targets.len());
+    }
+
+    #[test]
     fn one_line_for_systemd() {
         assert_eq!(
             status_line(&status()),
