@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod diff;
 pub mod error_text;
 pub mod escape;
+pub mod field_changes;
 pub mod file_modes;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -1,5 +1,6 @@
 //! Safety rules (README, *How changes are worked out*): a plan that would block too many people,
-//! or comes from a suspiciously small file, is held instead of applied.
+//! comes from a suspiciously small file, or changes one field for most people, is held instead
+//! of applied.
 
 use crate::config::SafetyConfig;
 
@@ -12,6 +13,47 @@ pub struct Held {
     /// The target the figures are about, for the block rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The field the figures are about, for `max_change_percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// A few of the changes, for `max_change_percent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<ChangeSample>,
+}
+
+/// One record's value of a field, before and after the file (`None`: empty).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeSample {
+    pub ext_id: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+impl std::fmt::Display for ChangeSample {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |value: &Option<String>| match value {
+            Some(value) => format!("{:?}", crate::escape::text(value)),
+            None => "(empty)".to_string(),
+        };
+        write!(
+            f,
+            "{}: {} → {}",
+            crate::escape::text(&self.ext_id),
+            shown(&self.old),
+            shown(&self.new)
+        )
+    }
+}
+
+/// How many of a source's records a file changes one field of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldShare {
+    pub field: String,
+    pub changed: u64,
+    /// The source's records before the file.
+    pub records: u64,
+    /// The first few changes, in key order.
+    pub sample: Vec<ChangeSample>,
 }
 
 impl std::fmt::Display for Held {
@@ -42,6 +84,19 @@ impl std::fmt::Display for Held {
                 "the plan blocks {:.1}% of the source's active records{on}, max_block_percent is {}",
                 self.value, self.limit
             ),
+            "max_change_percent" => {
+                write!(
+                    f,
+                    "the file changes {} for {:.1}% of the source's records, max_change_percent is {}",
+                    self.field.as_deref().unwrap_or("a field"),
+                    self.value,
+                    self.limit
+                )?;
+                for (i, sample) in self.sample.iter().enumerate() {
+                    write!(f, "{} {sample}", if i == 0 { "; e.g." } else { ";" })?;
+                }
+                Ok(())
+            }
             other => write!(f, "{other}: {} (limit {})", self.value, self.limit),
         }
     }
@@ -55,6 +110,8 @@ pub struct PlanFigures {
     pub previous_rows: Option<u64>,
     /// Per target: blocks planned, and the source's records active there now.
     pub blocks: Vec<(String, u64, u64)>,
+    /// Per field the file changes, how many of the source's records.
+    pub changes: Vec<FieldShare>,
 }
 
 /// The first rule the plan breaks, if any, and the others it breaks too:
@@ -65,7 +122,8 @@ pub fn check_all(rules: &SafetyConfig, figures: &PlanFigures) -> (Option<Held>, 
 }
 
 /// The first rule the plan breaks, if any, in this order: min_rows,
-/// max_shrink_percent, then per target max_block_count and max_block_percent.
+/// max_shrink_percent, per target max_block_count and max_block_percent,
+/// then per field max_change_percent.
 pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
     broken_rules(rules, figures).into_iter().next()
 }
@@ -78,6 +136,8 @@ fn broken_rules(rules: &SafetyConfig, figures: &PlanFigures) -> Vec<Held> {
         value,
         limit,
         target: target.map(str::to_string),
+        field: None,
+        sample: Vec::new(),
     };
     if figures.rows < rules.min_rows {
         broken.push(held(
@@ -116,6 +176,19 @@ fn broken_rules(rules: &SafetyConfig, figures: &PlanFigures) -> Vec<Held> {
             }
         }
     }
+    let limit = *rules.max_change_percent.get_ref();
+    if limit > 0.0 {
+        for share in figures.changes.iter().filter(|s| s.records > 0) {
+            let percent = share.changed as f64 * 100.0 / share.records as f64;
+            if percent > limit {
+                broken.push(Held {
+                    field: Some(share.field.clone()),
+                    sample: share.sample.clone(),
+                    ..held("max_change_percent", round1(percent), limit, None)
+                });
+            }
+        }
+    }
     broken
 }
 
@@ -132,6 +205,7 @@ mod tests {
             rows,
             previous_rows: previous,
             blocks: vec![("lms".into(), blocks, active)],
+            changes: Vec::new(),
         }
     }
 
@@ -170,5 +244,39 @@ mod tests {
             held.to_string(),
             "the plan blocks 40.0% of the source's active records on target lms, max_block_percent is 10"
         );
+    }
+
+    fn changing(field: &str, changed: u64, records: u64) -> PlanFigures {
+        PlanFigures {
+            changes: vec![FieldShare {
+                field: field.into(),
+                changed,
+                records,
+                sample: vec![ChangeSample {
+                    ext_id: "u001".into(),
+                    old: Some("Ada".into()),
+                    new: None,
+                }],
+            }],
+            ..figures(100, Some(100), 0, 100)
+        }
+    }
+
+    #[test]
+    fn max_change_percent_holds_above_its_share_naming_the_field_with_a_sample() {
+        let mut rules = SafetyConfig::default();
+        assert_eq!(check(&rules, &changing("email", 50, 100)), None);
+        let held = check(&rules, &changing("first_name", 51, 100)).unwrap();
+        assert_eq!(
+            (held.rule.as_str(), held.value, held.field.as_deref()),
+            ("max_change_percent", 51.0, Some("first_name"))
+        );
+        assert_eq!(
+            held.to_string(),
+            "the file changes first_name for 51.0% of the source's records, \
+             max_change_percent is 50; e.g. u001: \"Ada\" → (empty)"
+        );
+        rules.max_change_percent = toml::Spanned::new(0..0, 0.0);
+        assert_eq!(check(&rules, &changing("first_name", 100, 100)), None);
     }
 }

@@ -287,3 +287,66 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
     .unwrap();
     assert!(actions.is_empty());
 }
+
+#[test]
+fn swapped_name_columns_are_held_by_max_change_percent_and_a_tenth_rewritten_passes() {
+    let mut world = World::new();
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let row = |i: usize, last: &str, first: &str, domain: &str| {
+        format!("U{i:02};{last};{first};login{i};u{i}@{domain};HQ;;0;;")
+    };
+    let rows: Vec<String> = (0..20)
+        .map(|i| row(i, &format!("Nom{i}"), &format!("Pré{i}"), "x.fr"))
+        .collect();
+    let all: Vec<&str> = rows.iter().map(String::as_str).collect();
+    world.sync(&hr, &users(&all));
+
+    // The export put user_fname's values under user_lname and back.
+    let swapped: Vec<String> = (0..20)
+        .map(|i| row(i, &format!("Pré{i}"), &format!("Nom{i}"), "x.fr"))
+        .collect();
+    let swapped: Vec<&str> = swapped.iter().map(String::as_str).collect();
+    let planned = world.plan(&hr, &users(&swapped));
+    let held = planned.plan.held.clone().unwrap();
+    assert_eq!(
+        (
+            held.rule.as_str(),
+            held.field.as_deref(),
+            held.value,
+            held.limit
+        ),
+        ("max_change_percent", Some("first_name"), 100.0, 50.0)
+    );
+    assert_eq!(
+        held.to_string(),
+        "the file changes first_name for 100.0% of the source's records, max_change_percent is 50; \
+         e.g. U00: \"Pré0\" → \"Nom0\"; U01: \"Pré1\" → \"Nom1\"; U02: \"Pré2\" → \"Nom2\""
+    );
+    let also: Vec<(&str, Option<&str>, f64)> = planned
+        .plan
+        .held_also
+        .iter()
+        .map(|h| (h.rule.as_str(), h.field.as_deref(), h.value))
+        .collect();
+    assert_eq!(also, [("max_change_percent", Some("last_name"), 100.0)]);
+    assert_eq!(counts(&planned.plan)["lms"], (0, 20, 0, 0));
+    // Held: nothing was written, so the first file again is a no-op.
+    assert!(lines(&world.sync(&hr, &users(&all))).is_empty());
+
+    // Two people of twenty (10 %) moved to another e-mail domain: not held.
+    let moved: Vec<String> = (0..20)
+        .map(|i| {
+            let domain = if i < 2 { "y.fr" } else { "x.fr" };
+            row(i, &format!("Nom{i}"), &format!("Pré{i}"), domain)
+        })
+        .collect();
+    let moved: Vec<&str> = moved.iter().map(String::as_str).collect();
+    let plan = world.sync(&hr, &users(&moved));
+    assert_eq!(
+        lines(&plan),
+        [
+            "lms update U00 email:u0@x.fr→u0@y.fr",
+            "lms update U01 email:u1@x.fr→u1@y.fr"
+        ]
+    );
+}

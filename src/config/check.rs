@@ -147,6 +147,7 @@ fn check_safety(c: &mut Checker<'_>, config: &Config) {
     for (name, value) in [
         ("max_block_percent", &safety.max_block_percent),
         ("max_shrink_percent", &safety.max_shrink_percent),
+        ("max_change_percent", &safety.max_change_percent),
     ] {
         let v = *value.get_ref();
         if !(0.0..=100.0).contains(&v) {

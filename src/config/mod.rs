@@ -119,6 +119,9 @@ pub struct SafetyConfig {
     pub max_block_count: u64,
     pub max_shrink_percent: Spanned<f64>,
     pub min_rows: u64,
+    /// Per field: a file changing it for more than this share of the
+    /// source's records is held (`0`: off).
+    pub max_change_percent: Spanned<f64>,
 }
 
 impl Default for SafetyConfig {
@@ -128,6 +131,7 @@ impl Default for SafetyConfig {
             max_block_count: 500,
             max_shrink_percent: Spanned::new(0..0, 30.0),
             min_rows: 1,
+            max_change_percent: Spanned::new(0..0, 50.0),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SafetyConfig;
 use crate::diff::{self, Change};
+use crate::field_changes::FieldTally;
 use crate::ingest::Mode;
 use crate::ingest::record::{Field, Record, RecordKind};
 use crate::model::{ActionKind, ActionStatus, Candidate, Desired, PushStatus, RecordKey};
@@ -200,13 +201,16 @@ pub fn plan_file(
     // all side by side.
     let (outcomes, snapshot) = std::thread::scope(|scope| {
         let snapshot = scope.spawn(|| {
-            store.snapshot_write(
+            let mut tally = FieldTally::default();
+            let write = store.snapshot_write(
                 &source.name,
                 source.kind,
                 records,
                 &order,
                 source.mode == Mode::Full,
-            )
+                &mut tally,
+            );
+            write.map(|write| (write, tally))
         });
         let handles: Vec<_> = keeping
             .iter()
@@ -221,6 +225,7 @@ pub fn plan_file(
             .collect();
         (outcomes, joined(snapshot.join()))
     });
+    let (snapshot, tally) = snapshot?;
     let previous = store.source_state(&source.name)?;
     let mut figures = PlanFigures {
         rows: file.rows,
@@ -229,6 +234,7 @@ pub fn plan_file(
             .filter(|_| source.mode == Mode::Full)
             .map(|p| p.rows),
         blocks: Vec::new(),
+        changes: tally.shares(),
     };
     let mut plan = Plan {
         source: source.name.clone(),
@@ -240,7 +246,7 @@ pub fn plan_file(
         targets: BTreeMap::new(),
     };
     let mut commit = Commit {
-        snapshot: Some(snapshot?),
+        snapshot: Some(snapshot),
         ..Commit::default()
     };
     let orders = gather(

@@ -56,6 +56,8 @@ pub fn plan_seed(
         rows: records.len() as u64,
         previous_rows: None,
         blocks: Vec::new(),
+        // The source's records are those it holds: nothing changes.
+        changes: Vec::new(),
     };
     let mut plan = Plan {
         source: source.name.clone(),

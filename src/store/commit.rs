@@ -6,12 +6,14 @@ use super::{
     COMMIT_CHUNK, Commit, Entry, EntryWrite, OutboxChange, PENDING_KEY, PendingCommit,
     SnapshotWrite, Store, StoreError, StoredEntry, TargetWrites, encode, file_key, source_key,
 };
+use crate::field_changes::FieldTally;
 use crate::ingest::record::{Record, RecordKind};
 
 impl Store {
     /// What storing a file's records changes in its source's snapshot:
     /// `by_key` lists indices into `records` in key order; a full file's
-    /// absence marks the records it lacks absent.
+    /// absence marks the records it lacks absent. `tally` counts the
+    /// source's records and, field by field, those the file changes.
     pub fn snapshot_write(
         &self,
         source: &str,
@@ -19,6 +21,7 @@ impl Store {
         records: &[Record],
         by_key: &[u32],
         full: bool,
+        tally: &mut FieldTally,
     ) -> Result<SnapshotWrite, StoreError> {
         let mut write = SnapshotWrite {
             source: source.to_string(),
@@ -41,14 +44,22 @@ impl Store {
                 match stored.peek() {
                     Some(Ok((stored_key, _))) if stored_key.as_str() < key => {
                         if let Some(Ok((stored_key, old))) = stored.next()
-                            && full
                             && old.present
                         {
-                            write.now_absent.push(stored_key);
+                            tally.held_before();
+                            if full {
+                                write.now_absent.push(stored_key);
+                            }
                         }
                     }
                     Some(Ok((stored_key, old))) if stored_key == key => {
                         same = encoder.same(record, old)?;
+                        if old.present {
+                            tally.held_before();
+                            if !same {
+                                tally.compare(&self.schemas.record(&self.tree, old)?, record);
+                            }
+                        }
                         stored.next();
                         break;
                     }
@@ -64,10 +75,12 @@ impl Store {
                 write.records.push(index);
             }
         }
-        if full {
-            for item in stored {
-                let (stored_key, old) = item?;
-                if old.present {
+        // The rest of the snapshot: absent from a full file, kept by a delta one.
+        for item in stored {
+            let (stored_key, old) = item?;
+            if old.present {
+                tally.held_before();
+                if full {
                     write.now_absent.push(stored_key);
                 }
             }
