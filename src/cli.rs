@@ -55,6 +55,10 @@ pub enum Command {
         /// Print the whole plan as JSON (the shape of the .report.json files)
         #[arg(long)]
         json: bool,
+        /// Show only this record's actions per target (its external id, or its login for a
+        /// source keyed by login)
+        #[arg(long, value_name = "EXT_ID")]
+        person: Option<String>,
     },
     /// One file through the whole flow (check, plan, safety, commit, push), then a
     /// report; exit 0 when every record was applied, 1 when some were parked or the
@@ -91,6 +95,16 @@ pub enum Command {
         /// since it was held (its data then replaces the newer file's)
         #[arg(long)]
         force_older: bool,
+    },
+    /// Send one person's (or organisation's) desired state now, ahead of whatever else
+    /// waits (an urgent leaver): through the running daemon, else directly (exit 1 when a
+    /// target did not confirm it, 2 when no target holds it)
+    Push {
+        /// The record's key (its external id, or its login for a source keyed by login)
+        external_id: String,
+        /// Only to this target
+        #[arg(long, value_name = "NAME")]
+        target: Option<String>,
     },
     /// Push parked records again
     Retry {

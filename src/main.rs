@@ -177,7 +177,19 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Check { online, notify } => check(&config_path, *online, *notify),
         Command::Validate { file, source } => validate(&config_path, file, source.as_deref()),
-        Command::Plan { file, source, json } => plan(&config_path, file, source.as_deref(), *json),
+        Command::Plan {
+            file,
+            source,
+            json,
+            person,
+        } => {
+            let asked = ops::PlanAsk {
+                source: source.as_deref(),
+                json: *json,
+                person: person.as_deref(),
+            };
+            plan(&config_path, file, asked)
+        }
         Command::Sync { file, source, json } => sync(&config_path, file, source.as_deref(), *json),
         Command::Status { json } => status(&config_path, *json),
         Command::Show { external_id } => show(&config_path, external_id),
@@ -186,6 +198,10 @@ fn execute(cli: &Cli) -> anyhow::Result<i32> {
             force_older,
         } => approve(&config_path, held_file, *force_older),
         Command::Retry { target } => retry(&config_path, target.as_deref()),
+        Command::Push {
+            external_id,
+            target,
+        } => push(&config_path, external_id, target.as_deref()),
         Command::ForgetTarget { name } => forget_target(&config_path, name),
         Command::Run => Ok(exit::OK),
     }
@@ -260,6 +276,27 @@ fn retry(config_path: &Path, target: Option<&str>) -> anyhow::Result<i32> {
         println!("(no daemon runs: they are pushed when it starts)");
     }
     Ok(code)
+}
+
+/// `push EXT_ID`: through the daemon (its outbox, its secrets), else on the
+/// store directly, as `sync` pushes.
+fn push(config_path: &Path, id: &str, target: Option<&str>) -> anyhow::Result<i32> {
+    // The daemon holds the secrets: this shell needs none to ask it.
+    let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    let request = Request::Push {
+        id: id.to_string(),
+        target: target.map(str::to_string),
+    };
+    if let Some(code) = ask_daemon(&config, &request)? {
+        return Ok(code);
+    }
+    let store = std::sync::Arc::new(open_store_write(&config.daemon.state_dir)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let answer = runtime.block_on(daemon::push_now::push_person(&config, &store, id, target));
+    Ok(print_answer(answer))
 }
 
 /// `forget-target NAME`: through the daemon (which checks its running
@@ -436,13 +473,15 @@ fn validate(config_path: &Path, file: &Path, source: Option<&str>) -> anyhow::Re
     })
 }
 
-fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {
+fn plan(config_path: &Path, file: &Path, asked: ops::PlanAsk<'_>) -> anyhow::Result<i32> {
     let config = config::load(config_path, CheckLevel::SourcesOnly)?;
+    let source = asked.source;
     if let Ok(absolute) = file.canonicalize() {
         let request = Request::Plan {
             file: absolute,
             source: source.map(str::to_string),
-            json,
+            json: asked.json,
+            person: asked.person.map(str::to_string),
         };
         if let Some(code) = ask_daemon(&config, &request)? {
             return Ok(code);
@@ -452,7 +491,7 @@ fn plan(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
     ops::resolve_source(&config, file, source).map_err(|error| Usage(error.to_string()))?;
     let store = open_store_read(&config.daemon.state_dir)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    Ok(ops::plan(&config, &store, file, source, json, &mut out)?)
+    Ok(ops::plan(&config, &store, file, asked, &mut out)?)
 }
 
 fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> anyhow::Result<i32> {

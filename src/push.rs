@@ -24,8 +24,10 @@ use crate::store::{Parked, Store, StoreError};
 
 mod control;
 mod holders;
+mod one;
 
 pub use control::DrainControl;
+pub use one::{PushedOne, push_one};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {

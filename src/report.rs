@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::model::ActionKind;
-use crate::plan::Plan;
+use crate::plan::{Plan, PlannedAction};
 
 /// How many actions of each kind the table shows per target.
 pub const SHOWN_PER_ACTION: usize = 10;
@@ -92,38 +92,7 @@ pub fn plan_table(plan: &Plan) -> String {
                 .filter(|a| a.action == action_name)
                 .collect();
             for action in of_kind.iter().take(SHOWN_PER_ACTION) {
-                let changes: Vec<String> = action
-                    .changes
-                    .iter()
-                    .map(|(field, (old, new))| {
-                        format!(
-                            "{field}: {} → {}",
-                            old.as_deref().map_or("∅".to_string(), |v| format!("{v:?}")),
-                            new.as_deref().map_or("∅".to_string(), |v| format!("{v:?}"))
-                        )
-                    })
-                    .collect();
-                let _ = write!(out, "  {:<8} {}", action.action.to_string(), action.ext_id);
-                if !changes.is_empty() {
-                    let _ = write!(out, "  {}", changes.join(", "));
-                }
-                if !action.deferred.is_empty() {
-                    let _ = write!(
-                        out,
-                        "  ({} sent in a second pass)",
-                        action.deferred.join(", ")
-                    );
-                }
-                match (&action.status, &action.reason) {
-                    (Some(status), Some(reason)) => {
-                        let _ = write!(out, "  [{status}: {reason}]");
-                    }
-                    (Some(status), None) => {
-                        let _ = write!(out, "  [{status}]");
-                    }
-                    _ => {}
-                }
-                out.push('\n');
+                action_line(&mut out, action);
             }
             // The plan keeps only the first actions of each kind: the count says how many.
             let count = match action_name {
@@ -136,6 +105,75 @@ pub fn plan_table(plan: &Plan) -> String {
             if count > shown {
                 let _ = writeln!(out, "  … and {} more {action_name}", count - shown);
             }
+        }
+    }
+    out
+}
+
+/// One action as the table shows it: `  update   E2  email: "a" → "b"`.
+fn action_line(out: &mut String, action: &PlannedAction) {
+    let changes: Vec<String> = action
+        .changes
+        .iter()
+        .map(|(field, (old, new))| {
+            format!(
+                "{field}: {} → {}",
+                old.as_deref().map_or("∅".to_string(), |v| format!("{v:?}")),
+                new.as_deref().map_or("∅".to_string(), |v| format!("{v:?}"))
+            )
+        })
+        .collect();
+    let _ = write!(out, "  {:<8} {}", action.action.to_string(), action.ext_id);
+    if !changes.is_empty() {
+        let _ = write!(out, "  {}", changes.join(", "));
+    }
+    if !action.deferred.is_empty() {
+        let _ = write!(
+            out,
+            "  ({} sent in a second pass)",
+            action.deferred.join(", ")
+        );
+    }
+    match (&action.status, &action.reason) {
+        (Some(status), Some(reason)) => {
+            let _ = write!(out, "  [{status}: {reason}]");
+        }
+        (Some(status), None) => {
+            let _ = write!(out, "  [{status}]");
+        }
+        _ => {}
+    }
+    out.push('\n');
+}
+
+/// `plan FILE --person EXT_ID`: the file's verdict, then per target only
+/// that record's actions (or that there are none).
+pub fn person_table(plan: &Plan, person: &str, actions: &[(String, Vec<PlannedAction>)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "plan for {} (source {}, {} rows), {} only",
+        crate::escape::text(&plan.file),
+        plan.source,
+        plan.rows,
+        crate::escape::text(person)
+    );
+    if let Some(held) = &plan.held {
+        let _ = writeln!(out, "HELD by safety rule {}: {held}", held.rule);
+    }
+    for also in &plan.held_also {
+        let _ = writeln!(out, "  and by safety rule {}: {also}", also.rule);
+    }
+    if actions.is_empty() {
+        let _ = writeln!(out, "no target of this source keeps this kind of record");
+    }
+    for (name, of_person) in actions {
+        let _ = writeln!(out, "\ntarget {name}:");
+        if of_person.is_empty() {
+            let _ = writeln!(out, "  nothing to do");
+        }
+        for action in of_person {
+            action_line(&mut out, action);
         }
     }
     out

@@ -179,3 +179,45 @@ fn a_file_outside_every_inbox_needs_source_when_there_are_several() {
     let (code, _) = plan(&dir, "elsewhere.csv", &["--source", "hr"]);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn plan_person_shows_only_that_records_actions_per_target() {
+    let dir = setup();
+    dir.write("inbox/users.csv", &users(12));
+    let (code, out) = plan(&dir, "inbox/users.csv", &["--person", "E011"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("plan for users.csv (source hr, 12 rows), E011 only\n"),
+        "{out}"
+    );
+    let actions: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("  ") || l.starts_with("target"))
+        .collect();
+    assert_eq!(actions.len(), 4, "{out}");
+    assert_eq!(actions[0], "target erp:");
+    assert!(actions[1].starts_with("  create   E011  "), "{out}");
+    assert_eq!(actions[2], "target lms:");
+    assert!(
+        actions[3].starts_with("  create   E011  ") && actions[3].contains("\"u11@x.fr\""),
+        "{out}"
+    );
+    assert!(!out.contains("E010"), "{out}");
+
+    let (code, out) = plan(&dir, "inbox/users.csv", &["--person", "E999"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("  nothing to do\n").count(), 2, "{out}");
+
+    let (code, out) = plan(&dir, "inbox/users.csv", &["--person", "E003", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["person"], "E003");
+    let lms = json["targets"]["lms"].as_array().unwrap();
+    assert_eq!(lms.len(), 1, "{json}");
+    assert_eq!(
+        (&lms[0]["action"], &lms[0]["ext_id"]),
+        (&"create".into(), &"E003".into())
+    );
+    assert_eq!(lms[0]["changes"]["email"][1], "u3@x.fr");
+    assert!(!dir.path("state/db").exists(), "plan created state");
+}

@@ -1,6 +1,6 @@
 //! The control socket (`state_dir/control.sock`, owner only): sled allows one
 //! process, so while the daemon runs, `status`, `show`, `approve`, `retry`,
-//! `plan` and `forget-target` ask it instead of opening the store. One JSON
+//! `push`, `plan` and `forget-target` ask it instead of opening the store. One JSON
 //! request per line; the answer is one JSON [`Answer`] line, after any
 //! number of `{"chunk": TEXT}` lines for output too long to hold (`plan
 //! --json` of a big file streams through them).
@@ -36,10 +36,18 @@ pub enum Request {
     Retry {
         target: Option<String>,
     },
+    /// `push EXT_ID [--target NAME]`.
+    Push {
+        id: String,
+        target: Option<String>,
+    },
     Plan {
         file: PathBuf,
         source: Option<String>,
         json: bool,
+        /// `--person EXT_ID`: that record's actions only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<String>,
     },
     /// `forget-target NAME`.
     #[serde(rename = "forget-target")]

@@ -33,6 +33,7 @@ mod intake;
 mod landed;
 pub mod lifecycle;
 pub mod ops;
+pub mod push_now;
 mod reading;
 mod reload;
 mod reporter;

@@ -222,14 +222,27 @@ pub fn resolve_source<'c>(
 
 /// `rostersync plan FILE`: the dry run, as a table or JSON, written to
 /// `out` (JSON one action at a time); returns the exit code.
+/// What `plan` was asked for, beside the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanAsk<'a> {
+    pub source: Option<&'a str>,
+    pub json: bool,
+    /// `--person EXT_ID`: that record's actions only.
+    pub person: Option<&'a str>,
+}
+
 pub fn plan(
     config: &Config,
     store: &Store,
     file: &Path,
-    source: Option<&str>,
-    json: bool,
+    asked: PlanAsk<'_>,
     out: &mut dyn std::io::Write,
 ) -> Result<i32, OpsError> {
+    let PlanAsk {
+        source,
+        json,
+        person,
+    } = asked;
     let source = resolve_source(config, file, source)?;
     let spec = source.spec()?;
     let read_error = |error| OpsError::Read {
@@ -291,7 +304,35 @@ pub fn plan(
         options,
     )?;
     planned.plan.problems = crate::sync::problems_let_through(&outcome);
-    if json {
+    if let Some(person) = person {
+        let mut actions = Vec::with_capacity(targets.len());
+        // In the plan's order (by name), as the whole table has it.
+        for name in planned.plan.targets.keys() {
+            if let Some(target) = targets.iter().find(|t| &t.name == name) {
+                let of_person = planned.actions_of(store, &outcome.records, target, person)?;
+                actions.push((name.clone(), of_person));
+            }
+        }
+        let written = if json {
+            let shown = PersonPlan {
+                source: &planned.plan.source,
+                file: &planned.plan.file,
+                rows: planned.plan.rows,
+                held: &planned.plan.held,
+                held_also: &planned.plan.held_also,
+                person,
+                targets: actions.into_iter().collect(),
+            };
+            serde_json::to_writer_pretty(&mut *out, &shown)
+                .map_err(std::io::Error::other)
+                .and_then(|()| out.write_all(b"\n"))
+        } else {
+            out.write_all(report::person_table(&planned.plan, person, &actions).as_bytes())
+        };
+        written
+            .and_then(|()| out.flush())
+            .map_err(OpsError::Output)?;
+    } else if json {
         crate::plan_output::write_json(&planned, store, &outcome.records, &targets, out)?;
     } else {
         out.write_all(report::plan_table(&planned.plan).as_bytes())
@@ -299,6 +340,19 @@ pub fn plan(
             .map_err(OpsError::Output)?;
     }
     Ok(if planned.held() { exit::HELD } else { exit::OK })
+}
+
+/// `plan --person --json`: the file's verdict and that record's actions per target.
+#[derive(Serialize)]
+struct PersonPlan<'p> {
+    source: &'p str,
+    file: &'p str,
+    rows: u64,
+    held: &'p Option<crate::safety::Held>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    held_also: &'p Vec<crate::safety::Held>,
+    person: &'p str,
+    targets: std::collections::BTreeMap<String, Vec<crate::plan::PlannedAction>>,
 }
 
 /// A held file to approve: its source, and the blocks its held plan showed.

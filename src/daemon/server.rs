@@ -1,5 +1,5 @@
 //! The daemon's side of the control socket: answers `status`, `show`,
-//! `retry`, `plan`, `approve` and `forget-target` (the wire format is in
+//! `retry`, `push`, `plan`, `approve` and `forget-target` (the wire format is in
 //! [`super::control`]).
 
 use std::sync::Arc;
@@ -72,12 +72,29 @@ async fn answer(shared: Arc<Shared>, request: control::Request, chunks: control:
             shared.touch();
             answer
         }
-        Request::Plan { file, source, json } => {
+        Request::Push { id, target } => {
+            let answer =
+                super::push_now::push_person(&config, &shared.store, &id, target.as_deref()).await;
+            // The outbox moved: status and the reports say so.
+            shared.touch();
+            answer
+        }
+        Request::Plan {
+            file,
+            source,
+            json,
+            person,
+        } => {
             let store = Arc::clone(&shared.store);
             // Streamed: a big file's plan is never held whole.
             tokio::task::spawn_blocking(move || {
                 let mut out = control::ChunkWriter::new(chunks);
-                ops::plan(&config, &store, &file, source.as_deref(), json, &mut out)
+                let asked = ops::PlanAsk {
+                    source: source.as_deref(),
+                    json,
+                    person: person.as_deref(),
+                };
+                ops::plan(&config, &store, &file, asked, &mut out)
             })
             .await
             .map_err(|error| error.to_string())

@@ -747,6 +747,49 @@ impl Planned {
         Ok(())
     }
 
+    /// The actions planned for one record (by its key) at `target`, with
+    /// their changed fields: `plan --person`. Same conditions as
+    /// [`Planned::each_action`]; only that record's changes are read.
+    pub fn actions_of(
+        &self,
+        store: &Store,
+        records: &[Record],
+        target: &TargetInfo,
+        wanted: &str,
+    ) -> Result<Vec<PlannedAction>, StoreError> {
+        let Some((_, order)) = self.orders.iter().find(|(name, _)| *name == target.name) else {
+            return Ok(Vec::new());
+        };
+        let mut reader = store.reader();
+        let mut actions = Vec::new();
+        for ordered in order {
+            let (key, record) = match &ordered.subject {
+                Subject::Record(index) => match records.get(*index as usize) {
+                    Some(record) => (record.key(), Some(record)),
+                    None => continue,
+                },
+                Subject::Absent(key) => (&**key, None),
+            };
+            if key != wanted {
+                continue;
+            }
+            let subject = Subjected {
+                key,
+                action: ordered.action,
+                record,
+                deferred: ordered.deferred,
+            };
+            actions.push(planned_action(
+                &mut reader,
+                self.kind,
+                target,
+                subject,
+                true,
+            )?);
+        }
+        Ok(actions)
+    }
+
     /// How many actions of any kind the plan holds for a target.
     pub fn action_count(&self, target: &str) -> usize {
         self.orders
