@@ -37,8 +37,13 @@ impl FieldTally {
     pub fn compare(&mut self, old: &Record, new: &Record) {
         let key = new.schema().key();
         for name in new.schema().fields() {
-            // The password is never stored (nor shown), the key cannot change.
-            if *name == FieldName::Known(Field::Password) || *name == FieldName::Known(key) {
+            // The password is never stored (nor shown), the key cannot change,
+            // and `disabled` is a block or an unblock, which the block rules count.
+            let left_out = [Field::Password, Field::Disabled, key];
+            if left_out
+                .iter()
+                .any(|field| *name == FieldName::Known(*field))
+            {
                 continue;
             }
             if !old.schema().fields().contains(name) {
@@ -111,13 +116,13 @@ mod tests {
 
     #[test]
     fn counts_each_changed_field_once_per_record_with_a_sample() {
-        let layout = schema(&["ext_id", "first_name", "last_name", "password"]);
+        let layout = schema(&["ext_id", "first_name", "last_name", "password", "disabled"]);
         let mut tally = FieldTally::default();
         for i in 0..5 {
             tally.held_before();
             let id = format!("u{i}");
-            let old = record(&layout, &[&id, "Ada", "Lovelace", "old-secret"]);
-            let new = record(&layout, &[&id, "Lovelace", "Ada", "new-secret"]);
+            let old = record(&layout, &[&id, "Ada", "Lovelace", "old-secret", "0"]);
+            let new = record(&layout, &[&id, "Lovelace", "Ada", "new-secret", "1"]);
             tally.compare(&old, &new);
         }
         let shares = tally.shares();
@@ -125,7 +130,8 @@ mod tests {
             .iter()
             .map(|s| (s.field.as_str(), s.changed, s.records, s.sample.len()))
             .collect();
-        // The password changed too, but is neither counted nor shown.
+        // The password changed too, but is neither counted nor shown; the
+        // disabled flag is left to the block rules.
         assert_eq!(
             fields,
             [("first_name", 5, 5, 3), ("last_name", 5, 5, 3)],
