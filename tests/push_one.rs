@@ -56,6 +56,19 @@ fn push_sends_one_person_to_a_per_record_target_ahead_of_a_long_outbox() {
         out,
         "idp users E999: nothing waits: the target holds its desired state\n"
     );
+    // `plan --person`, through the daemon: E999 is where it should be, E998 still waits.
+    wait_until(
+        Duration::from_secs(20),
+        || !h.archived("inbox").is_empty(),
+        || daemon.log(),
+    );
+    let archived = format!("inbox/archive/{}", h.archived("inbox")[0]);
+    let (code, out, err) = h.run(&["plan", &archived, "--person", "E999"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("\ntarget idp:\n  nothing to do\n"), "{out}");
+    let (code, out, err) = h.run(&["plan", &archived, "--person", "E998"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\ntarget idp:\n  create   E998  "), "{out}");
     let (code, out, _) = h.run(&["push", "E5000"]);
     assert_eq!(
         (code, out.as_str()),
