@@ -75,10 +75,11 @@ impl World {
         }
     }
 
-    /// Small test files would trip the default block and shrink rules.
+    /// Small test files would trip the default block, shrink and change rules.
     pub fn relax_safety(&mut self) {
         self.safety.max_block_percent = toml::Spanned::new(0..0, 100.0);
         self.safety.max_shrink_percent = toml::Spanned::new(0..0, 100.0);
+        self.safety.max_change_percent = toml::Spanned::new(0..0, 0.0);
     }
 
     pub fn options(&self) -> PlanOptions {
