@@ -566,3 +566,27 @@ fn check_names_every_wrong_notify_key() {
         assert!(out.contains(expected), "{expected:?} not in:\n{out}");
     }
 }
+
+/// `[[notify]]` is read at start: a reload that changes it says so in the
+/// log (the running destinations stay), and one that does not says nothing.
+#[test]
+fn a_reload_that_changes_notify_says_it_needs_a_restart() {
+    let mut keys = common();
+    keys.set("kind", "webhook");
+    keys.set("url", "http://127.0.0.1:9/first");
+    let h = harness(keys);
+    let daemon = h.start();
+    daemon.wait_log("watching the inboxes", Duration::from_secs(20));
+    // Unchanged: a reload says nothing of notify.
+    daemon.signal("HUP");
+    daemon.wait_log("config reloaded", Duration::from_secs(10));
+    assert!(!daemon.log().contains("[[notify]]"), "{}", daemon.log());
+    h.rewrite_config(|config| config.replace("127.0.0.1:9/first", "127.0.0.1:9/second"));
+    daemon.signal("HUP");
+    daemon.wait_log(
+        "the [[notify]] destinations change only with a restart",
+        Duration::from_secs(10),
+    );
+    let (exit, log) = daemon.stop();
+    assert!(exit.success(), "{log}");
+}

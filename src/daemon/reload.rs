@@ -25,6 +25,9 @@ pub(super) async fn reload(shared: &Arc<Shared>) {
         );
         new.daemon = old.daemon.clone();
     }
+    if notify_outline(&old) != notify_outline(&new) {
+        warn!("the [[notify]] destinations change only with a restart; the running ones stay");
+    }
     let prepared =
         tokio::task::spawn_blocking(move || lifecycle::prepare_folders(&new).map(|()| new)).await;
     let Some(new) = accepted(prepared) else {
@@ -73,4 +76,35 @@ fn accepted<T, E: std::fmt::Display>(
             None
         }
     }
+}
+
+/// What a reload could change of the `[[notify]]` destinations, spans left
+/// out (an edit elsewhere in the file moves them). Compared only, never
+/// logged: a webhook's URL can hold its token.
+fn notify_outline(config: &config::Config) -> Vec<String> {
+    config
+        .notify
+        .iter()
+        .map(|n| {
+            let events: Vec<String> = n
+                .events
+                .get_ref()
+                .iter()
+                .map(|e| format!("{:?}", e.get_ref()))
+                .collect();
+            format!(
+                "{:?} {:?} {events:?} {:?} {:?} {:?} {:?}",
+                n.url.as_ref().map(|u| u.get_ref()),
+                n.smtp.as_ref().map(|s| s.get_ref()),
+                n.min_interval.get_ref(),
+                n.down_after.get_ref(),
+                n.to.as_ref().map(|to| to
+                    .get_ref()
+                    .iter()
+                    .map(|t| t.get_ref().clone())
+                    .collect::<Vec<_>>()),
+                n.from.as_ref().map(|f| f.get_ref().clone()),
+            )
+        })
+        .collect()
 }
