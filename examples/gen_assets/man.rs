@@ -93,6 +93,7 @@ fn page_text(command: &str) -> Option<Written> {
         "status" => STATUS,
         "show" => SHOW,
         "approve" => APPROVE,
+        "push" => PUSH,
         "retry" => RETRY,
         "forget-target" => FORGET_TARGET,
         _ => return None,
@@ -437,6 +438,29 @@ Bad usage: not a held file, or older than a file accepted since (without \fB\-\-
 .TP
 \fB3\fR
 Held again, with the new figures.
+"#,
+    more: "",
+};
+
+const PUSH: Written = Written {
+    description: r#"
+Sends one person's (or organisation's) desired state to its targets now,
+ahead of whatever else waits: for an urgent leaver, without waiting for a
+long import to drain. Through the running daemon, which holds the targets'
+secrets; without one, it opens the store and pushes directly, as
+\fBrostersync\-sync\fR(1) does. \fB\-\-target\fR sends it to that target only.
+A parked record is not sent: \fBrostersync\-retry\fR(1) releases those.
+"#,
+    exit_status: r#"
+.TP
+\fB0\fR
+Every target confirmed it, or nothing waited for it.
+.TP
+\fB1\fR
+A target did not confirm it (the reason is printed; it stays to push).
+.TP
+\fB2\fR
+No target holds the record, or no such target in the config.
 "#,
     more: "",
 };
