@@ -280,7 +280,8 @@ pub async fn accept_checked(
     for (target, counts) in &planned.plan.targets {
         debug!(
             source = %name, file = %shown, %target, create = counts.create, update = counts.update,
-            block = counts.block, unblock = counts.unblock, held = planned.held(), "file planned"
+            block = counts.block, unblock = counts.unblock, unchanged = counts.unchanged,
+            not_created = counts.not_created, held = planned.held(), "file planned"
         );
     }
     if planned.held() {

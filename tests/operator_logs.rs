@@ -296,6 +296,7 @@ fn debug_lines_follow_each_step_of_a_file_and_each_request_without_secrets() {
     assert_eq!(field(&planned, "target"), Some("lms"), "{planned}");
     assert_eq!(field(&planned, "create"), Some("2"), "{planned}");
     assert_eq!(field(&planned, "block"), Some("0"), "{planned}");
+    assert_eq!(field(&planned, "not_created"), Some("0"), "{planned}");
     step("file committed");
     let moved = step("file moved to archive/");
     assert!(
