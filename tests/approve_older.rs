@@ -5,40 +5,17 @@ mod support;
 
 use std::time::Duration;
 
-use support::fakes::collaborator::Fake;
-use support::{Harness, Source, Target, files, user, users_file, wait_until};
+use support::{files, user, users_file};
 
 const TOKEN: &str = "cbr-s3cr3t-t0ken-42";
 
 #[test]
 fn approving_a_held_file_older_than_the_last_accepted_one_is_refused_unless_forced() {
-    let h = Harness::builder()
-        .fake(Fake::start(TOKEN))
-        .safety("max_block_percent", 50.0)
-        .safety("max_shrink_percent", 100.0)
-        .source(
-            Source::users("users", "inbox")
-                .set("settle", "200ms")
-                .targets(&["lms"]),
-        )
-        .target(
-            Target::collaborator("lms")
-                .token_env("LMS_TOKEN", TOKEN)
-                .fast(),
-        )
-        .build();
+    let h = support::held::harness(TOKEN);
     let daemon = h.start();
+    let held_path =
+        support::held::hold_a_file(&h, &daemon, "users_2026-11-21.csv", "users_2026-11-22.csv");
     let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
-    h.drop_file("inbox/users_2026-11-21.csv", &users_file(&all));
-    h.wait_archived(&daemon, "inbox", 1);
-    // Only E1 left: three blocks of four, held.
-    h.drop_file("inbox/users_2026-11-22.csv", &users_file(&all[..1]));
-    wait_until(
-        Duration::from_secs(20),
-        || files(&h.path("inbox/held")).len() == 3,
-        || daemon.log(),
-    );
-    let held = files(&h.path("inbox/held"))[0].clone();
     // A newer export is accepted meanwhile: E4 leaves, the others stay.
     std::thread::sleep(Duration::from_millis(1100));
     let mut newer = all.clone();
@@ -48,7 +25,6 @@ fn approving_a_held_file_older_than_the_last_accepted_one_is_refused_unless_forc
     let active = |uid: &str| h.fake.directory()[uid].3 == "0";
     assert!(active("E2") && active("E3") && !active("E4"));
 
-    let held_path = format!("inbox/held/{held}");
     let (code, out, err) = h.run(&["approve", &held_path]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(

@@ -7,41 +7,10 @@ mod support;
 use std::time::Duration;
 
 use support::fakes::collaborator::Fake;
-use support::{Daemon, Harness, Source, Target, files, user, users_file, wait_until};
+use support::held::hold_a_file;
+use support::{Harness, files, wait_until};
 
 const TOKEN: &str = "cbr-appr0ve-t0ken-9";
-
-fn harness() -> Harness<Fake> {
-    Harness::builder()
-        .fake(Fake::start(TOKEN))
-        .safety("max_block_percent", 50.0)
-        .safety("max_shrink_percent", 100.0)
-        .source(
-            Source::users("users", "inbox")
-                .set("settle", "200ms")
-                .targets(&["lms"]),
-        )
-        .target(
-            Target::collaborator("lms")
-                .token_env("LMS_TOKEN", TOKEN)
-                .fast(),
-        )
-        .build()
-}
-
-/// Four people accepted, then a file where three leave: held.
-fn hold_a_file(h: &Harness<Fake>, daemon: &Daemon) -> String {
-    let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
-    h.drop_file("inbox/users_1.csv", &users_file(&all));
-    h.wait_archived(daemon, "inbox", 1);
-    h.drop_file("inbox/users_2.csv", &users_file(&all[..1]));
-    wait_until(
-        Duration::from_secs(20),
-        || files(&h.path("inbox/held")).len() == 3,
-        || daemon.log(),
-    );
-    format!("inbox/held/{}", files(&h.path("inbox/held"))[0])
-}
 
 /// `rostersync approve FILE` without the target's token in the environment.
 fn approve_without_the_token(h: &Harness<Fake>, held: &str) -> (i32, String) {
@@ -67,9 +36,9 @@ fn blocked(h: &Harness<Fake>) -> usize {
 
 #[test]
 fn approve_goes_through_the_running_daemon_without_secrets_in_the_shell() {
-    let h = harness();
+    let h = support::held::harness(TOKEN);
     let daemon = h.start();
-    let held = hold_a_file(&h, &daemon);
+    let held = hold_a_file(&h, &daemon, "users_1.csv", "users_2.csv");
     let (code, out) = approve_without_the_token(&h, &held);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("users_2.csv: approved and committed"), "{out}");
@@ -81,9 +50,9 @@ fn approve_goes_through_the_running_daemon_without_secrets_in_the_shell() {
 
 #[test]
 fn with_no_daemon_approve_commits_and_the_daemon_pushes_when_it_starts() {
-    let h = harness();
+    let h = support::held::harness(TOKEN);
     let daemon = h.start();
-    let held = hold_a_file(&h, &daemon);
+    let held = hold_a_file(&h, &daemon, "users_1.csv", "users_2.csv");
     let (exit, log) = daemon.stop();
     assert!(exit.success(), "{log}");
     let requests = h.fake.requests();

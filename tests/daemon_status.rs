@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::fakes::collaborator::Fake;
-use support::{Harness, Source, Target, files, user, users_file, wait_until};
+use support::{Harness, user, users_file, wait_until};
 
 const TOKEN: &str = "cbr-st4tus-t0ken-7";
 
@@ -21,41 +21,17 @@ fn status_json(h: &Harness<Fake>) -> Value {
 
 #[test]
 fn a_held_file_stays_listed_after_later_files_and_a_restart_keeps_the_counts() {
-    let h = Harness::builder()
-        .fake(Fake::start(TOKEN))
-        .safety("max_block_percent", 50.0)
-        .safety("max_shrink_percent", 100.0)
-        .source(
-            Source::users("users", "inbox")
-                .set("settle", "200ms")
-                .targets(&["lms"]),
-        )
-        .target(
-            Target::collaborator("lms")
-                .token_env("LMS_TOKEN", TOKEN)
-                .fast(),
-        )
-        .build();
+    let h = support::held::harness(TOKEN);
     let daemon = h.start();
-    let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
-    h.drop_file("inbox/users_1.csv", &users_file(&all));
-    h.wait_archived(&daemon, "inbox", 1);
     // Three of four leave at once: held by max_block_percent.
-    h.drop_file("inbox/users_2.csv", &users_file(&all[..1]));
-    wait_until(
-        Duration::from_secs(20),
-        || files(&h.path("inbox/held")).len() == 3,
-        || daemon.log(),
-    );
+    let held_path = support::held::hold_a_file(&h, &daemon, "users_1.csv", "users_2.csv");
+    let all: Vec<String> = (1..=4).map(|n| user(n, false)).collect();
     // A later file of the source is accepted: the held one still waits.
     let mut newer = all.clone();
     newer[3] = user(4, true);
     h.drop_file("inbox/users_3.csv", &users_file(&newer));
     h.wait_archived(&daemon, "inbox", 2);
-    let held_name = files(&h.path("inbox/held"))
-        .into_iter()
-        .find(|name| name.ends_with("users_2.csv"))
-        .expect("the held file");
+    let held_name = held_path.trim_start_matches("inbox/held/").to_string();
 
     let shows_the_held_file = |status: &Value| {
         let held = &status["sources"]["users"]["held"];

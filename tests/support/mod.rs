@@ -8,6 +8,7 @@
 
 pub mod fakes;
 pub mod harness;
+pub mod held;
 pub mod scrape;
 
 #[allow(unused_imports)]
