@@ -42,6 +42,8 @@ fn targets() -> Vec<TargetInfo> {
     .map(|(name, kind)| TargetInfo {
         name: name.into(),
         projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
+        delete_after_days: None,
+        max_delete_count: 50,
     })
     .collect()
 }
@@ -52,6 +54,7 @@ fn source() -> SourceInfo {
         kind: RecordKind::Users,
         mode: Mode::Full,
         create_disabled: false,
+        prehire_days: 0,
     }
 }
 

@@ -29,6 +29,8 @@ pub fn target(name: &str) -> TargetInfo {
             DefaultFields::known(&[("login", Field::Login), ("email", Field::Email)], &[]),
             &BTreeMap::new(),
         ),
+        delete_after_days: None,
+        max_delete_count: 50,
     }
 }
 
@@ -38,6 +40,7 @@ pub fn source(name: &str) -> SourceInfo {
         kind: RecordKind::Users,
         mode: Mode::Full,
         create_disabled: false,
+        prehire_days: 0,
     }
 }
 

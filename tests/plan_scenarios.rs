@@ -5,6 +5,7 @@ mod support;
 
 use rostersync::ingest::Mode;
 use rostersync::ingest::record::RecordKind;
+use rostersync::plan::SourceRules;
 use support::{World, counts, day, lines, source};
 
 const HEADER: &str = "user_extid;user_lname;user_fname;user_login;user_email;org_extid;user_manager_extid;user_disable;user_activation_date;user_expiration_date\n";
@@ -255,9 +256,15 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
 
     let mut options = world.options();
     options.today = day(2026, 12, 1);
-    let (actions, commit) =
-        rostersync::plan::plan_dates(&world.store, &world.targets, |_| false, since, options)
-            .unwrap();
+    let dated = rostersync::plan::plan_dates(
+        &world.store,
+        &world.targets,
+        |_| SourceRules::default(),
+        since,
+        options,
+    )
+    .unwrap();
+    let (actions, commit) = (dated.actions, dated.commit);
     let summary: Vec<String> = actions
         .iter()
         .map(|(target, a)| format!("{target} {} {}", a.action, a.ext_id))
@@ -274,17 +281,18 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
     world.store.commit(&commit, &[]).unwrap();
     world.ack_all();
     // Nothing changes between the 2nd and the 31st of December.
-    let (actions, _) = rostersync::plan::plan_dates(
+    let actions = rostersync::plan::plan_dates(
         &world.store,
         &world.targets,
-        |_| false,
+        |_| SourceRules::default(),
         day(2026, 12, 1),
         rostersync::plan::PlanOptions {
             today: day(2026, 12, 31),
             ..options
         },
     )
-    .unwrap();
+    .unwrap()
+    .actions;
     assert!(actions.is_empty());
 }
 

@@ -44,6 +44,8 @@ pub fn target(name: &str, kind: TargetKind) -> TargetInfo {
     TargetInfo {
         name: name.into(),
         projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
+        delete_after_days: None,
+        max_delete_count: 50,
     }
 }
 
@@ -53,6 +55,7 @@ pub fn source(name: &str, kind: RecordKind, mode: Mode) -> SourceInfo {
         kind,
         mode,
         create_disabled: false,
+        prehire_days: 0,
     }
 }
 
