@@ -7,7 +7,7 @@ use crate::config::TargetConfig;
 use crate::connectors::TargetKind;
 
 /// Below a day, a mistaken block would delete before anyone could look.
-const SHORTEST_DELETE_DAYS: u32 = 1;
+const SHORTEST_DELETE: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 pub(super) fn check_delete(c: &mut Checker<'_>, target: &TargetConfig) {
     let Some(after) = &target.delete_after else {
@@ -30,10 +30,11 @@ pub(super) fn check_delete(c: &mut Checker<'_>, target: &TargetConfig) {
         );
         return;
     }
-    if target.delete_after_days() < Some(SHORTEST_DELETE_DAYS) {
+    // The delay itself, not the days it rounds up to: "12h" is no day.
+    if after.get_ref().0 < SHORTEST_DELETE {
         c.at(
             after.span(),
-            format!("delete_after: at least {SHORTEST_DELETE_DAYS} day (\"1d\"), so that a mistaken block can be undone before the account goes"),
+            "delete_after: at least 1 day (\"1d\"), so that a mistaken block can be undone before the account goes",
         );
     }
 }
