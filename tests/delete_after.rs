@@ -70,6 +70,11 @@ fn wait_for(h: &Harness<scim::Fake>, daemon: &Daemon, want: &[(String, bool)]) {
     );
 }
 
+fn status_json(h: &Harness<scim::Fake>) -> serde_json::Value {
+    let text = std::fs::read_to_string(h.path("log/status.json")).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
 /// The daemon, its day `days` after `first`.
 fn start_on(h: &Harness<scim::Fake>, first: NaiveDate, days: u64) -> Daemon {
     let day = (first + Days::new(days)).format("%Y-%m-%d").to_string();
@@ -129,6 +134,12 @@ fn leavers_are_blocked_then_deleted_after_the_delay_within_max_delete_count() {
     );
     assert!(h.fake.with(|p| p.deleted.is_empty()), "{log}");
     assert_eq!(accounts(&h), expected(&[1, 2, 3, 4, 5, 6, 7, 10], &[8, 9]));
+    let held = status_json(&h)["targets"]["idp"]["deletes_held"].clone();
+    assert!(
+        held.as_str()
+            .is_some_and(|held| held.contains("max_delete_count is 1")),
+        "{held}"
+    );
 
     // The administrator allows two: the next day's re-plan deletes them.
     h.rewrite_config(|config| config.replace("max_delete_count = 1", "max_delete_count = 2"));
@@ -145,7 +156,15 @@ fn leavers_are_blocked_then_deleted_after_the_delay_within_max_delete_count() {
             )
         },
     );
-    assert_eq!(h.fake.with(|p| p.deleted.clone()), ["E8", "E9"]);
+    // Sent concurrently: in either order.
+    let mut deleted = h.fake.with(|p| p.deleted.clone());
+    deleted.sort();
+    assert_eq!(deleted, ["E8", "E9"]);
+    wait_until(
+        Duration::from_secs(20),
+        || status_json(&h)["targets"]["idp"].get("deletes_held").is_none(),
+        || status_json(&h).to_string(),
+    );
     assert_eq!(accounts(&h), expected(&[1, 2, 3, 4, 5, 6, 7, 10], &[]));
     let (code, out, _) = h.run(&["show", "E8"]);
     assert_eq!(code, 0, "{out}");

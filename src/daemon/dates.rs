@@ -66,12 +66,22 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
         .await;
         match replanned {
             Ok((actions, held)) => {
+                let mut held_at = HashMap::new();
                 for held in held {
-                    error!(target = held.target.as_deref().unwrap_or(""), rule = %held.rule,
-                        "deletes held: the daily re-plan found {held}; none of them is deleted. \
-                         Check the leavers with `rostersync show`, then raise max_delete_count \
-                         and reload to let them go, or approve the next file that holds them");
+                    let target = held.target.clone().unwrap_or_default();
+                    let said = format!(
+                        "the daily re-plan of {today} found that {held}; none of them is deleted: \
+                         check the leavers with `rostersync show`, then raise max_delete_count and \
+                         reload to let them go, or approve the next file that holds them"
+                    );
+                    error!(%target, rule = %held.rule, "deletes held: {said}");
+                    held_at.insert(target, said);
                 }
+                shared.with_status(|status| {
+                    for (name, target) in status.targets.iter_mut() {
+                        target.deletes_held = held_at.remove(name);
+                    }
+                });
                 info!(%since, %today, actions, "dates re-planned: records whose activation or expiration date took effect");
                 if actions > 0 {
                     shared.wake_all();

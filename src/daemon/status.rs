@@ -99,6 +99,10 @@ pub struct TargetStatus {
     pub last_error: Option<String>,
     /// When the target last confirmed a record (UTC, RFC 3339).
     pub last_push_at: Option<String>,
+    /// Why the daily re-plan deleted none of the accounts due
+    /// (`max_delete_count`), until a re-plan finds them within it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletes_held: Option<String>,
 }
 
 /// How many ambiguous records of a target `status` lists (`show` tells
@@ -322,6 +326,9 @@ pub fn render(status: &Status) -> String {
         out.push('\n');
         if let Some(error) = &target.last_error {
             let _ = writeln!(out, "    last error: {error}");
+        }
+        if let Some(held) = &target.deletes_held {
+            let _ = writeln!(out, "    DELETES HELD: {held}");
         }
         render_ambiguous(&mut out, name, target);
     }
