@@ -162,7 +162,11 @@ fn leavers_are_blocked_then_deleted_after_the_delay_within_max_delete_count() {
     assert_eq!(deleted, ["E8", "E9"]);
     wait_until(
         Duration::from_secs(20),
-        || status_json(&h)["targets"]["idp"].get("deletes_held").is_none(),
+        || {
+            status_json(&h)["targets"]["idp"]
+                .get("deletes_held")
+                .is_none()
+        },
         || status_json(&h).to_string(),
     );
     assert_eq!(accounts(&h), expected(&[1, 2, 3, 4, 5, 6, 7, 10], &[]));

@@ -513,3 +513,55 @@ fn a_real_server_without_filters_or_patch_takes_a_first_import_past_its_page_cap
     assert_eq!(seen(&users), expected(&people, true, &others));
     later_changes(&mut run, &mut people, true, &others);
 }
+
+/// `delete_after` against the real server: leavers blocked, then deleted
+/// (`DELETE /Users/{id}`) by the first file once blocked for the delay; a
+/// leaver who comes back then is created anew.
+#[test]
+fn a_real_server_deletes_leavers_after_the_delay() {
+    let Some(command) = server_or_skip("a_real_server_deletes_leavers_after_the_delay") else {
+        return;
+    };
+    let setup = Setup {
+        patch: true,
+        filter: true,
+        schemas: None,
+    };
+    let server = RealServer::start(&command, setup);
+    let mut run = harness(server);
+    run.rewrite_config(|config| {
+        config.replace("name = \"idp\"", "name = \"idp\"\ndelete_after = \"30d\"")
+    });
+    let mut people: Vec<Person> = (1..=10).map(|n| Person::new(n, 4)).collect();
+    sync(&mut run, &people);
+    assert_eq!(run.fake.users().len(), 10);
+    for person in &mut people[7..] {
+        person.blocked = true;
+    }
+    sync(&mut run, &people);
+    let users = run.fake.users();
+    assert_eq!(users.len(), 10, "blocked, not deleted");
+    assert_eq!(users["user9"]["active"], false);
+
+    let day = chrono::Local::now().date_naive() + chrono::Days::new(30);
+    run.set_secret("ROSTERSYNC_TEST_TODAY", &day.format("%Y-%m-%d").to_string());
+    let staying: Vec<Person> = people[..9].to_vec();
+    sync(&mut run, &staying);
+    let users = run.fake.users();
+    let mut names: Vec<&String> = users.keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "user1", "user2", "user3", "user4", "user5", "user6", "user7"
+        ],
+        "the three leavers deleted"
+    );
+    // User 8 comes back: a new account.
+    let mut back = staying;
+    back[7].blocked = false;
+    sync(&mut run, &back);
+    let users = run.fake.users();
+    assert_eq!(users.len(), 8);
+    assert_eq!(users["user8"]["active"], true);
+}
