@@ -296,6 +296,47 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
     assert!(actions.is_empty());
 }
 
+/// `delete_after` in a file's plan: leavers blocked long enough are
+/// deleted, more of them than `max_delete_count` hold the file (naming the
+/// rule and the target), and once deleted they are never sent again.
+#[test]
+fn a_file_deleting_more_than_max_delete_count_is_held() {
+    let mut world = World::new();
+    world.relax_safety();
+    world.targets.truncate(1);
+    world.targets[0].delete_after_days = Some(30);
+    world.targets[0].max_delete_count = 1;
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    // Ben and Cléo leave; their blocks are confirmed in 2023 (the world's clock).
+    let plan = world.sync(&hr, &users(&[ANA]));
+    assert_eq!(counts(&plan)["lms"], (0, 0, 2, 0));
+    let planned = world.plan(&hr, &users(&[ANA, "E9;Ito;Ian;ian;ian@x.fr;HQ;;0;;"]));
+    let held = planned.plan.held.clone().expect("held");
+    assert_eq!(
+        held.to_string(),
+        "the plan deletes 2 accounts on target lms, max_delete_count is 1"
+    );
+    assert_eq!(planned.plan.targets["lms"].delete, 2);
+    assert_eq!(
+        lines(&planned.plan),
+        [
+            "lms create E9 email:∅→ian@x.fr firstname:∅→Ian login:∅→ian secondname:∅→Ito structure_uid:∅→HQ uid:∅→E9",
+            "lms delete E2",
+            "lms delete E3"
+        ]
+    );
+    world.targets[0].max_delete_count = 2;
+    let plan = world.sync(&hr, &users(&[ANA, "E9;Ito;Ian;ian;ian@x.fr;HQ;;0;;"]));
+    assert_eq!(plan.targets["lms"].delete, 2);
+    let plan = world.sync(&hr, &users(&[ANA]));
+    assert_eq!(
+        plan.targets["lms"].delete, 0,
+        "deleted: nothing more to send"
+    );
+    assert_eq!(counts(&plan)["lms"], (0, 0, 1, 0), "only Ian's block");
+}
+
 /// `prehire = "14d"`: a starter further ahead waits; the day its window
 /// opens the daily re-plan creates it blocked, and on its first day it is
 /// unblocked; without prehire it is created on its day only.

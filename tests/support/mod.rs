@@ -139,12 +139,12 @@ impl World {
     pub fn ack_all(&self) {
         for target in &self.targets {
             for kind in [RecordKind::Orgs, RecordKind::Users] {
-                let queued: Vec<String> = self
+                let queued: Vec<(String, rostersync::store::OutboxItem)> = self
                     .store
                     .outbox(&target.name, kind)
-                    .map(|item| item.unwrap().0)
+                    .map(|item| item.unwrap())
                     .collect();
-                for key in queued {
+                for (key, item) in queued {
                     let record_key = rostersync::store::RecordKey {
                         target: target.name.clone(),
                         kind,
@@ -162,9 +162,14 @@ impl World {
                         target_id: None,
                         at: 1_700_000_001,
                     };
-                    self.store
-                        .acknowledge(&record_key, &acked, &fields)
-                        .unwrap();
+                    if item.action == rostersync::model::ActionKind::Delete {
+                        let gone = vec![(record_key, acked, fields)];
+                        self.store.acknowledge_deleted(&gone).unwrap();
+                    } else {
+                        self.store
+                            .acknowledge(&record_key, &acked, &fields)
+                            .unwrap();
+                    }
                 }
                 assert_eq!(self.store.outbox(&target.name, kind).count(), 0);
             }
