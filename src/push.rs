@@ -130,6 +130,10 @@ pub struct PushTarget {
     projector: Arc<Projector>,
     users: References,
     orgs: References,
+    /// Whether queued deletes may go: the target has `delete_after` (one
+    /// taken away by a reload leaves its deletes waiting, and the next
+    /// plan takes them back).
+    deletes: bool,
 }
 
 /// The fields through which records of one kind refer to each other, each
@@ -169,6 +173,7 @@ impl PushTarget {
             ),
             orgs: references(RecordKind::Orgs, &[Field::ParentExtId]),
             projector: Arc::new(projector),
+            deletes: target.delete_after.is_some() && target.kind.deletes(),
         })
     }
 
@@ -204,8 +209,9 @@ pub async fn drain(
             }
             let references = target.references(kind).clone();
             let name = target.name.clone();
+            let deletes = target.deletes;
             let records = crate::store::blocking(store, move |store| {
-                waiting(store, &name, kind, &references)
+                waiting(store, &name, kind, &references, deletes)
             })
             .await?;
             if records.is_empty() {
@@ -227,8 +233,9 @@ pub async fn drain(
                 crate::metrics::get().target_failed(&target.name, now());
                 let references = target.references(kind).clone();
                 let name = target.name.clone();
+                let deletes = target.deletes;
                 let left = crate::store::blocking(store, move |store| {
-                    waiting(store, &name, kind, &references)
+                    waiting(store, &name, kind, &references, deletes)
                 })
                 .await?;
                 for index in 0..left.len() {

@@ -337,6 +337,49 @@ fn a_file_deleting_more_than_max_delete_count_is_held() {
     assert_eq!(counts(&plan)["lms"], (0, 0, 1, 0), "only Ian's block");
 }
 
+/// Deletes queued while the target had `delete_after` are taken back by
+/// the daily re-plan once it no longer has it: the accounts stay blocked.
+#[test]
+fn deletes_queued_before_delete_after_was_removed_are_taken_back() {
+    let mut world = World::new();
+    world.relax_safety();
+    world.targets.truncate(1);
+    world.targets[0].delete_after_days = Some(30);
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    world.sync(&hr, &users(&[ANA, BEN, CLE]));
+    world.sync(&hr, &users(&[ANA]));
+    let planned = world.plan(&hr, &users(&[ANA, "E9;Ito;Ian;ian;ian@x.fr;HQ;;0;;"]));
+    assert_eq!(planned.plan.targets["lms"].delete, 2);
+    world.commit(&planned);
+    let waiting = |world: &World| -> Vec<String> {
+        world
+            .store
+            .outbox("lms", RecordKind::Users)
+            .map(|item| {
+                let (key, queued) = item.unwrap();
+                format!("{} {key}", queued.action)
+            })
+            .collect()
+    };
+    assert_eq!(waiting(&world), ["delete E2", "delete E3", "create E9"]);
+
+    world.targets[0].delete_after_days = None;
+    let dated = rostersync::plan::plan_dates(
+        &world.store,
+        &world.targets,
+        |_| SourceRules::default(),
+        world.today,
+        rostersync::plan::PlanOptions {
+            today: world.today.succ_opt().unwrap(),
+            ..world.options()
+        },
+    )
+    .unwrap();
+    assert!(dated.actions.is_empty(), "{:?}", dated.actions);
+    world.store.commit(&dated.commit, &[]).unwrap();
+    assert_eq!(waiting(&world), ["create E9"]);
+}
+
 /// `prehire = "14d"`: a starter further ahead waits; the day its window
 /// opens the daily re-plan creates it blocked, and on its first day it is
 /// unblocked; without prehire it is created on its day only.

@@ -160,7 +160,9 @@ fn replan(
     desired.active = diff::is_active(&desired, options.today);
     let acked = entry.acked.as_ref();
     let queued = stored.queued.as_ref().map(|q| q.action);
-    let by_dates = dates_took_effect(&entry.desired, since, options.today);
+    // A delete queued before the target's delete_after was taken away goes back.
+    let must_write = dates_took_effect(&entry.desired, since, options.today)
+        || (queued == Some(ActionKind::Delete) && rules.delete_after_days.is_none());
     // A day can also bring a prehire's window or the end of a delete's delay.
     let may_start =
         acked.is_none() && diff::is_prehire(&desired, rules.prehire_days, options.today);
@@ -168,7 +170,7 @@ fn replan(
         acked.is_some_and(|a| !a.active && diff::blocked_days(a, options.today) >= i64::from(days))
             && !desired.active
     });
-    if !by_dates && !may_start && !may_delete {
+    if !must_write && !may_start && !may_delete {
         return Ok(None);
     }
     let deleted = match acked {
@@ -176,7 +178,7 @@ fn replan(
         _ => false,
     };
     let action = diff::decide_at(&desired, acked, deleted, rules, options.today);
-    if !by_dates && (action.is_none() || action == queued) {
+    if !must_write && (action.is_none() || action == queued) {
         return Ok(None);
     }
     let outbox = match action {

@@ -57,6 +57,12 @@ pub async fn push_one(
     if entry.is_some_and(|entry| cut_short.as_deref() == Some(entry.source.as_str())) {
         return Ok(PushedOne::CutShort);
     }
+    if queued.action == ActionKind::Delete && !target.deletes {
+        return Ok(PushedOne::Failed(
+            "a delete waits, but the target no longer has delete_after: the next plan takes it back"
+                .into(),
+        ));
+    }
     let mut list = WaitingList::default();
     list.keys.push(&key.key);
     list.actions.push(queued.action);

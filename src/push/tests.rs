@@ -452,3 +452,51 @@ async fn an_account_is_held_by_the_record_the_store_says_or_the_first_to_claim_i
         "claimed again by its claimer"
     );
 }
+
+/// A delete queued for a target that no longer has `delete_after` (taken
+/// away by a reload) is not sent: it waits for the next plan to take it back.
+#[tokio::test(start_paused = true)]
+async fn a_queued_delete_is_not_sent_without_delete_after() {
+    let name = "nodelete";
+    let script = Script::new(|_| acked()).set_for(name);
+    let (_dir, store) = store_with_users(name, 2);
+    let config = target(name, "");
+    drain_target(&store, &config).await;
+    let sent = script.requests().len();
+    let entry = store.entry(&key(name, "E1")).unwrap().unwrap();
+    let desired = crate::model::Desired {
+        active: false,
+        present: false,
+        ..entry.desired
+    };
+    let commit = crate::store::Commit {
+        targets: vec![crate::store::TargetWrites {
+            target: name.into(),
+            kind: RecordKind::Users,
+            source: None,
+            writes: vec![crate::store::EntryWrite {
+                key: "E1".into(),
+                desired,
+                outbox: crate::store::OutboxChange::Put(crate::store::OutboxItem {
+                    action: ActionKind::Delete,
+                    queued_at: now(),
+                }),
+                acked_fields: None,
+                in_snapshot: false,
+            }],
+        }],
+        ..crate::store::Commit::default()
+    };
+    store.commit(&commit, &[]).unwrap();
+    let drained = drain_target(&store, &config).await;
+    assert_eq!(drained.done, 0, "{drained:?}");
+    assert_eq!(script.requests().len(), sent, "nothing sent");
+    assert_eq!(
+        store
+            .outbox_item(&key(name, "E1"))
+            .unwrap()
+            .map(|q| q.action),
+        Some(ActionKind::Delete),
+        "still waiting"
+    );
+}

@@ -108,19 +108,22 @@ pub(super) fn note_references<'v>(
     }
 }
 
-/// The records of a kind waiting for a target, parked ones aside: keys and
-/// references only (the record is read only where references are mapped).
+/// The records of a kind waiting for a target, parked ones aside (and its
+/// deletes, unless `deletes`): keys and references only (the record is
+/// read only where references are mapped).
 pub(super) fn waiting(
     store: &Store,
     target: &str,
     kind: RecordKind,
     references: &References,
+    deletes: bool,
 ) -> Result<WaitingList, StoreError> {
     let parked = store.parked_keys(target, kind)?;
     // A commit cut short left part of its file's records in the outbox:
     // they wait until the file is taken again and the commit is whole.
     let cut_short = store.pending_commit()?.map(|pending| pending.source);
     let mut held_back = 0u64;
+    let mut deletes_held = 0u64;
     let mut list = WaitingList::default();
     // The ids each record refers to, resolved to indices once every key is known.
     let mut ids = Strings::default();
@@ -134,6 +137,10 @@ pub(super) fn waiting(
             continue;
         };
         if parked.contains(&key) {
+            continue;
+        }
+        if queued.action == ActionKind::Delete && !deletes {
+            deletes_held += 1;
             continue;
         }
         if cut_short.as_deref() == Some(stored.entry.source.as_str()) {
@@ -177,6 +184,10 @@ pub(super) fn waiting(
         (start..ids_end[i] as usize).map(|at| ids.get(at))
     });
     list.references = diff::References::resolve(per_record, index_of);
+    if deletes_held > 0 {
+        tracing::warn!(target, %kind, records = deletes_held,
+            "deletes wait unsent: the target no longer has delete_after; the next plan (a file, or the daily re-plan) takes them back");
+    }
     if held_back > 0 {
         tracing::info!(target, %kind, records = held_back, source = cut_short.as_deref().unwrap_or(""),
             "records of a commit cut short wait until its file is taken again");
