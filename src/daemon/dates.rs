@@ -75,6 +75,11 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
                          reload to let them go, or approve the next file that holds them"
                     );
                     error!(%target, rule = %held.rule, "deletes held: {said}");
+                    shared.notifier.send(crate::notify::Event::deletes_held(
+                        super::utc_now(),
+                        &target,
+                        &held.to_string(),
+                    ));
                     held_at.insert(target, said);
                 }
                 shared.with_status(|status| {

@@ -172,6 +172,20 @@ impl Event {
         Event::file_event(EventKind::Held, at, source, file, rule, Vec::new())
     }
 
+    /// The deletes due at a target, held by the daily re-plan
+    /// (`max_delete_count`): no file to approve, the rule says why.
+    pub fn deletes_held(at: String, target: &str, rule: &str) -> Event {
+        let mut event = Event::new(EventKind::Held, at);
+        event.target = Some(target.to_string());
+        event.reason = Some(rule.to_string());
+        event.items = vec![Item {
+            reason: Some(rule.to_string()),
+            ..Item::empty()
+        }];
+        event.describe();
+        event
+    }
+
     /// A file refused, and where its first problems are.
     pub fn rejected(
         at: String,
@@ -324,6 +338,9 @@ impl Event {
                 "{} files from source {source} are held by safety rules; the last, {file}: {reason}; see each .plan.txt in held/, release with `rostersync approve`",
                 count("files")
             ),
+            EventKind::Held if self.file.is_none() => format!(
+                "the daily re-plan holds the deletes due on target {target}: {reason}; none is deleted until max_delete_count allows them (`rostersync status`)"
+            ),
             EventKind::Held => format!(
                 "{file} from source {source} is held: {reason}; see its .plan.txt in held/, release it with `rostersync approve`"
             ),
@@ -444,6 +461,24 @@ mod tests {
             body.get("source").is_none() && body.get("file").is_none(),
             "{body}"
         );
+    }
+
+    #[test]
+    fn deletes_held_by_the_daily_re_plan_name_the_target_and_the_rule() {
+        let rule = "the plan deletes 73 accounts on target idp, max_delete_count is 20";
+        let event = Event::deletes_held("t1".into(), "idp", rule);
+        assert_eq!(
+            event.summary,
+            format!(
+                "the daily re-plan holds the deletes due on target idp: {rule}; none is deleted \
+                 until max_delete_count allows them (`rostersync status`)"
+            )
+        );
+        assert_eq!(event.mail_subject(), "[rostersync] held: idp");
+        let body: serde_json::Value = serde_json::from_slice(&event.body()).unwrap();
+        assert_eq!(body["event"], "held");
+        assert_eq!(body["target"], "idp");
+        assert!(body.get("file").is_none(), "{body}");
     }
 
     #[test]
