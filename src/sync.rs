@@ -428,9 +428,11 @@ fn remove_actions_note(path: &Path) -> Result<(), crate::plan_output::OutputErro
     }
 }
 
-/// Blocks of a plan, all targets together.
+/// Blocks and deletes of a plan, all targets together: what an approval
+/// bounds (a plan that blocks or deletes more than the one a person
+/// approved stays held).
 pub fn total_blocks(plan: &Plan) -> u64 {
-    plan.targets.values().map(|t| t.block).sum()
+    plan.targets.values().map(|t| t.block + t.delete).sum()
 }
 
 /// Drains each target's outbox (side by side: a slow or failing target does
@@ -660,4 +662,33 @@ pub async fn seed_and_push(
         pushed.insert(target, seeded);
     }
     Ok(pushed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approval_bounds_blocks_and_deletes_together() {
+        let mut plan = Plan {
+            source: "hr".into(),
+            file: "u.csv".into(),
+            rows: 10,
+            held: None,
+            held_also: Vec::new(),
+            problems: Vec::new(),
+            targets: Default::default(),
+        };
+        for (name, block, delete) in [("idp", 2, 3), ("lms", 1, 0)] {
+            plan.targets.insert(
+                name.into(),
+                crate::plan::TargetPlan {
+                    block,
+                    delete,
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(total_blocks(&plan), 6);
+    }
 }

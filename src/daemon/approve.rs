@@ -176,7 +176,7 @@ async fn still_held(held: &ops::HeldFile<'_>, plan: &Plan) -> Answer {
     Answer::new(
         exit::HELD,
         format!(
-            "{}: still held: the plan now blocks {} records, more than the {} approved; the new plan is beside it\n{}",
+            "{}: still held: the plan now blocks or deletes {} records, more than the {} approved; the new plan is beside it\n{}",
             crate::escape::text(&held.name),
             sync::total_blocks(plan),
             held.blocks,

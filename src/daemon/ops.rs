@@ -375,6 +375,7 @@ pub struct HeldFile<'c> {
     pub source: &'c SourceConfig,
     /// The name it arrived with.
     pub name: String,
+    /// Its plan's blocks and deletes ([`crate::sync::total_blocks`]).
     pub blocks: u64,
 }
 
@@ -397,9 +398,7 @@ pub fn held_file<'c>(config: &'c Config, file: &Path) -> Result<HeldFile<'c>, Op
     let plan = std::fs::read(lifecycle::beside(&path, lifecycle::PLAN_JSON_SUFFIX))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<crate::plan::Plan>(&bytes).ok());
-    let blocks = plan
-        .as_ref()
-        .map_or(0, |plan| plan.targets.values().map(|t| t.block).sum());
+    let blocks = plan.as_ref().map_or(0, crate::sync::total_blocks);
     // The plan has the name the file arrived with, even one too long to keep
     // whole in `held/`.
     let name = plan
