@@ -280,6 +280,33 @@ pub struct TargetConfig {
     /// order ([`DEFAULT_MATCH`] when absent; `[]`: none is looked for).
     #[serde(rename = "match")]
     pub matching: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Which records the target holds (README, *Scope*); absent: all.
+    pub scope: Option<Spanned<ScopeConfig>>,
+}
+
+/// `[target.scope]`: expressions over the canonical fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// A record is in scope when it matches any of these (or there are none)…
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// …and none of these.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub out_of_scope: OutOfScope,
+}
+
+/// What becomes of a record the target held once it is out of scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutOfScope {
+    /// Blocked, as a leaver (and counted so by the safety rules); never created.
+    #[default]
+    Block,
+    /// Left as the target holds it: no create, update or block.
+    Ignore,
 }
 
 /// One `[[notify]]`: a webhook or an e-mail address list, the events it

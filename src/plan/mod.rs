@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SafetyConfig;
@@ -15,7 +15,10 @@ use crate::ingest::record::{Field, Record, RecordKind};
 use crate::model::{ActionKind, ActionStatus, Candidate, Desired, PushStatus, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
+mod mapped;
+mod parked;
 mod seed;
+pub use mapped::PARKED_MAPPING;
 pub use seed::plan_seed;
 
 use crate::store::{
@@ -47,6 +50,8 @@ impl SourceInfo {
 pub struct TargetInfo {
     pub name: String,
     pub projector: Projector,
+    /// `[target.scope]`, compiled; `None`: every record.
+    pub scope: Option<crate::mapping::Scope>,
 }
 
 impl TargetInfo {
@@ -54,6 +59,11 @@ impl TargetInfo {
         TargetInfo {
             name: target.name.get_ref().clone(),
             projector: Projector::new(target.kind.default_fields(), target.fields.get_ref()),
+            // An expression that does not compile (check refuses it) holds no one.
+            scope: target
+                .scope
+                .as_ref()
+                .map(|scope| crate::mapping::Scope::compile(scope.get_ref()).0),
         }
     }
 }
@@ -309,6 +319,8 @@ fn gather(
             source: Some(source.name.clone()),
             writes: outcome.writes,
         });
+        commit.parked.extend(outcome.parked);
+        commit.unparked.extend(outcome.unparked);
         plan.targets.insert(target.name.clone(), outcome.plan);
     }
     Ok(orders)
@@ -331,6 +343,9 @@ struct TargetOutcome {
     writes: Vec<EntryWrite>,
     /// The source's records active at the target before this file.
     active_before: u64,
+    /// Records parked at plan time, and those a mapping releases.
+    parked: Vec<(RecordKey, crate::store::Parked)>,
+    unparked: Vec<RecordKey>,
 }
 
 /// An action found, before ordering and detail.
@@ -373,6 +388,7 @@ fn plan_target<'r>(
     let mut active_before = 0;
     let (mut unchanged, mut not_created) = (0u64, 0u64);
     let mut reader = store.reader();
+    let mut parking = parked::Parking::load(store, &target.name, source.kind)?;
     let progress = crate::progress::Progress::new(
         format!("planning {} for {}", source.name, target.name),
         by_key.len() as u64,
@@ -395,8 +411,13 @@ fn plan_target<'r>(
         let file_record = record.map(|(_, record)| record);
         let known_to_target = stored.as_ref().is_some_and(|s| s.entry.acked.is_some());
         let step = step(source, target, file_record, key, stored, options, reader)?;
+        if let Some((index, _)) = record {
+            let park = step.as_ref().and_then(|s| s.park.as_ref());
+            parking.note(index, key, park, known_to_target);
+        }
         // Every row of the file is accounted for, actions or not.
-        if file_record.is_some() && step.as_ref().is_none_or(|s| s.action.is_none()) {
+        let idle = |s: &Step| s.action.is_none() && s.park.is_none();
+        if file_record.is_some() && step.as_ref().is_none_or(idle) {
             if known_to_target {
                 unchanged += 1;
             } else {
@@ -465,14 +486,23 @@ fn plan_target<'r>(
         }
     }
     progress.finish();
-    let (mut plan, order) = detail(&mut reader, source, target, found, options.detail_limit)?;
+    let (mut plan, mut order) = detail(&mut reader, source, target, found, options.detail_limit)?;
     plan.unchanged = unchanged;
     plan.not_created = not_created;
+    let (parked, unparked) = parking.finish(
+        target,
+        source.kind,
+        &mut plan,
+        &mut order,
+        (options.now, options.detail_limit),
+    );
     Ok(TargetOutcome {
         plan,
         order,
         writes,
         active_before,
+        parked,
+        unparked,
     })
 }
 
@@ -488,6 +518,8 @@ fn record_key(target: &TargetInfo, kind: RecordKind, key: &str) -> RecordKey {
 struct Step {
     action: Option<ActionKind>,
     write: Option<EntryWrite>,
+    /// Parked at plan time: why.
+    park: Option<String>,
 }
 
 fn step(
@@ -500,13 +532,20 @@ fn step(
     reader: &mut Reader<'_>,
 ) -> Result<Option<Step>, StoreError> {
     let entry = stored.as_ref().map(|stored| &stored.entry);
-    let mut desired = match (record, entry) {
-        (Some(record), _) => desired_of(record, &target.projector),
-        (None, Some(entry)) => Desired {
+    let mapped = record.map(|record| mapped::map(target, record));
+    let leaving_scope = matches!(mapped, Some(mapped::Mapped::OutOfScope));
+    let mut desired = match (mapped, entry) {
+        (Some(mapped::Mapped::Desired(desired)), _) => desired,
+        (Some(mapped::Mapped::Ignored), _) => return Ok(mapped::left_alone(key, stored, None)),
+        (Some(mapped::Mapped::Failed(why)), _) => {
+            return Ok(mapped::left_alone(key, stored, Some(why)));
+        }
+        // Out of scope counts as absent from the file: a leaver.
+        (Some(mapped::Mapped::OutOfScope) | None, Some(entry)) => Desired {
             present: false,
             ..entry.desired.clone()
         },
-        (None, None) => return Ok(None),
+        (Some(mapped::Mapped::OutOfScope) | None, None) => return Ok(None),
     };
     desired.active = diff::is_active(&desired, options.today);
     let queued_before = stored
@@ -515,7 +554,9 @@ fn step(
     let entry_changed = entry.is_none_or(|e| e.source != source.name || e.desired != desired);
     let fields_changed = entry.is_none_or(|e| e.desired.hash != desired.hash);
     let acked = entry.and_then(|e| e.acked.as_ref());
-    let action = diff::decide(&desired, acked, source.create_disabled);
+    let action = diff::decide(&desired, acked, source.create_disabled)
+        // Never created while out of scope, even by create_disabled.
+        .filter(|_| !(leaving_scope && acked.is_none()));
     let outbox = match action {
         Some(action) if entry_changed || queued_before != Some(action) => {
             OutboxChange::Put(OutboxItem {
@@ -560,19 +601,11 @@ fn step(
     } else {
         None
     };
-    Ok(Some(Step { action, write }))
-}
-
-fn desired_of(record: &Record, projector: &Projector) -> Desired {
-    let day = |field| record.date(field).map(|d: NaiveDate| d.num_days_from_ce());
-    Desired {
-        hash: projector.hash(record),
-        active: true, // decided by the caller, with the dates
-        disabled: record.disabled(),
-        activation: day(Field::ActivationDate),
-        expiration: day(Field::ExpirationDate),
-        present: true,
-    }
+    Ok(Some(Step {
+        action,
+        write,
+        park: None,
+    }))
 }
 
 fn reference_fields(kind: RecordKind) -> &'static [Field] {

@@ -226,6 +226,10 @@ pub struct Commit {
     pub targets: Vec<TargetWrites>,
     pub file: Option<([u8; 32], FileSeen)>,
     pub source: Option<(String, SourceState)>,
+    /// Records parked while planning (a template failed on them), and
+    /// those planning released: applied with the rest.
+    pub parked: Vec<(RecordKey, Parked)>,
+    pub unparked: Vec<RecordKey>,
 }
 
 impl Commit {
