@@ -52,10 +52,14 @@ impl Projector {
             projector.users.retain(|(name, _)| name != target_field);
             projector.orgs.retain(|(name, _)| name != target_field);
             if mapping::is_template(canonical) {
-                // A template reads any field: both kinds get it, as custom fields do.
                 let template = std::sync::Arc::new(FieldTemplate::compile(canonical));
-                for list in [&mut projector.users, &mut projector.orgs] {
-                    list.push((target_field.clone(), Source::Template(template.clone())));
+                for (kind, list) in [
+                    (RecordKind::Users, &mut projector.users),
+                    (RecordKind::Orgs, &mut projector.orgs),
+                ] {
+                    if template.applies_to(kind) {
+                        list.push((target_field.clone(), Source::Template(template.clone())));
+                    }
                 }
                 continue;
             }
@@ -380,11 +384,14 @@ mod tests {
         );
         assert_eq!(scim.hash(&r).unwrap(), hash(&fields));
         assert_eq!(scim.try_project(&r).unwrap(), fields);
+        // Names are no organisation's: the template is a user field only.
+        assert!(scim.target_fields(RecordKind::Users).any(|f| f == "email"));
+        assert!(!scim.target_fields(RecordKind::Orgs).any(|f| f == "email"));
 
         let without_last_name = record("user_extid;user_fname;user_login\nE2;Ana;ana\n");
         let failure = scim.hash(&without_last_name).unwrap_err();
         assert_eq!(failure.field, "email");
-        assert!(failure.message.contains("undefined"), "{failure:?}");
+        assert!(failure.message.contains("has no value"), "{failure:?}");
         // Projected for show only, the field is left out.
         assert_eq!(scim.project(&without_last_name).get("email"), None);
     }

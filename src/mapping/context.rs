@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use minijinja::Value;
 
-use crate::ingest::record::{Field, FieldName, Record};
+use crate::ingest::record::{Field, FieldName, Record, RecordKind};
 
 /// The record fields a compiled template or expression reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,6 +30,12 @@ impl Uses {
             fields,
             custom: names.contains("custom"),
         }
+    }
+
+    /// Whether records of a kind have every field read (custom fields
+    /// are anyone's): a template of user fields is no organisation's.
+    pub(super) fn apply_to(&self, kind: RecordKind) -> bool {
+        self.fields.iter().all(|field| field.applies_to(kind))
     }
 
     /// The context for one record.

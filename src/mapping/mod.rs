@@ -11,6 +11,11 @@ mod template;
 pub use scope::{Scope, ScopeProblem};
 pub use template::{FieldTemplate, TemplateFailure};
 
+/// The reasons of records parked while planning (a template or scope
+/// expression failed on them) begin so: the next file that maps the record
+/// releases it, not `retry` (nothing was queued for it).
+pub const PARKED_MAPPING: &str = "mapping: ";
+
 /// Whether a `[target.fields]` value is a template rather than a field name.
 pub fn is_template(value: &str) -> bool {
     value.contains("{{")
@@ -34,6 +39,9 @@ impl std::fmt::Display for CompileError {
 /// A MiniJinja error in our words: its kind and detail, without the
 /// template name (the caller says which target and field it is).
 fn describe(error: &minijinja::Error) -> String {
+    if error.kind() == minijinja::ErrorKind::UndefinedError {
+        return "a field it reads has no value (`| default(\"...\")` gives one)".into();
+    }
     match error.detail() {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),

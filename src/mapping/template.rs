@@ -11,7 +11,7 @@ use minijinja::{Environment, UndefinedBehavior};
 
 use super::context::Uses;
 use super::{CompileError, compile_error, describe, describe_in, filters};
-use crate::ingest::record::Record;
+use crate::ingest::record::{Record, RecordKind};
 
 /// One target field's template, compiled.
 #[derive(Clone)]
@@ -51,6 +51,15 @@ impl FieldTemplate {
         FieldTemplate {
             source: source.into(),
             compiled,
+        }
+    }
+
+    /// Whether it makes sense for records of a kind: it reads only fields
+    /// they have (one that does not compile applies everywhere, and fails).
+    pub fn applies_to(&self, kind: RecordKind) -> bool {
+        match &self.compiled {
+            Ok(compiled) => compiled.uses.apply_to(kind),
+            Err(_) => true,
         }
     }
 
@@ -113,7 +122,7 @@ mod tests {
         let r = record("ext_id;first_name\nE1;Ana\n");
         let strict = FieldTemplate::compile("{{ first_name }}.{{ last_name }}");
         let error = strict.render(&r).unwrap_err();
-        assert!(error.contains("undefined"), "{error}");
+        assert!(error.contains("has no value"), "{error}");
         let lenient = FieldTemplate::compile("{{ first_name }}{{ last_name | default('') }}");
         assert_eq!(lenient.render(&r).unwrap(), "Ana");
     }

@@ -8,13 +8,9 @@ use chrono::{Datelike, NaiveDate};
 use super::{Step, TargetInfo};
 use crate::config::OutOfScope;
 use crate::ingest::record::{Field, Record};
+use crate::mapping::PARKED_MAPPING;
 use crate::model::Desired;
 use crate::store::{EntryWrite, OutboxChange, StoredEntry};
-
-/// The reasons of records parked at plan time begin so: a later file that
-/// maps the record again releases it (records parked by a target's refusal
-/// wait for `retry`).
-pub const PARKED_MAPPING: &str = "mapping: ";
 
 /// A file's record as its target sees it.
 pub(super) enum Mapped {

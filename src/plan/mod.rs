@@ -18,7 +18,6 @@ use crate::safety::{self, Held, PlanFigures};
 mod mapped;
 mod parked;
 mod seed;
-pub use mapped::PARKED_MAPPING;
 pub use seed::plan_seed;
 
 use crate::store::{

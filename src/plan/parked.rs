@@ -4,9 +4,9 @@
 
 use std::collections::HashSet;
 
-use super::mapped::PARKED_MAPPING;
 use super::{Ordered, PlannedAction, Subject, TargetInfo, TargetPlan, record_key};
 use crate::ingest::record::RecordKind;
+use crate::mapping::PARKED_MAPPING;
 use crate::model::{ActionKind, ActionStatus, RecordKey};
 use crate::store::{Parked, Store, StoreError};
 
