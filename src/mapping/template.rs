@@ -1,8 +1,9 @@
 //! `[target.fields]` templates: `mail = "{{ first_name | lower }}@corp.example"`.
 //!
-//! Undefined values are strict: a template printing a field the record has
-//! no value for fails (and the record is parked at that target), rather
-//! than sending "ana.@corp.example"; `default` gives a value instead.
+//! Undefined values are semi-strict: a template printing a field the record
+//! has no value for fails (and the record is parked at that target), rather
+//! than sending "ana.@corp.example"; `default` gives a value instead, and
+//! `{% if field %}` is simply false.
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub struct TemplateFailure {
 
 impl FieldTemplate {
     pub fn compile(source: &str) -> FieldTemplate {
-        let mut env = filters::environment(UndefinedBehavior::Strict);
+        let mut env = filters::environment(UndefinedBehavior::SemiStrict);
         let uses = env
             .add_template_owned("field", source.to_string())
             .and_then(|()| env.get_template("field"))
@@ -125,6 +126,12 @@ mod tests {
         assert!(error.contains("has no value"), "{error}");
         let lenient = FieldTemplate::compile("{{ first_name }}{{ last_name | default('') }}");
         assert_eq!(lenient.render(&r).unwrap(), "Ana");
+        let tested = FieldTemplate::compile(
+            "{% if activation_date %}{{ activation_date | date('%d/%m/%Y') }}{% endif %}",
+        );
+        assert_eq!(tested.render(&r).unwrap(), "");
+        let dated = record("ext_id;activation_date\nE2;2026-03-09\n");
+        assert_eq!(tested.render(&dated).unwrap(), "09/03/2026");
     }
 
     #[test]
