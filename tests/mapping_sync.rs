@@ -245,6 +245,19 @@ fn a_template_failing_on_a_record_parks_that_record_only() {
         "A2;ben;Ben;;ben@x.fr;;Sales;;0",
         "A3;cleo;Cléo;Colin;cleo@x.fr;;R&D;;0",
     ];
+    // The plan says so before anything is sent.
+    run.write("preview.csv", &format!("{HEADER}\n{}\n", staff.join("\n")));
+    let (code, out, err) = run.run(&["plan", "preview.csv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("target idp: 2 create, 0 update, 0 block, 0 unblock, 1 parked"),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"[parked: mapping: target "idp", [target.fields] emails.work, record "A2""#),
+        "{out}"
+    );
+
     let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &staff);
     assert_eq!(code, 1, "a parked record fails the sync: {out}{err}");
     assert!(
@@ -293,4 +306,61 @@ fn check_names_the_template_and_the_expression_that_do_not_compile() {
         said.contains(r#"target "idp": [target.scope] include[0] does not compile, at 1:"#),
         "{said}"
     );
+}
+
+#[test]
+fn the_daemon_reports_the_record_a_template_failed_on_as_parked() {
+    let h = provider(templated_mail())
+        .edit_source("users", |source| source.set("settle", "100ms"))
+        .build();
+    let daemon = h.start();
+    let rows = [
+        "A1;ana;Ana;Alves;ana@x.fr;;R&D;;0",
+        "A2;ben;Ben;;ben@x.fr;;Sales;;0",
+    ];
+    h.drop_file(
+        "inbox/users.csv",
+        &format!("{HEADER}\n{}\n", rows.join("\n")),
+    );
+    let report_path = || {
+        std::fs::read_dir(h.path("inbox/archive"))
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| path.to_string_lossy().ends_with(".report.json"))
+    };
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    support::wait_until(
+        std::time::Duration::from_secs(30),
+        || report_path().is_some_and(|path| read(&path)["complete"] == true),
+        || format!("no complete report\n{}", daemon.log()),
+    );
+    let report = read(&report_path().unwrap());
+    let idp = &report["targets"]["idp"];
+    assert_eq!(
+        (idp["create"].as_u64(), idp["parked"].as_u64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    let ben = idp["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|action| action["ext_id"] == "A2")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(ben["status"], "parked", "{ben}");
+    assert!(
+        ben["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"mapping: target "idp", [target.fields] emails.work, record "A2""#),
+        "{ben}"
+    );
+    let (_, status, _) = h.run(&["status"]);
+    assert!(status.contains("parked 1"), "{status}");
+    assert_eq!(h.fake.directory().into_keys().collect::<Vec<_>>(), ["ana"]);
+    let (exit, log) = daemon.stop();
+    assert!(exit.success(), "{log}");
 }
