@@ -265,7 +265,7 @@ fn a_template_failing_on_a_record_parks_that_record_only() {
         "{out}"
     );
     assert!(
-        out.contains(r#"mapping: target "idp", [target.fields] emails.work, record "A2": a field it reads has no value"#),
+        out.contains(r#"mapping: target "idp", [target.fields] emails.work, record "A2": no value for last_name"#),
         "{out}"
     );
     let logins: Vec<String> = run.fake.directory().into_keys().collect();

@@ -151,3 +151,71 @@ fn a_create_still_waiting_is_taken_back_when_its_record_leaves_scope() {
     let stored = world.store.reader().stored(&key).unwrap().unwrap();
     assert_eq!(stored.queued, None);
 }
+
+/// The keys parked at lms.
+fn parked(world: &World) -> Vec<String> {
+    world
+        .store
+        .parked("lms", RecordKind::Users)
+        .map(|item| item.unwrap().0)
+        .collect()
+}
+
+#[test]
+fn a_template_failing_on_a_record_parks_it_until_a_file_maps_it_or_drops_it() {
+    let mut world = World::new();
+    let overrides = std::collections::BTreeMap::from([(
+        "email".to_string(),
+        "{{ first_name | lower }}.{{ last_name | lower }}@corp.example".to_string(),
+    )]);
+    let lms = world.targets.iter_mut().find(|t| t.name == "lms").unwrap();
+    lms.projector = rostersync::projection::Projector::new(
+        rostersync::config::TargetKind::Collaborator.default_fields(),
+        &overrides,
+    );
+    let hr = source("hr", RecordKind::Users, Mode::Full);
+    let ben_unnamed = "E2;;Ben;ben;ben@x.fr;HQ;;0;;";
+    let plan = world.sync(&hr, &users(&[ANA, ben_unnamed]));
+    assert_eq!(lms_lines(&plan), ["lms create E1", "lms create E2"]);
+    let lms = &plan.targets["lms"];
+    assert_eq!((lms.create, lms.parked, lms.not_created), (1, 1, 0));
+    let ben = lms.actions.iter().find(|a| a.ext_id == "E2").unwrap();
+    assert_eq!(
+        ben.reason.as_deref(),
+        Some(
+            r#"mapping: target "lms", [target.fields] email, record "E2": no value for last_name (`| default("...")` gives one)"#
+        )
+    );
+    assert_eq!(counts(&plan)["erp"], (2, 0, 0, 0), "erp has no template");
+    assert_eq!(parked(&world), ["E2"]);
+
+    // Named: created with his address, and released by the commit itself.
+    let planned = world.plan(&hr, &users(&[ANA, BEN]));
+    world.commit(&planned);
+    assert!(parked(&world).is_empty());
+    world.ack_all();
+    let plan = planned.plan;
+    assert_eq!(
+        lines(&plan)
+            .into_iter()
+            .filter(|l| l.starts_with("lms"))
+            .collect::<Vec<_>>(),
+        [
+            "lms create E2 email:∅→ben.blanc@corp.example firstname:∅→Ben login:∅→ben secondname:∅→Blanc structure_uid:∅→HQ uid:∅→E2"
+        ]
+    );
+
+    // Unnamed again: parked, and no update goes out for him.
+    let plan = world.sync(&hr, &users(&[ANA, ben_unnamed]));
+    assert_eq!(counts(&plan)["lms"], (0, 0, 0, 0));
+    assert_eq!(plan.targets["lms"].parked, 1);
+    assert_eq!(parked(&world), ["E2"]);
+
+    // He leaves: his block is not held back by the template (checked
+    // before the acknowledgement, which would release him anyway).
+    world.relax_safety();
+    let planned = world.plan(&hr, &users(&[ANA]));
+    assert_eq!(lms_lines(&planned.plan), ["lms block E2"]);
+    world.commit(&planned);
+    assert!(parked(&world).is_empty());
+}

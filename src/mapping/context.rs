@@ -38,6 +38,14 @@ impl Uses {
         self.fields.iter().all(|field| field.applies_to(kind))
     }
 
+    /// The fields read that the record has no value for.
+    pub(super) fn missing<'u>(&'u self, record: &Record) -> impl Iterator<Item = &'u str> {
+        self.fields
+            .iter()
+            .filter(|field| record.get(**field).is_none())
+            .map(|field| field.name())
+    }
+
     /// The context for one record.
     pub(super) fn context(&self, record: &Record) -> Value {
         let mut map: BTreeMap<&str, Value> = self

@@ -81,7 +81,18 @@ impl FieldTemplate {
             .map_err(|error| describe(&error))?;
         template
             .render(compiled.uses.context(record))
-            .map_err(|error| describe_in(&self.source, &error))
+            .map_err(|error| {
+                let missing: Vec<&str> = compiled.uses.missing(record).collect();
+                if error.kind() == minijinja::ErrorKind::UndefinedError && !missing.is_empty() {
+                    // Which field is worth more than where the template stopped.
+                    format!(
+                        "no value for {} (`| default(\"...\")` gives one)",
+                        missing.join(", ")
+                    )
+                } else {
+                    describe_in(&self.source, &error)
+                }
+            })
     }
 }
 
@@ -123,7 +134,10 @@ mod tests {
         let r = record("ext_id;first_name\nE1;Ana\n");
         let strict = FieldTemplate::compile("{{ first_name }}.{{ last_name }}");
         let error = strict.render(&r).unwrap_err();
-        assert!(error.contains("has no value"), "{error}");
+        assert_eq!(
+            error,
+            "no value for last_name (`| default(\"...\")` gives one)"
+        );
         let lenient = FieldTemplate::compile("{{ first_name }}{{ last_name | default('') }}");
         assert_eq!(lenient.render(&r).unwrap(), "Ana");
         let tested = FieldTemplate::compile(

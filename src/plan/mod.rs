@@ -410,9 +410,12 @@ fn plan_target<'r>(
         let file_record = record.map(|(_, record)| record);
         let known_to_target = stored.as_ref().is_some_and(|s| s.entry.acked.is_some());
         let step = step(source, target, file_record, key, stored, options, reader)?;
-        if let Some((index, _)) = record {
-            let park = step.as_ref().and_then(|s| s.park.as_ref());
-            parking.note(index, key, park, known_to_target);
+        match record {
+            Some((index, _)) => {
+                let park = step.as_ref().and_then(|s| s.park.as_ref());
+                parking.note(index, key, park, known_to_target);
+            }
+            None => parking.absent(key),
         }
         // Every row of the file is accounted for, actions or not.
         let idle = |s: &Step| s.action.is_none() && s.park.is_none();

@@ -65,6 +65,14 @@ impl Parking {
         }
     }
 
+    /// A record absent from a full file: whatever it takes (a block) is
+    /// not held back by a template that failed on it before.
+    pub(super) fn absent(&mut self, key: &str) {
+        if self.before.contains(key) {
+            self.released.push(key.to_string());
+        }
+    }
+
     /// Into the target's plan (counted, the first `detail_limit` listed
     /// with their reason) and its order (a report lists every parked
     /// record); returns what the commit parks and releases.
