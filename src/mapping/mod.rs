@@ -71,10 +71,19 @@ fn compile_error(source: &str, error: &minijinja::Error) -> CompileError {
     }
 }
 
-/// Records of a `;` file whose headers are canonical field names.
+/// Users of a `;` file whose headers are canonical field names.
 #[cfg(test)]
 pub(crate) fn test_records(text: &str) -> Vec<crate::ingest::record::Record> {
-    use crate::ingest::record::{Field, RecordKind};
+    test_records_of(crate::ingest::record::RecordKind::Users, text)
+}
+
+/// Records of a kind from a `;` file whose headers are canonical field names.
+#[cfg(test)]
+pub(crate) fn test_records_of(
+    kind: crate::ingest::record::RecordKind,
+    text: &str,
+) -> Vec<crate::ingest::record::Record> {
+    use crate::ingest::record::Field;
     use crate::ingest::{SourceSpec, columns::Format, ingest};
     let header = text.lines().next().unwrap_or_default();
     let columns = header
@@ -86,7 +95,7 @@ pub(crate) fn test_records(text: &str) -> Vec<crate::ingest::record::Record> {
         delimiter: Some(b';'),
         dates: crate::ingest::values::DateFormat::preset("%Y-%m-%d"),
         key: Field::ExtId,
-        ..SourceSpec::wbt(RecordKind::Users)
+        ..SourceSpec::wbt(kind)
     };
     let outcome = ingest(text.as_bytes(), &spec);
     assert!(outcome.accepted(), "{:?}", outcome.problems);

@@ -76,18 +76,29 @@ impl Scope {
     }
 
     /// Whether the target holds this record; an error names the expression.
+    /// An expression over fields a kind does not have (`department`, for
+    /// organisations) is left out for records of that kind: a scope of
+    /// people does not drop every organisation.
     pub fn holds(&self, record: &Record) -> Result<bool, String> {
-        let mut included = self.include.is_empty();
-        for expression in &self.include {
-            if included {
+        let kind = record.kind();
+        let applies = |expression: &&Compiled| {
+            expression
+                .uses
+                .as_ref()
+                .is_none_or(|uses| uses.apply_to(kind))
+        };
+        let mut include = self.include.iter().filter(applies).peekable();
+        let mut included = include.peek().is_none();
+        for expression in include {
+            if self.matches(expression, record)? {
+                included = true;
                 break;
             }
-            included = self.matches(expression, record)?;
         }
         if !included {
             return Ok(false);
         }
-        for expression in &self.exclude {
+        for expression in self.exclude.iter().filter(applies) {
             if self.matches(expression, record)? {
                 return Ok(false);
             }
@@ -168,6 +179,21 @@ mod tests {
         let by_mail = compiled(&[r#"email is endingwith("@corp.example")"#], &[]);
         assert_eq!(by_mail.holds(&people[4]), Ok(false));
         assert_eq!(by_mail.holds(&people[0]), Ok(true));
+    }
+
+    #[test]
+    fn expressions_over_user_fields_leave_organisations_in_scope() {
+        let orgs = crate::mapping::test_records_of(
+            crate::ingest::record::RecordKind::Orgs,
+            "ext_id;label;city\nO1;Sales;Lyon\nO2;Support;Paris\n",
+        );
+        let scope = compiled(
+            &[r#"department in ["Sales"]"#],
+            &[r#"city == "Paris""#, r#"first_name == "Ana""#],
+        );
+        let held: Vec<bool> = orgs.iter().map(|r| scope.holds(r).unwrap()).collect();
+        // department and first_name are no organisation's; city is.
+        assert_eq!(held, [true, false]);
     }
 
     #[test]
