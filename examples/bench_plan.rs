@@ -43,6 +43,8 @@ fn targets() -> Vec<TargetInfo> {
         name: name.into(),
         projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
         scope: None,
+        delete_after_days: None,
+        max_delete_count: 50,
     })
     .collect()
 }
@@ -53,6 +55,7 @@ fn source() -> SourceInfo {
         kind: RecordKind::Users,
         mode: Mode::Full,
         create_disabled: false,
+        prehire_days: 0,
     }
 }
 

@@ -23,6 +23,85 @@ pub fn is_active(desired: &Desired, today: NaiveDate) -> bool {
             .is_none_or(|expiration| day <= expiration)
 }
 
+/// The rules of a record's life at a target beyond its own state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// A new record that is already inactive is created anyway (blocked).
+    pub create_disabled: bool,
+    /// An account blocked at least this many days is deleted; `None`: never.
+    pub delete_after_days: Option<u32>,
+    /// A record starting within this many days is created now, blocked
+    /// (`prehire`); 0: only once it starts.
+    pub prehire_days: u32,
+}
+
+/// [`decide`], with what the target did to the account beyond holding it:
+/// `deleted` (the store's mark) and the delay after which a blocked
+/// account is deleted. A deleted account is created again only for an
+/// active record (a rehire): an inactive one is never recreated.
+pub fn decide_at(
+    desired: &Desired,
+    acked: Option<&Acked>,
+    deleted: bool,
+    rules: Lifecycle,
+    today: NaiveDate,
+) -> Option<ActionKind> {
+    if deleted {
+        return desired.active.then_some(ActionKind::Create);
+    }
+    if let (Some(acked), Some(days)) = (acked, rules.delete_after_days)
+        && !acked.active
+        && !desired.active
+        && blocked_days(acked, today) >= i64::from(days)
+    {
+        return Some(ActionKind::Delete);
+    }
+    if acked.is_none() && is_prehire(desired, rules.prehire_days, today) {
+        return Some(ActionKind::Create);
+    }
+    decide(desired, acked, rules.create_disabled)
+}
+
+/// Whether a record is inactive only because it starts later, within
+/// `days` of `today`: it is created now, blocked, and unblocked on its day.
+pub fn is_prehire(desired: &Desired, days: u32, today: NaiveDate) -> bool {
+    let Some(activation) = desired.activation else {
+        return false;
+    };
+    let day = today.num_days_from_ce();
+    let ahead = i64::from(activation) - i64::from(day);
+    days > 0
+        && ahead > 0
+        && ahead <= i64::from(days)
+        && desired.present
+        && !desired.disabled
+        && desired
+            .expiration
+            .is_none_or(|expiration| activation <= expiration)
+}
+
+/// Whole days since the target confirmed the account blocked, by the local
+/// calendar (the day of the block counts as day 0). The confirmation is the
+/// last one the target gave while the account was blocked: a change sent
+/// to a blocked account starts the delay again, which only delays a delete.
+pub fn blocked_days(acked: &Acked, today: NaiveDate) -> i64 {
+    blocked_on(acked).map_or(0, |day| (today - day).num_days())
+}
+
+/// The local day the target confirmed the account blocked.
+fn blocked_on(acked: &Acked) -> Option<NaiveDate> {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(acked.at, 0)
+        .single()
+        .map(|at| at.date_naive())
+}
+
+/// The first day a blocked account is deleted on, `days` after its block.
+pub fn delete_due_on(acked: &Acked, days: u32) -> Option<NaiveDate> {
+    blocked_on(acked)?.checked_add_days(chrono::Days::new(u64::from(days)))
+}
+
 /// What the target must be told, if anything, for it to hold `desired`.
 /// A new record that is already inactive is only created with `create_disabled`.
 pub fn decide(
@@ -251,6 +330,7 @@ fn by_position(keys: &[&str], references: &[Vec<&str>]) -> References {
 mod tests {
     use super::*;
     use crate::projection::ProjectionHash;
+    use chrono::TimeZone;
 
     fn desired(hash: u8, active: bool) -> Desired {
         Desired {
@@ -299,6 +379,111 @@ mod tests {
             decide(&desired(2, false), Some(&acked(1, false)), false),
             Some(Update)
         );
+    }
+
+    #[test]
+    fn deletes_after_the_delay_and_never_recreates_inactive_records() {
+        use ActionKind::*;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let blocked_on_first = Acked {
+            at: chrono::Local
+                .with_ymd_and_hms(2026, 12, 1, 12, 0, 0)
+                .unwrap()
+                .timestamp(),
+            ..acked(1, false)
+        };
+        let rules = Lifecycle {
+            create_disabled: true,
+            delete_after_days: Some(10),
+            prehire_days: 0,
+        };
+        let leaver = desired(1, false);
+        let at = |today| decide_at(&leaver, Some(&blocked_on_first), false, rules, today);
+        assert_eq!(at(day(10)), None, "day 9 of the block");
+        assert_eq!(at(day(11)), Some(Delete), "day 10 of the block");
+        assert_eq!(
+            decide_at(&leaver, Some(&blocked_on_first), true, rules, day(20)),
+            None,
+            "deleted: never created again while inactive, create_disabled or not"
+        );
+        assert_eq!(
+            decide_at(
+                &desired(1, true),
+                Some(&blocked_on_first),
+                true,
+                rules,
+                day(20)
+            ),
+            Some(Create),
+            "a rehire after the delete is a new account"
+        );
+        assert_eq!(
+            decide_at(
+                &desired(1, true),
+                Some(&blocked_on_first),
+                false,
+                rules,
+                day(5)
+            ),
+            Some(Unblock),
+            "a rehire inside the delay is an unblock"
+        );
+        let never = Lifecycle {
+            delete_after_days: None,
+            ..rules
+        };
+        assert_eq!(
+            decide_at(&leaver, Some(&blocked_on_first), false, never, day(30)),
+            None
+        );
+        let active_account = Acked {
+            active: true,
+            ..blocked_on_first.clone()
+        };
+        assert_eq!(
+            decide_at(&leaver, Some(&active_account), false, rules, day(30)),
+            Some(Block),
+            "blocked first, deleted only after the delay"
+        );
+    }
+
+    #[test]
+    fn prehires_are_created_blocked_within_the_window() {
+        use ActionKind::*;
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let starts_on_15 = Desired {
+            activation: Some(day(15).num_days_from_ce()),
+            active: false,
+            disabled: false,
+            ..desired(1, false)
+        };
+        let rules = Lifecycle {
+            prehire_days: 14,
+            ..Lifecycle::default()
+        };
+        let at = |today| decide_at(&starts_on_15, None, false, rules, today);
+        assert_eq!(at(day(1)), Some(Create), "14 days ahead");
+        assert_eq!(
+            decide_at(
+                &starts_on_15,
+                None,
+                false,
+                rules,
+                day(1).pred_opt().unwrap()
+            ),
+            None,
+            "15 days ahead: it waits"
+        );
+        assert_eq!(
+            decide_at(&starts_on_15, None, false, Lifecycle::default(), day(10)),
+            None,
+            "no prehire: created on its day"
+        );
+        let disabled = Desired {
+            disabled: true,
+            ..starts_on_15.clone()
+        };
+        assert_eq!(decide_at(&disabled, None, false, rules, day(10)), None);
     }
 
     #[test]

@@ -510,7 +510,7 @@ fn sync(config_path: &Path, file: &Path, source: Option<&str>, json: bool) -> an
     let context = SyncContext {
         config: &config,
         store: std::sync::Arc::new(store),
-        today: chrono::Local::now().date_naive(),
+        today: rostersync::daemon::today(),
         now: rostersync::sync::unix_now,
         file_name: None,
     };

@@ -51,14 +51,18 @@ pub enum ActionKind {
     Update,
     Block,
     Unblock,
+    /// The account is removed from the target (`delete_after`): last, so
+    /// that stores written before it decode unchanged.
+    Delete,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 4] = [
+    pub const ALL: [ActionKind; 5] = [
         ActionKind::Create,
         ActionKind::Update,
         ActionKind::Block,
         ActionKind::Unblock,
+        ActionKind::Delete,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +71,7 @@ impl ActionKind {
             ActionKind::Update => "update",
             ActionKind::Block => "block",
             ActionKind::Unblock => "unblock",
+            ActionKind::Delete => "delete",
         }
     }
 }

@@ -353,9 +353,12 @@ async fn push_round(
         for index in level {
             let index = index as usize;
             let action = records.action(index);
-            // A block or unblock goes whatever became of the records it
-            // names: a leaver must not stay active behind a parked manager.
-            let waits_on_references = !matches!(action, ActionKind::Block | ActionKind::Unblock);
+            // A block, unblock or delete goes whatever became of the records
+            // it names: a leaver must not stay active behind a parked manager.
+            let waits_on_references = !matches!(
+                action,
+                ActionKind::Block | ActionKind::Unblock | ActionKind::Delete
+            );
             let references = if waits_on_references {
                 records.references.of(index)
             } else {
@@ -526,6 +529,19 @@ impl Pass<'_> {
         self.progress.advance(batch.len() as u64);
         for (item, outcome) in batch.into_iter().zip(outcomes) {
             match outcome {
+                Outcome::Acked { .. } if item.action == ActionKind::Delete => {
+                    // The account is gone: no id of the target's is held any more.
+                    let acked = Acked {
+                        hash: item.hash,
+                        active: false,
+                        target_id: None,
+                        at: now(),
+                    };
+                    self.drained.done(&item.key, item.action, acked.at);
+                    let deleted = vec![(item.key, acked, item.fields)];
+                    crate::store::blocking(store, move |store| store.acknowledge_deleted(&deleted))
+                        .await?;
+                }
                 Outcome::Acked { target_id } => {
                     let acked = Acked {
                         hash: item.hash,

@@ -19,6 +19,9 @@ pub fn counts_per_target(plan: &Plan) -> String {
                 "{name}: {} create, {} update, {} block, {} unblock",
                 t.create, t.update, t.block, t.unblock
             );
+            if t.delete > 0 {
+                let _ = write!(counts, ", {} delete", t.delete);
+            }
             // Rows that cause no action, so that the counts add up to the rows.
             if t.unchanged > 0 {
                 let _ = write!(counts, ", {} unchanged", t.unchanged);
@@ -63,6 +66,9 @@ pub fn plan_table(plan: &Plan) -> String {
             "\ntarget {name}: {} create, {} update, {} block, {} unblock",
             target.create, target.update, target.block, target.unblock
         );
+        if target.delete > 0 {
+            let _ = write!(out, ", {} delete", target.delete);
+        }
         if target.parked > 0 {
             let _ = write!(out, ", {} parked", target.parked);
         }
@@ -80,12 +86,7 @@ pub fn plan_table(plan: &Plan) -> String {
         if let Some(reason) = &target.stopped {
             let _ = writeln!(out, "  STOPPED: {reason}");
         }
-        for action_name in [
-            ActionKind::Create,
-            ActionKind::Update,
-            ActionKind::Block,
-            ActionKind::Unblock,
-        ] {
+        for action_name in ActionKind::ALL {
             let of_kind: Vec<_> = target
                 .actions
                 .iter()
@@ -95,12 +96,7 @@ pub fn plan_table(plan: &Plan) -> String {
                 action_line(&mut out, action);
             }
             // The plan keeps only the first actions of each kind: the count says how many.
-            let count = match action_name {
-                ActionKind::Create => target.create,
-                ActionKind::Update => target.update,
-                ActionKind::Block => target.block,
-                ActionKind::Unblock => target.unblock,
-            } as usize;
+            let count = target.count(action_name) as usize;
             let shown = of_kind.len().min(SHOWN_PER_ACTION);
             if count > shown {
                 let _ = writeln!(out, "  … and {} more {action_name}", count - shown);

@@ -84,6 +84,11 @@ impl std::fmt::Display for Held {
                 "the plan blocks {:.1}% of the source's active records{on}, max_block_percent is {}",
                 self.value, self.limit
             ),
+            "max_delete_count" => write!(
+                f,
+                "the plan deletes {} accounts{on}, max_delete_count is {}",
+                self.value, self.limit
+            ),
             "max_change_percent" => {
                 write!(
                     f,
@@ -112,6 +117,8 @@ pub struct PlanFigures {
     pub blocks: Vec<(String, u64, u64)>,
     /// Per field the file changes, how many of the source's records.
     pub changes: Vec<FieldShare>,
+    /// Per target that deletes: deletes planned, and its `max_delete_count`.
+    pub deletes: Vec<(String, u64, u64)>,
 }
 
 /// The first rule the plan breaks, if any, and the others it breaks too:
@@ -123,7 +130,7 @@ pub fn check_all(rules: &SafetyConfig, figures: &PlanFigures) -> (Option<Held>, 
 
 /// The first rule the plan breaks, if any, in this order: min_rows,
 /// max_shrink_percent, per target max_block_count and max_block_percent,
-/// then per field max_change_percent.
+/// per target max_delete_count, then per field max_change_percent.
 pub fn check(rules: &SafetyConfig, figures: &PlanFigures) -> Option<Held> {
     broken_rules(rules, figures).into_iter().next()
 }
@@ -176,6 +183,7 @@ fn broken_rules(rules: &SafetyConfig, figures: &PlanFigures) -> Vec<Held> {
             }
         }
     }
+    broken.extend(too_many_deletes(&figures.deletes));
     let limit = *rules.max_change_percent.get_ref();
     if limit > 0.0 {
         for share in figures.changes.iter().filter(|s| s.records > 0) {
@@ -192,6 +200,23 @@ fn broken_rules(rules: &SafetyConfig, figures: &PlanFigures) -> Vec<Held> {
     broken
 }
 
+/// `max_delete_count`, per target: for a file's plan and for the daily
+/// re-plan alike (`deletes`: target, deletes planned, its limit).
+pub fn too_many_deletes(deletes: &[(String, u64, u64)]) -> Vec<Held> {
+    deletes
+        .iter()
+        .filter(|(_, planned, limit)| planned > limit)
+        .map(|(target, planned, limit)| Held {
+            rule: "max_delete_count".to_string(),
+            value: *planned as f64,
+            limit: *limit as f64,
+            target: Some(target.clone()),
+            field: None,
+            sample: Vec::new(),
+        })
+        .collect()
+}
+
 fn round1(value: f64) -> f64 {
     (value * 10.0).round() / 10.0
 }
@@ -206,7 +231,22 @@ mod tests {
             previous_rows: previous,
             blocks: vec![("lms".into(), blocks, active)],
             changes: Vec::new(),
+            deletes: Vec::new(),
         }
+    }
+
+    #[test]
+    fn more_deletes_than_max_delete_count_hold() {
+        let rules = SafetyConfig::default();
+        let mut deleting = figures(100, Some(100), 0, 100);
+        deleting.deletes = vec![("portal".into(), 50, 50)];
+        assert_eq!(check(&rules, &deleting), None, "50 of at most 50");
+        deleting.deletes = vec![("portal".into(), 51, 50)];
+        let held = check(&rules, &deleting).expect("held");
+        assert_eq!(
+            held.to_string(),
+            "the plan deletes 51 accounts on target portal, max_delete_count is 50"
+        );
     }
 
     #[test]

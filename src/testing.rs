@@ -30,6 +30,8 @@ pub fn target(name: &str) -> TargetInfo {
             &BTreeMap::new(),
         ),
         scope: None,
+        delete_after_days: None,
+        max_delete_count: 50,
     }
 }
 
@@ -39,6 +41,7 @@ pub fn source(name: &str) -> SourceInfo {
         kind: RecordKind::Users,
         mode: Mode::Full,
         create_disabled: false,
+        prehire_days: 0,
     }
 }
 

@@ -424,3 +424,56 @@ fn a_credential_over_plain_http_is_refused_but_on_this_machine() {
         assert_eq!(checked(url), (0, "ok\n".to_string()), "{url}");
     }
 }
+
+/// `delete_after` only where the kind's API can delete, and never under a
+/// day; `max_delete_count` and `prehire` are read as given.
+#[test]
+fn delete_after_is_refused_where_the_kind_cannot_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = BASE.replace("dir = \"out\"", "dir = \"out\"\ndelete_after = \"90d\"")
+        + r#"
+[[target]]
+name = "idp"
+kind = "scim"
+url = "https://idp.example.org/scim/v2"
+token_env = "HOME"
+delete_after = "12h"
+"#;
+    let path = write_config(dir.path(), &text);
+    let (code, output) = check(&path);
+    assert_eq!(code, 2, "{output}");
+    let p = path.display().to_string();
+    let lines: Vec<String> = output.lines().map(|l| l.replacen(&p, "F", 1)).collect();
+    assert_eq!(
+        lines,
+        [
+            "F:16:16: delete_after: wbt-file targets cannot delete accounts (their API only \
+             blocks them), so leavers stay blocked there; delete_after is for maarch, \
+             pleasanter, scim targets",
+            "F:23:16: delete_after: at least 1 day (\"1d\"), so that a mistaken block can be \
+             undone before the account goes",
+        ],
+        "{output}"
+    );
+    let fine = BASE.replace(
+        "targets = [\"wbt\"]",
+        "targets = [\"wbt\"]\nprehire = \"14d\"",
+    ) + r#"
+[[target]]
+name = "idp"
+kind = "scim"
+url = "https://idp.example.org/scim/v2"
+token_env = "HOME"
+delete_after = "90d"
+max_delete_count = 5
+"#;
+    let config = rostersync::config::load(
+        &write_config(dir.path(), &fine),
+        rostersync::config::CheckLevel::Full,
+    )
+    .unwrap();
+    assert_eq!(config.sources[0].prehire_days(), 14);
+    assert_eq!(config.targets[1].delete_after_days(), Some(90));
+    assert_eq!(*config.targets[1].max_delete_count.get_ref(), 5);
+    assert_eq!(*config.targets[0].max_delete_count.get_ref(), 50);
+}

@@ -5,6 +5,7 @@ mod support;
 
 use rostersync::ingest::Mode;
 use rostersync::ingest::record::RecordKind;
+use rostersync::plan::SourceRules;
 use support::{World, counts, day, lines, source};
 
 const HEADER: &str = "user_extid;user_lname;user_fname;user_login;user_email;org_extid;user_manager_extid;user_disable;user_activation_date;user_expiration_date\n";
@@ -255,9 +256,15 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
 
     let mut options = world.options();
     options.today = day(2026, 12, 1);
-    let (actions, commit) =
-        rostersync::plan::plan_dates(&world.store, &world.targets, |_| false, since, options)
-            .unwrap();
+    let dated = rostersync::plan::plan_dates(
+        &world.store,
+        &world.targets,
+        |_| SourceRules::default(),
+        since,
+        options,
+    )
+    .unwrap();
+    let (actions, commit) = (dated.actions, dated.commit);
     let summary: Vec<String> = actions
         .iter()
         .map(|(target, a)| format!("{target} {} {}", a.action, a.ext_id))
@@ -274,18 +281,90 @@ fn the_daily_replan_creates_starters_and_blocks_leavers_without_a_new_file() {
     world.store.commit(&commit, &[]).unwrap();
     world.ack_all();
     // Nothing changes between the 2nd and the 31st of December.
-    let (actions, _) = rostersync::plan::plan_dates(
+    let actions = rostersync::plan::plan_dates(
         &world.store,
         &world.targets,
-        |_| false,
+        |_| SourceRules::default(),
         day(2026, 12, 1),
         rostersync::plan::PlanOptions {
             today: day(2026, 12, 31),
             ..options
         },
     )
-    .unwrap();
+    .unwrap()
+    .actions;
     assert!(actions.is_empty());
+}
+
+/// `prehire = "14d"`: a starter further ahead waits; the day its window
+/// opens the daily re-plan creates it blocked, and on its first day it is
+/// unblocked; without prehire it is created on its day only.
+#[test]
+fn a_prehire_is_created_blocked_when_its_window_opens_and_unblocked_on_its_day() {
+    let mut world = World::new();
+    world.relax_safety();
+    let mut hr = source("hr", RecordKind::Users, Mode::Full);
+    hr.prehire_days = 14;
+    let rules = SourceRules {
+        create_disabled: false,
+        prehire_days: 14,
+    };
+    // Starts on 2026-12-10: 19 days ahead on the 21st of November.
+    let starter = "E4;Dias;Dina;dina;dina@x.fr;HQ;;0;2026/12/10;";
+    let plan = world.sync(&hr, &users(&[ANA, starter]));
+    assert_eq!(counts(&plan)["lms"], (1, 0, 0, 0));
+    assert_eq!(plan.targets["lms"].not_created, 1, "it waits");
+
+    let replan = |world: &World, since, today| {
+        let options = rostersync::plan::PlanOptions {
+            today,
+            ..world.options()
+        };
+        let dated =
+            rostersync::plan::plan_dates(&world.store, &world.targets, |_| rules, since, options)
+                .unwrap();
+        world.store.commit(&dated.commit, &[]).unwrap();
+        world.ack_all();
+        let mut summary: Vec<String> = dated
+            .actions
+            .iter()
+            .map(|(target, a)| format!("{target} {} {}", a.action, a.ext_id))
+            .collect();
+        summary.sort();
+        summary
+    };
+    assert!(
+        replan(&world, day(2026, 11, 21), day(2026, 11, 25)).is_empty(),
+        "15 days ahead: still waiting"
+    );
+    assert_eq!(
+        replan(&world, day(2026, 11, 25), day(2026, 11, 26)),
+        ["erp create E4", "lms create E4"],
+        "14 days ahead: created"
+    );
+    let key = rostersync::store::RecordKey {
+        target: "lms".into(),
+        kind: RecordKind::Users,
+        key: "E4".into(),
+    };
+    let acked = world.store.entry(&key).unwrap().unwrap().acked.unwrap();
+    assert!(!acked.active, "created blocked");
+    assert!(replan(&world, day(2026, 11, 26), day(2026, 12, 9)).is_empty());
+    assert_eq!(
+        replan(&world, day(2026, 12, 9), day(2026, 12, 10)),
+        ["erp unblock E4", "lms unblock E4"],
+        "its first day"
+    );
+    assert!(
+        world
+            .store
+            .entry(&key)
+            .unwrap()
+            .unwrap()
+            .acked
+            .unwrap()
+            .active
+    );
 }
 
 #[test]

@@ -651,6 +651,67 @@ fn a_login_deleted_in_maarch_and_created_again_gets_its_new_values() {
     assert_eq!(run.fake.directory(), expected(&rows));
 }
 
+/// `delete_after`: a leaver suspended, then deleted (`DEL`) by the first
+/// file once blocked for the delay; Maarch's refusal (open mail) parks the
+/// delete alone with what to do, and the next file deletes it.
+#[test]
+fn a_leaver_is_deleted_after_the_delay_and_a_refused_delete_says_why() {
+    let mut run = support::Run(
+        courrier_with(
+            Target::maarch("courrier")
+                .password_env("MAARCH_PASSWORD", PASSWORD)
+                .set("delete_after", "30d"),
+        )
+        .build(),
+    );
+    run.orgs(ORGS);
+    let mut rows = staff();
+    let (code, out, err) = run.users(&lines(&rows));
+    assert_eq!(code, 0, "{out}{err}");
+    rows[1].disabled = true;
+    let (code, out, err) = run.users(&lines(&rows));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.directory()["ben"].status, "SPD");
+    let ben = run.fake.with(|c| c.id_of("ben")).unwrap();
+
+    // Day 30 of the block; Ben still receives open mail.
+    let day = chrono::Local::now().date_naive() + chrono::Days::new(30);
+    run.set_secret("ROSTERSYNC_TEST_TODAY", &day.format("%Y-%m-%d").to_string());
+    run.fake.with(|c| {
+        c.open_mail.insert("ben".into());
+    });
+    let mut reordered = lines(&rows);
+    reordered.reverse();
+    let (code, out, _) = run.users(&reordered);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("0 create, 0 update, 0 block, 0 unblock, 1 delete, 1 parked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("deleting user ben: Maarch answered HTTP 403"),
+        "{out}"
+    );
+    assert!(
+        out.contains("redirect or close that mail in Maarch"),
+        "{out}"
+    );
+    assert_eq!(run.fake.directory()["ben"].status, "SPD");
+
+    run.fake.with(|c| c.open_mail.clear());
+    let (code, out, err) = run.users(&lines(&rows));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!run.fake.directory().contains_key("ben"), "{out}");
+    assert_eq!(
+        run.fake.with(|c| c.users[&ben].status.clone()),
+        "DEL",
+        "Maarch keeps a deleted user, as DEL"
+    );
+    let mut expected_rows = staff();
+    expected_rows.remove(1);
+    assert_eq!(run.fake.directory(), expected(&expected_rows));
+}
+
 /// The REST user made not root, and an entity of Maarch's outside its perimeter.
 fn restricted(run: &Run) {
     run.fake.with(|c| {

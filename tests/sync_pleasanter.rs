@@ -174,6 +174,41 @@ fn the_tenant_holds_every_mapped_field_email_included_after_each_file() {
     );
 }
 
+/// `delete_after`: a leaver disabled by the import, then deleted once
+/// blocked for the delay (its `UserId` found by its exact login: imports
+/// give none); a key that may not delete parks the delete saying so.
+#[test]
+fn a_leaver_is_deleted_after_the_delay_found_by_its_login() {
+    let mut run = Run::new(wiki_with(
+        Target::pleasanter("wiki")
+            .token_env("PLEASANTER_KEY", KEY)
+            .set("delete_after", "30d"),
+    ));
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE, DAN]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run.sync(&[ANA, BEN, CLE]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(run.fake.directory()["dan"].disabled);
+
+    let day = chrono::Local::now().date_naive() + chrono::Days::new(30);
+    run.set_secret("ROSTERSYNC_TEST_TODAY", &day.format("%Y-%m-%d").to_string());
+    run.fake.with(|t| t.manager = false);
+    let (code, out, _) = run.sync(&[CLE, BEN, ANA]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("1 delete, 1 parked"), "{out}");
+    assert!(out.contains("deleting user \"dan\""), "{out}");
+    assert!(run.fake.directory().contains_key("dan"));
+
+    run.fake.with(|t| t.manager = true);
+    let (code, out, err) = run.sync(&[BEN, ANA, CLE]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(run.fake.with(|t| t.deleted.clone()), ["dan"]);
+    let mut expected = five();
+    expected.truncate(3);
+    assert_eq!(run.fake.directory(), directory(&expected));
+    assert_eq!(run.parked(), NOTHING_PARKED);
+}
+
 #[test]
 fn a_tenant_already_holding_the_users_takes_them_blocks_and_unblocks_with_nothing_parked() {
     let mut run = Run::new(wiki().edit_source("users", |s| s.set("create_disabled", true)));

@@ -1,5 +1,6 @@
 //! Semantic checks of a parsed config: everything serde cannot say.
 
+mod lifecycle;
 mod notify;
 
 use std::collections::{HashMap, HashSet};
@@ -462,6 +463,7 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
     }
     check_match(c, target);
     check_scope(c, target);
+    lifecycle::check_delete(c, target);
     for (file, what) in [
         (&target.token_file, "token_file"),
         (&target.password_file, "password_file"),

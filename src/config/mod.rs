@@ -159,6 +159,9 @@ pub struct SourceConfig {
     /// Create a new record that is already disabled?
     #[serde(default)]
     pub create_disabled: bool,
+    /// A record starting within this time is created now, blocked, and
+    /// unblocked on its day (README, *Accounts before the first day*).
+    pub prehire: Option<Spanned<HumanDuration>>,
     #[serde(default)]
     pub ready: Ready,
     #[serde(default = "default_settle")]
@@ -280,8 +283,38 @@ pub struct TargetConfig {
     /// order ([`DEFAULT_MATCH`] when absent; `[]`: none is looked for).
     #[serde(rename = "match")]
     pub matching: Option<Spanned<Vec<Spanned<String>>>>,
+    /// An account blocked at least this long is deleted, where the kind
+    /// can delete (README, *Deleting leavers*); absent: never.
+    pub delete_after: Option<Spanned<HumanDuration>>,
+    /// A plan (a file's, or the daily re-plan) that would delete more
+    /// accounts than this at the target is held.
+    #[serde(default = "default_max_delete_count")]
+    pub max_delete_count: Spanned<u64>,
     /// Which records the target holds (README, *Scope*); absent: all.
     pub scope: Option<Spanned<ScopeConfig>>,
+}
+
+fn default_max_delete_count() -> Spanned<u64> {
+    Spanned::new(0..0, 50)
+}
+
+impl SourceConfig {
+    /// `prehire` in whole days (rounded down: never sooner than asked); 0 when absent.
+    pub fn prehire_days(&self) -> u32 {
+        self.prehire.as_ref().map_or(0, |prehire| {
+            (prehire.get_ref().0.as_secs() / 86_400).min(u64::from(u32::MAX)) as u32
+        })
+    }
+}
+
+impl TargetConfig {
+    /// `delete_after` in whole days (rounded up: never sooner than asked).
+    pub fn delete_after_days(&self) -> Option<u32> {
+        self.delete_after.as_ref().map(|after| {
+            let seconds = after.get_ref().0.as_secs();
+            seconds.div_ceil(86_400).min(u64::from(u32::MAX)) as u32
+        })
+    }
 }
 
 /// `[target.scope]`: expressions over the canonical fields.

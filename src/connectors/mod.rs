@@ -103,6 +103,12 @@ pub trait Connector: Sized + Send + Sync + 'static {
     /// that creates or updates the account holding the record's own key.
     const MATCH_FIELDS: &'static [Field] = &[];
 
+    /// Whether its API can remove an account: a `delete_after` on a kind
+    /// that cannot is refused by `check`. Such a kind's `push` gets
+    /// [`ActionKind::Delete`] items only from a config `check` refused,
+    /// and treats them as blocks.
+    const DELETES: bool = false;
+
     /// Config rules of its own, beyond [`Connector::SETTINGS`]: each problem
     /// with the byte range of the config text it is about.
     fn check_config(target: &TargetConfig) -> Vec<SettingProblem> {

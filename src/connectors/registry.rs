@@ -56,6 +56,13 @@ macro_rules! registry {
                 }
             }
 
+            /// Whether its API can remove an account (`delete_after`).
+            pub fn deletes(self) -> bool {
+                match self {
+                    $($(#[$attr])* TargetKind::$variant => <$connector as $crate::connectors::Connector>::DELETES,)*
+                }
+            }
+
             /// Its default mappings.
             pub fn default_fields(self) -> $crate::projection::DefaultFields {
                 match self {

@@ -1,6 +1,7 @@
 //! Once a day, records whose activation or expiration date took effect
-//! since the last day are planned again (the day is kept in
-//! `state_dir/dates.last`).
+//! since the last day are planned again, with the prehires whose window
+//! opened and the blocked accounts whose `delete_after` ran out (the day
+//! is kept in `state_dir/dates.last`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use tracing::{error, info, warn};
 use super::state_health::Failed;
 use super::{Shared, lifecycle, today};
 use crate::config::Config;
-use crate::plan::{PlanOptions, TargetInfo};
+use crate::plan::{PlanOptions, SourceInfo, SourceRules, TargetInfo};
 use crate::{store, sync};
 
 /// Where the day of the last date re-plan is kept, in the state folder.
@@ -41,10 +42,10 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
     }
     if let Some(since) = dates_due(last, today) {
         let targets: Vec<TargetInfo> = config.targets.iter().map(TargetInfo::from_config).collect();
-        let create_disabled: HashMap<String, bool> = config
+        let source_rules: HashMap<String, SourceRules> = config
             .sources
             .iter()
-            .map(|s| (s.name.get_ref().clone(), s.create_disabled))
+            .map(|s| (s.name.get_ref().clone(), SourceInfo::from_config(s).rules()))
             .collect();
         let options = PlanOptions {
             today,
@@ -52,19 +53,25 @@ pub(super) async fn replan(shared: &Arc<Shared>, config: &Config) {
             detail_limit: 0,
         };
         let replanned = store::blocking(&shared.store, move |store| {
-            let (actions, commit) = crate::plan::plan_dates(
+            let dated = crate::plan::plan_dates(
                 store,
                 &targets,
-                |source| create_disabled.get(source).copied().unwrap_or(false),
+                |source| source_rules.get(source).copied().unwrap_or_default(),
                 since,
                 options,
             )?;
-            store.commit(&commit, &[])?;
-            Ok(actions.len())
+            store.commit(&dated.commit, &[])?;
+            Ok((dated.actions.len(), dated.held))
         })
         .await;
         match replanned {
-            Ok(actions) => {
+            Ok((actions, held)) => {
+                for held in held {
+                    error!(target = held.target.as_deref().unwrap_or(""), rule = %held.rule,
+                        "deletes held: the daily re-plan found {held}; none of them is deleted. \
+                         Check the leavers with `rostersync show`, then raise max_delete_count \
+                         and reload to let them go, or approve the next file that holds them");
+                }
                 info!(%since, %today, actions, "dates re-planned: records whose activation or expiration date took effect");
                 if actions > 0 {
                     shared.wake_all();

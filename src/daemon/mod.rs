@@ -137,10 +137,11 @@ fn rfc3339(at: chrono::DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The local day. Test only: `ROSTERSYNC_TEST_TODAY=YYYY-MM-DD` stands in
-/// for it, so that the daily date re-plan is tested without waiting for a
-/// day (`tests/daemon_run.rs`). Never set in service.
-pub(crate) fn today() -> NaiveDate {
+/// The local day, for the daemon and `rostersync sync`. Test only:
+/// `ROSTERSYNC_TEST_TODAY=YYYY-MM-DD` stands in for it, so that the daily
+/// re-plan and `delete_after` are tested without waiting for days
+/// (`tests/daemon_run.rs`, `tests/delete_after.rs`). Never set in service.
+pub fn today() -> NaiveDate {
     std::env::var("ROSTERSYNC_TEST_TODAY")
         .ok()
         .and_then(|day| NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok())

@@ -95,12 +95,13 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
             let _ = writeln!(out, "  desired: {desired}");
             match &entry.acked {
                 Some(acked) => {
-                    let _ = write!(
-                        out,
-                        "  acknowledged: {} at {}",
-                        if acked.active { "active" } else { "blocked" },
-                        when(acked.at)
-                    );
+                    let deleted = !acked.active && store.is_deleted(&key)?;
+                    let state = match (acked.active, deleted) {
+                        (true, _) => "active",
+                        (false, true) => "deleted",
+                        (false, false) => "blocked",
+                    };
+                    let _ = write!(out, "  acknowledged: {state} at {}", when(acked.at));
                     if let Some(id) = &acked.target_id {
                         let _ = write!(out, ", target id {id}");
                     }
@@ -108,6 +109,19 @@ pub fn show(config: &Config, store: &Store, id: &str) -> Result<Answer, StoreErr
                         let _ = write!(out, " (fields differ from the desired ones)");
                     }
                     out.push('\n');
+                    if let Some(days) = target
+                        .delete_after_days()
+                        .filter(|_| kind == RecordKind::Users)
+                        && !acked.active
+                        && !deleted
+                    {
+                        let due = crate::diff::delete_due_on(acked, days);
+                        let _ = writeln!(
+                            out,
+                            "  deleted from: {} (delete_after, unless it comes back before)",
+                            due.map_or_else(|| "unknown".to_string(), |day| day.to_string())
+                        );
+                    }
                     for (field, value) in store
                         .acked_fields(
                             &key,

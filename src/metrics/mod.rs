@@ -151,7 +151,7 @@ impl Metrics {
         );
         registry.register(
             "actions",
-            "Actions sent to a target, by kind (create, update, block, unblock) and outcome (done, parked)",
+            "Actions sent to a target, by kind (create, update, block, unblock, delete) and outcome (done, parked)",
             metrics.actions.clone(),
         );
         registry.register(

@@ -15,9 +15,11 @@ use crate::ingest::record::{Field, Record, RecordKind};
 use crate::model::{ActionKind, ActionStatus, Candidate, Desired, PushStatus, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
+mod dated;
 mod mapped;
 mod parked;
 mod seed;
+pub use dated::{DatedPlan, date_changes, plan_dates};
 pub use seed::plan_seed;
 
 use crate::store::{
@@ -32,6 +34,8 @@ pub struct SourceInfo {
     pub kind: RecordKind,
     pub mode: Mode,
     pub create_disabled: bool,
+    /// `prehire` in whole days (0: none).
+    pub prehire_days: u32,
 }
 
 impl SourceInfo {
@@ -41,8 +45,24 @@ impl SourceInfo {
             kind: source.kind,
             mode: source.mode,
             create_disabled: source.create_disabled,
+            prehire_days: source.prehire_days(),
         }
     }
+
+    /// The source's part of the rules of a record's life.
+    pub fn rules(&self) -> SourceRules {
+        SourceRules {
+            create_disabled: self.create_disabled,
+            prehire_days: self.prehire_days,
+        }
+    }
+}
+
+/// What a source says of its records' lives, whatever the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceRules {
+    pub create_disabled: bool,
+    pub prehire_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +71,9 @@ pub struct TargetInfo {
     pub projector: Projector,
     /// `[target.scope]`, compiled; `None`: every record.
     pub scope: Option<crate::mapping::Scope>,
+    /// `delete_after` in whole days; `None`: accounts are never deleted.
+    pub delete_after_days: Option<u32>,
+    pub max_delete_count: u64,
 }
 
 impl TargetInfo {
@@ -63,6 +86,18 @@ impl TargetInfo {
                 .scope
                 .as_ref()
                 .map(|scope| crate::mapping::Scope::compile(scope.get_ref()).0),
+            delete_after_days: target.delete_after_days(),
+            max_delete_count: *target.max_delete_count.get_ref(),
+        }
+    }
+
+    /// The rules of the life of a source's records of `kind` here. Only
+    /// users are deleted: an organisation goes with its users' accounts.
+    pub fn lifecycle(&self, source: SourceRules, kind: RecordKind) -> diff::Lifecycle {
+        diff::Lifecycle {
+            create_disabled: source.create_disabled,
+            delete_after_days: self.delete_after_days.filter(|_| kind == RecordKind::Users),
+            prehire_days: source.prehire_days,
         }
     }
 }
@@ -112,6 +147,9 @@ pub struct TargetPlan {
     pub update: u64,
     pub block: u64,
     pub unblock: u64,
+    /// Accounts removed after `delete_after` (absent from older plans).
+    #[serde(default)]
+    pub delete: u64,
     pub parked: u64,
     /// Rows of the file the target already holds as they are.
     #[serde(default)]
@@ -125,6 +163,29 @@ pub struct TargetPlan {
     pub stopped: Option<String>,
     /// In sending order: dependencies first, blocks last.
     pub actions: Vec<PlannedAction>,
+}
+
+impl TargetPlan {
+    /// How many actions of a kind the plan holds.
+    pub fn count(&self, action: ActionKind) -> u64 {
+        match action {
+            ActionKind::Create => self.create,
+            ActionKind::Update => self.update,
+            ActionKind::Block => self.block,
+            ActionKind::Unblock => self.unblock,
+            ActionKind::Delete => self.delete,
+        }
+    }
+
+    pub fn count_mut(&mut self, action: ActionKind) -> &mut u64 {
+        match action {
+            ActionKind::Create => &mut self.create,
+            ActionKind::Update => &mut self.update,
+            ActionKind::Block => &mut self.block,
+            ActionKind::Unblock => &mut self.unblock,
+            ActionKind::Delete => &mut self.delete,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -244,6 +305,7 @@ pub fn plan_file(
             .map(|p| p.rows),
         blocks: Vec::new(),
         changes: tally.shares(),
+        deletes: Vec::new(),
     };
     let mut plan = Plan {
         source: source.name.clone(),
@@ -312,6 +374,13 @@ fn gather(
             outcome.plan.block,
             outcome.active_before,
         ));
+        if outcome.plan.delete > 0 {
+            figures.deletes.push((
+                target.name.clone(),
+                outcome.plan.delete,
+                target.max_delete_count,
+            ));
+        }
         commit.targets.push(TargetWrites {
             target: target.name.clone(),
             kind: source.kind,
@@ -556,7 +625,12 @@ fn step(
     let entry_changed = entry.is_none_or(|e| e.source != source.name || e.desired != desired);
     let fields_changed = entry.is_none_or(|e| e.desired.hash != desired.hash);
     let acked = entry.and_then(|e| e.acked.as_ref());
-    let action = diff::decide(&desired, acked, source.create_disabled)
+    let deleted = match acked {
+        Some(acked) if !acked.active => reader.is_deleted(&record_key(target, source.kind, key))?,
+        _ => false,
+    };
+    let rules = target.lifecycle(source.rules(), source.kind);
+    let action = diff::decide_at(&desired, acked, deleted, rules, options.today)
         // Never created while out of scope, even by create_disabled.
         .filter(|_| !(leaving_scope && acked.is_none()));
     let outbox = match action {
@@ -617,6 +691,11 @@ fn reference_fields(kind: RecordKind) -> &'static [Field] {
     }
 }
 
+/// Blocks and deletes send no parent or manager: they go last, in key order.
+fn sends_no_references(action: ActionKind) -> bool {
+    matches!(action, ActionKind::Block | ActionKind::Delete)
+}
+
 /// Orders the actions (dependencies first, blocks last), counts them, and
 /// details (changed fields) the first `detail_limit` of each kind.
 fn detail(
@@ -629,11 +708,11 @@ fn detail(
     // Key order, so that the plan never depends on the order of the file's
     // rows; blocks (which send no references) last.
     found.sort_by(|a, b| {
-        (a.action == ActionKind::Block, &a.key).cmp(&(b.action == ActionKind::Block, &b.key))
+        (sends_no_references(a.action), &a.key).cmp(&(sends_no_references(b.action), &b.key))
     });
     let sending = found
         .iter()
-        .filter(|f| f.action != ActionKind::Block)
+        .filter(|f| !sends_no_references(f.action))
         .count();
     // The sending part is in key order: a reference is found by its key.
     let sent = &found[..sending];
@@ -659,12 +738,7 @@ fn detail(
         .chain(sending..found.len());
     for index in sequence {
         let f = &found[index];
-        match f.action {
-            ActionKind::Create => plan.create += 1,
-            ActionKind::Update => plan.update += 1,
-            ActionKind::Block => plan.block += 1,
-            ActionKind::Unblock => plan.unblock += 1,
-        }
+        *plan.count_mut(f.action) += 1;
         let is_deferred = deferred.contains(&index);
         let shown = detailed.entry(f.action).or_default();
         if *shown < detail_limit {
@@ -857,103 +931,4 @@ fn changes_of(
             .unwrap_or_default()
     };
     Ok(diff::changes(&old, &new))
-}
-
-/// Records of a target whose activation or expiration date took effect in
-/// `(since, today]`: their desired activity changed without a new file.
-pub fn date_changes(
-    store: &Store,
-    target: &str,
-    kind: RecordKind,
-    since: NaiveDate,
-    today: NaiveDate,
-) -> Result<Vec<String>, StoreError> {
-    let mut changed = Vec::new();
-    for item in store.entries(target, kind) {
-        let (key, entry) = item?;
-        let dated = entry.desired.activation.is_some() || entry.desired.expiration.is_some();
-        if dated && diff::is_active(&entry.desired, since) != diff::is_active(&entry.desired, today)
-        {
-            changed.push(key);
-        }
-    }
-    Ok(changed)
-}
-
-/// The daily re-plan: for the records of [`date_changes`], the new desired
-/// activity and the actions it takes, as a commit. `create_disabled` tells,
-/// per source name, whether a new inactive record is created anyway.
-pub fn plan_dates(
-    store: &Store,
-    targets: &[TargetInfo],
-    create_disabled: impl Fn(&str) -> bool,
-    since: NaiveDate,
-    options: PlanOptions,
-) -> Result<(Vec<(String, PlannedAction)>, Commit), StoreError> {
-    let mut actions = Vec::new();
-    let mut commit = Commit::default();
-    let mut writes = Vec::new();
-    for target in targets {
-        for kind in [RecordKind::Orgs, RecordKind::Users] {
-            let mut reader = store.reader();
-            for key in date_changes(store, &target.name, kind, since, options.today)? {
-                let record_key = record_key(target, kind, &key);
-                let Some(entry) = reader.entry(&record_key)? else {
-                    continue;
-                };
-                let create_disabled = create_disabled(&entry.source);
-                let mut desired = entry.desired.clone();
-                desired.active = diff::is_active(&desired, options.today);
-                let action = diff::decide(&desired, entry.acked.as_ref(), create_disabled);
-                let outbox = match action {
-                    Some(action) => OutboxChange::Put(OutboxItem {
-                        action,
-                        queued_at: options.now,
-                    }),
-                    None => OutboxChange::Remove,
-                };
-                if let Some(action) = action {
-                    let fields = reader
-                        .desired_fields(&record_key, &target.projector)?
-                        .unwrap_or_default();
-                    let old = match action {
-                        ActionKind::Create => Fields::new(),
-                        _ => reader
-                            .acked_fields(&record_key, &target.projector)?
-                            .unwrap_or_default(),
-                    };
-                    actions.push((
-                        target.name.clone(),
-                        PlannedAction {
-                            action,
-                            kind,
-                            ext_id: key.clone(),
-                            changes: diff::changes(&old, &fields),
-                            deferred: Vec::new(),
-                            status: None,
-                            reason: None,
-                            candidates: Vec::new(),
-                        },
-                    ));
-                }
-                writes.push(EntryWrite {
-                    key: record_key.key,
-                    desired,
-                    outbox,
-                    acked_fields: None,
-                    in_snapshot: false,
-                });
-            }
-            if !writes.is_empty() {
-                commit.targets.push(TargetWrites {
-                    target: target.name.clone(),
-                    kind,
-                    // Each entry keeps the source it came from.
-                    source: None,
-                    writes: std::mem::take(&mut writes),
-                });
-            }
-        }
-    }
-    Ok((actions, commit))
 }

@@ -58,6 +58,7 @@ pub fn plan_seed(
         blocks: Vec::new(),
         // The source's records are those it holds: nothing changes.
         changes: Vec::new(),
+        deletes: Vec::new(),
     };
     let mut plan = Plan {
         source: source.name.clone(),

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::field_changes::FieldTally;
 use crate::ingest::record::{Record, RecordKind};
+use crate::model::ActionKind;
 
 impl Store {
     /// What storing a file's records changes in its source's snapshot:
@@ -355,7 +356,13 @@ fn apply_write(
     {
         stored.acked_fields = None;
     }
-    if stored.caught_up() {
+    // A delete waits on an account the target holds as desired (blocked):
+    // only its own acknowledgement clears it.
+    let deleting = stored
+        .queued
+        .as_ref()
+        .is_some_and(|queued| queued.action == ActionKind::Delete);
+    if stored.caught_up() && !deleting {
         stored.queued = None;
     }
     Some(stored)

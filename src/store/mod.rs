@@ -14,6 +14,7 @@
 //! | `l\0SEQ` | acknowledgements not yet folded into the groups ([`acklog`]) |
 //! | `p\0TARGET\0KIND\0KEY` | [`Parked`]: a record the target refused, with the reason |
 //! | `c\0TARGET\0KIND\0KEY` | the [`Candidate`](crate::model::Candidate)s of a record parked as ambiguous ([`ambiguous`]) |
+//! | `d\0TARGET\0KIND\0KEY` | unix seconds: the target deleted the record's account ([`deleted`]) |
 //! | `i\0TARGET\0KIND\0TARGET_ID` | the key of the record whose acknowledged target id it is ([`holders`]) |
 //! | `f\0SHA256` | [`FileSeen`]: a processed file |
 //! | `s\0SOURCE` | [`SourceState`]: the last accepted file of a source |
@@ -29,6 +30,7 @@
 mod acklog;
 mod ambiguous;
 mod commit;
+mod deleted;
 pub mod groups;
 mod holders;
 mod migrate;
@@ -240,6 +242,15 @@ impl Commit {
             .map_or(0, |s| s.records.len() + s.now_absent.len());
         snapshot + self.targets.iter().map(|t| t.writes.len()).sum::<usize>()
     }
+}
+
+/// What an acknowledgement says the target did with the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Confirmed {
+    /// It holds the record as sent.
+    Holds,
+    /// It deleted it.
+    Deleted,
 }
 
 /// What `forget-target` dropped.
@@ -522,7 +533,19 @@ impl Store {
         kind: RecordKind,
         limit: usize,
     ) -> Result<Option<HashSet<String>>, StoreError> {
-        let prefix = prefix(b'p', target, kind);
+        self.keys_up_to(b'p', target, kind, limit)
+    }
+
+    /// The record keys under a per-record prefix (`p`, `d`) of a target and
+    /// kind, or `None` when there are more than `limit`.
+    fn keys_up_to(
+        &self,
+        tag: u8,
+        target: &str,
+        kind: RecordKind,
+        limit: usize,
+    ) -> Result<Option<HashSet<String>>, StoreError> {
+        let prefix = prefix(tag, target, kind);
         let skip = prefix.len();
         let mut keys = HashSet::new();
         for key in self.tree.scan_prefix(prefix).keys() {
@@ -641,6 +664,24 @@ impl Store {
     /// [`Store::acknowledge`] for several records (a batch the target
     /// confirmed): one log value, written atomically.
     pub fn acknowledge_many(&self, acks: &[(RecordKey, Acked, Fields)]) -> Result<(), StoreError> {
+        self.log_acks(acks, Confirmed::Holds)
+    }
+
+    /// Records that the target deleted these accounts (`delete_after`):
+    /// acknowledged as blocked, with no target id, and marked deleted in
+    /// the same batch ([`deleted`]).
+    pub fn acknowledge_deleted(
+        &self,
+        acks: &[(RecordKey, Acked, Fields)],
+    ) -> Result<(), StoreError> {
+        self.log_acks(acks, Confirmed::Deleted)
+    }
+
+    fn log_acks(
+        &self,
+        acks: &[(RecordKey, Acked, Fields)],
+        confirmed: Confirmed,
+    ) -> Result<(), StoreError> {
         if acks.is_empty() {
             return Ok(());
         }
@@ -652,6 +693,7 @@ impl Store {
         // few (the usual case: a record is not sent while parked), rather
         // than read for each record.
         let mut few_parked: HashMap<(&str, RecordKind), Option<HashSet<String>>> = HashMap::new();
+        let mut marks = deleted::MarkChanges::default();
         let mut holders = holders::HolderChanges::default();
         // Looked up in key order (each group once); logged in that order too,
         // a record confirmed twice keeping its later confirmation last.
@@ -700,6 +742,13 @@ impl Store {
                 batch.remove(ambiguous::beside_parked(&parked));
                 batch.remove(parked);
             }
+            marks.note(
+                self,
+                key,
+                acked.at,
+                confirmed == Confirmed::Deleted,
+                &mut batch,
+            )?;
         }
         holders.write(&mut batch);
         let mut overlay = self.lock_overlay();
@@ -773,7 +822,7 @@ impl Store {
                 batch.remove(key?);
                 forgotten.parked += 1;
             }
-            for tag in [b'c', b'i'] {
+            for tag in [b'c', b'i', b'd'] {
                 for key in self.tree.scan_prefix(prefix(tag, target, kind)).keys() {
                     batch.remove(key?);
                 }

@@ -41,6 +41,11 @@ impl<'s> Reader<'s> {
         })
     }
 
+    /// Whether the target deleted the record's account ([`Store::is_deleted`]).
+    pub fn is_deleted(&self, key: &RecordKey) -> Result<bool, StoreError> {
+        self.store.is_deleted(key)
+    }
+
     /// A record's entry at a target, its logged acknowledgement applied.
     pub fn stored(&mut self, key: &RecordKey) -> Result<Option<StoredEntry>, StoreError> {
         let store = self.store;

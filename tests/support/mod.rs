@@ -45,6 +45,8 @@ pub fn target(name: &str, kind: TargetKind) -> TargetInfo {
         name: name.into(),
         projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
         scope: None,
+        delete_after_days: None,
+        max_delete_count: 50,
     }
 }
 
@@ -54,6 +56,7 @@ pub fn source(name: &str, kind: RecordKind, mode: Mode) -> SourceInfo {
         kind,
         mode,
         create_disabled: false,
+        prehire_days: 0,
     }
 }
 

@@ -54,6 +54,7 @@ use super::{
     CheckError, Connector, Outcome, Place, PushItem, PushReply, Settings, SettingsError, Verdict,
 };
 
+mod delete;
 mod entity;
 mod reply;
 mod request;
@@ -121,6 +122,8 @@ impl Connector for Maarch {
     };
 
     const MATCH_FIELDS: &'static [Field] = &[Field::Login, Field::Email];
+
+    const DELETES: bool = true;
 
     fn default_fields() -> DefaultFields {
         use Field::*;
@@ -249,6 +252,9 @@ impl Maarch {
     // ----- users -----
 
     async fn sync_user(&self, item: &PushItem, holders: &dyn Holders) -> Result<Pushed, Failure> {
+        if item.action == crate::model::ActionKind::Delete {
+            return self.delete_user(item).await;
+        }
         if let Some(reason) = missing_user_fields(&item.fields) {
             return Err(Failure::Permanent { reason });
         }

@@ -258,6 +258,12 @@ pub fn out_of_perimeter(login: &str, rest_user: &str) -> String {
 
 /// What to do about a suspension Maarch refused with 403.
 pub fn suspension_advice(refusal: Refusal, login: &str, rest_user: &str) -> String {
+    removal_advice(refusal, login, rest_user, "suspend")
+}
+
+/// What to do about a suspension or a delete (`verb`) Maarch refused with
+/// 403: it refuses both for the same reasons.
+pub fn removal_advice(refusal: Refusal, login: &str, rest_user: &str, verb: &str) -> String {
     let retry = "then run `rostersync retry`";
     match refusal {
         Refusal::OpenMail => format!(
@@ -267,10 +273,10 @@ pub fn suspension_advice(refusal: Refusal, login: &str, rest_user: &str) -> Stri
             "{login} is still in an entity's diffusion list: take them out of it in Maarch (administration of the entity), {retry}"
         ),
         Refusal::Yourself => format!(
-            "{login} is the Maarch user rostersync logs in as ({rest_user}), which cannot suspend itself: suspend it by hand, or give rostersync another user of mode rest"
+            "{login} is the Maarch user rostersync logs in as ({rest_user}), which cannot {verb} itself: {verb} it by hand, or give rostersync another user of mode rest"
         ),
         Refusal::Forbidden => format!(
-            "either {login} is a root user, whom only a root user may suspend, or {rest_user} lacks the right to administer users: suspend {login} by hand, or give {rest_user} that right (or root), {retry}"
+            "either {login} is a root user, whom only a root user may {verb}, or {rest_user} lacks the right to administer users: {verb} {login} by hand, or give {rest_user} that right (or root), {retry}"
         ),
         Refusal::OutOfPerimeter => out_of_perimeter(login, rest_user),
         _ => advice(403, rest_user),

@@ -57,6 +57,7 @@ use super::{
     SettingsError, UnknownEncoding, Verdict, bisect,
 };
 
+mod delete;
 mod labels;
 mod reply;
 mod request;
@@ -158,6 +159,8 @@ impl Connector for Pleasanter {
     };
 
     const MATCH_FIELDS: &'static [Field] = &[Field::ExtId, Field::Login];
+
+    const DELETES: bool = true;
 
     fn default_fields() -> DefaultFields {
         use Field::*;
@@ -299,6 +302,11 @@ impl Pleasanter {
             items.iter().map(|i| i.target_id.clone()).collect();
         let mut to_import = Vec::new();
         for (i, item) in items.iter().enumerate() {
+            if item.action == ActionKind::Delete {
+                outcomes[i] = Some(self.delete(item).await);
+                target_ids[i] = None;
+                continue;
+            }
             if let Err(refused) = check_record(item, &self.layout, self.encoding, self.formulas) {
                 outcomes[i] = Some(Outcome::Failed(Failure::Permanent {
                     reason: refused.to_string(),

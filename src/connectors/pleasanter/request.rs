@@ -126,6 +126,11 @@ pub fn get_users_body(key: &str, column: &str, value: &str, offset: u64) -> Valu
 }
 
 /// The body of `/api/users/{id}/update` that renames a user's login.
+/// The body of `/api/users/{id}/delete`: the key alone.
+pub fn delete_body(key: &str) -> Value {
+    json!({"ApiVersion": API_VERSION, "ApiKey": key})
+}
+
 pub fn rename_body(key: &str, login: &str) -> Value {
     json!({"ApiVersion": API_VERSION, "ApiKey": key, "LoginId": login})
 }

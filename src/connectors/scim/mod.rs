@@ -93,6 +93,7 @@ use super::{
     SettingsError, Verdict,
 };
 
+mod delete;
 mod index;
 pub mod lookup;
 mod reply;
@@ -243,6 +244,8 @@ impl Connector for Scim {
     };
 
     const MATCH_FIELDS: &'static [Field] = &[Field::ExtId, Field::Login, Field::Email];
+
+    const DELETES: bool = true;
 
     fn default_fields() -> DefaultFields {
         use Field::*;
@@ -472,6 +475,9 @@ impl Scim {
     /// Makes the provider hold the user (its provider id when it has one),
     /// adopting the one it holds already when the `match` rules find it.
     async fn user(&self, item: &PushItem, holders: &dyn Holders) -> Result<Pushed, Failure> {
+        if item.action == ActionKind::Delete {
+            return self.delete_user(item).await;
+        }
         if item.action != ActionKind::Block && !item.fields.contains_key("userName") {
             return Err(permanent(
                 "the user has no userName (SCIM requires one): map the login, or give it in the file",

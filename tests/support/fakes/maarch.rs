@@ -283,7 +283,7 @@ impl Fake {
         Server::launch(kernel, |kernel| {
             Router::new()
                 .route("/rest/users", get(list_users).post(create_user))
-                .route("/rest/users/{id}", put(update_user))
+                .route("/rest/users/{id}", put(update_user).delete(delete_user))
                 .route("/rest/users/{id}/suspend", put(suspend_user))
                 .route("/rest/users/{id}/groups", post(add_group))
                 .route("/rest/users/{id}/groups/{group}", delete(remove_group))
@@ -681,7 +681,24 @@ async fn suspend_user(
     headers: HeaderMap,
 ) -> Response {
     admitted!(kernel, headers, "PUT /rest/users/{id}/suspend");
-    let result = with_user(&kernel, &id, |courrier, id| {
+    set_status(&kernel, &id, "SPD")
+}
+
+/// `DELETE /rest/users/{id}`: Maarch refuses it for the same reasons as a
+/// suspension, and marks the user `DEL` (no longer listed; a create of its
+/// login restores it).
+async fn delete_user(
+    State(kernel): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    admitted!(kernel, headers, "DELETE /rest/users/{id}");
+    set_status(&kernel, &id, "DEL")
+}
+
+/// Suspends or deletes a user, after Maarch's checks for both.
+fn set_status(kernel: &Kernel<Courrier>, id: &str, status: &str) -> Response {
+    let result = with_user(kernel, id, |courrier, id| {
         let user = user_mut(courrier, id)?;
         let login = user.login.to_lowercase();
         let root_user = user.mode.starts_with("root");
@@ -703,7 +720,7 @@ async fn suspend_user(
         if let Some(reason) = refusal {
             return Err(forbidden(reason));
         }
-        user_mut(courrier, id)?.status = "SPD".into();
+        user_mut(courrier, id)?.status = status.into();
         Ok(())
     });
     match result {

@@ -137,6 +137,8 @@ pub struct Tenant {
     /// Holds each import's reply this long once its rows are committed (a
     /// reply that comes too late: its sender killed or timed out meanwhile).
     pub late_reply_ms: u64,
+    /// The logins of the users deleted (`/api/users/{id}/delete`), in order.
+    pub deleted: Vec<String>,
 }
 
 impl Default for Tenant {
@@ -152,6 +154,7 @@ impl Default for Tenant {
             rows_received: 0,
             exception_logins: Vec::new(),
             late_reply_ms: 0,
+            deleted: Vec::new(),
         }
     }
 }
@@ -208,6 +211,7 @@ impl Fake {
                 .route("/api/users/import", post(import))
                 .route("/api/users/get", post(get_users))
                 .route("/api/users/{id}/update", post(update))
+                .route("/api/users/{id}/delete", post(delete))
                 .route("/errors", get(errors))
                 .with_state(kernel)
         })
@@ -604,6 +608,43 @@ async fn get_users(State(kernel): State<Shared>, body: Bytes) -> Response {
         }
     }))
     .into_response()
+}
+
+/// `POST /api/users/{id}/delete`: a tenant manager's key deletes the user
+/// for good; 404 for an id the tenant does not hold.
+async fn delete(State(kernel): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    admit!(
+        kernel,
+        "delete",
+        request.get("ApiKey").and_then(Value::as_str)
+    );
+    if request.get("ApiVersion").and_then(Value::as_f64) != Some(1.1) {
+        return pleasanter(StatusCode::BAD_REQUEST, "ApiVersion must be 1.1.");
+    }
+    let mut tenant = kernel.lock();
+    if !tenant.manager {
+        return pleasanter(
+            StatusCode::FORBIDDEN,
+            "You do not have permission to perform this operation.",
+        );
+    }
+    let Some(login) = tenant
+        .users
+        .iter()
+        .find(|(_, u)| id.parse() == Ok(u.id))
+        .map(|(login, _)| login.clone())
+    else {
+        return pleasanter(StatusCode::NOT_FOUND, "The user was not found.");
+    };
+    tenant.users.remove(&login);
+    tenant.deleted.push(login);
+    let id: u64 = id.parse().unwrap_or_default();
+    (
+        StatusCode::OK,
+        axum::Json(json!({"Id": id, "StatusCode": 200, "Message": "The user has been deleted."})),
+    )
+        .into_response()
 }
 
 async fn update(State(kernel): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {

@@ -5,7 +5,7 @@
 //! values; userName, displayName and addresses compared without case, as
 //! the RFC's schemas say; 501 when filters are not announced), paging (`startIndex`, `count`,
 //! capped by `max_results`), creation with 409 on a taken userName or
-//! displayName, GET/PUT/PATCH by id with 404 for unknown ids, PATCH paths
+//! displayName, GET/PUT/PATCH/DELETE by id with 404 for unknown ids, PATCH paths
 //! with a value filter (`emails[type eq "work"].value`) that touch only the
 //! values they select, versions with `If-Match` (412 when stale), SCIM error
 //! bodies, and the faults of [`Faults`]. It checks what a strict provider
@@ -85,6 +85,8 @@ pub struct Provider {
     /// connection): the difference is what is in flight.
     pub begun: u64,
     pub finished: u64,
+    /// The externalIds of the users deleted (`DELETE /Users/{id}`), in order.
+    pub deleted: Vec<String>,
     /// The bearer token requests must present.
     token: String,
     next_id: u64,
@@ -211,6 +213,7 @@ impl Fake {
             last_written: None,
             begun: 0,
             finished: 0,
+            deleted: Vec::new(),
             token: format!("Bearer {token}"),
             next_id: 0,
             version: 0,
@@ -224,7 +227,13 @@ impl Fake {
                 .route("/Schemas", get(schemas))
                 .route("/ResourceTypes", get(resource_types))
                 .route("/Users", get(list_users).post(create_user))
-                .route("/Users/{id}", get(get_user).put(put_user).patch(patch_user))
+                .route(
+                    "/Users/{id}",
+                    get(get_user)
+                        .put(put_user)
+                        .patch(patch_user)
+                        .delete(delete_user),
+                )
                 .route("/Groups", get(list_groups).post(create_group))
                 .route(
                     "/Groups/{id}",
@@ -1179,6 +1188,29 @@ fn apply_selected(
         resource.remove(&key);
     }
     Ok(())
+}
+
+/// `DELETE /Users/{id}` (RFC 7644 §3.6): 204, or 404 for an id it does
+/// not hold (a user deleted already).
+async fn delete_user(
+    State(kernel): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let _admitted = admitted!(kernel, headers, "DELETE /Users");
+    let mut provider = kernel.lock();
+    match provider.users.remove(&id) {
+        Some(user) => {
+            let external = text(user.get("externalId")).to_string();
+            provider.deleted.push(external);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            None,
+            &format!("Resource {id} not found"),
+        ),
+    }
 }
 
 macro_rules! one_handler {
