@@ -86,10 +86,11 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
         ])
     );
 
-    // Cléo moves to Direction: out of scope, blocked as a leaver (her
-    // department is not sent: the block is all that changes).
+    // Cléo moves to Direction: out of scope, blocked as a leaver (the block
+    // carries what HR says of her now, as a disabled record's does).
     let mut moved = staff.clone();
-    moved[2] = person("A3", "cleo", "Cléo", "Colin", "Direction");
+    // She takes her married name's address in the same file.
+    moved[2] = "A3;cleo;Cléo;Colin;c.durand@x.fr;;Direction;;0".to_string();
     let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &moved);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -101,7 +102,7 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
         expect(&[
             ("ana", "R&D", true),
             ("ben", "Sales", true),
-            ("cleo", "R&D", false),
+            ("cleo", "Direction", false),
             ("dan", "Sales", true)
         ])
     );
@@ -126,7 +127,7 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
     // Cléo comes back in scope: unblocked, with her department.
     moved[1] = staff[1].clone();
     moved[3] = staff[3].clone();
-    moved[2] = person("A3", "cleo", "Cléo", "Colin", "Sales");
+    moved[2] = "A3;cleo;Cléo;Colin;c.durand@x.fr;;Sales;;0".to_string();
     let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &moved);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -142,6 +143,7 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
             ("dan", "Sales", true)
         ])
     );
+    assert_eq!(run.fake.directory()["cleo"].email, "c.durand@x.fr");
 }
 
 #[test]
@@ -179,6 +181,26 @@ fn out_of_scope_ignore_leaves_the_target_alone() {
         ("ben@x.fr", "Sales", true)
     );
     assert_eq!(held(&run.fake).len(), 2);
+
+    // Back in Sales, with the address he took meanwhile: the provider gets
+    // it, though the file before held it already (PATCH sends what differs
+    // from what the provider holds, not from the last file).
+    let back = [
+        staff[0].clone(),
+        "A2;ben;Ben;Blanc;benoit@x.fr;;Sales;;0".to_string(),
+        staff[2].clone(),
+    ];
+    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &back);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("target idp: 0 create, 1 update, 0 block, 0 unblock"),
+        "{out}"
+    );
+    let ben = &run.fake.directory()["ben"];
+    assert_eq!(
+        (ben.email.as_str(), ben.department.as_str()),
+        ("benoit@x.fr", "Sales")
+    );
 }
 
 /// `emails.work` made of the names, folded to ASCII.

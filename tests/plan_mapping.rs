@@ -66,8 +66,8 @@ fn out_of_scope_is_never_created_even_with_create_disabled_and_leaving_it_blocks
     assert_eq!(plan.targets["lms"].not_created, 1);
     assert_eq!(counts(&plan)["erp"], (3, 0, 0, 0));
 
-    // Ben becomes a contractor: blocked at lms only, as a leaver, and no
-    // field of his is sent with the block.
+    // Ben becomes a contractor: blocked at lms only, as a leaver (the block
+    // carries his new address, as a disabled record's block does).
     world.relax_safety();
     let ben_contractor = BEN.replace("ben@x.fr", "ben@ext.fr");
     let plan = world.sync(&hr, &users(&[ANA, &ben_contractor, CLE]));
@@ -205,11 +205,26 @@ fn a_template_failing_on_a_record_parks_it_until_a_file_maps_it_or_drops_it() {
         ]
     );
 
-    // Unnamed again: parked, and no update goes out for him.
-    let plan = world.sync(&hr, &users(&[ANA, ben_unnamed]));
+    // Unnamed again, and moved to R1: parked, and no update goes out for him.
+    let plan = world.sync(&hr, &users(&[ANA, "E2;;Ben;ben;ben@x.fr;R1;;0;;"]));
     assert_eq!(counts(&plan)["lms"], (0, 0, 0, 0));
     assert_eq!(plan.targets["lms"].parked, 1);
     assert_eq!(parked(&world), ["E2"]);
+
+    // Named again: his update carries the move lms never had, though the
+    // file before held it already.
+    let plan = world.sync(&hr, &users(&[ANA, "E2;Blanc;Ben;ben;ben@x.fr;R1;;0;;"]));
+    assert_eq!(
+        lines(&plan)
+            .into_iter()
+            .filter(|l| l.starts_with("lms"))
+            .collect::<Vec<_>>(),
+        ["lms update E2 structure_uid:HQ→R1"]
+    );
+
+    // Unnamed once more: parked.
+    let plan = world.sync(&hr, &users(&[ANA, ben_unnamed]));
+    assert_eq!(plan.targets["lms"].parked, 1);
 
     // He leaves: his block is not held back by the template (checked
     // before the acknowledgement, which would release him anyway).

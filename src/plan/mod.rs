@@ -12,7 +12,7 @@ use crate::diff::{self, Change};
 use crate::field_changes::FieldTally;
 use crate::ingest::Mode;
 use crate::ingest::record::{Field, Record, RecordKind};
-use crate::model::{ActionKind, ActionStatus, Candidate, Desired, PushStatus, RecordKey};
+use crate::model::{ActionKind, ActionStatus, Candidate, PushStatus, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
 mod dated;
@@ -604,19 +604,16 @@ fn step(
 ) -> Result<Option<Step>, StoreError> {
     let entry = stored.as_ref().map(|stored| &stored.entry);
     let mapped = record.map(|record| mapped::map(target, record));
-    let leaving_scope = matches!(mapped, Some(mapped::Mapped::OutOfScope));
-    let mut desired = match (mapped, entry) {
-        (Some(mapped::Mapped::Desired(desired)), _) => desired,
-        (Some(mapped::Mapped::Ignored), _) => return Ok(mapped::left_alone(key, stored, None)),
-        (Some(mapped::Mapped::Failed(why)), _) => {
-            return Ok(mapped::left_alone(key, stored, Some(why)));
+    let (mut desired, restraint, park) = match mapped::planned(mapped, entry) {
+        mapped::Planned::Step(desired, restraint, park) => (desired, restraint, park),
+        mapped::Planned::Nothing(None) => return Ok(None),
+        mapped::Planned::Nothing(park) => {
+            return Ok(Some(Step {
+                action: None,
+                write: None,
+                park,
+            }));
         }
-        // Out of scope counts as absent from the file: a leaver.
-        (Some(mapped::Mapped::OutOfScope) | None, Some(entry)) => Desired {
-            present: false,
-            ..entry.desired.clone()
-        },
-        (Some(mapped::Mapped::OutOfScope) | None, None) => return Ok(None),
     };
     desired.active = diff::is_active(&desired, options.today);
     let queued_before = stored
@@ -631,8 +628,7 @@ fn step(
     };
     let rules = target.lifecycle(source.rules(), source.kind);
     let action = diff::decide_at(&desired, acked, deleted, rules, options.today)
-        // Never created while out of scope, even by create_disabled.
-        .filter(|_| !(leaving_scope && acked.is_none()));
+        .filter(|&action| restraint.allows(action));
     let outbox = match action {
         Some(action) if entry_changed || queued_before != Some(action) => {
             OutboxChange::Put(OutboxItem {
@@ -680,7 +676,7 @@ fn step(
     Ok(Some(Step {
         action,
         write,
-        park: None,
+        park,
     }))
 }
 
