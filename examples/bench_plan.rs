@@ -42,6 +42,7 @@ fn targets() -> Vec<TargetInfo> {
     .map(|(name, kind)| TargetInfo {
         name: name.into(),
         projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
+        scope: None,
         delete_after_days: None,
         max_delete_count: 50,
     })

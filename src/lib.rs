@@ -18,6 +18,7 @@ pub mod file_modes;
 pub mod fuzzing;
 pub mod ingest;
 pub mod journal;
+pub mod mapping;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -26,7 +26,8 @@ pub struct Desired {
     /// Days since 0001-01-01 (chrono's `num_days_from_ce`).
     pub activation: Option<i32>,
     pub expiration: Option<i32>,
-    /// In the last file of a full source, or in any file of a delta source.
+    /// In the last file of a full source, or in any file of a delta source,
+    /// and in the target's `[target.scope]` (out of it, it is absent there).
     pub present: bool,
 }
 

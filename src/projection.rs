@@ -3,8 +3,8 @@
 //!
 //! Each connector kind has default mappings (README, *Targets*), given by its
 //! connector and overridden by the target's `[target.fields]`
-//! (`target_field = "canonical_field"`, or `""` to drop a default). A
-//! projection holds only fields with a value; the active flag is not part of
+//! (`target_field = "canonical_field"`, a template holding `{{`, or `""`
+//! to drop a default). A projection holds only fields with a value; the active flag is not part of
 //! it (block and unblock are actions of their own), and a password never is
 //! (it is sent on create only and never stored).
 
@@ -13,16 +13,28 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::ingest::record::{Field, FieldName, Record, RecordKind};
+use crate::mapping::{self, FieldTemplate, TemplateFailure};
 
 /// Target field name → canonical value, ordered by name.
 pub type Fields = BTreeMap<String, String>;
 
-/// How a target sees records: target field ← canonical field, per kind.
+/// How a target sees records: target field ← canonical field or template, per kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Projector {
-    users: Vec<(String, FieldName)>,
+    users: Vec<(String, Source)>,
     /// Empty when the target keeps no organisations.
-    orgs: Vec<(String, FieldName)>,
+    orgs: Vec<(String, Source)>,
+    /// Whether some field of a kind is a template: otherwise values are
+    /// read from the record, without building anything.
+    templated: [bool; 2],
+}
+
+/// Where a target field's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Field(FieldName),
+    /// Compiled once per target; shared by the clones of its projector.
+    Template(std::sync::Arc<FieldTemplate>),
 }
 
 impl Projector {
@@ -34,10 +46,23 @@ impl Projector {
         let mut projector = Projector {
             users: to_owned(&users),
             orgs: to_owned(&orgs),
+            templated: [false; 2],
         };
         for (target_field, canonical) in overrides {
             projector.users.retain(|(name, _)| name != target_field);
             projector.orgs.retain(|(name, _)| name != target_field);
+            if mapping::is_template(canonical) {
+                let template = std::sync::Arc::new(FieldTemplate::compile(canonical));
+                for (kind, list) in [
+                    (RecordKind::Users, &mut projector.users),
+                    (RecordKind::Orgs, &mut projector.orgs),
+                ] {
+                    if template.applies_to(kind) {
+                        list.push((target_field.clone(), Source::Template(template.clone())));
+                    }
+                }
+                continue;
+            }
             let Some(field) = FieldName::parse(canonical) else {
                 continue; // "" drops the default; anything else was refused by the config check
             };
@@ -50,7 +75,7 @@ impl Projector {
                     FieldName::Custom(_) => true,
                 };
                 if applies {
-                    list.push((target_field.clone(), field.clone()));
+                    list.push((target_field.clone(), Source::Field(field.clone())));
                 }
             }
         }
@@ -58,6 +83,15 @@ impl Projector {
         // `hash` can read a record directly and agree with `projection::hash`.
         for list in [&mut projector.users, &mut projector.orgs] {
             list.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        for (templated, list) in projector
+            .templated
+            .iter_mut()
+            .zip([&projector.users, &projector.orgs])
+        {
+            *templated = list
+                .iter()
+                .any(|(_, source)| matches!(source, Source::Template(_)));
         }
         projector
     }
@@ -67,7 +101,7 @@ impl Projector {
     pub fn target_field(&self, kind: RecordKind, field: Field) -> Option<&str> {
         self.mapping(kind)
             .iter()
-            .find(|(_, canonical)| *canonical == FieldName::Known(field))
+            .find(|(_, source)| *source == Source::Field(FieldName::Known(field)))
             .map(|(name, _)| name.as_str())
     }
 
@@ -81,42 +115,102 @@ impl Projector {
         !self.mapping(kind).is_empty()
     }
 
-    fn mapping(&self, kind: RecordKind) -> &[(String, FieldName)] {
+    fn mapping(&self, kind: RecordKind) -> &[(String, Source)] {
         match kind {
             RecordKind::Users => &self.users,
             RecordKind::Orgs => &self.orgs,
         }
     }
 
-    /// The fields this target holds for a record.
+    /// The fields this target holds for a record. A template that fails on
+    /// it leaves its field out: planning parks such a record
+    /// ([`Projector::try_project`]), so nothing is sent from this.
     pub fn project(&self, record: &Record) -> Fields {
-        self.values(record)
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect()
+        if !self.is_templated(record.kind()) {
+            return self
+                .values(record)
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect();
+        }
+        let mut fields = Fields::new();
+        for (name, source) in self.mapping(record.kind()) {
+            if let Some(Ok(value)) = value_of(source, record) {
+                fields.insert(name.clone(), value);
+            }
+        }
+        fields
     }
 
-    /// `hash(&self.project(record))`, without building the map: most records
-    /// of a big file are unchanged and only their hash is needed.
-    pub fn hash(&self, record: &Record) -> ProjectionHash {
-        hash_pairs(self.values(record))
+    /// The fields this target holds for a record, or the first template
+    /// that fails on it.
+    pub fn try_project(&self, record: &Record) -> Result<Fields, TemplateFailure> {
+        let mut fields = Fields::new();
+        for (name, source) in self.mapping(record.kind()) {
+            match value_of(source, record) {
+                None => {}
+                Some(Ok(value)) => {
+                    fields.insert(name.clone(), value);
+                }
+                Some(Err(message)) => {
+                    return Err(TemplateFailure {
+                        field: name.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+        Ok(fields)
     }
 
+    /// `hash(&self.project(record))`, without building the map when no field
+    /// is a template: most records of a big file are unchanged and only
+    /// their hash is needed.
+    pub fn hash(&self, record: &Record) -> Result<ProjectionHash, TemplateFailure> {
+        if self.is_templated(record.kind()) {
+            return self.try_project(record).map(|fields| hash(&fields));
+        }
+        Ok(hash_pairs(self.values(record)))
+    }
+
+    fn is_templated(&self, kind: RecordKind) -> bool {
+        self.templated[kind as usize]
+    }
+
+    /// The values of plain fields (templates are left to `value_of`).
     fn values<'r>(&'r self, record: &'r Record) -> impl Iterator<Item = (&'r str, &'r str)> {
         self.mapping(record.kind())
             .iter()
-            .filter_map(move |(target_field, canonical)| {
-                let value = match canonical {
-                    FieldName::Known(field) => record.get(*field),
-                    FieldName::Custom(name) => record.custom(name),
-                }?;
-                Some((target_field.as_str(), value))
+            .filter_map(move |(target_field, source)| {
+                let Source::Field(canonical) = source else {
+                    return None;
+                };
+                Some((target_field.as_str(), field_value(canonical, record)?))
             })
     }
 }
 
-fn to_owned(list: &[(&str, FieldName)]) -> Vec<(String, FieldName)> {
+fn field_value<'r>(canonical: &FieldName, record: &'r Record) -> Option<&'r str> {
+    match canonical {
+        FieldName::Known(field) => record.get(*field),
+        FieldName::Custom(name) => record.custom(name),
+    }
+}
+
+/// A target field's value for a record: `None` when it has none (an empty
+/// cell, or a template printing nothing).
+fn value_of(source: &Source, record: &Record) -> Option<Result<String, String>> {
+    match source {
+        Source::Field(canonical) => field_value(canonical, record).map(|v| Ok(v.to_string())),
+        Source::Template(template) => match template.render(record) {
+            Ok(value) if value.is_empty() => None,
+            rendered => Some(rendered),
+        },
+    }
+}
+
+fn to_owned(list: &[(&str, FieldName)]) -> Vec<(String, Source)> {
     list.iter()
-        .map(|(name, field)| (name.to_string(), field.clone()))
+        .map(|(name, field)| (name.to_string(), Source::Field(field.clone())))
         .collect()
 }
 
@@ -231,7 +325,11 @@ mod tests {
             TargetKind::WbtFile,
         ] {
             let projector = Projector::new(kind.default_fields(), &BTreeMap::new());
-            assert_eq!(projector.hash(&r), hash(&projector.project(&r)), "{kind}");
+            assert_eq!(
+                projector.hash(&r).unwrap(),
+                hash(&projector.project(&r)),
+                "{kind}"
+            );
         }
     }
 
@@ -268,5 +366,36 @@ mod tests {
         assert_eq!(fields.get("city"), None);
         assert_eq!(fields.get("badge").map(String::as_str), Some("B-7"));
         assert_eq!(fields.get("login").map(String::as_str), Some("E1"));
+    }
+
+    #[test]
+    fn templates_project_hash_alike_and_fail_with_their_field() {
+        let r = record("user_extid;user_fname;user_login;user_lname\nE1;Zoë;zoe;Åberg\n");
+        let overrides = BTreeMap::from([(
+            "email".to_string(),
+            "{{ first_name | ascii | lower }}.{{ last_name | ascii | lower }}@corp.example"
+                .to_string(),
+        )]);
+        let scim = Projector::new(TargetKind::Scim.default_fields(), &overrides);
+        let fields = scim.project(&r);
+        assert_eq!(
+            fields.get("email").map(String::as_str),
+            Some("zoe.aberg@corp.example")
+        );
+        assert_eq!(scim.hash(&r).unwrap(), hash(&fields));
+        assert_eq!(scim.try_project(&r).unwrap(), fields);
+        // Names are no organisation's: the template is a user field only.
+        assert!(scim.target_fields(RecordKind::Users).any(|f| f == "email"));
+        assert!(!scim.target_fields(RecordKind::Orgs).any(|f| f == "email"));
+
+        let without_last_name = record("user_extid;user_fname;user_login\nE2;Ana;ana\n");
+        let failure = scim.hash(&without_last_name).unwrap_err();
+        assert_eq!(failure.field, "email");
+        assert!(
+            failure.message.starts_with("no value for last_name"),
+            "{failure:?}"
+        );
+        // Projected for show only, the field is left out.
+        assert_eq!(scim.project(&without_last_name).get("email"), None);
     }
 }

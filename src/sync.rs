@@ -459,7 +459,8 @@ pub async fn push_all(
         let drained = drained?;
         if let Some(target) = plan.targets.get_mut(&name) {
             target.stopped = drained.stopped;
-            target.parked = drained.parked;
+            // Beside those parked while planning (a template failed on them).
+            target.parked += drained.parked;
         }
     }
     let mut listed = std::mem::take(&mut plan.targets);

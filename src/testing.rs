@@ -29,6 +29,7 @@ pub fn target(name: &str) -> TargetInfo {
             DefaultFields::known(&[("login", Field::Login), ("email", Field::Email)], &[]),
             &BTreeMap::new(),
         ),
+        scope: None,
         delete_after_days: None,
         max_delete_count: 50,
     }

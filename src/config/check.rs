@@ -462,6 +462,7 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         c.at(span, message);
     }
     check_match(c, target);
+    check_scope(c, target);
     lifecycle::check_delete(c, target);
     for (file, what) in [
         (&target.token_file, "token_file"),
@@ -535,6 +536,15 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
         if canonical.is_empty() {
             continue; // drops a default mapping
         }
+        if crate::mapping::is_template(canonical) {
+            if let Some(error) = crate::mapping::FieldTemplate::compile(canonical).error() {
+                c.at(
+                    target.fields.span(),
+                    format!("target {name:?}: [target.fields] {target_field}: the template does not compile, at {error}"),
+                );
+            }
+            continue;
+        }
         match FieldName::parse(canonical) {
             None => c.at(
                 target.fields.span(),
@@ -546,6 +556,31 @@ fn check_target(c: &mut Checker<'_>, target: &TargetConfig) {
             ),
             Some(_) => {}
         }
+    }
+}
+
+/// `[target.scope]`: every expression compiles.
+fn check_scope(c: &mut Checker<'_>, target: &TargetConfig) {
+    let Some(scope) = &target.scope else {
+        return;
+    };
+    let name = target.name.get_ref();
+    let (_, problems) = crate::mapping::Scope::compile(scope.get_ref());
+    for problem in problems {
+        let list = match problem.list {
+            "include" => &scope.get_ref().include,
+            _ => &scope.get_ref().exclude,
+        };
+        let span = list
+            .get(problem.index)
+            .map_or_else(|| scope.span(), |expression| expression.span());
+        c.at(
+            span,
+            format!(
+                "target {name:?}: [target.scope] {}[{}] does not compile, at {}",
+                problem.list, problem.index, problem.error
+            ),
+        );
     }
 }
 

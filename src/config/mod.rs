@@ -290,6 +290,8 @@ pub struct TargetConfig {
     /// accounts than this at the target is held.
     #[serde(default = "default_max_delete_count")]
     pub max_delete_count: Spanned<u64>,
+    /// Which records the target holds (README, *Scope*); absent: all.
+    pub scope: Option<Spanned<ScopeConfig>>,
 }
 
 fn default_max_delete_count() -> Spanned<u64> {
@@ -313,6 +315,31 @@ impl TargetConfig {
             seconds.div_ceil(86_400).min(u64::from(u32::MAX)) as u32
         })
     }
+}
+
+/// `[target.scope]`: expressions over the canonical fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    /// A record is in scope when it matches any of these (or there are none)…
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// …and none of these.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub out_of_scope: OutOfScope,
+}
+
+/// What becomes of a record the target held once it is out of scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutOfScope {
+    /// Blocked, as a leaver (and counted so by the safety rules); never created.
+    #[default]
+    Block,
+    /// Left as the target holds it: no create, update or block.
+    Ignore,
 }
 
 /// One `[[notify]]`: a webhook or an e-mail address list, the events it

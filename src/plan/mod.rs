@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SafetyConfig;
@@ -12,10 +12,12 @@ use crate::diff::{self, Change};
 use crate::field_changes::FieldTally;
 use crate::ingest::Mode;
 use crate::ingest::record::{Field, Record, RecordKind};
-use crate::model::{ActionKind, ActionStatus, Candidate, Desired, PushStatus, RecordKey};
+use crate::model::{ActionKind, ActionStatus, Candidate, PushStatus, RecordKey};
 use crate::projection::{Fields, Projector};
 use crate::safety::{self, Held, PlanFigures};
 mod dated;
+mod mapped;
+mod parked;
 mod seed;
 pub use dated::{DatedPlan, date_changes, plan_dates};
 pub use seed::plan_seed;
@@ -67,6 +69,8 @@ pub struct SourceRules {
 pub struct TargetInfo {
     pub name: String,
     pub projector: Projector,
+    /// `[target.scope]`, compiled; `None`: every record.
+    pub scope: Option<crate::mapping::Scope>,
     /// `delete_after` in whole days; `None`: accounts are never deleted.
     pub delete_after_days: Option<u32>,
     pub max_delete_count: u64,
@@ -77,6 +81,11 @@ impl TargetInfo {
         TargetInfo {
             name: target.name.get_ref().clone(),
             projector: Projector::new(target.kind.default_fields(), target.fields.get_ref()),
+            // An expression that does not compile (check refuses it) holds no one.
+            scope: target
+                .scope
+                .as_ref()
+                .map(|scope| crate::mapping::Scope::compile(scope.get_ref()).0),
             delete_after_days: target.delete_after_days(),
             max_delete_count: *target.max_delete_count.get_ref(),
         }
@@ -378,6 +387,8 @@ fn gather(
             source: Some(source.name.clone()),
             writes: outcome.writes,
         });
+        commit.parked.extend(outcome.parked);
+        commit.unparked.extend(outcome.unparked);
         plan.targets.insert(target.name.clone(), outcome.plan);
     }
     Ok(orders)
@@ -400,6 +411,9 @@ struct TargetOutcome {
     writes: Vec<EntryWrite>,
     /// The source's records active at the target before this file.
     active_before: u64,
+    /// Records parked at plan time, and those a mapping releases.
+    parked: Vec<(RecordKey, crate::store::Parked)>,
+    unparked: Vec<RecordKey>,
 }
 
 /// An action found, before ordering and detail.
@@ -442,6 +456,7 @@ fn plan_target<'r>(
     let mut active_before = 0;
     let (mut unchanged, mut not_created) = (0u64, 0u64);
     let mut reader = store.reader();
+    let mut parking = parked::Parking::load(store, &target.name, source.kind)?;
     let progress = crate::progress::Progress::new(
         format!("planning {} for {}", source.name, target.name),
         by_key.len() as u64,
@@ -464,8 +479,16 @@ fn plan_target<'r>(
         let file_record = record.map(|(_, record)| record);
         let known_to_target = stored.as_ref().is_some_and(|s| s.entry.acked.is_some());
         let step = step(source, target, file_record, key, stored, options, reader)?;
+        match record {
+            Some((index, _)) => {
+                let park = step.as_ref().and_then(|s| s.park.as_ref());
+                parking.note(index, key, park, known_to_target);
+            }
+            None => parking.absent(key),
+        }
         // Every row of the file is accounted for, actions or not.
-        if file_record.is_some() && step.as_ref().is_none_or(|s| s.action.is_none()) {
+        let idle = |s: &Step| s.action.is_none() && s.park.is_none();
+        if file_record.is_some() && step.as_ref().is_none_or(idle) {
             if known_to_target {
                 unchanged += 1;
             } else {
@@ -534,14 +557,23 @@ fn plan_target<'r>(
         }
     }
     progress.finish();
-    let (mut plan, order) = detail(&mut reader, source, target, found, options.detail_limit)?;
+    let (mut plan, mut order) = detail(&mut reader, source, target, found, options.detail_limit)?;
     plan.unchanged = unchanged;
     plan.not_created = not_created;
+    let (parked, unparked) = parking.finish(
+        target,
+        source.kind,
+        &mut plan,
+        &mut order,
+        (options.now, options.detail_limit),
+    );
     Ok(TargetOutcome {
         plan,
         order,
         writes,
         active_before,
+        parked,
+        unparked,
     })
 }
 
@@ -557,6 +589,8 @@ fn record_key(target: &TargetInfo, kind: RecordKind, key: &str) -> RecordKey {
 struct Step {
     action: Option<ActionKind>,
     write: Option<EntryWrite>,
+    /// Parked at plan time: why.
+    park: Option<String>,
 }
 
 fn step(
@@ -569,13 +603,17 @@ fn step(
     reader: &mut Reader<'_>,
 ) -> Result<Option<Step>, StoreError> {
     let entry = stored.as_ref().map(|stored| &stored.entry);
-    let mut desired = match (record, entry) {
-        (Some(record), _) => desired_of(record, &target.projector),
-        (None, Some(entry)) => Desired {
-            present: false,
-            ..entry.desired.clone()
-        },
-        (None, None) => return Ok(None),
+    let mapped = record.map(|record| mapped::map(target, record));
+    let (mut desired, restraint, park) = match mapped::planned(mapped, entry) {
+        mapped::Planned::Step(desired, restraint, park) => (desired, restraint, park),
+        mapped::Planned::Nothing(None) => return Ok(None),
+        mapped::Planned::Nothing(park) => {
+            return Ok(Some(Step {
+                action: None,
+                write: None,
+                park,
+            }));
+        }
     };
     desired.active = diff::is_active(&desired, options.today);
     let queued_before = stored
@@ -589,7 +627,8 @@ fn step(
         _ => false,
     };
     let rules = target.lifecycle(source.rules(), source.kind);
-    let action = diff::decide_at(&desired, acked, deleted, rules, options.today);
+    let action = diff::decide_at(&desired, acked, deleted, rules, options.today)
+        .filter(|&action| restraint.allows(action));
     let outbox = match action {
         Some(action) if entry_changed || queued_before != Some(action) => {
             OutboxChange::Put(OutboxItem {
@@ -634,19 +673,11 @@ fn step(
     } else {
         None
     };
-    Ok(Some(Step { action, write }))
-}
-
-fn desired_of(record: &Record, projector: &Projector) -> Desired {
-    let day = |field| record.date(field).map(|d: NaiveDate| d.num_days_from_ce());
-    Desired {
-        hash: projector.hash(record),
-        active: true, // decided by the caller, with the dates
-        disabled: record.disabled(),
-        activation: day(Field::ActivationDate),
-        expiration: day(Field::ExpirationDate),
-        present: true,
-    }
+    Ok(Some(Step {
+        action,
+        write,
+        park,
+    }))
 }
 
 fn reference_fields(kind: RecordKind) -> &'static [Field] {

@@ -4,7 +4,8 @@
 use super::snapshot::{self, StoredRecord};
 use super::{
     COMMIT_CHUNK, Commit, Entry, EntryWrite, OutboxChange, PENDING_KEY, PendingCommit,
-    SnapshotWrite, Store, StoreError, StoredEntry, TargetWrites, encode, file_key, source_key,
+    SnapshotWrite, Store, StoreError, StoredEntry, TargetWrites, ambiguous, encode, file_key,
+    parked_key, source_key,
 };
 use crate::field_changes::FieldTally;
 use crate::ingest::record::{Record, RecordKind};
@@ -221,6 +222,16 @@ impl Store {
         }
         if let Some((name, state)) = &commit.source {
             batch.insert(source_key(name), encode(state)?);
+        }
+        for key in &commit.unparked {
+            let parked = parked_key(key);
+            batch.remove(ambiguous::beside_parked(&parked));
+            batch.remove(parked);
+        }
+        for (key, parked) in &commit.parked {
+            let at = parked_key(key);
+            batch.remove(ambiguous::beside_parked(&at));
+            batch.insert(at, encode(parked)?);
         }
         batch.remove(PENDING_KEY);
         Ok(())

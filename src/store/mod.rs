@@ -229,6 +229,10 @@ pub struct Commit {
     pub targets: Vec<TargetWrites>,
     pub file: Option<([u8; 32], FileSeen)>,
     pub source: Option<(String, SourceState)>,
+    /// Records parked while planning (a template failed on them), and
+    /// those planning released: applied with the rest.
+    pub parked: Vec<(RecordKey, Parked)>,
+    pub unparked: Vec<RecordKey>,
 }
 
 impl Commit {
@@ -560,9 +564,13 @@ impl Store {
         })
     }
 
-    /// Releases every parked record of a target for another try; returns how many.
+    /// Releases every record of a target parked at push for another try;
+    /// returns how many. Those a template failed on while planning wait for
+    /// a file that maps them ([`crate::mapping::PARKED_MAPPING`]).
     pub fn unpark_all(&self, target: &str) -> Result<usize, StoreError> {
-        self.unpark(target, |_| true)
+        self.unpark(target, |parked| {
+            !parked.reason.starts_with(crate::mapping::PARKED_MAPPING)
+        })
     }
 
     /// Releases a target's records parked after transient failures (the

@@ -44,6 +44,7 @@ pub fn target(name: &str, kind: TargetKind) -> TargetInfo {
     TargetInfo {
         name: name.into(),
         projector: Projector::new(kind.default_fields(), &BTreeMap::new()),
+        scope: None,
         delete_after_days: None,
         max_delete_count: 50,
     }
