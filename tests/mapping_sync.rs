@@ -59,6 +59,15 @@ fn sales_and_rd(out_of_scope: &str) -> Target {
     )
 }
 
+/// Syncs `rows` as the next file, checks it went through with `counts` at
+/// the provider, and returns what `sync` printed.
+fn sync_expecting(run: &mut support::Run<Fake>, rows: &[impl AsRef<str>], counts: &str) -> String {
+    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, rows);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("target idp: {counts}")), "{out}");
+    out
+}
+
 #[test]
 fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
     let mut run = support::Run(provider(sales_and_rd("block")).build());
@@ -69,13 +78,8 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
         person("A4", "dan", "Dan", "Dias", "Sales"),
         person("M1", "mara", "Mara", "Moreau", "Direction"),
     ];
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &staff);
-    assert_eq!(code, 0, "{out}{err}");
     // Mara is out of scope: never created.
-    assert!(
-        out.contains("target idp: 4 create, 0 update, 0 block, 0 unblock"),
-        "{out}"
-    );
+    sync_expecting(&mut run, &staff, "4 create, 0 update, 0 block, 0 unblock");
     assert_eq!(
         held(&run.fake),
         expect(&[
@@ -91,12 +95,7 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
     let mut moved = staff.clone();
     // She takes her married name's address in the same file.
     moved[2] = "A3;cleo;Cléo;Colin;c.durand@x.fr;;Direction;;0".to_string();
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &moved);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("target idp: 0 create, 0 update, 1 block, 0 unblock"),
-        "{out}"
-    );
+    sync_expecting(&mut run, &moved, "0 create, 0 update, 1 block, 0 unblock");
     assert_eq!(
         held(&run.fake),
         expect(&[
@@ -128,12 +127,7 @@ fn a_department_moved_out_of_scope_is_blocked_and_counts_as_leavers() {
     moved[1] = staff[1].clone();
     moved[3] = staff[3].clone();
     moved[2] = "A3;cleo;Cléo;Colin;c.durand@x.fr;;Sales;;0".to_string();
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &moved);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("target idp: 0 create, 0 update, 0 block, 1 unblock"),
-        "{out}"
-    );
+    sync_expecting(&mut run, &moved, "0 create, 0 update, 0 block, 1 unblock");
     assert_eq!(
         held(&run.fake),
         expect(&[
@@ -154,12 +148,7 @@ fn out_of_scope_ignore_leaves_the_target_alone() {
         person("A2", "ben", "Ben", "Blanc", "Sales"),
         person("M1", "mara", "Mara", "Moreau", "Direction"),
     ];
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &staff);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("target idp: 2 create, 0 update, 0 block, 0 unblock"),
-        "{out}"
-    );
+    sync_expecting(&mut run, &staff, "2 create, 0 update, 0 block, 0 unblock");
 
     // Ben moves to Direction and changes e-mail: the provider keeps him as he was.
     let requests = run.fake.requests();
@@ -168,12 +157,7 @@ fn out_of_scope_ignore_leaves_the_target_alone() {
         "A2;ben;Ben;Blanc;benoit@x.fr;;Direction;;0".to_string(),
         staff[2].clone(),
     ];
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &moved);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("target idp: 0 create, 0 update, 0 block, 0 unblock"),
-        "{out}"
-    );
+    let out = sync_expecting(&mut run, &moved, "0 create, 0 update, 0 block, 0 unblock");
     assert_eq!(run.fake.requests(), requests, "{out}");
     let ben = &run.fake.directory()["ben"];
     assert_eq!(
@@ -190,12 +174,7 @@ fn out_of_scope_ignore_leaves_the_target_alone() {
         "A2;ben;Ben;Blanc;benoit@x.fr;;Sales;;0".to_string(),
         staff[2].clone(),
     ];
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &back);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("target idp: 0 create, 1 update, 0 block, 0 unblock"),
-        "{out}"
-    );
+    sync_expecting(&mut run, &back, "0 create, 1 update, 0 block, 0 unblock");
     let ben = &run.fake.directory()["ben"];
     assert_eq!(
         (ben.email.as_str(), ben.department.as_str()),
@@ -296,12 +275,7 @@ fn a_template_failing_on_a_record_parks_that_record_only() {
 
     // HR fills his last name in: the next file releases and creates him.
     let fixed = [staff[0], "A2;ben;Ben;Blanc;ben@x.fr;;Sales;;0", staff[2]];
-    let (code, out, err) = run.sync_rows("inbox", "file", HEADER, &fixed);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        out.contains("target idp: 1 create, 0 update, 0 block, 0 unblock"),
-        "{out}"
-    );
+    sync_expecting(&mut run, &fixed, "1 create, 0 update, 0 block, 0 unblock");
     assert_eq!(run.fake.directory()["ben"].email, "ben.blanc@corp.example");
     assert!(parked(&run).is_empty());
 }

@@ -160,6 +160,14 @@ impl Default for Tenant {
 }
 
 impl Tenant {
+    /// The login of the user whose `UserId` is `id`.
+    fn login_of(&self, id: &str) -> Option<String> {
+        self.users
+            .iter()
+            .find(|(_, u)| id.parse() == Ok(u.id))
+            .map(|(login, _)| login.clone())
+    }
+
     /// Adds a user as if made in Pleasanter by hand; returns its id.
     pub fn add(&mut self, login: &str, columns: &[(&str, &str)], disabled: bool) -> u64 {
         let id = self.next_id;
@@ -610,6 +618,12 @@ async fn get_users(State(kernel): State<Shared>, body: Bytes) -> Response {
     .into_response()
 }
 
+/// The API version every request of the users API must say: 1.1.
+fn wrong_api_version(request: &Value) -> Option<Response> {
+    (request.get("ApiVersion").and_then(Value::as_f64) != Some(1.1))
+        .then(|| pleasanter(StatusCode::BAD_REQUEST, "ApiVersion must be 1.1."))
+}
+
 /// `POST /api/users/{id}/delete`: a tenant manager's key deletes the user
 /// for good; 404 for an id the tenant does not hold.
 async fn delete(State(kernel): State<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
@@ -619,8 +633,8 @@ async fn delete(State(kernel): State<Shared>, Path(id): Path<String>, body: Byte
         "delete",
         request.get("ApiKey").and_then(Value::as_str)
     );
-    if request.get("ApiVersion").and_then(Value::as_f64) != Some(1.1) {
-        return pleasanter(StatusCode::BAD_REQUEST, "ApiVersion must be 1.1.");
+    if let Some(refused) = wrong_api_version(&request) {
+        return refused;
     }
     let mut tenant = kernel.lock();
     if !tenant.manager {
@@ -629,12 +643,7 @@ async fn delete(State(kernel): State<Shared>, Path(id): Path<String>, body: Byte
             "You do not have permission to perform this operation.",
         );
     }
-    let Some(login) = tenant
-        .users
-        .iter()
-        .find(|(_, u)| id.parse() == Ok(u.id))
-        .map(|(login, _)| login.clone())
-    else {
+    let Some(login) = tenant.login_of(&id) else {
         return pleasanter(StatusCode::NOT_FOUND, "The user was not found.");
     };
     tenant.users.remove(&login);
@@ -654,16 +663,11 @@ async fn update(State(kernel): State<Shared>, Path(id): Path<String>, body: Byte
         "update",
         request.get("ApiKey").and_then(Value::as_str)
     );
-    if request.get("ApiVersion").and_then(Value::as_f64) != Some(1.1) {
-        return pleasanter(StatusCode::BAD_REQUEST, "ApiVersion must be 1.1.");
+    if let Some(refused) = wrong_api_version(&request) {
+        return refused;
     }
     let mut tenant = kernel.lock();
-    let Some(login) = tenant
-        .users
-        .iter()
-        .find(|(_, u)| id.parse() == Ok(u.id))
-        .map(|(login, _)| login.clone())
-    else {
+    let Some(login) = tenant.login_of(&id) else {
         return pleasanter(StatusCode::NOT_FOUND, "The user was not found.");
     };
     if request.get(DISABLED).is_some() && !tenant.manager {
